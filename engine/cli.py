@@ -1,0 +1,116 @@
+"""`halo`: the command line, a thin layer over the library.
+
+`halo TRACE_PATH -p "question"` asks the diagnostic agent (the reference's
+spelling); the subcommands below answer without an LLM or run the pipeline.
+Each subcommand lives in its own module exposing `HELP`, `add_arguments(parser)`
+and `run(args) -> int`, so this file only dispatches and turns failures into
+one clear line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+# name -> module; each module defines HELP, add_arguments(parser), run(args) -> int
+SUBCOMMANDS: dict[str, str] = {
+    "tool": "engine.cli_tool",
+    "report": "engine.cli_report",
+    "index": "engine.cli_index",
+    "serve": "engine.cli_serve",
+    "demo": "engine.cli_demo",
+    "compare": "engine.cli_compare",
+}
+ASK_MODULE = "engine.cli_ask"
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+DEBUG_ENV = "HALO_DEBUG"
+
+
+class CliError(Exception):
+    """An expected failure: printed as one line, exit code attached."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _load(module_name: str):
+    return importlib.import_module(module_name)
+
+
+def _available_subcommands() -> dict[str, object]:
+    modules = {}
+    for name, module_name in SUBCOMMANDS.items():
+        try:
+            modules[name] = _load(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+    return modules
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser: the ask form plus one subparser per subcommand."""
+    subcommands = _available_subcommands()
+    listing = "\n".join(f"  {name:<9} {mod.HELP}" for name, mod in subcommands.items())
+    parser = argparse.ArgumentParser(
+        prog="halo",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "halo-live: live traces for improving LLM agent harnesses.\n\n"
+            "  halo TRACE_PATH -p \"what fails and why?\"   ask the diagnostic agent\n"
+            "  halo COMMAND ...                          see the commands below\n\n"
+            f"commands:\n{listing}\n\n"
+            "Run `halo COMMAND --help` for a command's options. "
+            f"Set {DEBUG_ENV}=1 to see tracebacks."
+        ),
+    )
+    ask = _load(ASK_MODULE)
+    ask.add_arguments(parser)
+    return parser
+
+
+def _subcommand_parser(name: str, module) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"halo {name}", description=module.HELP)
+    module.add_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `halo` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            module = _load(SUBCOMMANDS[argv[0]])
+            args = _subcommand_parser(argv[0], module).parse_args(argv[1:])
+            code = module.run(args)
+        else:
+            args = build_parser().parse_args(argv)
+            code = _load(ASK_MODULE).run(args)
+        return int(code or 0)
+    except CliError as exc:
+        print(f"halo: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("halo: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"halo: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"halo: set {DEBUG_ENV}=1 for the traceback", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

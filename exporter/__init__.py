@@ -1,0 +1,26 @@
+"""Producers of canonical HALO JSONL: the Agents SDK processor, the OTel exporter, the writer.
+
+Imports are lazy so `import exporter.format` stays cheap for the indexer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["setup_tracing", "HaloTracingProcessor", "HaloSpanExporter", "JsonlWriter"]
+
+_LAZY = {
+    "setup_tracing": ("exporter.agents_sdk", "setup_tracing"),
+    "HaloTracingProcessor": ("exporter.agents_sdk", "HaloTracingProcessor"),
+    "HaloSpanExporter": ("exporter.otel_exporter", "HaloSpanExporter"),
+    "JsonlWriter": ("exporter.writer", "JsonlWriter"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'exporter' has no attribute {name!r}")
+    import importlib
+
+    module_name, attr = _LAZY[name]
+    return getattr(importlib.import_module(module_name), attr)

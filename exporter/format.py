@@ -1,0 +1,348 @@
+"""The canonical HALO span line: every field name, enum and projection rule.
+
+One module owns these names. Producers (the Agents SDK processor, the OTel
+exporter, the OTLP receiver) build lines with `canonical_line` and project
+`inference.*` with `project`; the indexer reads with the same constants.
+Nobody else spells a key.
+
+The line is the format halo-engine 0.3.5 reads: its `status`, `resource` and
+`scope` objects are validated strictly, so nothing beyond the keys below may
+appear inside them. Extra data (events, links, schema urls, dropped counts)
+goes at the top level, which the reference tolerates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+# --- top-level fields ---------------------------------------------------------
+TRACE_ID = "trace_id"
+SPAN_ID = "span_id"
+PARENT_SPAN_ID = "parent_span_id"
+TRACE_STATE = "trace_state"
+NAME = "name"
+KIND = "kind"
+START_TIME = "start_time"
+END_TIME = "end_time"
+STATUS = "status"
+RESOURCE = "resource"
+SCOPE = "scope"
+ATTRIBUTES = "attributes"
+EVENTS = "events"
+LINKS = "links"
+# Inside status / resource / scope (the reference forbids any other key there).
+STATUS_CODE_FIELD = "code"
+STATUS_MESSAGE_FIELD = "message"
+SCOPE_NAME_FIELD = "name"
+SCOPE_VERSION_FIELD = "version"
+
+REQUIRED_FIELDS = (
+    TRACE_ID, SPAN_ID, NAME, KIND, START_TIME, END_TIME, STATUS, RESOURCE, SCOPE, ATTRIBUTES,
+)
+
+# --- enums ----------------------------------------------------------------------
+STATUS_UNSET = "STATUS_CODE_UNSET"
+STATUS_OK = "STATUS_CODE_OK"
+STATUS_ERROR = "STATUS_CODE_ERROR"
+STATUS_CODES = (STATUS_UNSET, STATUS_OK, STATUS_ERROR)  # index = OTLP enum number
+
+SPAN_KIND_UNSPECIFIED = "SPAN_KIND_UNSPECIFIED"
+SPAN_KIND_INTERNAL = "SPAN_KIND_INTERNAL"
+SPAN_KIND_SERVER = "SPAN_KIND_SERVER"
+SPAN_KIND_CLIENT = "SPAN_KIND_CLIENT"
+SPAN_KIND_PRODUCER = "SPAN_KIND_PRODUCER"
+SPAN_KIND_CONSUMER = "SPAN_KIND_CONSUMER"
+SPAN_KINDS = (  # index = OTLP enum number
+    SPAN_KIND_UNSPECIFIED, SPAN_KIND_INTERNAL, SPAN_KIND_SERVER,
+    SPAN_KIND_CLIENT, SPAN_KIND_PRODUCER, SPAN_KIND_CONSUMER,
+)
+
+# inference.observation_kind values
+OBS_AGENT = "AGENT"
+OBS_LLM = "LLM"
+OBS_TOOL = "TOOL"
+OBS_CHAIN = "CHAIN"
+OBS_GUARDRAIL = "GUARDRAIL"
+OBS_SPAN = "SPAN"
+OBSERVATION_KINDS = (OBS_AGENT, OBS_LLM, OBS_TOOL, OBS_CHAIN, OBS_GUARDRAIL, OBS_SPAN)
+
+# --- inference.* projection keys ----------------------------------------------
+SCHEMA_VERSION = 1
+INF_SCHEMA_VERSION = "inference.export.schema_version"
+INF_PROJECT_ID = "inference.project_id"
+INF_OBSERVATION_KIND = "inference.observation_kind"
+INF_LLM_PROVIDER = "inference.llm.provider"
+INF_LLM_MODEL_NAME = "inference.llm.model_name"
+INF_LLM_INPUT_TOKENS = "inference.llm.input_tokens"
+INF_LLM_OUTPUT_TOKENS = "inference.llm.output_tokens"
+INF_LLM_COST_TOTAL = "inference.llm.cost.total"
+INF_USER_ID = "inference.user_id"
+INF_SESSION_ID = "inference.session_id"
+INF_AGENT_NAME = "inference.agent_name"
+INF_AGENT_ID = "inference.agent_id"
+# halo-live additions (the reference ignores unknown attributes).
+INF_RUN_ID = "inference.run_id"
+
+# --- upstream conventions we read --------------------------------------------
+# OpenInference
+OI_SPAN_KIND = "openinference.span.kind"
+OI_LLM_MODEL_NAME = "llm.model_name"
+OI_LLM_PROVIDER = "llm.provider"
+OI_LLM_SYSTEM = "llm.system"
+OI_TOKENS_PROMPT = "llm.token_count.prompt"
+OI_TOKENS_COMPLETION = "llm.token_count.completion"
+OI_COST_TOTAL = "llm.cost.total"
+OI_INPUT_MESSAGES = "llm.input_messages"
+OI_OUTPUT_MESSAGES = "llm.output_messages"
+OI_INPUT_VALUE = "input.value"
+OI_OUTPUT_VALUE = "output.value"
+OI_TOOL_NAME = "tool.name"
+OI_AGENT_NAME = "agent.name"
+OI_AGENT_ID = "agent.id"
+OI_SESSION_ID = "session.id"
+OI_USER_ID = "user.id"
+# OTel GenAI semantic conventions
+GENAI_OPERATION = "gen_ai.operation.name"
+GENAI_REQUEST_MODEL = "gen_ai.request.model"
+GENAI_RESPONSE_MODEL = "gen_ai.response.model"
+GENAI_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+GENAI_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+GENAI_PROMPT_TOKENS = "gen_ai.usage.prompt_tokens"  # older spelling
+GENAI_COMPLETION_TOKENS = "gen_ai.usage.completion_tokens"  # older spelling
+GENAI_AGENT_NAME = "gen_ai.agent.name"
+GENAI_AGENT_ID = "gen_ai.agent.id"
+GENAI_TOOL_NAME = "gen_ai.tool.name"
+GENAI_CONVERSATION_ID = "gen_ai.conversation.id"
+GENAI_PROVIDER = "gen_ai.provider.name"
+GENAI_SYSTEM = "gen_ai.system"  # older spelling of the provider
+# Resource
+SERVICE_NAME = "service.name"
+
+_OI_KIND_TO_OBS = {
+    "LLM": OBS_LLM,
+    "TOOL": OBS_TOOL,
+    "AGENT": OBS_AGENT,
+    "CHAIN": OBS_CHAIN,
+    "GUARDRAIL": OBS_GUARDRAIL,
+    # RETRIEVER, EMBEDDING, RERANKER, EVALUATOR, PROMPT, UNKNOWN -> SPAN
+}
+_GENAI_OP_TO_OBS = {
+    "chat": OBS_LLM,
+    "text_completion": OBS_LLM,
+    "generate_content": OBS_LLM,
+    "execute_tool": OBS_TOOL,
+    "invoke_agent": OBS_AGENT,
+    "create_agent": OBS_AGENT,
+    "invoke_workflow": OBS_CHAIN,
+    "embeddings": OBS_SPAN,
+    "retrieval": OBS_SPAN,
+}
+
+_MODEL_KEYS = (OI_LLM_MODEL_NAME, GENAI_RESPONSE_MODEL, GENAI_REQUEST_MODEL)
+_PROVIDER_KEYS = (OI_LLM_PROVIDER, GENAI_PROVIDER, GENAI_SYSTEM, OI_LLM_SYSTEM)
+_INPUT_TOKEN_KEYS = (OI_TOKENS_PROMPT, GENAI_INPUT_TOKENS, GENAI_PROMPT_TOKENS)
+_OUTPUT_TOKEN_KEYS = (OI_TOKENS_COMPLETION, GENAI_OUTPUT_TOKENS, GENAI_COMPLETION_TOKENS)
+_AGENT_NAME_KEYS = (OI_AGENT_NAME, GENAI_AGENT_NAME)
+_AGENT_ID_KEYS = (OI_AGENT_ID, GENAI_AGENT_ID)
+_TOOL_NAME_KEYS = (OI_TOOL_NAME, GENAI_TOOL_NAME)
+_SESSION_KEYS = (OI_SESSION_ID, GENAI_CONVERSATION_ID)
+_USER_KEYS = (OI_USER_ID,)
+
+
+def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def observation_kind(attrs: Mapping[str, Any]) -> str:
+    """The observation kind a span's upstream attributes imply (SPAN when unknown)."""
+    oi = attrs.get(OI_SPAN_KIND)
+    if isinstance(oi, str) and oi.upper() in _OI_KIND_TO_OBS:
+        return _OI_KIND_TO_OBS[oi.upper()]
+    op = attrs.get(GENAI_OPERATION)
+    if isinstance(op, str) and op in _GENAI_OP_TO_OBS:
+        return _GENAI_OP_TO_OBS[op]
+    if isinstance(oi, str) and oi:
+        return OBS_SPAN
+    if attrs.get(GENAI_TOOL_NAME) is not None:
+        return OBS_TOOL
+    return OBS_SPAN
+
+
+def model_name(attrs: Mapping[str, Any]) -> str | None:
+    """The model a span ran on: the projected name, else OpenInference, else GenAI."""
+    value = attrs.get(INF_LLM_MODEL_NAME) or _first(attrs, _MODEL_KEYS)
+    return value if isinstance(value, str) and value else None
+
+
+def tool_name(attrs: Mapping[str, Any]) -> str | None:
+    """The tool a TOOL span executed (`tool.name` or `gen_ai.tool.name`)."""
+    value = _first(attrs, _TOOL_NAME_KEYS)
+    return value if isinstance(value, str) and value else None
+
+
+def agent_name(attrs: Mapping[str, Any]) -> str | None:
+    """The agent a span ran under: the projected name, else the upstream one."""
+    value = attrs.get(INF_AGENT_NAME) or _first(attrs, _AGENT_NAME_KEYS)
+    return value if isinstance(value, str) and value else None
+
+
+def project(
+    attrs: Mapping[str, Any],
+    *,
+    project_id: str | None = None,
+    resource_attrs: Mapping[str, Any] | None = None,
+    agent_name_hint: str | None = None,
+) -> dict[str, Any]:
+    """The `inference.*` keys for a span with upstream attributes `attrs`.
+
+    Keys the sender already projected win (a HALO-aware producer knows best),
+    except that `project_id` follows the receiver rule: the span's own value,
+    else the resource's `inference.project_id`, else the `project_id` given.
+    `agent_name_hint` is the enclosing agent's name, for LLM/TOOL spans whose
+    own attributes don't carry one. Keys whose value is unknown are omitted,
+    except the three that are always present.
+    """
+    resource_attrs = resource_attrs or {}
+    out: dict[str, Any] = {INF_SCHEMA_VERSION: SCHEMA_VERSION}
+    pid = attrs.get(INF_PROJECT_ID) or resource_attrs.get(INF_PROJECT_ID) or project_id or ""
+    out[INF_PROJECT_ID] = str(pid)
+    kind = attrs.get(INF_OBSERVATION_KIND)
+    out[INF_OBSERVATION_KIND] = kind if kind in OBSERVATION_KINDS else observation_kind(attrs)
+
+    def put(key: str, value: Any) -> None:
+        existing = attrs.get(key)
+        if existing is not None and existing != "":
+            out[key] = existing
+        elif value is not None and value != "":
+            out[key] = value
+
+    provider = _first(attrs, _PROVIDER_KEYS)
+    put(INF_LLM_PROVIDER, provider if isinstance(provider, str) else None)
+    put(INF_LLM_MODEL_NAME, model_name(attrs))
+    put(INF_LLM_INPUT_TOKENS, _as_int(_first(attrs, _INPUT_TOKEN_KEYS)))
+    put(INF_LLM_OUTPUT_TOKENS, _as_int(_first(attrs, _OUTPUT_TOKEN_KEYS)))
+    put(INF_LLM_COST_TOTAL, attrs.get(OI_COST_TOTAL))
+    put(INF_USER_ID, _first(attrs, _USER_KEYS) or resource_attrs.get(OI_USER_ID))
+    put(INF_SESSION_ID, _first(attrs, _SESSION_KEYS))
+    put(INF_AGENT_NAME, _first(attrs, _AGENT_NAME_KEYS) or agent_name_hint)
+    put(INF_AGENT_ID, _first(attrs, _AGENT_ID_KEYS))
+    run_id = resource_attrs.get(INF_RUN_ID)
+    put(INF_RUN_ID, run_id if isinstance(run_id, str) else None)
+    return out
+
+
+# --- ids and times ------------------------------------------------------------------
+
+
+def hex_id(value: bytes | int | str, width: int) -> str:
+    """Lowercase hex of an id given as raw bytes, an int, or a (possibly prefixed) string."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, int):
+        return format(value, f"0{width}x")
+    return value.lower()
+
+
+def iso_from_ns(ns: int) -> str:
+    """ISO-8601 UTC with 9 fractional digits and `Z`, from Unix nanoseconds."""
+    seconds, frac = divmod(int(ns), 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
+
+
+def iso_from_datetime(value: datetime | str | None) -> str:
+    """ISO-8601 UTC with 9 fractional digits and `Z`, from a datetime or its isoformat()."""
+    if value is None or value == "":
+        return ""
+    dt = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    dt = dt.astimezone(timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}000Z"
+
+
+def ns_from_iso(value: str) -> int | None:
+    """Unix nanoseconds from a canonical (or any ISO-8601) timestamp; None if unparsable."""
+    if not value:
+        return None
+    try:
+        head, dot, tail = value.rstrip("Z").partition(".")
+        dt = datetime.fromisoformat(head).replace(tzinfo=timezone.utc)
+        digits = "".join(ch for ch in tail if ch.isdigit())[:9] if dot else ""
+        return int(dt.timestamp()) * 1_000_000_000 + int(digits.ljust(9, "0") or 0)
+    except ValueError:
+        return None
+
+
+# --- the line ---------------------------------------------------------------------------
+
+
+def canonical_line(
+    *,
+    trace_id: str,
+    span_id: str,
+    parent_span_id: str,
+    name: str,
+    kind: str,
+    start_time: str,
+    end_time: str,
+    status_code: str,
+    status_message: str,
+    resource_attributes: Mapping[str, Any],
+    scope_name: str,
+    scope_version: str,
+    attributes: Mapping[str, Any],
+    trace_state: str = "",
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One canonical span as a dict, keys in the reference's order; `extra` goes top level."""
+    line: dict[str, Any] = {
+        TRACE_ID: trace_id,
+        SPAN_ID: span_id,
+        PARENT_SPAN_ID: parent_span_id or "",
+        TRACE_STATE: trace_state or "",
+        NAME: name,
+        KIND: kind,
+        START_TIME: start_time,
+        END_TIME: end_time,
+        STATUS: {STATUS_CODE_FIELD: status_code, STATUS_MESSAGE_FIELD: status_message or ""},
+        RESOURCE: {ATTRIBUTES: dict(resource_attributes)},
+        SCOPE: {SCOPE_NAME_FIELD: scope_name or "", SCOPE_VERSION_FIELD: scope_version or ""},
+        ATTRIBUTES: dict(attributes),
+    }
+    if extra:
+        for key, value in extra.items():
+            if key not in line:
+                line[key] = value
+    return line
+
+
+_DUMPS_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+
+
+def encode_line(line: Mapping[str, Any]) -> bytes:
+    """A span dict as one `\\n`-terminated UTF-8 JSON line (values JSON can't hold become strings)."""
+    return orjson.dumps(line, default=str, option=_DUMPS_OPTS)
