@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
+from contextlib import ExitStack
 
 import openai
 import pytest
@@ -13,6 +12,7 @@ from agents import Agent, ModelSettings, RunConfig, Runner, function_tool
 from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from agents.models.openai_responses import OpenAIResponsesModel
 
+from demo.model_process import ModelServerProcess
 from demo.model_server import ModelServer, Reply, ScriptedPolicy, ToolCall, Turn
 
 APIS = ["responses", "chat"]
@@ -35,6 +35,12 @@ def run(agent: Agent, prompt: str, streamed: bool):
     config = RunConfig(tracing_disabled=True)
 
     async def go():
+        try:
+            return await attempt()
+        finally:  # close the pool inside its loop, so no transport outlives asyncio.run
+            await agent.model._client.close()
+
+    async def attempt():
         if not streamed:
             return await Runner.run(agent, prompt, run_config=config)
         result = Runner.run_streamed(agent, prompt, run_config=config)
@@ -105,8 +111,8 @@ def test_error_reply_is_an_http_error_the_client_raises(api):
 
 def test_rate_limit_status_and_models_listing():
     policy = ScriptedPolicy([Reply(error_status=429, error_message="slow down")])
-    with ModelServer(policy) as server:
-        client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+    with ModelServer(policy) as server, ExitStack() as stack:
+        client = stack.enter_context(openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0))
         assert [m.id for m in client.models.list()] == ["halo-demo"]
         with pytest.raises(openai.RateLimitError):
             client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
@@ -116,15 +122,15 @@ def test_broken_policy_answers_500():
     def broken(turn: Turn) -> Reply:
         raise RuntimeError("boom")
 
-    with ModelServer(broken) as server:
-        client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+    with ModelServer(broken) as server, ExitStack() as stack:
+        client = stack.enter_context(openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0))
         with pytest.raises(openai.InternalServerError, match="boom"):
             client.responses.create(model="m", input="x")
 
 
 def test_chat_stream_sends_usage_chunk_only_when_asked():
-    with ModelServer(ScriptedPolicy([Reply(text="a b c")] * 2)) as server:
-        client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+    with ModelServer(ScriptedPolicy([Reply(text="a b c")] * 2)) as server, ExitStack() as stack:
+        client = stack.enter_context(openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0))
         msgs = [{"role": "user", "content": "x"}]
         with_usage = list(client.chat.completions.create(
             model="m", messages=msgs, stream=True, stream_options={"include_usage": True}))
@@ -135,17 +141,12 @@ def test_chat_stream_sends_usage_chunk_only_when_asked():
 
 
 def test_separate_process_serves_a_policy_named_on_the_command_line():
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "demo.model_server", "--port", "0",
-         "--policy", "demo.model_server:ScriptedPolicy", "--policy-kwargs", '{"replies": []}'],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        line = proc.stdout.readline().strip()
-        assert line.startswith("listening on http://127.0.0.1:")
-        client = openai.OpenAI(base_url=line.split()[-1], api_key="k", max_retries=0)
-        response = client.responses.create(model="m", input="hello")
-        assert response.output_text == "done"
-    finally:
-        proc.terminate()
-        assert proc.wait(timeout=10) == 0
+    spawn = ModelServerProcess("demo.model_server:ScriptedPolicy", {"replies": []})
+    with spawn as proc, openai.OpenAI(base_url=proc.base_url, api_key="k", max_retries=0) as client:
+        assert proc.base_url.startswith("http://127.0.0.1:")
+        assert client.responses.create(model="m", input="hello").output_text == "done"
+
+
+def test_separate_process_with_a_bad_policy_fails_with_one_line():
+    with pytest.raises(RuntimeError, match="model server did not start: .*no_such_module"):
+        ModelServerProcess("no_such_module:policy").start()
