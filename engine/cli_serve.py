@@ -1,0 +1,165 @@
+"""`halo serve`: the OTLP endpoint (gRPC + HTTP) writing canonical JSONL, with a live index.
+
+The composition root of the receiving side: one `JsonlWriter` on the output
+file (or on this process's own shard in a folder), a `Receiver` shared by the
+gRPC and HTTP servers, and an indexer following the dataset, woken by the
+writer after each write. SIGTERM/SIGINT stop accepting, let in-flight
+requests finish, flush, bring the index up to date and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+
+from engine.cli import CliError
+from exporter import config
+
+HELP = "the OTLP endpoint (gRPC 4317, HTTP 4318) writing canonical JSONL, with a live index"
+
+GRACE_SECONDS = 3.0  # in-flight requests get this long to finish on shutdown
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, metavar="PATH",
+                        help="trace file to append to, or a folder (e.g. traces/) where this "
+                             "server writes its own shard traces-serve-<host>-<pid>.jsonl")
+    parser.add_argument("--grpc-port", type=int, default=4317,
+                        help="OTLP/gRPC port (default 4317; 0 picks a free one)")
+    parser.add_argument("--http-port", type=int, default=4318,
+                        help="OTLP/HTTP port (default 4318; 0 picks a free one)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--project-id", default=None,
+                        help="inference.project_id for spans whose resource sets none "
+                             f"(default ${config.HALO_PROJECT_ID})")
+    parser.add_argument("--token", default=None,
+                        help=f"require 'Authorization: Bearer TOKEN' (default ${config.HALO_TOKEN})")
+    parser.add_argument("--fsync", default=None, choices=config.FSYNC_POLICIES,
+                        help="sync policy before acknowledging: never (default), batch, always "
+                             f"(default ${config.HALO_FSYNC})")
+    parser.add_argument("--max-body-mb", type=float, default=16.0,
+                        help="largest request accepted, in MB, after decompression (default 16)")
+    parser.add_argument("--no-index", action="store_true",
+                        help="do not run the live indexer (another process indexes the data)")
+
+
+def shard_name() -> str:
+    """This process's own shard in a folder: one writer per file keeps shards independent."""
+    host = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in socket.gethostname())
+    return f"traces-serve-{host or 'host'}-{os.getpid()}.jsonl"
+
+
+def resolve_out(out: str) -> tuple[Path, Path]:
+    """(file to write, dataset to index) for `--out`; CliError if unusable."""
+    path = Path(out).expanduser()
+    if path.is_dir() or out.endswith(("/", os.sep)):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliError(f"cannot create folder {out}: {exc.strerror or exc}") from None
+        target, dataset = path / shard_name(), path
+    else:
+        if not path.parent.is_dir():
+            raise CliError(f"cannot write {out}: folder {path.parent} does not exist")
+        target, dataset = path, path
+    try:  # fail now, in one line, rather than on the first request
+        os.close(os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+    except OSError as exc:
+        raise CliError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return target, dataset
+
+
+class _Index:
+    """The live indexer on its own thread; absent if `--no-index`."""
+
+    def __init__(self, dataset: Path) -> None:
+        from indexer import TraceIndex  # imported here: `halo serve --no-index` needs no LMDB
+
+        self.idx = TraceIndex.open(dataset)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.idx.follow, args=(self.stop,),
+                                       name="halo-serve-index", daemon=True)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.idx.notify()
+        self.thread.join(GRACE_SECONDS)
+        if not self.thread.is_alive():
+            self.idx.catch_up()  # everything acknowledged is written: index it all
+            self.idx.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # bind errors become our one line instead
+    from exporter.receiver import Receiver
+    from exporter.receiver_grpc import GrpcReceiver
+    from exporter.receiver_http import HttpReceiver
+    from exporter.writer import JsonlWriter
+
+    if args.max_body_mb <= 0:
+        raise CliError(f"--max-body-mb must be > 0, not {args.max_body_mb}")
+    for flag, port in (("--grpc-port", args.grpc_port), ("--http-port", args.http_port)):
+        if not 0 <= port <= 65535:
+            raise CliError(f"{flag} must be between 0 and 65535, not {port}")
+    try:
+        project_id = config.setting(args.project_id, config.HALO_PROJECT_ID, config.DEFAULT_PROJECT_ID)
+        target, dataset = resolve_out(args.out)
+        index = None if args.no_index else _Index(dataset)
+        notify = index.idx.notify if index else None
+        writer = JsonlWriter(target, fsync=args.fsync,
+                             on_flush=(lambda _offset: notify()) if notify else None)
+        receiver = Receiver(writer, project_id=project_id, token=args.token,
+                            max_body_bytes=int(args.max_body_mb * 1024 * 1024))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+    grpc_server = GrpcReceiver(receiver, args.host, args.grpc_port)
+    http_server = HttpReceiver(receiver, args.host, args.http_port)
+    stop = threading.Event()
+    started = []
+    try:
+        grpc_port = grpc_server.start()
+        started.append(grpc_server)
+        http_port = http_server.start()
+        started.append(http_server)
+    except OSError as exc:
+        for server in started:
+            server.stop(0)
+        writer.shutdown()
+        if index:
+            index.close()
+        raise CliError(str(exc)) from None
+
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    if index:
+        index.thread.start()
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"halo serve: writing {target}", flush=True)
+    print(f"halo serve: OTLP/gRPC listening on {host}:{grpc_port}", flush=True)
+    print(f"halo serve: OTLP/HTTP listening on http://{host}:{http_port}/v1/traces", flush=True)
+    print("halo serve: ready (" + ("auth on, " if receiver.token else "")
+          + ("live index on" if index else "no index") + "); SIGTERM or Ctrl-C stops", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        # Stop both servers at once: each refuses new requests and lets in-flight ones finish.
+        stopper = threading.Thread(target=grpc_server.stop, args=(GRACE_SECONDS,))
+        stopper.start()
+        http_server.stop(GRACE_SECONDS)
+        stopper.join()
+        receiver.close()
+        writer.shutdown(GRACE_SECONDS)
+        if index:
+            index.close()
+    lost = f", {writer.dropped} line(s) refused while the queue was full" if writer.dropped else ""
+    print(f"halo serve: stopped; {receiver.stats()}{lost}", file=sys.stderr, flush=True)
+    return 0

@@ -1,0 +1,145 @@
+"""What the OTLP/gRPC and OTLP/HTTP endpoints share.
+
+`Receiver` checks the bearer token, converts a request body to canonical
+lines, hands them to the `JsonlWriter` and waits until they are written:
+success is answered only then, so an acknowledged span survives a crash of
+the server. When the writer's queue stays full for `submit_timeout` the
+request is refused as retryable (HTTP 429 / gRPC UNAVAILABLE) instead of
+buffered without bound. The transports only map `Outcome`s to their codes.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import logging
+import threading
+from dataclasses import dataclass
+
+from exporter import config
+from exporter.otlp_convert import Conversion, InvalidRequest, from_json, from_protobuf
+from exporter.writer import JsonlWriter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024  # gRPC's default is 4 MiB, the Collector's HTTP 20 MiB
+DEFAULT_SUBMIT_TIMEOUT = 0.25  # absorb a short burst before refusing
+DEFAULT_WRITE_TIMEOUT = 30.0  # a write slower than this is reported as unavailable
+RETRY_AFTER_SECONDS = 1
+
+
+class Status(enum.Enum):
+    OK = "ok"  # written (possibly with rejected spans)
+    INVALID = "invalid"  # the request cannot be decoded: nothing written
+    THROTTLED = "throttled"  # writer queue full: retry later
+    UNAVAILABLE = "unavailable"  # write failed or timed out, or shutting down: retry later
+
+
+@dataclass
+class Outcome:
+    """The result of one export request, transport-neutral."""
+
+    status: Status
+    accepted: int = 0
+    rejected: int = 0
+    message: str = ""
+
+
+class Receiver:
+    """Auth, conversion and the writer handoff of `halo serve`'s endpoints.
+
+    `token`: the bearer token required of every request (argument, else
+    `$HALO_TOKEN`, else none). `project_id`: `inference.project_id` for spans
+    whose resource does not set one. Thread-safe: both servers call `export_*`
+    from their worker threads.
+    """
+
+    def __init__(
+        self,
+        writer: JsonlWriter,
+        *,
+        project_id: str = "",
+        token: str | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
+        write_timeout: float = DEFAULT_WRITE_TIMEOUT,
+    ) -> None:
+        if max_body_bytes <= 0:
+            raise ValueError(f"max_body_bytes must be > 0, not {max_body_bytes!r}")
+        self.writer = writer
+        self.project_id = project_id or ""
+        self.token = config.setting(token, config.HALO_TOKEN, "") or ""
+        self.max_body_bytes = max_body_bytes
+        self.submit_timeout = submit_timeout
+        self.write_timeout = write_timeout
+        self._lock = threading.Lock()
+        self._closing = False
+        self.requests = 0
+        self.spans_accepted = 0
+        self.spans_rejected = 0
+        self.throttled = 0
+
+    # --- auth -------------------------------------------------------------------------------
+
+    def authorized(self, authorization: str | None) -> bool:
+        """True if no token is required or `authorization` is `Bearer <token>`."""
+        if not self.token:
+            return True
+        if not authorization:
+            return False
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(value.strip().encode(), self.token.encode())
+
+    # --- export -----------------------------------------------------------------------------
+
+    def export_protobuf(self, body: bytes) -> Outcome:
+        """Convert and write a serialized `ExportTraceServiceRequest`."""
+        return self._export(body, from_protobuf)
+
+    def export_json(self, body: bytes) -> Outcome:
+        """Convert and write an OTLP/JSON `ExportTraceServiceRequest`."""
+        return self._export(body, from_json)
+
+    def close(self) -> None:
+        """Refuse new requests (retryable) from now on; in-flight ones finish."""
+        self._closing = True
+
+    def _export(self, body: bytes, convert) -> Outcome:
+        if self._closing:
+            return Outcome(Status.UNAVAILABLE, message="the server is shutting down")
+        try:
+            conversion: Conversion = convert(body, project_id=self.project_id)
+        except InvalidRequest as exc:
+            with self._lock:
+                self.requests += 1
+            return Outcome(Status.INVALID, message=str(exc))
+        outcome = self.write(conversion.lines)
+        outcome.rejected = conversion.rejected
+        if outcome.status is Status.OK:
+            outcome.message = conversion.error_message
+        with self._lock:
+            self.requests += 1
+            self.spans_accepted += outcome.accepted
+            self.spans_rejected += conversion.rejected
+            self.throttled += outcome.status is Status.THROTTLED
+        return outcome
+
+    def write(self, lines: list[bytes]) -> Outcome:
+        """Hand `lines` to the writer and wait until they are written."""
+        if not lines:
+            return Outcome(Status.OK)
+        ticket = self.writer.submit(lines, timeout=self.submit_timeout)
+        if ticket is None:
+            return Outcome(Status.THROTTLED, message="the trace writer's queue is full; retry later")
+        if not self.writer.wait(ticket, timeout=self.write_timeout):
+            # The lines may still be written later; the client retries and the
+            # indexer tolerates the duplicate span (same ids, same content).
+            return Outcome(Status.UNAVAILABLE, message="writing the trace file failed or timed out")
+        return Outcome(Status.OK, accepted=len(lines))
+
+    def stats(self) -> str:
+        """One line of counters for the shutdown message."""
+        return (f"{self.requests} request(s), {self.spans_accepted} span(s) written, "
+                f"{self.spans_rejected} rejected, {self.throttled} throttled request(s)")
