@@ -36,9 +36,10 @@ class JsonlWriter:
 
     `fsync`: "never" (default; the OS decides), "batch" (fdatasync after each
     flush, before `wait()` returns) or "always" (every submit is written and
-    synced at once, no batching delay). `encode`, if given, turns submitted
-    items that are not bytes into lines on the worker thread (keeps the
-    caller's cost to an append). `on_flush(end_offset)` runs after each write.
+    synced at once, no batching delay). Items that are not bytes are turned
+    into a line on the worker thread by `encode(item)`, or by calling them if
+    no `encode` is given (a zero-argument callable), which keeps the caller's
+    cost to an append. `on_flush(end_offset)` runs after each write.
     """
 
     def __init__(
@@ -95,7 +96,7 @@ class JsonlWriter:
     # --- public API --------------------------------------------------------------------
 
     def submit(self, lines: Sequence[Any], timeout: float | None = None) -> int | None:
-        """Enqueue whole lines (bytes ending in b"\\n", or items for `encode`).
+        """Enqueue whole lines (bytes ending in b"\\n", or deferred items, see the class).
 
         Blocks at most `timeout` (default `block_timeout`) for room; returns a
         ticket for `wait()`, or None if the queue stayed full or the writer is
@@ -264,7 +265,7 @@ class JsonlWriter:
         for item in items:
             if not isinstance(item, (bytes, bytearray, memoryview)):
                 try:
-                    item = self.encode(item) if self.encode is not None else None
+                    item = self.encode(item) if self.encode is not None else item()
                 except Exception as exc:  # a producer bug must not stop the writer
                     logger.warning("[non-fatal] halo: cannot encode a span: %r", exc)
                     item = None

@@ -1,0 +1,181 @@
+"""`setup_tracing()`: write every OpenAI Agents SDK span as a canonical HALO line.
+
+    from exporter import setup_tracing
+    processor = setup_tracing(service_name="my-harness", project_id="bench-1")
+    ... Runner.run(...) ...
+    processor.shutdown()   # optional: an interpreter-exit hook flushes too
+
+The processor replaces the SDK's default OpenAI uploader (through
+`set_trace_processors`, so tracing stays enabled) unless
+`keep_openai_exporter=True`. On the agent's thread it only records the
+enclosing agent at span start and enqueues the finished span; conversion and
+encoding run on the writer's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from functools import partial
+from typing import Any
+
+from agents.tracing import Span, Trace, TracingProcessor, set_trace_processors
+from agents.tracing.span_data import AgentSpanData
+
+from exporter import config
+from exporter import format as f
+from exporter.sdk_spans import ExportContext, TraceInfo, span_to_line
+from exporter.writer import JsonlWriter
+
+logger = logging.getLogger(__name__)
+
+
+def new_run_id() -> str:
+    """A fresh short id for one process's run (12 hex digits)."""
+    return uuid.uuid4().hex[:12]
+
+
+class HaloTracingProcessor(TracingProcessor):
+    """An Agents SDK `TracingProcessor` that appends canonical lines via a `JsonlWriter`.
+
+    Never raises into the agent: a failure is logged once and counted in `dropped`.
+    """
+
+    def __init__(
+        self,
+        writer: JsonlWriter,
+        *,
+        ctx: ExportContext,
+        owns_writer: bool = True,
+        submit_timeout: float | None = None,
+    ) -> None:
+        self.writer = writer
+        self.ctx = ctx
+        self._owns_writer = owns_writer
+        self._submit_timeout = submit_timeout
+        self._traces: dict[str, TraceInfo] = {}
+        self._agents: dict[str, str | None] = {}  # open span id -> enclosing agent's name
+        self._warned = False
+        self._shutdown = False
+
+    @property
+    def dropped(self) -> int:
+        """Span lines lost (queue full, encode failure, write failure)."""
+        return self.writer.dropped
+
+    # --- TracingProcessor ------------------------------------------------------------------
+
+    def on_trace_start(self, trace: Trace) -> None:
+        try:
+            self._traces[trace.trace_id] = TraceInfo(
+                workflow_name=trace.name,
+                group_id=getattr(trace, "group_id", None),
+                metadata=getattr(trace, "metadata", None),
+            )
+        except Exception as exc:
+            self._warn(exc)
+
+    def on_trace_end(self, trace: Trace) -> None:
+        self._traces.pop(trace.trace_id, None)
+
+    def on_span_start(self, span: Span[Any]) -> None:
+        # The parent chain is only reliably known now: remember whose agent this is.
+        try:
+            data = span.span_data
+            if isinstance(data, AgentSpanData):
+                self._agents[span.span_id] = data.name
+            else:
+                parent = span.parent_id
+                self._agents[span.span_id] = self._agents.get(parent) if parent else None
+        except Exception as exc:
+            self._warn(exc)
+
+    def on_span_end(self, span: Span[Any]) -> None:
+        try:
+            item = partial(self._encode, span, self._agents.pop(span.span_id, None),
+                           self._traces.get(span.trace_id))
+            self.writer.submit((item,), self._submit_timeout)
+        except Exception as exc:
+            self._warn(exc)
+
+    def force_flush(self, timeout: float | None = None) -> bool:
+        """Write every span ended so far; True if done in time."""
+        try:
+            return self.writer.flush(timeout)
+        except Exception as exc:
+            self._warn(exc)
+            return False
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Flush and close (the writer too, if this processor made it); safe twice."""
+        if self._shutdown:
+            return
+        self._shutdown = True
+        try:
+            if self._owns_writer:
+                self.writer.shutdown(timeout)
+            else:
+                self.writer.flush(timeout)
+        except Exception as exc:
+            self._warn(exc)
+
+    # --- on the writer thread -------------------------------------------------------------
+
+    def _encode(self, span: Span[Any], agent_name: str | None, trace: TraceInfo | None) -> bytes:
+        return f.encode_line(span_to_line(span, ctx=self.ctx, trace=trace, agent_name=agent_name))
+
+    def _warn(self, exc: BaseException) -> None:
+        if not self._warned:
+            self._warned = True
+            logger.warning("[non-fatal] halo tracing: %r", exc)
+
+
+_install_lock = threading.Lock()
+
+
+def setup_tracing(
+    service_name: str | None = None,
+    project_id: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> HaloTracingProcessor:
+    """Install a `HaloTracingProcessor` writing to `path` and return it.
+
+    Defaults: `path` from `$HALO_TRACES_PATH` else ./traces.jsonl,
+    `service_name` from `$HALO_SERVICE_NAME`, `project_id` from
+    `$HALO_PROJECT_ID`. Options: `run_id` (else `$HALO_RUN_ID`, else a fresh
+    id per process), `keep_openai_exporter` (keep the SDK's default uploader
+    too), `resource_attributes` (extra resource attributes), `writer` (share
+    an existing `JsonlWriter`), `install` (False: build without installing),
+    and the writer's `fsync`, `max_queue_lines`, `flush_interval`,
+    `block_timeout`. A bad value raises `ValueError` naming it.
+    """
+    run_id = config.setting(options.pop("run_id", None), config.HALO_RUN_ID, "") or new_run_id()
+    keep_openai = bool(options.pop("keep_openai_exporter", False))
+    install = bool(options.pop("install", True))
+    extra_resource = dict(options.pop("resource_attributes", None) or {})
+    writer = options.pop("writer", None)
+    writer_options = {k: options.pop(k) for k in ("fsync", "max_queue_lines", "flush_interval",
+                                                  "block_timeout", "on_flush") if k in options}
+    if options:
+        raise ValueError(f"unknown setup_tracing option(s): {', '.join(sorted(options))}")
+    service = config.setting(service_name, config.HALO_SERVICE_NAME, config.DEFAULT_SERVICE_NAME)
+    project = config.setting(project_id, config.HALO_PROJECT_ID, config.DEFAULT_PROJECT_ID)
+    resource = {f.SERVICE_NAME: str(service), f.INF_RUN_ID: str(run_id), **extra_resource}
+
+    owns = writer is None
+    if writer is None:
+        writer = JsonlWriter(path, **writer_options)
+    processor = HaloTracingProcessor(writer, ctx=ExportContext(str(project), resource), owns_writer=owns)
+    if install:
+        with _install_lock:
+            processors: list[TracingProcessor] = []
+            if keep_openai:
+                from agents.tracing.processors import default_processor
+
+                processors.append(default_processor())
+            processors.append(processor)
+            set_trace_processors(processors)
+    return processor
