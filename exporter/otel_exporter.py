@@ -1,0 +1,192 @@
+"""`HaloSpanExporter`: an OpenTelemetry SDK `SpanExporter` writing canonical HALO lines.
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "app"}))
+    provider.add_span_processor(BatchSpanProcessor(HaloSpanExporter("traces.jsonl", project_id="p")))
+
+Any OTel-instrumented app (OpenInference or GenAI-semconv instrumentations)
+then writes the same lines as the Agents SDK processor and the OTLP receiver:
+attribute values keep their JSON types, resource and scope are kept, events,
+links and dropped counts go at the top level (the reference forbids extra
+keys inside status/resource/scope), and `exporter.format.project` adds the
+`inference.*` projection.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from exporter import config
+from exporter import format as f
+from exporter.otlp_convert import (
+    DROPPED_ATTRIBUTES, DROPPED_EVENTS, DROPPED_LINKS, EVENT_ATTRIBUTES, EVENT_NAME, EVENT_TIME,
+    EXCEPTION_EVENT, EXCEPTION_MESSAGE, EXCEPTION_TYPE, LINK_ATTRIBUTES, LINK_SPAN_ID,
+    LINK_TRACE_ID, LINK_TRACE_STATE, RESOURCE_SCHEMA_URL, SCOPE_ATTRIBUTES, SCOPE_SCHEMA_URL,
+)
+from exporter.writer import JsonlWriter
+
+logger = logging.getLogger(__name__)
+
+
+def otel_value_to_json(value: Any) -> Any:
+    """An OTel attribute value as JSON: scalars unchanged, sequences as arrays."""
+    if isinstance(value, (str, bool, int)) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)  # JSON has no NaN/inf
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, Sequence):
+        return [otel_value_to_json(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): otel_value_to_json(v) for k, v in value.items()}
+    return str(value)
+
+
+def otel_attrs_to_json(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """OTel attributes (a BoundedAttributes or any mapping) as a JSON-typed dict."""
+    if not attrs:
+        return {}
+    return {str(k): otel_value_to_json(v) for k, v in attrs.items()}
+
+
+def exception_message(events: Sequence[Mapping[str, Any]]) -> str:
+    """`type: message` of the first `exception` event (canonical event dicts), else ""."""
+    for event in events:
+        if event.get(EVENT_NAME) == EXCEPTION_EVENT:
+            attrs = event.get(EVENT_ATTRIBUTES) or {}
+            etype, emsg = attrs.get(EXCEPTION_TYPE), attrs.get(EXCEPTION_MESSAGE)
+            if etype and emsg:
+                return f"{etype}: {emsg}"
+            return str(emsg or etype or "")
+    return ""
+
+
+def readable_span_to_line(span: ReadableSpan, *, project_id: str = "") -> dict[str, Any]:
+    """One OTel SDK `ReadableSpan` as a canonical line dict."""
+    ctx = span.context
+    resource = span.resource
+    resource_attrs = otel_attrs_to_json(resource.attributes if resource is not None else None)
+    scope = span.instrumentation_scope
+    attrs = otel_attrs_to_json(span.attributes)
+    events = [
+        {EVENT_NAME: e.name, EVENT_TIME: f.iso_from_ns(e.timestamp or 0),
+         EVENT_ATTRIBUTES: otel_attrs_to_json(e.attributes)}
+        for e in span.events
+    ]
+    links = [
+        {LINK_TRACE_ID: f.hex_id(link.context.trace_id, 32),
+         LINK_SPAN_ID: f.hex_id(link.context.span_id, 16),
+         LINK_TRACE_STATE: link.context.trace_state.to_header() if link.context.trace_state else "",
+         LINK_ATTRIBUTES: otel_attrs_to_json(link.attributes)}
+        for link in span.links
+    ]
+    status = span.status
+    code = f.STATUS_CODES[status.status_code.value] if status is not None else f.STATUS_UNSET
+    message = (status.description if status is not None else None) or ""
+    if code == f.STATUS_ERROR and not message:
+        message = exception_message(events)
+
+    extra: dict[str, Any] = {}
+    if events:
+        extra[f.EVENTS] = events
+    if links:
+        extra[f.LINKS] = links
+    for key, count in ((DROPPED_ATTRIBUTES, span.dropped_attributes),
+                       (DROPPED_EVENTS, span.dropped_events), (DROPPED_LINKS, span.dropped_links)):
+        if count:
+            extra[key] = count
+    if scope is not None and getattr(scope, "attributes", None):
+        extra[SCOPE_ATTRIBUTES] = otel_attrs_to_json(scope.attributes)
+    if resource is not None and resource.schema_url:
+        extra[RESOURCE_SCHEMA_URL] = resource.schema_url
+    if scope is not None and scope.schema_url:
+        extra[SCOPE_SCHEMA_URL] = scope.schema_url
+
+    attrs.update(f.project(attrs, project_id=project_id, resource_attrs=resource_attrs))
+    parent = span.parent
+    return f.canonical_line(
+        trace_id=f.hex_id(ctx.trace_id, 32),
+        span_id=f.hex_id(ctx.span_id, 16),
+        parent_span_id=f.hex_id(parent.span_id, 16) if parent is not None else "",
+        trace_state=ctx.trace_state.to_header() if ctx.trace_state else "",
+        name=span.name,
+        kind="SPAN_KIND_" + span.kind.name,  # the SDK's enum numbers differ from OTLP's
+        start_time=f.iso_from_ns(span.start_time or 0),
+        end_time=f.iso_from_ns(span.end_time or span.start_time or 0),
+        status_code=code,
+        status_message=message,
+        resource_attributes=resource_attrs,
+        scope_name=scope.name if scope is not None else "",
+        scope_version=(scope.version or "") if scope is not None else "",
+        attributes=attrs,
+        extra=extra,
+    )
+
+
+class HaloSpanExporter(SpanExporter):
+    """An OTel `SpanExporter` appending canonical lines to `path` through a `JsonlWriter`.
+
+    `export()` converts on the calling (batch processor) thread and enqueues;
+    with `wait_for_write=True` it returns only once the lines are written
+    (and synced, per `fsync`). Options: `writer` (share one), `fsync`,
+    `max_queue_lines`, `flush_interval`, `block_timeout`, `on_flush`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        project_id: str | None = None,
+        wait_for_write: bool = False,
+        writer: JsonlWriter | None = None,
+        **writer_options: Any,
+    ) -> None:
+        self.project_id = str(config.setting(project_id, config.HALO_PROJECT_ID,
+                                             config.DEFAULT_PROJECT_ID))
+        self.wait_for_write = wait_for_write
+        self._owns_writer = writer is None
+        self.writer = writer if writer is not None else JsonlWriter(path, **writer_options)
+        self._shutdown = False
+        self._warned = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._shutdown:
+            return SpanExportResult.FAILURE
+        try:
+            lines = [f.encode_line(readable_span_to_line(s, project_id=self.project_id))
+                     for s in spans]
+            ticket = self.writer.submit(lines)
+            if ticket is None:
+                return SpanExportResult.FAILURE
+            if self.wait_for_write and not self.writer.wait(ticket):
+                return SpanExportResult.FAILURE
+            return SpanExportResult.SUCCESS
+        except Exception as exc:  # exporters report failure, they don't raise
+            if not self._warned:
+                self._warned = True
+                logger.warning("[non-fatal] halo: cannot export spans: %r", exc)
+            return SpanExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.writer.flush(timeout_millis / 1000.0)
+
+    def shutdown(self) -> None:
+        if self._shutdown:
+            return
+        self._shutdown = True
+        if self._owns_writer:
+            self.writer.shutdown(timeout=30.0)
+        else:
+            self.writer.flush(30.0)
+
+    @property
+    def dropped(self) -> int:
+        """Span lines lost (queue full or write failure)."""
+        return self.writer.dropped
