@@ -1,0 +1,120 @@
+"""`halo report TRACE_PATH [--json] [--top N]`: the failure report, no LLM.
+
+Tables (rich) for people, `--json` for machines; both from
+`engine.report.build_report`, so they always agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from engine.cli import EXIT_USAGE, CliError
+
+HELP = "deterministic failure report (errors, tool error rates, slow/costly/in-progress traces), no LLM"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`halo report` flags."""
+    parser.add_argument("trace_path", metavar="TRACE_PATH",
+                        help="a .jsonl file, a folder of .jsonl shards, or a glob")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument("--top", type=int, default=10, metavar="N",
+                        help="rows per ranking (default: 10)")
+    parser.add_argument("--index-dir", default=None, metavar="DIR",
+                        help="where the index lives (default: beside the traces)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the report and print it."""
+    from engine.cli_tool import check_trace_path
+    from engine.report import build_report
+    from engine.tools import ToolError, open_store
+
+    if args.top < 1:
+        raise CliError("--top must be at least 1", EXIT_USAGE)
+    check_trace_path(args.trace_path)
+    try:
+        store = open_store(args.trace_path, args.index_dir)
+    except ToolError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        report = build_report(store, args.top)
+    finally:
+        store.close()
+    if args.json:
+        sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    else:
+        render(report, args.trace_path)
+    return 0
+
+
+def _cut(text: str, n: int = 80) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def render(report: dict[str, Any], title: str) -> None:
+    """Print the report as rich tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    ov = report["overview"]
+    console.rule(f"[bold]halo report[/bold] {title}")
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    rows = [
+        ("traces", f"{ov['total_traces']:,} ({ov['error_trace_count']:,} with errors, "
+                   f"{ov['in_progress_trace_count']:,} in progress)"),
+        ("spans", f"{ov['total_spans']:,} ({ov['otel_error_span_count']:,} errors, "
+                  f"{ov['tool_error_span_count']:,} tool errors)"),
+        ("time", f"{ov['earliest_start_time'] or '-'} .. {ov['latest_end_time'] or '-'}"),
+        ("tokens", f"{ov['total_input_tokens']:,} in / {ov['total_output_tokens']:,} out"),
+        ("services", ", ".join(ov["service_names"]) or "-"),
+        ("models", ", ".join(ov["model_names"]) or "-"),
+        ("agents", ", ".join(ov["agent_names"]) or "-"),
+        ("bytes", f"{ov['raw_jsonl_bytes']:,}"),
+        ("last span", ov["last_span_arrival"] or "-"),
+    ]
+    for key, value in rows:
+        facts.add_row(key, value)
+    console.print(facts)
+
+    table = Table(title="Error signatures", title_justify="left")
+    for col, just in (("#", "right"), ("span", "left"), ("message", "left"), ("spans", "right"),
+                      ("traces", "right"), ("example trace", "left")):
+        table.add_column(col, justify=just)
+    for i, sig in enumerate(report["error_signatures"], 1):
+        table.add_row(str(i), _cut(sig["span_name"], 40), _cut(sig["status_message"]),
+                      str(sig["error_span_count"]), str(sig["trace_count"]),
+                      sig["example_trace_ids"][0] if sig["example_trace_ids"] else "")
+    console.print(table if report["error_signatures"] else "[green]No ERROR spans.[/green]")
+
+    table = Table(title="Tool error rates", title_justify="left")
+    for col, just in (("tool", "left"), ("calls", "right"), ("errors", "right"), ("rate", "right")):
+        table.add_column(col, justify=just)
+    for t in report["tool_error_rates"]:
+        table.add_row(t["tool"], str(t["calls"]), str(t["error_spans"]), f"{t['error_rate']:.1%}")
+    console.print(table if report["tool_error_rates"] else "No tool calls.")
+
+    for key, title_text, empty in (
+        ("slowest_traces", "Slowest traces", "No timed traces."),
+        ("token_hungry_traces", "Most token-hungry traces", "No token counts."),
+        ("in_progress_traces", "Traces in progress", "[green]No trace in progress.[/green]"),
+    ):
+        if not report[key]:
+            console.print(empty)
+            continue
+        table = Table(title=title_text, title_justify="left")
+        for col, just in (("trace", "left"), ("duration ms", "right"), ("spans", "right"),
+                          ("tokens", "right"), ("errors", "center"), ("agents", "left")):
+            table.add_column(col, justify=just)
+        for r in report[key]:
+            duration = f"{r['duration_ms']:,.0f}" if r["duration_ms"] is not None else "-"
+            table.add_row(r["trace_id"], duration, str(r["span_count"]), f"{r['total_tokens']:,}",
+                          "yes" if r["has_errors"] else "", _cut(", ".join(r["agent_names"]), 40))
+        console.print(table)

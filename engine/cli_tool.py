@@ -1,0 +1,97 @@
+"""`halo tool NAME TRACE_PATH --args JSON`: run one trace tool, print its JSON.
+
+What it prints is exactly what the diagnostic agent reads for the same call,
+so scripts and coding agents can query traces without an LLM. A bad tool
+name or bad arguments exit 2, a missing dataset or an unknown id exit 1, each
+with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from engine.cli import EXIT_USAGE, CliError
+
+HELP = "run one trace tool (overview, query, count, view, search) and print its JSON result"
+
+_GLOB_CHARS = set("*?[")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`halo tool` flags."""
+    parser.add_argument("name", nargs="?", metavar="NAME", help="tool name (see --list)")
+    parser.add_argument("trace_path", nargs="?", metavar="TRACE_PATH",
+                        help="a .jsonl file, a folder of .jsonl shards, or a glob")
+    parser.add_argument("--args", dest="tool_args", default="{}", metavar="JSON",
+                        help="tool arguments as a JSON object, or @file.json (default: {})")
+    parser.add_argument("--index-dir", default=None, metavar="DIR",
+                        help="where the index lives (default: beside the traces)")
+    parser.add_argument("--indent", type=int, default=None, metavar="N",
+                        help="pretty-print the JSON with N spaces (default: one line)")
+    parser.add_argument("--list", action="store_true", help="list the tools and exit")
+    parser.add_argument("--schema", action="store_true",
+                        help="with --list: print each tool's argument JSON schema")
+
+
+def _read_args(text: str) -> str:
+    if not text.startswith("@"):
+        return text
+    path = Path(text[1:])
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read --args file {str(path)!r}: {exc.strerror or exc}") from exc
+
+
+def check_trace_path(trace_path: str) -> None:
+    """Fail with one line when a (non-glob) dataset path does not exist."""
+    if not (_GLOB_CHARS & set(trace_path)) and not Path(trace_path).exists():
+        raise CliError(f"no such trace file or folder: {trace_path}")
+
+
+def _list(args: argparse.Namespace) -> int:
+    from engine.tools import TOOLS
+
+    if args.schema:
+        schemas = {name: spec.json_schema() for name, spec in TOOLS.items()}
+        print(json.dumps(schemas, indent=args.indent if args.indent is not None else 2))
+        return 0
+    width = max(len(name) for name in TOOLS)
+    for name, spec in TOOLS.items():
+        first = spec.description.split(". ")[0].rstrip(".")
+        print(f"{name:<{width}}  {first}.")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the tool and print its result."""
+    if args.list:
+        return _list(args)
+    from engine.tools import TOOLS, ToolError, open_store, parse_arguments
+
+    if not args.name or not args.trace_path:
+        raise CliError("usage: halo tool NAME TRACE_PATH --args JSON (or halo tool --list)", EXIT_USAGE)
+    spec = TOOLS.get(args.name)
+    if spec is None:
+        raise CliError(f"unknown tool {args.name!r}; tools: {', '.join(TOOLS)}", EXIT_USAGE)
+    try:
+        parsed = parse_arguments(spec, _read_args(args.tool_args))
+    except ToolError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    check_trace_path(args.trace_path)
+    try:
+        store = open_store(args.trace_path, args.index_dir)
+    except ToolError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        try:
+            result = json.loads(spec.run(store, parsed).model_dump_json())
+        except ToolError as exc:
+            raise CliError(str(exc)) from exc
+    finally:
+        store.close()
+    sys.stdout.write(json.dumps(result, indent=args.indent, ensure_ascii=False) + "\n")
+    return 0

@@ -1,0 +1,333 @@
+"""Pydantic contracts of the trace tools: arguments and results.
+
+Names, shapes, defaults and validation follow halo-engine 0.3.5's
+`trace_query_models.py` field for field, so a result serialized from these
+models equals the reference's on a static file. Our additions (more filters,
+live facts in the overview, two fields on a trace summary) are new optional
+fields appended after the reference's own; nothing of theirs changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- the canonical span, as the reference parses and re-serializes it ----------------
+
+
+class SpanStatus(_Closed):
+    """OTel span status: code (e.g. ``STATUS_CODE_ERROR``) and optional message."""
+
+    code: str
+    message: str = ""
+
+
+class SpanResource(_Closed):
+    """OTel resource block (``service.name`` and friends)."""
+
+    attributes: dict[str, Any]
+
+
+class SpanScope(_Closed):
+    """OTel instrumentation scope."""
+
+    name: str
+    version: str = ""
+
+
+class SpanRecord(BaseModel):
+    """One canonical span, one JSONL line; unknown top-level keys are kept (the reference's rule)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str = ""
+    trace_state: str = ""
+    name: str
+    kind: str
+    start_time: str
+    end_time: str
+    status: SpanStatus
+    resource: SpanResource
+    scope: SpanScope
+    attributes: dict[str, Any]
+
+
+# --- arguments --------------------------------------------------------------------------
+
+
+class TraceFilters(_Closed):
+    """ANDed trace predicates for overview/query/count; every field is optional.
+
+    All but ``regex_pattern`` are answered from the index. ``regex_pattern`` scans
+    the raw span JSON of the candidate traces, so narrow with indexed fields first.
+    ``has_errors`` means at least one span with OTel status ERROR; failures written
+    only into attributes or payloads need ``regex_pattern`` or per-trace inspection.
+    """
+
+    has_errors: bool | None = None
+    model_names: list[str] | None = None
+    service_names: list[str] | None = None
+    agent_names: list[str] | None = None
+    project_id: str | None = None
+    start_time_gte: str | None = None
+    end_time_lte: str | None = None
+    regex_pattern: str | None = None
+    # halo-live additions
+    tool_names: list[str] | None = Field(
+        default=None, description="Traces that called any of these tools.")
+    complete: bool | None = Field(
+        default=None,
+        description="true: only traces whose root span has arrived; false: only traces still in progress.")
+    min_duration_ms: float | None = Field(
+        default=None, ge=0, description="Only traces lasting at least this many milliseconds.")
+    run_ids: list[str] | None = Field(
+        default=None, description="Traces written by any of these runs (inference.run_id).")
+
+
+class DatasetOverviewArguments(_Closed):
+    """Arguments of ``get_dataset_overview``: the filter set applied before the rollup."""
+
+    filters: TraceFilters = Field(default_factory=TraceFilters)
+
+
+class QueryTracesArguments(_Closed):
+    """Arguments of ``query_traces``: filters plus pagination."""
+
+    filters: TraceFilters = Field(default_factory=TraceFilters)
+    limit: int = Field(default=50, ge=1, le=500)
+    offset: int = Field(default=0, ge=0)
+
+
+class CountTracesArguments(_Closed):
+    """Arguments of ``count_traces``: filters only."""
+
+    filters: TraceFilters = Field(default_factory=TraceFilters)
+
+
+class ViewTraceArguments(_Closed):
+    """Arguments of ``view_trace``."""
+
+    trace_id: str
+
+
+class ViewSpansArguments(_Closed):
+    """Arguments of ``view_spans``: a trace and up to 200 of its span ids."""
+
+    trace_id: str
+    span_ids: list[str] = Field(min_length=1, max_length=200)
+
+
+class SearchTraceArguments(_Closed):
+    """Arguments of ``search_trace``: a Python regex over each span's raw JSON."""
+
+    trace_id: str
+    regex_pattern: str
+    context_buffer_chars: int = Field(default=100, ge=0, le=2_000)
+    max_matches: int = Field(default=50, ge=1, le=500)
+
+
+class SearchSpanArguments(_Closed):
+    """Arguments of ``search_span``: a Python regex over one span's raw JSON."""
+
+    trace_id: str
+    span_id: str
+    regex_pattern: str
+    context_buffer_chars: int = Field(default=100, ge=0, le=2_000)
+    max_matches: int = Field(default=50, ge=1, le=500)
+
+
+# --- results ----------------------------------------------------------------------------
+
+
+class TraceSummary(_Closed):
+    """One trace as the index knows it (no JSONL read)."""
+
+    trace_id: str
+    span_count: int = Field(ge=0)
+    start_time: str
+    end_time: str
+    has_errors: bool
+    service_names: list[str]
+    model_names: list[str]
+    total_input_tokens: int = Field(ge=0)
+    total_output_tokens: int = Field(ge=0)
+    agent_names: list[str]
+    agent_ids: list[str] = Field(default_factory=list)
+    missing_parent_count: int = Field(default=0, ge=0)
+    missing_agent_identity_count: int = Field(default=0, ge=0)
+    project_id_mismatch_count: int = Field(default=0, ge=0)
+    otel_error_span_count: int = Field(default=0, ge=0)
+    tool_error_span_count: int = Field(default=0, ge=0)
+    raw_jsonl_bytes: int = Field(ge=0)
+    # halo-live additions
+    tool_names: list[str] = Field(default_factory=list)
+    complete: bool = True
+
+
+class TraceQueryResult(_Closed):
+    """A page of summaries plus the unsliced match ``total``."""
+
+    traces: list[TraceSummary]
+    total: int = Field(ge=0)
+
+
+class TraceCountResult(_Closed):
+    """How many traces match."""
+
+    total: int = Field(ge=0)
+
+
+class SpanMatchRecord(_Closed):
+    """One regex match in one span's raw JSON; offsets are characters of the decoded line."""
+
+    trace_id: str
+    span_id: str
+    span_index: int = Field(ge=0)
+    span_name: str
+    kind: str
+    status_code: str
+    parent_span_id: str
+    raw_jsonl_bytes: int = Field(ge=0)
+    match_text: str
+    matched_context: str
+    match_start_char: int = Field(ge=0)
+    match_end_char: int = Field(ge=0)
+
+
+class TraceSearchResult(_Closed):
+    """Bounded matches in one trace; ``match_count`` is the unbounded total."""
+
+    trace_id: str
+    match_count: int = Field(ge=0)
+    returned_match_count: int = Field(ge=0)
+    has_more: bool
+    matches: list[SpanMatchRecord]
+
+
+class SpanSearchResult(_Closed):
+    """Bounded matches in one span."""
+
+    trace_id: str
+    span_id: str
+    match_count: int = Field(ge=0)
+    returned_match_count: int = Field(ge=0)
+    has_more: bool
+    matches: list[SpanMatchRecord]
+
+
+class OversizedTraceSummary(_Closed):
+    """Sent instead of spans when a view would exceed the per-call budget."""
+
+    trace_id: str
+    span_count: int = Field(ge=0)
+    truncated_response_bytes: int = Field(ge=0)
+    response_bytes_budget: int = Field(ge=0)
+    span_response_bytes_min: int = Field(ge=0)
+    span_response_bytes_median: int = Field(ge=0)
+    span_response_bytes_max: int = Field(ge=0)
+    top_span_names: list[tuple[str, int]] = Field(default_factory=list)
+    error_span_count: int = Field(ge=0)
+    recommendation: str = ""
+
+
+class TraceView(_Closed):
+    """Spans of one trace in file order, or an ``oversized`` summary instead."""
+
+    trace_id: str
+    spans: list[SpanRecord]
+    oversized: OversizedTraceSummary | None = None
+
+
+class ErrorTaxonomyGroup(_Closed):
+    """One (span_name, status_message) error signature over the filtered traces."""
+
+    span_name: str
+    status_message: str
+    error_span_count: int
+    trace_count: int
+    example_trace_ids: list[str]
+
+
+class DatasetOverview(_Closed):
+    """Rollup of the filtered traces, plus live facts about the index."""
+
+    total_traces: int
+    total_spans: int
+    earliest_start_time: str
+    latest_end_time: str
+    service_names: list[str]
+    model_names: list[str]
+    agent_names: list[str]
+    agent_ids: list[str] = Field(default_factory=list)
+    error_trace_count: int
+    missing_parent_count: int = Field(default=0, ge=0)
+    missing_agent_identity_count: int = Field(default=0, ge=0)
+    project_id_mismatch_count: int = Field(default=0, ge=0)
+    otel_error_span_count: int = Field(default=0, ge=0)
+    tool_error_span_count: int = Field(default=0, ge=0)
+    error_taxonomy: list[ErrorTaxonomyGroup] = Field(
+        default_factory=list,
+        description=(
+            "Top error signatures grouped by (span_name, status_message), largest first, "
+            "with distinct-trace counts and example trace ids. Start failure-mode analysis "
+            "from these groups; verify with view_trace on the examples."
+        ),
+    )
+    total_input_tokens: int
+    total_output_tokens: int
+    raw_jsonl_bytes: int = Field(ge=0)
+    sample_trace_ids: list[str] = Field(default_factory=list)
+    # halo-live additions: the dataset is live, say how live
+    tool_names: list[str] = Field(default_factory=list)
+    in_progress_trace_count: int = Field(
+        default=0, ge=0, description="Matching traces whose root span has not arrived yet.")
+    spans_indexed: int = Field(
+        default=0, ge=0, description="Spans in the whole index (all traces, unfiltered).")
+    last_span_arrival: str | None = Field(
+        default=None, description="Wall-clock UTC time the newest span was indexed.")
+    index_lag_bytes: int = Field(
+        default=0, ge=0, description="Bytes written to the trace files but not yet indexed.")
+
+
+class DatasetOverviewResult(_Closed):
+    """``get_dataset_overview``'s envelope."""
+
+    result: DatasetOverview
+
+
+class QueryTracesResult(_Closed):
+    """``query_traces``'s envelope."""
+
+    result: TraceQueryResult
+
+
+class CountTracesResult(_Closed):
+    """``count_traces``'s envelope."""
+
+    result: TraceCountResult
+
+
+class ViewTraceResult(_Closed):
+    """``view_trace``'s and ``view_spans``'s envelope."""
+
+    result: TraceView
+
+
+class SearchTraceResult(_Closed):
+    """``search_trace``'s envelope."""
+
+    result: TraceSearchResult
+
+
+class SearchSpanResult(_Closed):
+    """``search_span``'s envelope."""
+
+    result: SpanSearchResult

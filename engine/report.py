@@ -1,0 +1,114 @@
+"""`halo report`: a deterministic failure report, no LLM involved.
+
+`build_report(store, top)` returns plain JSON-ready data: the dataset
+overview, error signatures ranked, per-tool error rates, the slowest and the
+most token-hungry traces, and the traces still in progress. Everything but the
+tool error rates comes from the index; per-tool rates need each TOOL span's
+tool name, which the index keeps per trace only, so the report reads the
+spans of traces that called a tool (once, in dataset order).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from engine.models import TraceFilters
+from engine.store import TraceStore
+from exporter import format as f
+
+DEFAULT_TOP = 10
+
+
+def build_report(store: TraceStore, top: int = DEFAULT_TOP) -> dict[str, Any]:
+    """The whole report as a dict (what `halo report --json` prints)."""
+    overview = store.get_overview(TraceFilters())
+    with store.snapshot() as snap:
+        rows = [snap.trace(tid) for tid in snap.trace_ids(None)]
+        signatures = _signatures(snap, top)
+        tools = tool_error_rates(snap, rows)
+    ov = overview.model_dump()
+    return {
+        "overview": {key: ov[key] for key in (
+            "total_traces", "total_spans", "error_trace_count", "in_progress_trace_count",
+            "otel_error_span_count", "tool_error_span_count", "earliest_start_time",
+            "latest_end_time", "service_names", "model_names", "agent_names", "tool_names",
+            "total_input_tokens", "total_output_tokens", "raw_jsonl_bytes", "spans_indexed",
+            "last_span_arrival", "index_lag_bytes")},
+        "error_signatures": signatures,
+        "tool_error_rates": tools,
+        "slowest_traces": [_brief(r) for r in _top(rows, lambda r: r.duration_ms or 0.0, top)],
+        "token_hungry_traces": [_brief(r) for r in _top(
+            rows, lambda r: r.total_input_tokens + r.total_output_tokens, top)],
+        "in_progress_traces": [_brief(r) for r in sorted(
+            (r for r in rows if not r.complete), key=lambda r: (r.start_time, r.trace_id))[:top]],
+    }
+
+
+def _top(rows: list[Any], key, n: int) -> list[Any]:
+    ranked = sorted((r for r in rows if key(r)), key=lambda r: (-key(r), r.trace_id))
+    return ranked[:n]
+
+
+def _brief(row: Any) -> dict[str, Any]:
+    return {
+        "trace_id": row.trace_id,
+        "duration_ms": round(row.duration_ms, 3) if row.duration_ms is not None else None,
+        "span_count": row.span_count,
+        "total_tokens": row.total_input_tokens + row.total_output_tokens,
+        "has_errors": row.has_errors,
+        "complete": row.complete,
+        "start_time": row.start_time,
+        "agent_names": list(row.agent_names),
+        "last_seen": _iso(row.last_seen),
+    }
+
+
+def _iso(epoch: float) -> str | None:
+    if not epoch:
+        return None
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _signatures(snap: Any, top: int) -> list[dict[str, Any]]:
+    """Every error signature in the dataset (not capped like the overview's taxonomy), ranked."""
+    groups = snap.error_signatures()
+    ranked = sorted(groups, key=lambda g: (-g.error_span_count, -g.trace_count, g.span_name,
+                                           g.status_message))
+    return [
+        {"span_name": g.span_name, "status_message": g.status_message,
+         "error_span_count": g.error_span_count, "trace_count": g.trace_count,
+         "example_trace_ids": list(g.example_trace_ids)}
+        for g in ranked[:top]
+    ]
+
+
+def tool_error_rates(snap: Any, rows: list[Any]) -> list[dict[str, Any]]:
+    """Per tool: calls (TOOL spans naming it), error spans, and their ratio, worst first."""
+    calls: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    for row in rows:
+        if not row.tool_names:
+            continue
+        for ref in snap.spans(row.trace_id):
+            span = orjson.loads(snap.read_span(ref))
+            attrs = span.get(f.ATTRIBUTES)
+            if type(attrs) is not dict:
+                continue
+            name = f.tool_name(attrs)
+            if not name:
+                continue
+            calls[name] += 1
+            status = span.get(f.STATUS)
+            if type(status) is dict and status.get(f.STATUS_CODE_FIELD) == f.STATUS_ERROR:
+                errors[name] += 1
+    table = [
+        {"tool": name, "calls": n, "error_spans": errors[name],
+         "error_rate": round(errors[name] / n, 4)}
+        for name, n in calls.items()
+    ]
+    table.sort(key=lambda t: (-t["error_spans"], -t["error_rate"], t["tool"]))
+    return table

@@ -1,0 +1,317 @@
+"""`TraceStore`: the seven trace queries over a live index.
+
+Every answer starts by catching the index up with the files, then reads one
+consistent LMDB snapshot. Overview, count and query are answered from the
+index rows; only `regex_pattern` filters and the search tools read span bytes,
+and only of the candidate traces. On a file that does not change every answer
+equals halo-engine 0.3.5's: same ordering (dataset order), same taxonomy
+(first 2,000 error traces, messages cut at 200 characters, top 20 groups with
+ties in first-seen order), same budgets (see `engine.budget`).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import datetime, timezone
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine import budget
+from engine.models import (
+    DatasetOverview,
+    ErrorTaxonomyGroup,
+    SpanMatchRecord,
+    SpanRecord,
+    SpanSearchResult,
+    TraceCountResult,
+    TraceFilters,
+    TraceQueryResult,
+    TraceSearchResult,
+    TraceSummary,
+    TraceView,
+)
+from exporter.format import KIND, NAME, PARENT_SPAN_ID, SPAN_ID, STATUS, STATUS_CODE_FIELD
+from indexer.models import IndexFilters
+
+OVERVIEW_SAMPLE_TRACE_IDS = 20
+TAXONOMY_MAX_ERROR_TRACES = 2_000
+TAXONOMY_MESSAGE_CHARS = 200
+TAXONOMY_TOP_GROUPS = 20
+TAXONOMY_EXAMPLE_TRACE_IDS = 3
+
+
+class ToolError(ValueError):
+    """An answer the model should read: unknown id, bad regex. Never a crash."""
+
+
+def compile_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a Python regex, or raise `ToolError` naming the pattern and the problem."""
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ToolError(f"Invalid regex pattern {pattern!r}: {exc}") from exc
+
+
+def _decode(line: bytes) -> str:
+    return line.decode("utf-8", errors="replace")
+
+
+def _lines(snap: Any, trace_id: str) -> list[bytes]:
+    return [snap.read_span(ref) for ref in snap.spans(trace_id)]
+
+
+def _iso_utc(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+def index_filters(filters: TraceFilters) -> IndexFilters:
+    """The indexed part of `filters` (everything but `regex_pattern`)."""
+    return IndexFilters(**filters.model_dump(exclude={"regex_pattern"}))
+
+
+class TraceStore:
+    """The trace queries of one dataset (a file, a folder of shards or a glob)."""
+
+    def __init__(self, index: Any) -> None:
+        self._index = index
+        # one catch-up at a time per store: LMDB serializes writers anyway, this
+        # just avoids two threads of the same process queueing for the same work
+        self._catch_up_lock = threading.Lock()
+        self._pending_bytes = 0
+
+    @classmethod
+    def open(cls, path: str | Path, index_dir: str | Path | None = None) -> "TraceStore":
+        """Open (or build) the index of `path` and catch it up."""
+        from indexer import TraceIndex  # the package root pulls in LMDB; not needed for models
+
+        try:
+            index = TraceIndex.open(path, index_dir)
+        except (OSError, ValueError) as exc:
+            raise ToolError(f"cannot open traces at {str(path)!r}: {exc}") from exc
+        store = cls(index)
+        store.refresh()
+        return store
+
+    def close(self) -> None:
+        """Release the index."""
+        self._index.close()
+
+    def __enter__(self) -> "TraceStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def refresh(self) -> None:
+        """Index every complete line written since the last answer."""
+        with self._catch_up_lock:
+            stats = self._index.catch_up()
+            self._pending_bytes = getattr(stats, "pending_bytes", 0) or 0
+
+    def snapshot(self):
+        """Catch up, then open one consistent read snapshot of the index."""
+        self.refresh()
+        return self._index.snapshot()
+
+    def _live_facts(self, snap: Any) -> dict[str, Any]:
+        totals = snap.totals()
+        arrived = totals.last_indexed_at
+        return {
+            "spans_indexed": totals.total_spans,
+            "last_span_arrival": _iso_utc(arrived) if arrived else None,
+            "index_lag_bytes": self._pending_bytes,
+        }
+
+    # --- discovery from the index ------------------------------------------------------
+
+    def _filtered_ids(self, snap: Any, filters: TraceFilters) -> list[str]:
+        ids = snap.trace_ids(index_filters(filters))
+        if filters.regex_pattern is None:
+            return ids
+        pattern = compile_regex(filters.regex_pattern)
+        return [tid for tid in ids if self._trace_matches(snap, tid, pattern)]
+
+    @staticmethod
+    def _trace_matches(snap: Any, trace_id: str, pattern: re.Pattern[str]) -> bool:
+        return any(pattern.search(_decode(line)) for line in _lines(snap, trace_id))
+
+    def count_traces(self, filters: TraceFilters) -> TraceCountResult:
+        """How many traces match `filters`."""
+        with self.snapshot() as snap:
+            return TraceCountResult(total=len(self._filtered_ids(snap, filters)))
+
+    def query_traces(self, filters: TraceFilters, limit: int = 50, offset: int = 0) -> TraceQueryResult:
+        """One page of matching traces in dataset order, plus the unsliced total."""
+        with self.snapshot() as snap:
+            ids = self._filtered_ids(snap, filters)
+            page = [summary(snap.trace(tid)) for tid in ids[offset:offset + limit]]
+            return TraceQueryResult(traces=page, total=len(ids))
+
+    def get_overview(self, filters: TraceFilters) -> DatasetOverview:
+        """Rollup of the matching traces plus live facts about the index."""
+        with self.snapshot() as snap:
+            ids = self._filtered_ids(snap, filters)
+            rows = [snap.trace(tid) for tid in ids]
+            live = self._live_facts(snap)
+            if not rows:
+                return DatasetOverview(
+                    total_traces=0, total_spans=0, earliest_start_time="", latest_end_time="",
+                    service_names=[], model_names=[], agent_names=[], agent_ids=[],
+                    error_trace_count=0, total_input_tokens=0, total_output_tokens=0,
+                    raw_jsonl_bytes=0, in_progress_trace_count=0, **live,
+                )
+            union: dict[str, set[str]] = {k: set() for k in
+                                          ("service_names", "model_names", "agent_names", "agent_ids", "tool_names")}
+            for row in rows:
+                for key, values in union.items():
+                    values.update(getattr(row, key, ()) or ())
+            return DatasetOverview(
+                total_traces=len(rows),
+                total_spans=sum(r.span_count for r in rows),
+                earliest_start_time=min(r.start_time for r in rows),
+                latest_end_time=max(r.end_time for r in rows),
+                **{key: sorted(values) for key, values in union.items()},
+                error_trace_count=sum(1 for r in rows if r.has_errors),
+                missing_parent_count=sum(r.missing_parent_count for r in rows),
+                missing_agent_identity_count=sum(r.missing_agent_identity_count for r in rows),
+                project_id_mismatch_count=sum(r.project_id_mismatch_count for r in rows),
+                otel_error_span_count=sum(r.otel_error_span_count for r in rows),
+                tool_error_span_count=sum(r.tool_error_span_count for r in rows),
+                error_taxonomy=error_taxonomy(snap, rows),
+                total_input_tokens=sum(r.total_input_tokens for r in rows),
+                total_output_tokens=sum(r.total_output_tokens for r in rows),
+                raw_jsonl_bytes=sum(r.raw_jsonl_bytes for r in rows),
+                sample_trace_ids=ids[:OVERVIEW_SAMPLE_TRACE_IDS],
+                in_progress_trace_count=sum(1 for r in rows if not r.complete),
+                **live,
+            )
+
+    # --- reading spans ---------------------------------------------------------------------
+
+    def view_trace(self, trace_id: str) -> TraceView:
+        """Every span of a trace, attributes capped at ~4 KB; a summary instead above 150 KB."""
+        with self.snapshot() as snap:
+            lines = _lines(snap, self._known(snap, trace_id))
+            spans = [budget.capped_span(line, budget.DISCOVERY_ATTR_CAP_CHARS) for line in lines]
+        return _view(trace_id, spans, budget.VIEW_TRACE_BUDGET_BYTES, for_view_spans=False)
+
+    def view_spans(self, trace_id: str, span_ids: list[str]) -> TraceView:
+        """The named spans of a trace (unknown ids skipped), capped at ~16 KB per attribute."""
+        with self.snapshot() as snap:
+            refs = snap.spans(self._known(snap, trace_id))
+            wanted = set(span_ids)
+            if not wanted:
+                return TraceView(trace_id=trace_id, spans=[])
+            spans = [budget.capped_span(snap.read_span(ref), budget.SURGICAL_ATTR_CAP_CHARS)
+                     for ref in refs if ref.span_id in wanted]
+        return _view(trace_id, spans, budget.VIEW_SPANS_BUDGET_BYTES, for_view_spans=True)
+
+    def search_trace(self, trace_id: str, regex_pattern: str, context_buffer_chars: int = 100,
+                     max_matches: int = 50) -> TraceSearchResult:
+        """Regex matches over every span's raw JSON; the count stays exact past the cap."""
+        pattern = compile_regex(regex_pattern)
+        with self.snapshot() as snap:
+            lines = _lines(snap, self._known(snap, trace_id))
+            records, total = _search(trace_id, enumerate(lines), pattern, context_buffer_chars, max_matches)
+        return TraceSearchResult(trace_id=trace_id, match_count=total, returned_match_count=len(records),
+                                 has_more=total > len(records), matches=records)
+
+    def search_span(self, trace_id: str, span_id: str, regex_pattern: str,
+                    context_buffer_chars: int = 100, max_matches: int = 50) -> SpanSearchResult:
+        """Regex matches inside one span's raw JSON."""
+        pattern = compile_regex(regex_pattern)
+        with self.snapshot() as snap:
+            refs = snap.spans(self._known(snap, trace_id))
+            found = next(((i, ref) for i, ref in enumerate(refs) if ref.span_id == span_id), None)
+            if found is None:
+                raise ToolError(f"span_id={span_id!r} not found in trace_id={trace_id!r}")
+            index, ref = found
+            records, total = _search(trace_id, [(index, snap.read_span(ref))], pattern,
+                                     context_buffer_chars, max_matches)
+        return SpanSearchResult(trace_id=trace_id, span_id=span_id, match_count=total,
+                                returned_match_count=len(records), has_more=total > len(records),
+                                matches=records)
+
+    @staticmethod
+    def _known(snap: Any, trace_id: str) -> str:
+        if snap.trace(trace_id) is None:
+            raise ToolError(f"unknown trace_id {trace_id!r}: use ids from get_dataset_overview "
+                            "(sample_trace_ids) or query_traces")
+        return trace_id
+
+
+# --- pure helpers over rows and lines ----------------------------------------------------
+
+
+def summary(row: Any) -> TraceSummary:
+    """An index row as the `TraceSummary` query_traces returns."""
+    return TraceSummary(
+        trace_id=row.trace_id, span_count=row.span_count, start_time=row.start_time,
+        end_time=row.end_time, has_errors=row.has_errors, service_names=list(row.service_names),
+        model_names=list(row.model_names), total_input_tokens=row.total_input_tokens,
+        total_output_tokens=row.total_output_tokens, agent_names=list(row.agent_names),
+        agent_ids=list(row.agent_ids), missing_parent_count=row.missing_parent_count,
+        missing_agent_identity_count=row.missing_agent_identity_count,
+        project_id_mismatch_count=row.project_id_mismatch_count,
+        otel_error_span_count=row.otel_error_span_count,
+        tool_error_span_count=row.tool_error_span_count, raw_jsonl_bytes=row.raw_jsonl_bytes,
+        tool_names=sorted(getattr(row, "tool_names", ()) or ()), complete=bool(row.complete),
+    )
+
+
+def error_taxonomy(snap: Any, rows: list[Any]) -> list[ErrorTaxonomyGroup]:
+    """Group the ERROR spans of the first 2,000 error traces by (span name, message head)."""
+    span_counts: Counter[tuple[str, str]] = Counter()
+    traces: dict[tuple[str, str], set[str]] = {}
+    error_rows = [r for r in rows if r.has_errors][:TAXONOMY_MAX_ERROR_TRACES]
+    for row in error_rows:
+        for name, message in snap.error_spans(row.trace_id):
+            key = (name, (message or "")[:TAXONOMY_MESSAGE_CHARS])
+            span_counts[key] += 1
+            traces.setdefault(key, set()).add(row.trace_id)
+    return [
+        ErrorTaxonomyGroup(span_name=name, status_message=message, error_span_count=count,
+                           trace_count=len(traces[(name, message)]),
+                           example_trace_ids=sorted(traces[(name, message)])[:TAXONOMY_EXAMPLE_TRACE_IDS])
+        for (name, message), count in span_counts.most_common(TAXONOMY_TOP_GROUPS)
+    ]
+
+
+def _view(trace_id: str, spans: list[SpanRecord], limit: int, *, for_view_spans: bool) -> TraceView:
+    sizes = [budget.span_response_bytes(s) for s in spans]
+    oversized = budget.oversized_summary(trace_id, spans, sizes, budget=limit, for_view_spans=for_view_spans)
+    if oversized is not None:
+        return TraceView(trace_id=trace_id, spans=[], oversized=oversized)
+    return TraceView(trace_id=trace_id, spans=spans)
+
+
+def _search(trace_id: str, indexed_lines: Iterable[tuple[int, bytes]], pattern: re.Pattern[str],
+            context: int, max_matches: int) -> tuple[list[SpanMatchRecord], int]:
+    records: list[SpanMatchRecord] = []
+    total = 0
+    for span_index, line in indexed_lines:
+        raw = _decode(line)
+        span: dict[str, Any] | None = None
+        for match in pattern.finditer(raw):
+            total += 1
+            if len(records) >= max_matches:
+                continue
+            if span is None:  # parse only spans that matched
+                span = orjson.loads(line)
+            start, end = match.start(), match.end()
+            records.append(SpanMatchRecord(
+                trace_id=trace_id, span_id=span[SPAN_ID], span_index=span_index,
+                span_name=span[NAME], kind=span[KIND],
+                status_code=span[STATUS][STATUS_CODE_FIELD],
+                parent_span_id=span.get(PARENT_SPAN_ID, ""), raw_jsonl_bytes=len(line),
+                match_text=raw[start:end],
+                matched_context=raw[max(0, start - context):min(len(raw), end + context)],
+                match_start_char=start, match_end_char=end,
+            ))
+    return records, total
+
