@@ -1,0 +1,176 @@
+"""OTLP protobuf and OTLP/JSON requests become canonical HALO lines, field by field."""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+from exporter import format as fmt
+from exporter.otlp_convert import InvalidRequest, from_json, from_protobuf
+from tests._otlp_helpers import PARENT_ID, SPAN_ID, TRACE_ID, json_request, json_span, make_agent_spans
+
+
+def _lines(conversion) -> list[dict]:
+    return [orjson.loads(line) for line in conversion.lines]
+
+
+def test_sdk_spans_via_protobuf_keep_every_field():
+    spans = make_agent_spans(resource_attrs={"deployment.environment": "ci"})
+    conv = from_protobuf(encode_spans(spans).SerializeToString(), project_id="proj-x")
+    assert conv.rejected == 0 and conv.error_message == ""
+    lines = _lines(conv)
+    assert [line[fmt.NAME] for line in lines] == [s.name for s in spans]
+    for span, line in zip(spans, lines):
+        ctx = span.get_span_context()
+        assert line[fmt.TRACE_ID] == format(ctx.trace_id, "032x")
+        assert line[fmt.SPAN_ID] == format(ctx.span_id, "016x")
+        assert line[fmt.PARENT_SPAN_ID] == (format(span.parent.span_id, "016x") if span.parent else "")
+        assert line[fmt.TRACE_STATE] == ""
+        assert line[fmt.KIND] == "SPAN_KIND_" + span.kind.name
+        assert line[fmt.START_TIME] == fmt.iso_from_ns(span.start_time)
+        assert line[fmt.END_TIME] == fmt.iso_from_ns(span.end_time)
+        assert line[fmt.START_TIME].endswith("Z") and len(line[fmt.START_TIME].split(".")[1]) == 10
+        assert line[fmt.RESOURCE] == {fmt.ATTRIBUTES: dict(span.resource.attributes)}
+        assert line[fmt.SCOPE] == {"name": "test-scope", "version": "9.9.9"}
+        assert set(line[fmt.STATUS]) == {"code", "message"}
+        for key, value in span.attributes.items():
+            assert line[fmt.ATTRIBUTES][key] == (list(value) if isinstance(value, tuple) else value)
+        attrs = line[fmt.ATTRIBUTES]
+        assert attrs[fmt.INF_SCHEMA_VERSION] == fmt.SCHEMA_VERSION
+        assert attrs[fmt.INF_PROJECT_ID] == "proj-x"
+
+    by_name = {line[fmt.NAME]: line for line in lines}
+    agent, llm = by_name["invoke_agent planner"], by_name["chat gpt-4o"]
+    tool = by_name["execute_tool search"]
+    assert agent[fmt.STATUS] == {"code": fmt.STATUS_OK, "message": ""}
+    assert agent[fmt.ATTRIBUTES][fmt.INF_OBSERVATION_KIND] == fmt.OBS_AGENT
+    assert agent[fmt.ATTRIBUTES][fmt.INF_AGENT_NAME] == "planner"
+    assert agent[fmt.ATTRIBUTES][fmt.INF_SESSION_ID] == "sess-1"
+    assert llm[fmt.ATTRIBUTES][fmt.INF_OBSERVATION_KIND] == fmt.OBS_LLM
+    assert llm[fmt.ATTRIBUTES][fmt.INF_LLM_MODEL_NAME] == "gpt-4o"
+    assert llm[fmt.ATTRIBUTES][fmt.INF_LLM_PROVIDER] == "openai"
+    assert llm[fmt.ATTRIBUTES][fmt.INF_LLM_INPUT_TOKENS] == 120
+    assert llm[fmt.ATTRIBUTES][fmt.INF_LLM_OUTPUT_TOKENS] == 7
+    assert llm[fmt.ATTRIBUTES]["stop"] == ["\n", "END"] and llm[fmt.ATTRIBUTES]["stream"] is False
+    assert llm[fmt.EVENTS] == [{"name": "first_token", "time": llm[fmt.EVENTS][0]["time"],
+                                "attributes": {"latency_ms": 42}}]
+    assert llm[fmt.LINKS] == [{"trace_id": agent[fmt.TRACE_ID], "span_id": agent[fmt.SPAN_ID],
+                               "trace_state": "", "attributes": {"why": "caused-by"}}]
+    # An ERROR status without a description takes the exception event's message.
+    assert tool[fmt.STATUS] == {"code": fmt.STATUS_ERROR, "message": "TimeoutError: search timed out"}
+    assert tool[fmt.ATTRIBUTES][fmt.INF_OBSERVATION_KIND] == fmt.OBS_TOOL
+    assert tool[fmt.EVENTS][0]["name"] == "exception"
+    assert fmt.LINKS not in tool and fmt.EVENTS not in agent
+
+
+def test_resource_project_id_wins_over_the_default():
+    spans = make_agent_spans(resource_attrs={fmt.INF_PROJECT_ID: "from-resource"})
+    conv = from_protobuf(encode_spans(spans).SerializeToString(), project_id="proj-x")
+    assert {line[fmt.ATTRIBUTES][fmt.INF_PROJECT_ID] for line in _lines(conv)} == {"from-resource"}
+
+
+def test_json_span_with_every_value_type():
+    conv = from_json(json_request([json_span()]), project_id="p")
+    assert conv.rejected == 0
+    (line,) = _lines(conv)
+    assert line[fmt.TRACE_ID] == TRACE_ID and line[fmt.SPAN_ID] == SPAN_ID
+    assert line[fmt.PARENT_SPAN_ID] == PARENT_ID and line[fmt.TRACE_STATE] == "vendor=1"
+    assert line[fmt.KIND] == fmt.SPAN_KIND_CLIENT
+    assert line[fmt.START_TIME] == "2018-12-13T14:51:00.300000000Z"
+    assert line[fmt.END_TIME] == "2018-12-13T14:51:01.123456789Z"
+    assert line[fmt.STATUS] == {"code": fmt.STATUS_ERROR, "message": "KeyError: 'x'"}
+    assert line[fmt.RESOURCE] == {"attributes": {"service.name": "json-svc"}}
+    assert line[fmt.SCOPE] == {"name": "json-scope", "version": "1.0"}
+    attrs = line[fmt.ATTRIBUTES]
+    assert attrs["s"] == "text"
+    assert attrs["i"] == 9007199254740993 and attrs["i_num"] == 5  # 64-bit exact
+    assert attrs["d"] == 0.5 and attrs["d_nan"] == "nan"
+    assert attrs["b"] is True
+    assert attrs["arr"] == ["a", 2, False]
+    assert attrs["kv"] == {"inner": 1.5, "deep": [1]}
+    assert base64.b64decode(attrs["bytes"]) == b"\x00\x01\x02"
+    assert attrs["empty"] is None
+    assert attrs[fmt.INF_OBSERVATION_KIND] == fmt.OBS_LLM
+    assert attrs[fmt.INF_LLM_MODEL_NAME] == "gpt-x" and attrs[fmt.INF_LLM_INPUT_TOKENS] == 11
+    assert attrs[fmt.INF_PROJECT_ID] == "p"
+    assert line[fmt.EVENTS] == [{"name": "exception", "time": "2018-12-13T14:51:00.500000000Z",
+                                 "attributes": {"exception.type": "KeyError",
+                                                "exception.message": "'x'"}}]
+    assert line[fmt.LINKS] == [{"trace_id": "a" * 32, "span_id": "b" * 16, "trace_state": "",
+                                "attributes": {"l": 1}}]
+    assert line["dropped_attributes_count"] == 2 and line["dropped_events_count"] == 1
+    assert "dropped_links_count" not in line
+
+
+def test_json_accepts_enum_names_snake_case_and_an_explicit_message():
+    span = json_span(kind="SPAN_KIND_PRODUCER", status={"code": "STATUS_CODE_ERROR", "message": "own"},
+                     parentSpanId=None)
+    span["start_time_unix_nano"] = span.pop("startTimeUnixNano")
+    (line,) = _lines(from_json(json_request([span])))
+    assert line[fmt.KIND] == fmt.SPAN_KIND_PRODUCER and line[fmt.PARENT_SPAN_ID] == ""
+    assert line[fmt.STATUS] == {"code": fmt.STATUS_ERROR, "message": "own"}
+    assert line[fmt.START_TIME] == "2018-12-13T14:51:00.300000000Z"
+
+
+def test_project_id_from_resource_in_json():
+    body = json_request([json_span()], resource=[
+        {"key": fmt.INF_PROJECT_ID, "value": {"stringValue": "res-proj"}}])
+    (line,) = _lines(from_json(body, project_id="default"))
+    assert line[fmt.ATTRIBUTES][fmt.INF_PROJECT_ID] == "res-proj"
+
+
+@pytest.mark.parametrize("override, problem", [
+    ({"traceId": "abc"}, "traceId"),
+    ({"traceId": "abcd"}, "trace_id"),
+    ({"traceId": "0" * 32}, "trace_id"),
+    ({"traceId": "zz" * 16}, "not hex"),
+    ({"spanId": "12"}, "span_id"),
+    ({"parentSpanId": "1234"}, "parent_span_id"),
+    ({"name": ""}, "no name"),
+    ({"kind": 9}, "kind"),
+    ({"status": {"code": 7}}, "status code"),
+    ({"startTimeUnixNano": "soon"}, "startTimeUnixNano"),
+    ({"attributes": [{"key": "n", "value": {"intValue": "x"}}]}, "intValue"),
+    ({"attributes": [{"key": "n", "value": {"mystery": 1}}]}, "unknown value type"),
+    ({"attributes": [{"value": {"intValue": "1"}}]}, "no string key"),
+])
+def test_an_unusable_json_span_is_rejected_and_the_rest_kept(override, problem):
+    good = json_span(spanId="1111111111111111")
+    conv = from_json(json_request([good, json_span(**override)]))
+    assert conv.rejected == 1 and len(conv.lines) == 1
+    assert problem in conv.error_message and "spans[1]" in conv.error_message
+    assert orjson.loads(conv.lines[0])[fmt.SPAN_ID] == "1111111111111111"
+
+
+def test_bad_protobuf_ids_are_rejected_per_span():
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = encode_spans(make_agent_spans())
+    spans = request.resource_spans[0].scope_spans[0].spans
+    spans[0].trace_id = b"\x01\x02"
+    spans[1].name = ""
+    conv = from_protobuf(request.SerializeToString())
+    assert conv.rejected == 2 and len(conv.lines) == 1
+    assert "trace_id" in conv.error_message and "no name" in conv.error_message
+    assert isinstance(request, ExportTraceServiceRequest)
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"resourceSpans": 3}',
+                                  b'{"resourceSpans": [{"scopeSpans": [{"spans": {}}]}]}',
+                                  b'{"resourceSpans": [{"resource": []}]}'])
+def test_malformed_json_request_is_invalid(body):
+    with pytest.raises(InvalidRequest):
+        from_json(body)
+
+
+@pytest.mark.parametrize("body", [b"\xff\xff\xff\xff", b"garbage that is not protobuf", b"\x0a\x05\x01"])
+def test_malformed_protobuf_request_is_invalid(body):
+    with pytest.raises(InvalidRequest):
+        from_protobuf(body)
+
+
+def test_empty_requests_convert_to_nothing():
+    assert from_protobuf(b"").lines == [] and from_json(b"{}").lines == []
