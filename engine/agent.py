@@ -1,0 +1,145 @@
+"""The diagnostic agent: a root agent on the OpenAI Agents SDK over the trace tools.
+
+Python API (the CLI `halo TRACE_PATH -p` is a thin layer over it):
+
+    from engine.agent import AgentSettings, ask
+    result = asyncio.run(ask("traces/", "Which tool fails most often?", AgentSettings()))
+    print(result.answer)
+
+The root agent has the seven trace tools, `synthesize_traces`, `call_subagent`
+(below `--max-depth`) and `final_answer`; subagents have the same minus
+`final_answer`. Works against any OpenAI-compatible endpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents import Agent
+from agents.agent import StopAtTools
+from openai import AsyncOpenAI
+
+from engine.agent_config import AgentSettings, model_settings
+from engine.agent_display import StepPrinter
+from engine.agent_prompts import root_instructions, subagent_instructions
+from engine.agent_runner import run_agent
+from engine.agent_runtime import AgentRuntime, RunStats
+from engine.agent_subagents import subagent_tool
+from engine.agent_tools import FINAL_ANSWER, final_answer_tool, synthesize_tool, trace_tools
+
+# The openai client's own per-request retries (it honours Retry-After); the SDK
+# runner adds `--max-retries` more with backoff on top.
+CLIENT_MAX_RETRIES = 2
+CLIENT_TIMEOUT_SECONDS = 600.0
+
+__all__ = ["AgentSettings", "AskResult", "ask", "build_agent", "build_client"]
+
+
+@dataclass
+class AskResult:
+    """The answer and what it took."""
+
+    answer: str
+    stats: RunStats
+    salvaged: bool
+    telemetry_path: Path | None = None
+
+
+def build_client(settings: AgentSettings) -> AsyncOpenAI:
+    """An AsyncOpenAI client for the configured endpoint (arguments, then env vars)."""
+    return AsyncOpenAI(
+        api_key=settings.api_key,
+        base_url=settings.base_url,
+        default_headers=settings.headers or None,
+        max_retries=CLIENT_MAX_RETRIES if settings.max_retries > 0 else 0,
+        timeout=CLIENT_TIMEOUT_SECONDS,
+    )
+
+
+def build_agent(runtime: AgentRuntime, *, depth: int) -> Agent[Any]:
+    """The root agent (depth 0) or a subagent at `depth`, with the tools of that depth."""
+    settings = runtime.settings
+    tools = [*trace_tools(runtime, depth), synthesize_tool(runtime, depth)]
+    if depth < settings.max_depth:
+        tools.append(subagent_tool(runtime, depth + 1))
+    common = {
+        "model": settings.model,
+        "model_settings": model_settings(settings, role="agent"),
+    }
+    if depth == 0:
+        return Agent(
+            name="halo-root",
+            instructions=root_instructions(
+                max_turns=settings.max_turns, max_depth=settings.max_depth,
+                max_parallel=settings.max_parallel,
+            ),
+            tools=[*tools, final_answer_tool(runtime)],
+            tool_use_behavior=StopAtTools(stop_at_tool_names=[FINAL_ANSWER]),
+            **common,
+        )
+    return Agent(
+        name=f"halo-sub-{depth}",
+        instructions=subagent_instructions(
+            depth=depth, max_turns=settings.max_turns, max_depth=settings.max_depth,
+            max_parallel=settings.max_parallel,
+        ),
+        tools=tools,
+        **common,
+    )
+
+
+async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
+              printer: StepPrinter | None = None, telemetry_path: str | Path | None = None,
+              index_dir: str | Path | None = None) -> AskResult:
+    """Answer `prompt` about the traces at `trace_path` (a file, a folder of shards, a glob).
+
+    `telemetry_path` writes the engine's own run (model calls, tool calls,
+    subagents) there as canonical JSONL, so halo can diagnose itself.
+    Raises the openai/SDK exception when the endpoint fails for good.
+    """
+    from engine.agent_telemetry import start_telemetry
+    from engine.tools import open_store
+
+    printer = printer or StepPrinter()
+    telemetry = start_telemetry(telemetry_path) if telemetry_path is not None else None
+    try:
+        client = build_client(settings)
+        runtime = AgentRuntime(
+            settings=settings, store=None, client=client, printer=printer,
+            tracing=telemetry is not None,
+        )
+        try:
+            runtime.store = await runtime.call_in_worker(
+                open_store, str(trace_path), str(index_dir) if index_dir else None
+            )
+            agent = build_agent(runtime, depth=0)
+            printer.agent_started(0, "halo-root", prompt)
+            with telemetry.trace("halo ask") if telemetry else _nullcontext():
+                outcome = await run_agent(
+                    runtime, agent, prompt, depth=0, max_turns=settings.max_turns, is_root=True
+                )
+            stats = runtime.stats
+            printer.agent_finished(
+                0, "halo-root",
+                f"{stats.llm_calls} model calls, {stats.tool_calls} tool calls, "
+                f"{stats.subagents} subagents, {stats.input_tokens}+{stats.output_tokens} tokens",
+            )
+            return AskResult(
+                answer=outcome.answer, stats=stats, salvaged=outcome.salvaged,
+                telemetry_path=telemetry.path if telemetry else None,
+            )
+        finally:
+            await runtime.close()
+    finally:
+        if telemetry is not None:
+            telemetry.shutdown()
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False

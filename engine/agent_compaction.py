@@ -1,0 +1,125 @@
+"""Keep a long investigation inside the model's context, and remind it of its budget.
+
+`InputFilter` is the SDK's `call_model_input_filter`: before every model call
+it (1) compacts old tool results once the input passes the threshold and
+(2) appends a turn reminder. Only what is *sent* changes; the run's history
+keeps every result, so a later call can still compact differently.
+
+Compaction beats the reference's: it happens during the run, when the input
+is actually large (the reference compacts only when a run ends), each result
+is summarized once and cached by call id, the newest results stay verbatim,
+and a failed summary falls back to a head cut instead of failing the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from agents.run_config import CallModelData, ModelInputData
+
+from engine.agent_prompts import COMPACTION_INSTRUCTIONS, turn_nudge
+from engine.agent_runtime import AgentRuntime, one_shot
+
+KEEP_LAST_OUTPUTS = 3  # the newest tool results are what the model is working on
+MIN_COMPACT_CHARS = 2_000  # smaller results are not worth a summary call
+FALLBACK_HEAD_CHARS = 1_500
+TARGET_FRACTION = 0.6  # compact down to this share of the threshold, so it does not re-trigger at once
+SUMMARY_CONCURRENCY = 4
+MARKER = "[halo compacted: tool result of {chars} chars summarized; call the tool again for details]\n"
+
+
+def _size(item: Any) -> int:
+    if isinstance(item, dict):
+        output = item.get("output")
+        if isinstance(output, str):
+            return len(output) + 64
+        content = item.get("content")
+        if isinstance(content, str):
+            return len(content) + 32
+    try:
+        return len(json.dumps(item, default=str))
+    except (TypeError, ValueError):
+        return len(str(item))
+
+
+def input_chars(items: list[Any]) -> int:
+    return sum(_size(item) for item in items)
+
+
+def _head(text: str) -> str:
+    return text[:FALLBACK_HEAD_CHARS] + " …"
+
+
+async def _summary(runtime: AgentRuntime, call_id: str, text: str,
+                   semaphore: asyncio.Semaphore) -> str:
+    cached = runtime.compacted.get(call_id)
+    if cached is not None:
+        return cached
+    async with semaphore:
+        try:
+            summary = await one_shot(
+                runtime, role="compaction", instructions=COMPACTION_INSTRUCTIONS, text=text
+            )
+        except Exception as exc:  # compaction is an optimization: never fail the run for it
+            runtime.printer.notice(0, f"compaction summary failed ({type(exc).__name__}); cut instead")
+            summary = ""
+    summary = summary if summary and len(summary) < len(text) else _head(text)
+    runtime.compacted[call_id] = summary
+    return summary
+
+
+async def compact_items(runtime: AgentRuntime, items: list[Any], threshold: int) -> list[Any]:
+    """`items` with old large tool results replaced by summaries, if over `threshold` chars."""
+    total = input_chars(items)
+    if total <= threshold:
+        return items
+    outputs = [
+        i for i, item in enumerate(items)
+        if isinstance(item, dict) and item.get("type") == "function_call_output"
+        and isinstance(item.get("output"), str)
+    ]
+    candidates = [i for i in outputs[:-KEEP_LAST_OUTPUTS] if len(items[i]["output"]) > MIN_COMPACT_CHARS]
+    target = int(threshold * TARGET_FRACTION)
+    chosen, projected = [], total
+    for i in candidates:  # oldest first
+        if projected <= target:
+            break
+        chosen.append(i)
+        projected -= len(items[i]["output"]) - FALLBACK_HEAD_CHARS
+    if not chosen:
+        # Nothing old enough to summarize: cut the largest older results outright.
+        chosen = [i for i in outputs[:-1] if len(items[i]["output"]) > MIN_COMPACT_CHARS]
+    semaphore = asyncio.Semaphore(SUMMARY_CONCURRENCY)
+    summaries = await asyncio.gather(*(
+        _summary(runtime, str(items[i].get("call_id") or i), items[i]["output"], semaphore)
+        for i in chosen
+    ))
+    new_items = list(items)
+    for i, summary in zip(chosen, summaries):
+        original = items[i]["output"]
+        new_items[i] = {**items[i], "output": MARKER.format(chars=len(original)) + summary}
+    after = input_chars(new_items)
+    runtime.stats.compactions += 1
+    runtime.printer.notice(0, f"compacted {len(chosen)} old tool results: {total} → {after} chars")
+    return new_items
+
+
+class InputFilter:
+    """Per-run `call_model_input_filter`: compaction plus the turn reminder."""
+
+    def __init__(self, runtime: AgentRuntime, *, max_turns: int, is_root: bool) -> None:
+        self.runtime = runtime
+        self.max_turns = max_turns
+        self.is_root = is_root
+        self.turn = 0
+
+    async def __call__(self, data: CallModelData[Any]) -> ModelInputData:
+        self.turn += 1
+        items = await compact_items(
+            self.runtime, list(data.model_data.input),
+            self.runtime.settings.compaction_threshold_chars,
+        )
+        nudge = {"role": "user", "content": turn_nudge(self.turn, self.max_turns, is_root=self.is_root)}
+        return ModelInputData(input=[*items, nudge], instructions=data.model_data.instructions)

@@ -1,0 +1,196 @@
+"""`halo TRACE_PATH -p "question"`: ask the diagnostic agent.
+
+The reference's spelling and flags (`--model/-m`, `--synthesis-model`,
+`--compaction-model`, `--max-depth`, `--max-turns`, `--max-parallel`,
+`--base-url`, `--api-key`, `-H/--header`, `--temperature`,
+`--max-output-tokens`, `--reasoning-effort`, `--parallel-tool-calls`,
+`--refusal-retries`, `--telemetry`), plus `--api`, `--max-retries`,
+`--compaction-threshold`, `--no-stream`, `--quiet`, `--index-dir`. The final
+answer goes to stdout; the steps to stderr. Every expected failure (missing
+file, no key, unreachable endpoint, rejected key, bad flag) is one line and a
+non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from engine.agent_config import (
+    API_MODES,
+    DEFAULT_COMPACTION_THRESHOLD_CHARS,
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_PARALLEL,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_TURNS,
+    DEFAULT_MODEL,
+    REASONING_EFFORTS,
+)
+from engine.cli import EXIT_USAGE, CliError
+
+HELP = "ask the diagnostic agent a question about TRACE_PATH (halo TRACE_PATH -p QUESTION)"
+API_KEY_ENV = "OPENAI_API_KEY"
+BASE_URL_ENV = "OPENAI_BASE_URL"
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _temperature(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 2.0:
+        raise argparse.ArgumentTypeError(f"must be within 0..2, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ask form's arguments, on the top-level `halo` parser."""
+    parser.add_argument("trace_path", nargs="?", metavar="TRACE_PATH",
+                        help="a .jsonl trace file, a folder of .jsonl shards, or a glob")
+    parser.add_argument("--prompt", "-p", default=None, help="the question for the agent")
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", "-m", default=DEFAULT_MODEL,
+                       help=f"model of the root agent and subagents (default: {DEFAULT_MODEL})")
+    group.add_argument("--synthesis-model", default=None,
+                       help="model for synthesize_traces (default: --model; a small cheap one is fine)")
+    group.add_argument("--compaction-model", default=None,
+                       help="model that summarizes old tool results (default: --model)")
+    group.add_argument("--temperature", type=_temperature, default=None,
+                       help="sampling temperature, 0..2 (default: the provider's)")
+    group.add_argument("--max-output-tokens", type=_positive, default=None,
+                       help="maximum output tokens per model call")
+    group.add_argument("--reasoning-effort", choices=REASONING_EFFORTS, default=None,
+                       help="reasoning effort of the agents' model (default: the family's maximum "
+                            "for known reasoning models, else not sent)")
+    group.add_argument("--parallel-tool-calls", action=argparse.BooleanOptionalAction, default=True,
+                       help="let the model issue several tool calls per turn (default: on)")
+    group.add_argument("--refusal-retries", type=_non_negative, default=0,
+                       help="ask again this many times when the model refuses (default: 0)")
+    group.add_argument("--api", choices=API_MODES, default="auto",
+                       help="Responses or Chat Completions; auto = Responses on api.openai.com, "
+                            "Chat Completions on other endpoints (default: auto)")
+    group.add_argument("--no-stream", dest="stream", action="store_false",
+                       help="plain (non-streamed) model requests")
+    endpoint = parser.add_argument_group("endpoint")
+    endpoint.add_argument("--base-url", default=None,
+                          help=f"OpenAI-compatible API base URL (default: ${BASE_URL_ENV} or OpenAI)")
+    endpoint.add_argument("--api-key", default=None, help=f"API key (default: ${API_KEY_ENV})")
+    endpoint.add_argument("--header", "-H", dest="headers", action="append", default=[],
+                          metavar="'NAME: VALUE'", help="extra HTTP header; repeatable")
+    endpoint.add_argument("--max-retries", type=_non_negative, default=DEFAULT_MAX_RETRIES,
+                          help=f"retries of a failed model call on 429/5xx/network errors, with "
+                               f"backoff (default: {DEFAULT_MAX_RETRIES}; 0 disables all retries)")
+    budget = parser.add_argument_group("budget")
+    budget.add_argument("--max-depth", type=_non_negative, default=DEFAULT_MAX_DEPTH,
+                        help=f"how deep subagents may nest; 0 = none (default: {DEFAULT_MAX_DEPTH})")
+    budget.add_argument("--max-turns", type=_positive, default=DEFAULT_MAX_TURNS,
+                        help=f"model turns per agent (default: {DEFAULT_MAX_TURNS})")
+    budget.add_argument("--max-parallel", type=_positive, default=DEFAULT_MAX_PARALLEL,
+                        help=f"subagents running at once, per depth (default: {DEFAULT_MAX_PARALLEL})")
+    budget.add_argument("--compaction-threshold", type=_positive,
+                        default=DEFAULT_COMPACTION_THRESHOLD_CHARS, metavar="CHARS",
+                        help="summarize old tool results once the model input passes this many "
+                             f"characters (default: {DEFAULT_COMPACTION_THRESHOLD_CHARS})")
+    out = parser.add_argument_group("output")
+    out.add_argument("--telemetry", nargs="?", const="-", default=None, metavar="PATH",
+                     help="write halo's own run (model calls, tool calls, subagents) as canonical "
+                          "JSONL to PATH (default: $HALO_TELEMETRY_PATH or "
+                          "./halo-telemetry-RUN_ID.jsonl)")
+    out.add_argument("--quiet", "-q", action="store_true", help="print only the final answer")
+    out.add_argument("--index-dir", default=None, metavar="DIR",
+                     help="where the index lives (default: beside the traces)")
+
+
+def parse_headers(values: list[str]) -> dict[str, str]:
+    """`["Name: Value", ...]` -> dict; a malformed one is a usage error."""
+    headers: dict[str, str] = {}
+    for raw in values or []:
+        name, sep, value = raw.partition(":")
+        if not sep or not name.strip():
+            raise CliError(f"bad header {raw!r}: expected 'NAME: VALUE'", EXIT_USAGE)
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def settings_from_args(args: argparse.Namespace):
+    """AgentSettings from parsed flags (the key is resolved by the caller)."""
+    from engine.agent_config import AgentSettings
+
+    try:
+        return AgentSettings(
+            model=args.model, synthesis_model=args.synthesis_model,
+            compaction_model=args.compaction_model, max_depth=args.max_depth,
+            max_turns=args.max_turns, max_parallel=args.max_parallel,
+            temperature=args.temperature, max_output_tokens=args.max_output_tokens,
+            reasoning_effort=args.reasoning_effort, parallel_tool_calls=args.parallel_tool_calls,
+            refusal_retries=args.refusal_retries, api=args.api,
+            base_url=args.base_url or os.environ.get(BASE_URL_ENV) or None,
+            api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+            headers=parse_headers(args.headers), max_retries=args.max_retries,
+            compaction_threshold_chars=args.compaction_threshold, stream=args.stream,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+
+
+def _check(args: argparse.Namespace) -> None:
+    from engine.cli_tool import check_trace_path
+
+    if not args.prompt or not args.prompt.strip():
+        raise CliError("a question is required: halo TRACE_PATH -p \"question\"", EXIT_USAGE)
+    check_trace_path(args.trace_path)
+
+
+def run(args: argparse.Namespace) -> int:
+    """`halo TRACE_PATH -p QUESTION`; `halo` alone prints the help."""
+    if args.trace_path is None and args.telemetry not in (None, "-"):
+        # `halo --telemetry T -p Q`: the optional PATH swallowed TRACE_PATH (the reference's
+        # --telemetry takes no value); give it back.
+        args.trace_path, args.telemetry = args.telemetry, "-"
+    if args.trace_path is None:
+        if args.prompt:
+            raise CliError("TRACE_PATH is required: halo TRACE_PATH -p \"question\"", EXIT_USAGE)
+        from engine.cli import build_parser
+
+        build_parser().print_help()
+        return 0
+    _check(args)
+    settings = settings_from_args(args)
+    if not settings.api_key:
+        raise CliError(
+            f"no API key: set {API_KEY_ENV} or pass --api-key (any value for a local server); "
+            "`halo tool` and `halo report` answer without one"
+        )
+    from engine.agent import ask
+    from engine.agent_display import StepPrinter
+    from engine.agent_errors import describe_failure
+
+    try:
+        result = asyncio.run(ask(
+            args.trace_path, args.prompt, settings, printer=StepPrinter(quiet=args.quiet),
+            telemetry_path=args.telemetry, index_dir=args.index_dir,
+        ))
+    except (KeyboardInterrupt, CliError):
+        raise
+    except Exception as exc:
+        message = describe_failure(exc, settings)
+        if message is None:
+            raise
+        raise CliError(message) from exc
+    print(result.answer or "(the agent gave no answer)")
+    if result.telemetry_path is not None and not args.quiet:
+        print(f"halo: telemetry written to {result.telemetry_path}", file=sys.stderr)
+    return 0
