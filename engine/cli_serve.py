@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
 
     grpc_server = GrpcReceiver(receiver, args.host, args.grpc_port)
-    http_server = HttpReceiver(receiver, args.host, args.http_port)
+    http_server = HttpReceiver(receiver, args.host, args.http_port, grace=GRACE_SECONDS)
     stop = threading.Event()
     started = []
     try:

@@ -96,10 +96,11 @@ class HttpReceiver:
     """An aiohttp server for `POST /v1/traces`, run on its own event-loop thread."""
 
     def __init__(self, receiver: Receiver, host: str = "127.0.0.1", port: int = 4318,
-                 *, max_workers: int = 8) -> None:
+                 *, max_workers: int = 8, grace: float = 5.0) -> None:
         self.receiver = receiver
         self.host = host
         self.port = port
+        self.grace = grace  # how long in-flight requests may take once stop() is called
         # Conversion and the wait for the writer block; they run off the event loop.
         self._executor = futures.ThreadPoolExecutor(max_workers=max_workers,
                                                     thread_name_prefix="halo-otlp-http")
@@ -160,10 +161,10 @@ class HttpReceiver:
         self._loop = asyncio.new_event_loop()
 
         async def serve() -> int:
-            self._runner = web.AppRunner(self.app(), access_log=None, auto_decompress=False)
+            self._runner = web.AppRunner(self.app(), access_log=None, auto_decompress=False,
+                                         shutdown_timeout=self.grace)
             await self._runner.setup()
-            site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=5.0,
-                               reuse_port=False)
+            site = web.TCPSite(self._runner, self.host, self.port, reuse_port=False)
             await site.start()
             return site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
@@ -187,8 +188,9 @@ class HttpReceiver:
                           f"{exc.strerror or exc}") from None
         return self.port
 
-    def stop(self, grace: float = 5.0) -> None:
+    def stop(self, grace: float | None = None) -> None:
         """Stop accepting, let in-flight requests finish within `grace`, stop the loop."""
+        grace = self.grace if grace is None else grace
         loop, runner = self._loop, self._runner
         if loop is None or self._thread is None:
             return
