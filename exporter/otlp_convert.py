@@ -159,6 +159,8 @@ class _ScopeContext:
 
 
 def _enum(names: tuple[str, ...], value: Any, what: str) -> str:
+    if type(value) is int and 0 <= value < len(names):
+        return names[value]
     if isinstance(value, str) and value in names:
         return value
     if isinstance(value, str) and value.isdigit():
@@ -182,6 +184,8 @@ def _check_ids(trace_id: str, span_id: str, parent: str) -> None:
 
 def _pb_value(value: Any) -> Any:
     which = value.WhichOneof("value")
+    if which == "string_value":  # by far the most common: skip the rest
+        return value.string_value
     if which is None:
         return None
     if which == "array_value":
