@@ -1,0 +1,263 @@
+"""Merge a parsed batch into the index inside one write transaction.
+
+Rows merge as halo-engine 0.3.5's `_RowAccumulator.merge_in` merges partials
+(file order), so a trace indexed over many batches equals one built at once.
+Posting lists, time keys, error signatures and dataset totals change by the
+difference between a row before and after the batch.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+import lmdb
+import orjson
+
+from exporter import format as f
+from indexer import layout as L
+from indexer.parse import Batch, Partial
+
+_SIG_MESSAGE_CHARS = 200  # the reference groups by message[:200]
+_SIG_EXAMPLES = 3
+
+TOTAL_KEYS = (
+    "total_traces", "total_spans", "error_trace_count", "missing_parent_count",
+    "missing_agent_identity_count", "project_id_mismatch_count", "otel_error_span_count",
+    "tool_error_span_count", "total_input_tokens", "total_output_tokens", "raw_jsonl_bytes",
+    "complete_traces", "bad_lines",
+)
+TOTAL_SETS = ("service_names", "model_names", "agent_names", "agent_ids", "tool_names", "run_ids")
+_SET_FIELDS = (
+    (L.R_SERVICES, L.TAG_SERVICE, "service_names"),
+    (L.R_MODELS, L.TAG_MODEL, "model_names"),
+    (L.R_AGENTS, L.TAG_AGENT, "agent_names"),
+    (L.R_AGENT_IDS, None, "agent_ids"),
+    (L.R_TOOLS, L.TAG_TOOL, "tool_names"),
+    (L.R_RUNS, L.TAG_RUN, "run_ids"),
+)
+
+
+def load_totals(txn: lmdb.Transaction, dbs: dict) -> dict:
+    raw = txn.get(b"totals", db=dbs["meta"])
+    if raw is None:
+        totals = {k: 0 for k in TOTAL_KEYS}
+        totals.update({k: [] for k in TOTAL_SETS})
+        return totals
+    return orjson.loads(raw)
+
+
+def _empty_row(tid: str, fileno: int, first_off: int) -> list:
+    return [tid, 0, "", "", False, [], [], [], [], 0, 0, None, 0, 0, 0, 0, 0, 0, [], [], False,
+            0.0, [], None, fileno, first_off, [], []]
+
+
+def _duration_ms(start: str, end: str) -> float | None:
+    a, b = f.ns_from_iso(start), f.ns_from_iso(end)
+    if a is None or b is None:
+        return None
+    return (b - a) / 1e6
+
+
+class BatchWriter:
+    """Applies batches to one open write transaction; `finish()` writes the shared records."""
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict, rel_of: dict[int, str], now: float) -> None:
+        self.txn = txn
+        self.dbs = dbs
+        self.rel_of = rel_of
+        self.now = now
+        meta = dbs["meta"]
+        self.totals = load_totals(txn, dbs)
+        self.total_sets = {k: set(self.totals[k]) for k in TOTAL_SETS}
+        raw = txn.get(b"next_tno", db=meta)
+        self.next_tno = L.un32(raw) if raw else 0
+        self.ordered = txn.get(b"ordered", db=meta) != b"0"
+        raw = txn.get(b"max_order", db=meta)
+        self.max_order = tuple(orjson.loads(raw)) if raw else None
+        raw = txn.get(b"sig_seq", db=meta)
+        self.sig_seq = L.un32(raw) if raw else 0
+        self.postings: dict[bytes, list[int]] = {}
+        self.pages: dict[int, list[str]] = {}
+        self.sigs: dict[bytes, dict] = {}
+        self.new_traces = 0
+
+    # --- per batch -----------------------------------------------------------------
+    def apply(self, batch: Batch) -> None:
+        txn, dbs = self.txn, self.dbs
+        for tid, p in batch.partials.items():
+            self._merge_trace(tid, p, batch.fileno)
+        for off, reason in batch.bad:
+            txn.put(L.order_key(batch.fileno, off), reason.encode(), db=dbs["bad"])
+        self.totals["bad_lines"] += batch.bad_count
+
+    def _merge_trace(self, tid: str, p: Partial, fileno: int) -> None:
+        txn, dbs = self.txn, self.dbs
+        key = L.tid_key(tid)
+        raw_no = txn.get(key, db=dbs["tid2no"])
+        if raw_no is None:
+            tno = self._new_trace(tid, key, fileno, p.first_off)
+            row = _empty_row(tid, fileno, p.first_off)
+            old = None
+            sids: set[str] = set()
+            pids: set[str] = set()
+            blob = b""
+        else:
+            tno = L.un32(raw_no)
+            tk = bytes(raw_no)
+            row = orjson.loads(txn.get(tk, db=dbs["rows"]))
+            old = list(row)
+            sids, pids = (set(x) for x in orjson.loads(txn.get(tk, db=dbs["ids"])))
+            blob = txn.get(tk, db=dbs["spans"]) or b""
+            self._maybe_reorder(row, tno, fileno, p.first_off)
+        tk = L.u32(tno)
+
+        row[L.R_N] += p.n
+        if not row[L.R_START] or (p.start and p.start < row[L.R_START]):
+            row[L.R_START] = p.start
+        if not row[L.R_END] or p.end > row[L.R_END]:
+            row[L.R_END] = p.end
+        if p.err:
+            row[L.R_HAS_ERR] = True
+        for pos, values in ((L.R_SERVICES, p.services), (L.R_MODELS, p.models),
+                            (L.R_AGENTS, p.agents), (L.R_AGENT_IDS, p.agent_ids),
+                            (L.R_TOOLS, p.tools), (L.R_RUNS, p.runs)):
+            if values and not values.issubset(row[pos]):
+                row[pos] = sorted(values.union(row[pos]))
+        row[L.R_IN] += p.in_tok
+        row[L.R_OUT] += p.out_tok
+        if row[L.R_PROJECT] is None:
+            row[L.R_PROJECT] = p.project
+        if p.projects and not p.projects.issubset(row[L.R_PROJECTS]):
+            row[L.R_PROJECTS] = sorted(p.projects.union(row[L.R_PROJECTS]))
+        row[L.R_MISMATCH] = max(0, len(row[L.R_PROJECTS]) - 1)
+        sids |= p.sids
+        pids |= p.pids
+        row[L.R_MISS_PARENT] = sum(1 for x in pids if x not in sids)
+        row[L.R_MISS_IDENT] += p.miss_ident
+        row[L.R_OTEL_ERR] += p.err
+        row[L.R_TOOL_ERR] += p.tool_err
+        row[L.R_RAW] += p.raw
+        row[L.R_COMPLETE] = row[L.R_COMPLETE] or p.root
+        row[L.R_LAST_SEEN] = self.now
+        if p.errors:
+            names = {name for name, _ in p.errors}
+            if not names.issubset(row[L.R_ERR_NAMES]):
+                row[L.R_ERR_NAMES] = sorted(names.union(row[L.R_ERR_NAMES]))
+            self._signatures(tid, row, p.errors)
+        row[L.R_DURATION] = _duration_ms(row[L.R_START], row[L.R_END])
+
+        txn.put(tk, orjson.dumps(row), db=dbs["rows"])
+        txn.put(tk, orjson.dumps([list(sids), list(pids)]), db=dbs["ids"])
+        txn.put(tk, blob + bytes(p.blob), db=dbs["spans"])
+        self._index_changes(tno, old, row)
+
+    def _new_trace(self, tid: str, key: bytes, fileno: int, first_off: int) -> int:
+        txn, dbs = self.txn, self.dbs
+        tno = self.next_tno
+        self.next_tno += 1
+        self.new_traces += 1
+        txn.put(key, L.u32(tno), db=dbs["tid2no"])
+        order = (self.rel_of[fileno], first_off)
+        if self.max_order is not None and order < self.max_order:
+            self.ordered = False  # a trace number no longer follows dataset order
+        if self.max_order is None or order > self.max_order:
+            self.max_order = order
+        txn.put(L.order_key(fileno, first_off), L.u32(tno), db=dbs["order"])
+        page_no = tno >> L.PAGE_SHIFT
+        page = self.pages.get(page_no)
+        if page is None:
+            raw = txn.get(L.u32(page_no), db=dbs["pages"])
+            page = self.pages[page_no] = orjson.loads(raw) if raw else []
+        page.append(tid)
+        return tno
+
+    def _maybe_reorder(self, row: list, tno: int, fileno: int, first_off: int) -> None:
+        """A trace first seen in a later-named shard moves to an earlier one's position."""
+        if fileno == row[L.R_FILENO]:
+            return
+        if self.rel_of[fileno] >= self.rel_of[row[L.R_FILENO]]:
+            return
+        self.txn.delete(L.order_key(row[L.R_FILENO], row[L.R_FIRST_OFF]), db=self.dbs["order"])
+        self.txn.put(L.order_key(fileno, first_off), L.u32(tno), db=self.dbs["order"])
+        row[L.R_FILENO], row[L.R_FIRST_OFF] = fileno, first_off
+        self.ordered = False
+
+    def _signatures(self, tid: str, row: list, errors: list[tuple[str, str]]) -> None:
+        seen = set(row[L.R_SIGS])
+        for name, message in errors:
+            message = message[:_SIG_MESSAGE_CHARS]
+            key = L.sig_key(name, message)
+            sig = self.sigs.get(key)
+            if sig is None:
+                raw = self.txn.get(key, db=self.dbs["sigs"])
+                if raw is None:
+                    sig = {"n": name, "m": message, "s": 0, "t": 0, "x": [], "q": self.sig_seq}
+                    self.sig_seq += 1
+                else:
+                    sig = orjson.loads(raw)
+                self.sigs[key] = sig
+            sig["s"] += 1
+            hexkey = key.hex()
+            if hexkey not in seen:
+                seen.add(hexkey)
+                row[L.R_SIGS].append(hexkey)
+                sig["t"] += 1
+                if len(sig["x"]) < _SIG_EXAMPLES or tid < sig["x"][-1]:
+                    sig["x"] = sorted([*sig["x"], tid])[:_SIG_EXAMPLES]
+
+    def _index_changes(self, tno: int, old: list | None, row: list) -> None:
+        t, txn, dbs = self.totals, self.txn, self.dbs
+        post = self.postings
+        for pos, tag, total_name in _SET_FIELDS:
+            before = old[pos] if old else ()
+            for value in row[pos]:
+                if value not in before:
+                    if tag is not None:
+                        post.setdefault(L.posting_key(tag, value), []).append(tno)
+                    self.total_sets[total_name].add(value)
+        if row[L.R_PROJECT] is not None and (old is None or old[L.R_PROJECT] is None):
+            post.setdefault(L.posting_key(L.TAG_PROJECT, row[L.R_PROJECT]), []).append(tno)
+        if row[L.R_HAS_ERR] and not (old and old[L.R_HAS_ERR]):
+            post.setdefault(L.KEY_ERRORS, []).append(tno)
+            t["error_trace_count"] += 1
+        if row[L.R_COMPLETE] and not (old and old[L.R_COMPLETE]):
+            post.setdefault(L.KEY_COMPLETE, []).append(tno)
+            t["complete_traces"] += 1
+        for pos, db in ((L.R_START, "by_start"), (L.R_END, "by_end")):
+            if old is None or old[pos] != row[pos]:
+                if old is not None:
+                    txn.delete(L.time_key(old[pos], tno), db=dbs[db])
+                txn.put(L.time_key(row[pos], tno), b"", db=dbs[db])
+        if old is None:
+            t["total_traces"] += 1
+        for name, pos in (("total_spans", L.R_N), ("missing_parent_count", L.R_MISS_PARENT),
+                          ("missing_agent_identity_count", L.R_MISS_IDENT),
+                          ("project_id_mismatch_count", L.R_MISMATCH),
+                          ("otel_error_span_count", L.R_OTEL_ERR),
+                          ("tool_error_span_count", L.R_TOOL_ERR),
+                          ("total_input_tokens", L.R_IN), ("total_output_tokens", L.R_OUT),
+                          ("raw_jsonl_bytes", L.R_RAW)):
+            t[name] += row[pos] - (old[pos] if old else 0)
+
+    # --- once per transaction --------------------------------------------------------
+    def finish(self) -> None:
+        txn, dbs = self.txn, self.dbs
+        meta = dbs["meta"]
+        for key, tnos in self.postings.items():
+            raw = txn.get(key, db=dbs["idx"]) or b""
+            txn.put(key, raw + array("I", tnos).tobytes(), db=dbs["idx"])
+        for page_no, page in self.pages.items():
+            txn.put(L.u32(page_no), orjson.dumps(page), db=dbs["pages"])
+        for key, sig in self.sigs.items():
+            txn.put(key, orjson.dumps(sig), db=dbs["sigs"])
+        for name in TOTAL_SETS:
+            if len(self.total_sets[name]) != len(self.totals[name]):
+                self.totals[name] = sorted(self.total_sets[name])
+        self.totals["last_indexed_at"] = self.now
+        txn.put(b"totals", orjson.dumps(self.totals), db=meta)
+        txn.put(b"next_tno", L.u32(self.next_tno), db=meta)
+        txn.put(b"ordered", b"1" if self.ordered else b"0", db=meta)
+        if self.max_order is not None:
+            rel, off = self.max_order
+            txn.put(b"max_order", orjson.dumps([rel, off]), db=meta)
+        txn.put(b"sig_seq", L.u32(self.sig_seq), db=meta)

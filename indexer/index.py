@@ -1,0 +1,285 @@
+"""`TraceIndex`: open an index beside a dataset, catch it up, follow it, read snapshots.
+
+Catch-up parses new complete lines outside any transaction (in a process pool
+for big backlogs), then commits each batch in one write transaction together
+with the file's checkpoint. The checkpoint is re-checked inside that
+transaction: if another process got there first, the batch is dropped and the
+work re-planned, so any number of processes may catch up at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import lmdb
+import orjson
+
+from indexer import dataset as ds
+from indexer import layout as L
+from indexer.apply import BatchWriter
+from indexer.models import CatchUpStats
+from indexer.parse import Batch
+from indexer.pool import parse_batches
+from indexer.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+class IndexStorageError(RuntimeError):
+    """The index could not be written (e.g. the disk is full); the index stays usable."""
+
+
+class _Retry(Exception):
+    """Another writer moved a checkpoint under us: re-plan."""
+
+
+_ENVS: dict[Path, list] = {}  # index dir -> [env, dbs, refcount]: LMDB allows one env per process
+_ENVS_LOCK = threading.Lock()
+
+
+def _acquire_env(index_dir: Path):
+    key = index_dir.resolve()
+    with _ENVS_LOCK:
+        entry = _ENVS.get(key)
+        if entry is None:
+            env, dbs = L.open_env(index_dir)
+            entry = _ENVS[key] = [env, dbs, 0]
+        entry[2] += 1
+        return entry[0], entry[1]
+
+
+def _release_env(index_dir: Path) -> None:
+    key = index_dir.resolve()
+    with _ENVS_LOCK:
+        entry = _ENVS.get(key)
+        if entry is None:
+            return
+        entry[2] -= 1
+        if entry[2] <= 0:
+            entry[0].close()
+            del _ENVS[key]
+
+
+class TraceIndex:
+    """A streaming LMDB index over one JSONL file or a folder/glob of shards."""
+
+    def __init__(self, dataset: ds.Dataset, index_dir: Path, *, workers: int | None = None,
+                 chunk_bytes: int = 8 << 20) -> None:
+        self.dataset = dataset
+        self.index_dir = index_dir
+        self.workers = workers
+        self.chunk_bytes = chunk_bytes
+        self._env, self._dbs = _acquire_env(index_dir)
+        self._wake = threading.Event()
+        self._write_lock = threading.Lock()  # one writing thread per process at a time
+        self._closed = False
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], index_dir: str | os.PathLike[str] | None = None,
+             **options) -> TraceIndex:
+        """Open (creating if needed) the index of `path`; does not catch up."""
+        dataset = ds.resolve(path)
+        where = Path(index_dir) if index_dir is not None else dataset.default_index_dir()
+        return cls(dataset, where, **options)
+
+    def close(self) -> None:
+        """Release the environment; safe to call twice."""
+        if not self._closed:
+            self._closed = True
+            self._wake.set()
+            _release_env(self.index_dir)
+
+    def __enter__(self) -> TraceIndex:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def snapshot(self) -> Snapshot:
+        """A consistent read view; keep it short (`with idx.snapshot() as snap:`)."""
+        return Snapshot(self._env, self._dbs, self.dataset.root)
+
+    def notify(self) -> None:
+        """Hint that a file grew (e.g. from the writer's on_flush): wakes `follow()`."""
+        self._wake.set()
+
+    # --- catch-up --------------------------------------------------------------------
+    def catch_up(self, progress: Progress | None = None) -> CatchUpStats:
+        """Index every complete line added since the checkpoint; returns what was done."""
+        started = time.monotonic()
+        stats = CatchUpStats()
+        with self._write_lock:
+            for _ in range(100):
+                try:
+                    self._catch_up_once(stats, progress)
+                    break
+                except _Retry:
+                    continue
+        stats.seconds = time.monotonic() - started
+        return stats
+
+    def _checkpoints(self) -> dict[str, tuple[int, dict]]:
+        with self.snapshot() as snap:
+            cur = snap._txn.cursor(db=self._dbs["files"])
+            return {cp["rel"]: (L.un32(k), cp) for k, cp in ((k, orjson.loads(v)) for k, v in cur)}
+
+    def _stale(self, cps: dict[str, tuple[int, dict]], present: set[str]) -> str | None:
+        """Why the index no longer matches the files (None when it does)."""
+        for rel, (_, cp) in cps.items():
+            if rel not in present:
+                return f"{rel} disappeared"
+            ident = ds.identity(self.dataset.path_of(rel))
+            if ident is None:
+                return f"{rel} disappeared"
+            if (ident.dev, ident.ino) != (cp["dev"], cp["ino"]):
+                return f"{rel} was replaced"
+            if ident.size < cp["offset"]:
+                return f"{rel} was truncated"
+            if cp["head_n"] and ds.head_hash(self.dataset.path_of(rel), cp["head_n"]) != cp["head_hash"]:
+                return f"{rel} was rewritten"
+        return None
+
+    def _catch_up_once(self, stats: CatchUpStats, progress: Progress | None) -> None:
+        files = self.dataset.files()
+        cps = self._checkpoints()
+        reason = self._stale(cps, set(files))
+        if reason:
+            self._reset(reason)
+            stats.reset = True
+            raise _Retry
+        stats.files = len(files)
+        missing = [rel for rel in files if rel not in cps]
+        if missing:
+            self._register(missing)
+            raise _Retry
+        plan: list[tuple[str, int, int, int]] = []
+        for rel in files:
+            fileno, cp = cps[rel]
+            ident = ds.identity(self.dataset.path_of(rel))
+            if ident is not None and ident.size > cp["offset"]:
+                plan.append((rel, fileno, cp["offset"], ident.size))
+        total = sum(end - start for _, _, start, end in plan)
+        done = 0
+        rel_of = {fileno: rel for rel, (fileno, _) in cps.items()}
+        for rel, fileno, start, end in plan:
+            path = self.dataset.path_of(rel)
+            ranges = ds.line_ranges(path, start, end, self.chunk_bytes)
+            consumed = ranges[-1][1] if ranges else start
+            stats.pending_bytes += end - consumed
+            for batch in parse_batches(str(path), fileno, ranges, self.workers):
+                self._commit(batch, rel_of, stats)
+                done += batch.end - batch.start
+                if progress is not None:
+                    progress(done, total)
+        if progress is not None:
+            progress(total, total)
+
+    def _commit(self, batch: Batch, rel_of: dict[int, str], stats: CatchUpStats) -> None:
+        path = self.dataset.path_of(rel_of[batch.fileno])
+
+        def body(txn):
+            key = L.u32(batch.fileno)
+            cp = orjson.loads(txn.get(key, db=self._dbs["files"]) or b"null")
+            if cp is None or cp["offset"] != batch.start:
+                raise _Retry  # another writer indexed these bytes already
+            ident = ds.identity(path)
+            if ident is None or (ident.dev, ident.ino) != (cp["dev"], cp["ino"]):
+                raise _Retry  # replaced meanwhile: the next round resets
+            writer = BatchWriter(txn, self._dbs, rel_of, time.time())
+            writer.apply(batch)
+            writer.finish()
+            cp["offset"] = batch.end
+            if cp["head_n"] < ds.HEAD_BYTES:
+                cp["head_n"] = min(ds.HEAD_BYTES, batch.end)
+                cp["head_hash"] = ds.head_hash(path, cp["head_n"])
+            txn.put(key, orjson.dumps(cp), db=self._dbs["files"])
+            return writer.new_traces
+
+        new = self._write(body)
+        stats.batches += 1
+        stats.bytes_read += batch.end - batch.start
+        stats.lines += batch.lines
+        stats.spans += batch.spans
+        stats.bad_lines += batch.bad_count
+        stats.new_traces += new
+
+    def _register(self, rels: list[str]) -> None:
+        def body(txn):
+            files = self._dbs["files"]
+            known = {orjson.loads(v)["rel"] for _, v in txn.cursor(db=files)}
+            with txn.cursor(db=files) as cur:
+                next_no = L.un32(cur.key()) + 1 if cur.last() else 0
+            for rel in rels:
+                if rel in known:
+                    continue
+                ident = ds.identity(self.dataset.path_of(rel))
+                if ident is None:
+                    continue
+                cp = {"rel": rel, "dev": ident.dev, "ino": ident.ino, "offset": 0,
+                      "head_n": 0, "head_hash": ""}
+                txn.put(L.u32(next_no), orjson.dumps(cp), db=files)
+                next_no += 1
+
+        self._write(body)
+
+    def _reset(self, reason: str) -> None:
+        log.warning("halo index: %s; re-indexing from scratch", reason)
+
+        def body(txn):
+            # Re-check inside the transaction: another process may have reset already.
+            cur = txn.cursor(db=self._dbs["files"])
+            cps = {cp["rel"]: (L.un32(k), cp) for k, cp in ((k, orjson.loads(v)) for k, v in cur)}
+            if not self._stale(cps, set(self.dataset.files())):
+                return
+            for name, db in self._dbs.items():
+                txn.drop(db, delete=False)
+            txn.put(b"schema", L.SCHEMA, db=self._dbs["meta"])
+            txn.put(b"ordered", b"1", db=self._dbs["meta"])
+
+        self._write(body)
+
+    def _write(self, body):
+        """Run `body(txn)` in one write transaction, growing the map when it is full."""
+        while True:
+            try:
+                with self._env.begin(write=True) as txn:
+                    return body(txn)
+            except lmdb.MapFullError:
+                L.grow(self._env)
+            except lmdb.MapResizedError:
+                L.adopt_map_size(self._env)
+            except lmdb.Error as exc:  # e.g. a full disk: the transaction was aborted
+                raise IndexStorageError(f"cannot write the index in {self.index_dir}: {exc}") from exc
+
+    # --- follow ----------------------------------------------------------------------
+    def follow(self, stop: threading.Event, *, on_update: Callable[[CatchUpStats], None] | None = None,
+               poll_interval: float = 0.1) -> None:
+        """Keep the index current until `stop` is set (polls stat; `notify()` wakes it early)."""
+        from indexer.follow import Watcher
+
+        last: tuple | None = None
+        with Watcher(self.dataset, self._wake) as watcher:
+            while not stop.is_set() and not self._closed:
+                seen = watcher.fingerprint()
+                if seen != last:
+                    try:
+                        stats = self.catch_up()
+                    except IndexStorageError as exc:
+                        log.error("halo index: %s", exc)
+                        stats = None
+                    else:
+                        last = seen if stats.pending_bytes == 0 else None
+                        if on_update is not None and (stats.spans or stats.reset or stats.bad_lines):
+                            on_update(stats)
+                watcher.wait(min(poll_interval, 0.1), stop)
+
+    def iter_files(self) -> Iterator[Path]:
+        for rel in self.dataset.files():
+            yield self.dataset.path_of(rel)

@@ -1,0 +1,119 @@
+"""The LMDB environment: sub-databases, key encodings, row encoding, map growth.
+
+Sub-databases (all keys fixed-width big-endian where order matters):
+
+  meta      b"schema", b"next_tno", b"ordered", b"max_order", b"totals", b"sig_seq"
+  files     fileno(4)               -> checkpoint {rel, dev, ino, offset, head_n, head_hash}
+  tid2no    trace id (or its hash)  -> tno(4)   (tno = trace number, assigned on first sight)
+  pages     tno>>10 (4)             -> JSON list of the trace ids of that page of tnos
+  rows      tno(4)                  -> JSON row (TraceRow fields + bookkeeping)
+  ids       tno(4)                  -> JSON [span ids, parent ids] (for missing-parent counts)
+  spans     tno(4)                  -> span entries, one JSON array per line, file order
+  order     fileno(4) + offset(8)   -> tno: dataset order (file, first span offset)
+  idx       tag + 0 + value         -> packed uint32 tnos: one posting list per filter value
+  by_start  start_time + 0 + tno    -> b""   (string order = the reference's comparisons)
+  by_end    end_time + 0 + tno      -> b""
+  sigs      hash(name, message)     -> JSON error signature aggregate
+  bad       fileno(4) + offset(8)   -> reason of a skipped line
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from pathlib import Path
+
+import lmdb
+import orjson
+
+SCHEMA = b"halo-live-index/1"
+DB_NAMES = ("meta", "files", "tid2no", "pages", "rows", "ids", "spans", "order", "idx",
+            "by_start", "by_end", "sigs", "bad")
+INITIAL_MAP_SIZE = 1 << 30  # sparse on Linux; grown by doubling on MapFullError
+PAGE_SHIFT = 10
+
+# posting-list tags in `idx`
+TAG_MODEL = b"m"
+TAG_SERVICE = b"s"
+TAG_AGENT = b"a"
+TAG_PROJECT = b"p"
+TAG_TOOL = b"t"
+TAG_RUN = b"r"
+KEY_ERRORS = b"e"
+KEY_COMPLETE = b"c"
+
+# row list positions (the first 24 are TraceRow's fields in order, minus `file`)
+R_TID, R_N, R_START, R_END, R_HAS_ERR, R_SERVICES, R_MODELS, R_AGENTS, R_AGENT_IDS = range(9)
+R_IN, R_OUT, R_PROJECT, R_MISS_PARENT, R_MISS_IDENT, R_MISMATCH, R_OTEL_ERR = range(9, 16)
+R_TOOL_ERR, R_RAW, R_TOOLS, R_RUNS, R_COMPLETE, R_LAST_SEEN, R_ERR_NAMES, R_DURATION = range(16, 24)
+R_FILENO, R_FIRST_OFF, R_PROJECTS, R_SIGS = range(24, 28)
+ROW_FIELDS = 24
+
+_U32 = struct.Struct(">I")
+_ORDER = struct.Struct(">IQ")
+MAX_KEY = 480  # LMDB's default max key is 511 bytes
+
+
+def u32(n: int) -> bytes:
+    return _U32.pack(n)
+
+
+def un32(b: bytes) -> int:
+    return _U32.unpack(b)[0]
+
+
+def order_key(fileno: int, offset: int) -> bytes:
+    return _ORDER.pack(fileno, offset)
+
+
+def unorder(key: bytes) -> tuple[int, int]:
+    return _ORDER.unpack(key)
+
+
+def bounded(key: bytes) -> bytes:
+    """A key that fits LMDB: long ones become a prefix plus a hash of the whole."""
+    if len(key) <= MAX_KEY:
+        return key
+    return key[:MAX_KEY - 17] + b"#" + hashlib.blake2b(key, digest_size=8).hexdigest().encode()
+
+
+def tid_key(trace_id: str) -> bytes:
+    return bounded(trace_id.encode("utf-8", "surrogatepass"))
+
+
+def posting_key(tag: bytes, value: str) -> bytes:
+    return bounded(tag + b"\0" + value.encode("utf-8", "surrogatepass"))
+
+
+def time_key(value: str, tno: int) -> bytes:
+    # Time strings are short; a long one is clipped (its order among equals is still by tno).
+    return value.encode("utf-8", "surrogatepass")[:MAX_KEY - 5] + b"\0" + u32(tno)
+
+
+def sig_key(name: str, message: str) -> bytes:
+    return hashlib.blake2b(orjson.dumps([name, message]), digest_size=16).digest()
+
+
+def open_env(index_dir: Path, *, readonly: bool = False) -> tuple[lmdb.Environment, dict]:
+    """Open (creating) the environment and its sub-databases."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    env = lmdb.open(
+        str(index_dir), map_size=INITIAL_MAP_SIZE, max_dbs=len(DB_NAMES) + 1,
+        subdir=True, readahead=False, max_readers=256, lock=True,
+    )
+    dbs = {name: env.open_db(name.encode()) for name in DB_NAMES}
+    with env.begin(write=True) as txn:
+        if txn.get(b"schema", db=dbs["meta"]) is None:
+            txn.put(b"schema", SCHEMA, db=dbs["meta"])
+            txn.put(b"ordered", b"1", db=dbs["meta"])
+    return env, dbs
+
+
+def grow(env: lmdb.Environment) -> None:
+    """Double the map size (called after a MapFullError aborted a write)."""
+    env.set_mapsize(env.info()["map_size"] * 2)
+
+
+def adopt_map_size(env: lmdb.Environment) -> None:
+    """Pick up a map size another process grew the file to."""
+    env.set_mapsize(0)

@@ -1,0 +1,274 @@
+"""Read side: one short LMDB read transaction = one consistent view of the index.
+
+Filters are answered from posting lists (packed trace numbers per value) and
+the time-ordered keys; only `min_duration_ms` (and time bounds on a small
+candidate set) read rows. Nothing here reads the JSONL except `read_span`.
+"""
+
+from __future__ import annotations
+
+import os
+from array import array
+from pathlib import Path
+
+import lmdb
+import orjson
+
+from exporter import format as f
+from indexer import layout as L
+from indexer.models import BadLine, DatasetTotals, ErrorSignature, IndexFilters, SpanRef, TraceRow
+
+_ROW_SCAN_LIMIT = 4096  # below this many candidates, check time bounds on rows, not by range scan
+
+
+def _codes(code) -> str:
+    return f.STATUS_CODES[code] if type(code) is int else code
+
+
+class Snapshot:
+    """A consistent, read-only view; use as a context manager (or call `close()`)."""
+
+    def __init__(self, env: lmdb.Environment, dbs: dict, root: Path) -> None:
+        self._txn = _begin_read(env)
+        self._dbs = dbs
+        self._root = root
+        self._fds: dict[int, int] = {}
+        self._rel: dict[int, str] = {
+            L.un32(k): orjson.loads(v)["rel"] for k, v in self._txn.cursor(db=dbs["files"])
+        }
+        meta = dbs["meta"]
+        raw = self._txn.get(b"next_tno", db=meta)
+        self._n = L.un32(raw) if raw else 0
+        self._ordered = self._txn.get(b"ordered", db=meta) != b"0"
+        self._pages: dict[int, list[str]] = {}
+
+    def __enter__(self) -> Snapshot:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._txn is not None:
+            self._txn.abort()
+            self._txn = None
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    # --- dataset ---------------------------------------------------------------------
+    def totals(self) -> DatasetTotals:
+        raw = self._txn.get(b"totals", db=self._dbs["meta"])
+        t = orjson.loads(raw) if raw else {}
+        out = DatasetTotals(**{k: v for k, v in t.items() if k in DatasetTotals.__slots__})
+        out.files = len(self._rel)
+        out.indexed_bytes = sum(orjson.loads(v)["offset"]
+                                for _, v in self._txn.cursor(db=self._dbs["files"]))
+        with self._txn.cursor(db=self._dbs["by_start"]) as cur:
+            if cur.first():
+                out.earliest_start_time = cur.key()[:-5].decode("utf-8", "surrogatepass")
+        with self._txn.cursor(db=self._dbs["by_end"]) as cur:
+            if cur.last():
+                out.latest_end_time = cur.key()[:-5].decode("utf-8", "surrogatepass")
+        return out
+
+    def count(self, filters: IndexFilters | None = None) -> int:
+        """How many traces match (no ordering work)."""
+        cands = self._candidates(filters)
+        return self._n if cands is None else len(cands)
+
+    def trace_ids(self, filters: IndexFilters | None = None, offset: int = 0,
+                  limit: int | None = None) -> list[str]:
+        """Matching trace ids in dataset order; `offset`/`limit` page through them."""
+        cands = self._candidates(filters)
+        stop = None if limit is None else offset + limit
+        if self._ordered:
+            tnos = range(self._n) if cands is None else sorted(cands)
+            return [self._tid(t) for t in tnos[offset:stop]]
+        out: list[str] = []
+        seen = 0
+        for tno in self._dataset_order():
+            if cands is None or tno in cands:
+                if seen >= offset:
+                    out.append(self._tid(tno))
+                    if stop is not None and seen + 1 >= stop:
+                        break
+                seen += 1
+        return out
+
+    def error_signatures(self) -> list[ErrorSignature]:
+        """Every (span name, status message[:200]) error group, largest first, then first seen."""
+        sigs = [orjson.loads(v) for _, v in self._txn.cursor(db=self._dbs["sigs"])]
+        sigs.sort(key=lambda s: (-s["s"], s["q"]))
+        return [ErrorSignature(s["n"], s["m"], s["s"], s["t"], list(s["x"])) for s in sigs]
+
+    def bad_lines(self, limit: int = 100) -> list[BadLine]:
+        """Skipped lines (first `limit`, by file and offset); the full count is in totals."""
+        out = []
+        for key, reason in self._txn.cursor(db=self._dbs["bad"]):
+            fileno, off = L.unorder(key)
+            out.append(BadLine(self._rel.get(fileno, "?"), off, reason.decode()))
+            if len(out) >= limit:
+                break
+        return out
+
+    # --- one trace -------------------------------------------------------------------
+    def trace(self, trace_id: str) -> TraceRow | None:
+        tno = self._tno(trace_id)
+        return None if tno is None else self._row(tno)
+
+    def rows(self, trace_ids: list[str]) -> list[TraceRow]:
+        """Rows of the given traces (unknown ids skipped), in the given order."""
+        out = []
+        for tid in trace_ids:
+            row = self.trace(tid)
+            if row is not None:
+                out.append(row)
+        return out
+
+    def spans(self, trace_id: str) -> list[SpanRef]:
+        return [SpanRef(self._rel[e[0]], e[1], e[2], e[3], e[4], e[5], _codes(e[6]))
+                for e in self._entries(trace_id)]
+
+    def error_spans(self, trace_id: str) -> list[tuple[str, str]]:
+        """(span name, full status message) of the trace's ERROR spans, in file order."""
+        return [(e[5], e[7]) for e in self._entries(trace_id) if e[7] is not None]
+
+    def read_span(self, ref: SpanRef) -> bytes:
+        """The span's line, without its newline, read from the JSONL."""
+        fileno = next((n for n, rel in self._rel.items() if rel == ref.file), None)
+        if fileno is None:
+            raise KeyError(ref.file)
+        fd = self._fds.get(fileno)
+        if fd is None:
+            fd = self._fds[fileno] = os.open(self._root / ref.file, os.O_RDONLY)
+        return os.pread(fd, ref.length, ref.offset)
+
+    # --- internals -------------------------------------------------------------------
+    def _tno(self, trace_id: str) -> int | None:
+        raw = self._txn.get(L.tid_key(trace_id), db=self._dbs["tid2no"])
+        return None if raw is None else L.un32(raw)
+
+    def _tid(self, tno: int) -> str:
+        page_no = tno >> L.PAGE_SHIFT
+        page = self._pages.get(page_no)
+        if page is None:
+            page = self._pages[page_no] = orjson.loads(self._txn.get(L.u32(page_no), db=self._dbs["pages"]))
+        return page[tno & ((1 << L.PAGE_SHIFT) - 1)]
+
+    def _raw_row(self, tno: int) -> list:
+        return orjson.loads(self._txn.get(L.u32(tno), db=self._dbs["rows"]))
+
+    def _row(self, tno: int) -> TraceRow:
+        r = self._raw_row(tno)
+        return TraceRow(*r[:L.ROW_FIELDS], file=self._rel.get(r[L.R_FILENO], ""))
+
+    def _entries(self, trace_id: str) -> list[list]:
+        tno = self._tno(trace_id)
+        if tno is None:
+            return []
+        blob = self._txn.get(L.u32(tno), db=self._dbs["spans"])
+        if not blob:
+            return []
+        return orjson.loads(b"[" + blob[:-1].replace(b"\n", b",") + b"]")
+
+    def _dataset_order(self):
+        by_name = sorted(self._rel.items(), key=lambda kv: kv[1])
+        with self._txn.cursor(db=self._dbs["order"]) as cur:
+            for fileno, _ in by_name:
+                prefix = L.u32(fileno)
+                if not cur.set_range(prefix):
+                    continue
+                for key, value in cur:
+                    if key[:4] != prefix:
+                        break
+                    yield L.un32(value)
+
+    def _posting(self, key: bytes) -> array:
+        raw = self._txn.get(key, db=self._dbs["idx"])
+        out = array("I")
+        if raw:
+            out.frombytes(raw)
+        return out
+
+    def _any_of(self, tag: bytes, values: list[str]) -> set[int]:
+        out: set[int] = set()
+        for v in values:
+            out.update(self._posting(L.posting_key(tag, v)))
+        return out
+
+    def _candidates(self, flt: IndexFilters | None) -> set[int] | None:
+        """Trace numbers matching `flt`, or None for "all traces"."""
+        if flt is None:
+            return None
+        include: list[set[int]] = []
+        exclude: list[set[int]] = []
+        for tag, values in ((L.TAG_MODEL, flt.model_names), (L.TAG_SERVICE, flt.service_names),
+                            (L.TAG_AGENT, flt.agent_names), (L.TAG_TOOL, flt.tool_names),
+                            (L.TAG_RUN, flt.run_ids)):
+            if values is not None:
+                include.append(self._any_of(tag, list(values)))
+        if flt.project_id is not None:
+            include.append(self._any_of(L.TAG_PROJECT, [flt.project_id]))
+        for key, want in ((L.KEY_ERRORS, flt.has_errors), (L.KEY_COMPLETE, flt.complete)):
+            if want is not None:
+                (include if want else exclude).append(set(self._posting(key)))
+        timed = flt.start_time_gte is not None or flt.end_time_lte is not None
+        if include:
+            include.sort(key=len)
+            cands = include[0].intersection(*include[1:])
+        elif exclude or timed or flt.min_duration_ms is not None:
+            cands = None
+        else:
+            return None
+        for ex in exclude:
+            cands = (set(range(self._n)) if cands is None else cands) - ex
+        if timed:
+            if cands is not None and len(cands) <= _ROW_SCAN_LIMIT:
+                cands = {t for t in cands if self._times_match(self._raw_row(t), flt)}
+            else:
+                for ranged in self._time_ranges(flt):
+                    cands = ranged if cands is None else cands & ranged
+        if flt.min_duration_ms is not None:
+            pool = range(self._n) if cands is None else cands
+            cands = set()
+            for t in pool:
+                d = self._raw_row(t)[L.R_DURATION]
+                if d is not None and d >= flt.min_duration_ms:
+                    cands.add(t)
+        return cands
+
+    @staticmethod
+    def _times_match(row: list, flt: IndexFilters) -> bool:
+        if flt.start_time_gte is not None and row[L.R_START] < flt.start_time_gte:
+            return False
+        if flt.end_time_lte is not None and row[L.R_END] > flt.end_time_lte:
+            return False
+        return True
+
+    def _time_ranges(self, flt: IndexFilters):
+        if flt.start_time_gte is not None:
+            low = flt.start_time_gte.encode("utf-8", "surrogatepass")
+            got = set()
+            with self._txn.cursor(db=self._dbs["by_start"]) as cur:
+                if cur.set_range(low):
+                    for key in cur.iternext(values=False):
+                        got.add(L.un32(key[-4:]))
+            yield got
+        if flt.end_time_lte is not None:
+            high = flt.end_time_lte.encode("utf-8", "surrogatepass")
+            got = set()
+            with self._txn.cursor(db=self._dbs["by_end"]) as cur:
+                for key in cur.iternext(values=False):
+                    if key[:-5] > high:
+                        break
+                    got.add(L.un32(key[-4:]))
+            yield got
+
+
+def _begin_read(env: lmdb.Environment) -> lmdb.Transaction:
+    try:
+        return env.begin(buffers=False)
+    except lmdb.MapResizedError:
+        L.adopt_map_size(env)
+        return env.begin(buffers=False)
