@@ -184,7 +184,8 @@ class ModelServer:
         with self._turns_lock:
             self.turns.append(turn)
         try:
-            reply = self.policy(turn)
+            # In a worker thread: a policy may think (sleep) without stalling other requests.
+            reply = await asyncio.get_running_loop().run_in_executor(None, self.policy, turn)
         except Exception as exc:  # a broken policy is the server's 500, as a real API's bug would be
             return _error(500, f"policy failed: {type(exc).__name__}: {exc}")
         if reply.error_status:

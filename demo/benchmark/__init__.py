@@ -1,0 +1,12 @@
+"""A small benchmark of the codebase-helper agent, run by parallel worker processes.
+
+    from demo.benchmark import BenchmarkConfig, BenchmarkRun, run_benchmark
+    score = run_benchmark(BenchmarkConfig(out="runs/baseline", workers=4))
+
+Or `python -m demo.benchmark --out runs/baseline [--preset fixed]`.
+"""
+
+from demo.benchmark.runner import BenchmarkConfig, BenchmarkRun, Progress, run_benchmark, score_path
+from demo.benchmark.tasks import TASKS, Task
+
+__all__ = ["BenchmarkConfig", "BenchmarkRun", "Progress", "run_benchmark", "score_path", "TASKS", "Task"]

@@ -1,0 +1,43 @@
+"""`python -m demo.benchmark`: run the benchmark once and print its score."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from demo.benchmark.runner import BenchmarkConfig, BenchmarkRun
+from demo.openai_agents_sdk.agent import HarnessSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m demo.benchmark", description=__doc__)
+    parser.add_argument("--out", default="halo-demo/baseline", help="output folder (trace shards, score.json)")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--tasks", type=int, default=None, help="run only the first N tasks")
+    parser.add_argument("--preset", choices=["baseline", "fixed"], default="baseline")
+    parser.add_argument("--api", choices=["responses", "chat"], default="responses")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run-id", default=None)
+    parser.add_argument("--online", action="store_true", help="use the real OpenAI API (OPENAI_API_KEY)")
+    args = parser.parse_args(argv)
+    try:
+        config = BenchmarkConfig(out=args.out, workers=args.workers, tasks=args.tasks,
+                                 settings=HarnessSettings.preset(args.preset, api=args.api),
+                                 seed=args.seed, run_id=args.run_id, online=args.online)
+    except ValueError as exc:
+        print(f"benchmark: error: {exc}", file=sys.stderr)
+        return 2
+    with BenchmarkRun(config) as run:
+        while run.running():
+            prog = run.progress()
+            print(f"\r{prog.done}/{prog.total} done, {prog.passed} passed", end="", flush=True)
+            time.sleep(0.5)
+    score = run.score
+    print(f"\r{score['passed']}/{score['tasks']} passed (score {score['score']:.2f}) "
+          f"in {score['elapsed_s']} s; traces and score.json in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

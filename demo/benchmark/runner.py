@@ -1,0 +1,202 @@
+"""Runs the benchmark: an offline model process, N worker processes, a score file.
+
+    run = BenchmarkRun(BenchmarkConfig(out="runs/baseline", workers=4))
+    with run:                       # starts the model server and the workers
+        while run.running():
+            print(run.progress())   # tasks done and passed so far, from the results files
+            time.sleep(0.5)
+    score = run.score               # also written to runs/baseline/score.json
+
+The output folder holds one trace shard per worker (`traces-w<k>.jsonl`, a
+dataset `halo` reads as a folder), their results (`results-w<k>.ndjson`),
+worker logs under `logs/`, and `score.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from demo.benchmark.tasks import select
+from demo.benchmark.layout import SCORE_FILE, results_path, score_path  # noqa: F401 (re-export)
+from demo.model_process import ModelServerProcess
+from demo.openai_agents_sdk.agent import HarnessSettings
+from demo.openai_agents_sdk.fake_repo import materialize
+
+OFFLINE_POLICY = "demo.offline_policy:OfflinePolicy"
+
+
+@dataclass
+class BenchmarkConfig:
+    """One benchmark run. `online` uses the real OpenAI API (OPENAI_API_KEY) instead of the offline model."""
+
+    out: str | Path
+    workers: int = 4
+    tasks: int | None = None
+    settings: HarnessSettings = field(default_factory=HarnessSettings)
+    seed: int = 0
+    run_id: str | None = None
+    online: bool = False
+    model: str | None = None
+    latency: float = 1.0  # scales the offline model's think time (0: as fast as possible)
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, not {self.workers}")
+        select(self.tasks)  # validates the count
+        if self.online and not os.environ.get("OPENAI_API_KEY"):
+            raise ValueError("an online run needs OPENAI_API_KEY")
+
+
+@dataclass
+class Progress:
+    total: int
+    done: int = 0
+    passed: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    results: list[dict] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return self.passed / self.done if self.done else 0.0
+
+
+class BenchmarkRun:
+    """A running benchmark; a context manager that always stops its processes."""
+
+    def __init__(self, config: BenchmarkConfig) -> None:
+        self.config = config
+        self.out = Path(config.out)
+        self.tasks = select(config.tasks)
+        self.run_id = config.run_id or f"run-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        self.score: dict[str, Any] | None = None
+        self._model: ModelServerProcess | None = None
+        self._workers: list[subprocess.Popen] = []
+        self._logs: list[Any] = []
+        self._started = 0.0
+
+    def start(self) -> "BenchmarkRun":
+        self._clean()
+        repo = materialize(self.out / "repo")
+        base_url = None
+        if not self.config.online:
+            kwargs = {"seed": self.config.seed, "latency": self.config.latency}
+            self._model = ModelServerProcess(OFFLINE_POLICY, kwargs).start()
+            base_url = self._model.base_url
+        (self.out / "logs").mkdir(exist_ok=True)
+        self._started = time.time()
+        n = min(self.config.workers, len(self.tasks))
+        for k in range(n):
+            spec = {"worker": k, "task_ids": [t.id for t in self.tasks[k::n]], "out": str(self.out),
+                    "repo": str(repo), "settings": self.config.settings.as_dict(),
+                    "base_url": base_url, "model": self.config.model, "run_id": self.run_id}
+            log = (self.out / "logs" / f"w{k}.log").open("w")
+            self._logs.append(log)
+            self._workers.append(subprocess.Popen(
+                [sys.executable, "-m", "demo.benchmark.worker", json.dumps(spec)],
+                stdout=log, stderr=subprocess.STDOUT))
+        return self
+
+    def _clean(self) -> None:
+        """Remove what a previous run wrote here (only our own files), so runs don't stack."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        for pattern in ("traces-w*.jsonl", "results-w*.ndjson", SCORE_FILE):
+            for stale in self.out.glob(pattern):
+                stale.unlink()
+        for folder in (".halo-index", "logs"):
+            shutil.rmtree(self.out / folder, ignore_errors=True)
+
+    def running(self) -> bool:
+        return any(w.poll() is None for w in self._workers)
+
+    def progress(self) -> Progress:
+        """Tasks done so far, read from the workers' results files."""
+        prog = Progress(total=len(self.tasks))
+        for k in range(len(self._workers)):
+            path = results_path(self.out, k)
+            if not path.exists():
+                continue
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue  # a line still being written
+                prog.results.append(row)
+        prog.done = len(prog.results)
+        prog.passed = sum(1 for r in prog.results if r["passed"])
+        for r in prog.results:
+            prog.reasons[r["reason"]] = prog.reasons.get(r["reason"], 0) + 1
+        return prog
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the workers; True when all have exited."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for worker in self._workers:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                worker.wait(left)
+            except subprocess.TimeoutExpired:
+                return False
+        return True
+
+    def finish(self) -> dict[str, Any]:
+        """Wait for the workers, stop the model, write and return the score."""
+        self.wait()
+        self._stop()
+        prog = self.progress()
+        failed_workers = [k for k, w in enumerate(self._workers) if w.returncode != 0]
+        self.score = {
+            "run_id": self.run_id, "settings": self.config.settings.as_dict(),
+            "seed": self.config.seed, "online": self.config.online,
+            "workers": len(self._workers), "tasks": prog.total, "done": prog.done,
+            "passed": prog.passed, "score": round(prog.passed / prog.total, 4) if prog.total else 0.0,
+            "reasons": prog.reasons, "failed_workers": failed_workers,
+            "elapsed_s": round(time.time() - self._started, 2),
+            "results": sorted(prog.results, key=lambda r: r["task_id"]),
+        }
+        (self.out / SCORE_FILE).write_text(json.dumps(self.score, indent=2) + "\n")
+        return self.score
+
+    def _stop(self) -> None:
+        for worker in self._workers:
+            if worker.poll() is None:
+                worker.terminate()
+                try:
+                    worker.wait(10)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait()
+        for log in self._logs:
+            log.close()
+        self._logs = []
+        if self._model is not None:
+            self._model.stop()
+            self._model = None
+
+    def __enter__(self) -> "BenchmarkRun":
+        try:
+            return self.start()
+        except BaseException:
+            self._stop()
+            raise
+
+    def __exit__(self, exc_type, *exc: object) -> None:
+        if exc_type is None:
+            self.finish()
+        else:
+            self._stop()
+
+
+def run_benchmark(config: BenchmarkConfig) -> dict[str, Any]:
+    """Run to the end and return the score (as written to score.json)."""
+    with BenchmarkRun(config) as run:
+        run.wait()
+    return run.score

@@ -1,0 +1,81 @@
+"""One benchmark worker process: runs its share of the tasks, traced into its own shard.
+
+    python -m demo.benchmark.worker '<spec JSON>'
+
+The spec names the worker index, its task ids, the output folder, the harness
+settings, the model endpoint and the run id. Tracing is the one
+`setup_tracing()` call the README shows; each task's outcome is appended to
+`results-w<k>.ndjson` as soon as it is known, so a live view can follow it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from agents import Runner, trace
+
+from demo.benchmark.checker import TaskResult, check
+from demo.benchmark.layout import results_path, shard_path
+from demo.benchmark.tasks import TASKS
+from demo.openai_agents_sdk.agent import HarnessSettings, build_agent, make_model
+
+SERVICE_NAME = "codebase-helper-bench"
+PROJECT_ID = "halo-demo"
+
+
+def start_tracing(out: Path, worker: int, run_id: str):
+    """The one tracing call of the harness: this worker's spans go to its own shard."""
+    from exporter import setup_tracing
+
+    return setup_tracing(service_name=SERVICE_NAME, project_id=PROJECT_ID,
+                         path=shard_path(out, worker), run_id=run_id)
+
+
+async def run_tasks(spec: dict) -> None:
+    out, worker = Path(spec["out"]), int(spec["worker"])
+    settings = HarnessSettings(**spec["settings"])
+    tasks = {t.id: t for t in TASKS}
+    model = make_model(settings, spec.get("base_url"), spec.get("model"))
+    agent = build_agent(settings, model, spec["repo"])
+    try:
+        with results_path(out, worker).open("a", encoding="utf-8") as results:
+            for task_id in spec["task_ids"]:
+                task = tasks[task_id]
+                started = time.monotonic()
+                answer, error = None, None
+                metadata = {"task_id": task.id, "run_id": spec["run_id"], "worker": str(worker)}
+                with trace(f"task {task.id}", group_id=task.id, metadata=metadata) as current:
+                    try:
+                        result = await Runner.run(agent, task.question, max_turns=settings.max_turns)
+                        answer = str(result.final_output)
+                    except Exception as exc:  # a failed task is a result, not a crash of the benchmark
+                        error = exc
+                passed, reason = check(task, answer, error)
+                line = TaskResult(task.id, passed, reason, answer, current.trace_id.removeprefix("trace_"),
+                                  worker, round(time.monotonic() - started, 3))
+                results.write(json.dumps(line.as_dict()) + "\n")
+                results.flush()
+    finally:
+        await model._client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    spec = json.loads(argv[0])
+    # The SDK logs every tool error at ERROR level; the trace holds them, the log is noise here.
+    logging.getLogger("openai.agents").setLevel(logging.CRITICAL)
+    processor = start_tracing(Path(spec["out"]), int(spec["worker"]), spec["run_id"])
+    try:
+        asyncio.run(run_tasks(spec))
+    finally:
+        processor.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
