@@ -45,6 +45,13 @@ TAXONOMY_TOP_GROUPS = 20
 TAXONOMY_EXAMPLE_TRACE_IDS = 3
 
 
+_NO_FILTERS = TraceFilters()
+_UNION_FIELDS = ("service_names", "model_names", "agent_names", "agent_ids", "tool_names")
+_SUM_FIELDS = ("missing_parent_count", "missing_agent_identity_count", "project_id_mismatch_count",
+               "otel_error_span_count", "tool_error_span_count", "total_input_tokens",
+               "total_output_tokens")
+
+
 class ToolError(ValueError):
     """An answer the model should read: unknown id, bad regex. Never a crash."""
 
@@ -143,21 +150,30 @@ class TraceStore:
     def count_traces(self, filters: TraceFilters) -> TraceCountResult:
         """How many traces match `filters`."""
         with self.snapshot() as snap:
+            if filters.regex_pattern is None:
+                return TraceCountResult(total=snap.count(index_filters(filters)))
             return TraceCountResult(total=len(self._filtered_ids(snap, filters)))
 
     def query_traces(self, filters: TraceFilters, limit: int = 50, offset: int = 0) -> TraceQueryResult:
         """One page of matching traces in dataset order, plus the unsliced total."""
         with self.snapshot() as snap:
-            ids = self._filtered_ids(snap, filters)
-            page = [summary(snap.trace(tid)) for tid in ids[offset:offset + limit]]
-            return TraceQueryResult(traces=page, total=len(ids))
+            if filters.regex_pattern is None:
+                flt = index_filters(filters)
+                total = snap.count(flt)
+                page_ids = snap.trace_ids(flt, offset, limit) if offset < total else []
+            else:
+                ids = self._filtered_ids(snap, filters)
+                total, page_ids = len(ids), ids[offset:offset + limit]
+            return TraceQueryResult(traces=[summary(r) for r in snap.rows(page_ids)], total=total)
 
     def get_overview(self, filters: TraceFilters) -> DatasetOverview:
         """Rollup of the matching traces plus live facts about the index."""
         with self.snapshot() as snap:
-            ids = self._filtered_ids(snap, filters)
-            rows = [snap.trace(tid) for tid in ids]
             live = self._live_facts(snap)
+            if filters == _NO_FILTERS:
+                return _whole_dataset_overview(snap, live)
+            ids = self._filtered_ids(snap, filters)
+            rows = snap.rows(ids)
             if not rows:
                 return DatasetOverview(
                     total_traces=0, total_spans=0, earliest_start_time="", latest_end_time="",
@@ -165,11 +181,11 @@ class TraceStore:
                     error_trace_count=0, total_input_tokens=0, total_output_tokens=0,
                     raw_jsonl_bytes=0, in_progress_trace_count=0, **live,
                 )
-            union: dict[str, set[str]] = {k: set() for k in
-                                          ("service_names", "model_names", "agent_names", "agent_ids", "tool_names")}
+            union: dict[str, set[str]] = {key: set() for key in _UNION_FIELDS}
             for row in rows:
                 for key, values in union.items():
-                    values.update(getattr(row, key, ()) or ())
+                    values.update(getattr(row, key))
+            sums = {key: sum(getattr(r, key) for r in rows) for key in _SUM_FIELDS}
             return DatasetOverview(
                 total_traces=len(rows),
                 total_spans=sum(r.span_count for r in rows),
@@ -177,17 +193,11 @@ class TraceStore:
                 latest_end_time=max(r.end_time for r in rows),
                 **{key: sorted(values) for key, values in union.items()},
                 error_trace_count=sum(1 for r in rows if r.has_errors),
-                missing_parent_count=sum(r.missing_parent_count for r in rows),
-                missing_agent_identity_count=sum(r.missing_agent_identity_count for r in rows),
-                project_id_mismatch_count=sum(r.project_id_mismatch_count for r in rows),
-                otel_error_span_count=sum(r.otel_error_span_count for r in rows),
-                tool_error_span_count=sum(r.tool_error_span_count for r in rows),
-                error_taxonomy=error_taxonomy(snap, rows),
-                total_input_tokens=sum(r.total_input_tokens for r in rows),
-                total_output_tokens=sum(r.total_output_tokens for r in rows),
+                error_taxonomy=error_taxonomy(snap, [r.trace_id for r in rows if r.has_errors]),
                 raw_jsonl_bytes=sum(r.raw_jsonl_bytes for r in rows),
                 sample_trace_ids=ids[:OVERVIEW_SAMPLE_TRACE_IDS],
                 in_progress_trace_count=sum(1 for r in rows if not r.complete),
+                **sums,
                 **live,
             )
 
@@ -264,22 +274,44 @@ def summary(row: Any) -> TraceSummary:
     )
 
 
-def error_taxonomy(snap: Any, rows: list[Any]) -> list[ErrorTaxonomyGroup]:
-    """Group the ERROR spans of the first 2,000 error traces by (span name, message head)."""
+def error_taxonomy(snap: Any, error_trace_ids: list[str]) -> list[ErrorTaxonomyGroup]:
+    """Group the ERROR spans of the first 2,000 error traces by (span name, message head).
+
+    Ties keep first-seen order (trace by trace in dataset order, spans in file
+    order), as the reference's `Counter.most_common` does.
+    """
     span_counts: Counter[tuple[str, str]] = Counter()
     traces: dict[tuple[str, str], set[str]] = {}
-    error_rows = [r for r in rows if r.has_errors][:TAXONOMY_MAX_ERROR_TRACES]
-    for row in error_rows:
-        for name, message in snap.error_spans(row.trace_id):
+    for trace_id in error_trace_ids[:TAXONOMY_MAX_ERROR_TRACES]:
+        for name, message in snap.error_spans(trace_id):
             key = (name, (message or "")[:TAXONOMY_MESSAGE_CHARS])
             span_counts[key] += 1
-            traces.setdefault(key, set()).add(row.trace_id)
+            traces.setdefault(key, set()).add(trace_id)
     return [
         ErrorTaxonomyGroup(span_name=name, status_message=message, error_span_count=count,
                            trace_count=len(traces[(name, message)]),
                            example_trace_ids=sorted(traces[(name, message)])[:TAXONOMY_EXAMPLE_TRACE_IDS])
         for (name, message), count in span_counts.most_common(TAXONOMY_TOP_GROUPS)
     ]
+
+
+def _whole_dataset_overview(snap: Any, live: dict[str, Any]) -> DatasetOverview:
+    """The unfiltered overview from the maintained totals: no per-trace row reads."""
+    t = snap.totals()
+    error_ids = snap.trace_ids(IndexFilters(has_errors=True), 0, TAXONOMY_MAX_ERROR_TRACES)
+    return DatasetOverview(
+        total_traces=t.total_traces, total_spans=t.total_spans,
+        earliest_start_time=t.earliest_start_time if t.total_traces else "",
+        latest_end_time=t.latest_end_time if t.total_traces else "",
+        **{key: sorted(getattr(t, key)) for key in _UNION_FIELDS},
+        error_trace_count=t.error_trace_count,
+        error_taxonomy=error_taxonomy(snap, error_ids),
+        raw_jsonl_bytes=t.raw_jsonl_bytes,
+        sample_trace_ids=snap.trace_ids(None, 0, OVERVIEW_SAMPLE_TRACE_IDS),
+        in_progress_trace_count=t.in_progress_traces,
+        **{key: getattr(t, key) for key in _SUM_FIELDS},
+        **live,
+    )
 
 
 def _view(trace_id: str, spans: list[SpanRecord], limit: int, *, for_view_spans: bool) -> TraceView:

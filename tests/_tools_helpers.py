@@ -74,7 +74,7 @@ def _span(
     attributes = {INF_SCHEMA_VERSION: 1, INF_PROJECT_ID: project, **attrs}
     resource = {SERVICE_NAME: service, "telemetry.sdk.language": "python"}
     if run_id:
-        resource[INF_RUN_ID] = run_id
+        attributes[INF_RUN_ID] = run_id
     extra = {"events": [{"name": "log", "attributes": {"n": rng.randint(0, 9)}}]} if rng.random() < 0.2 else None
     return canonical_line(
         trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=name,
@@ -97,7 +97,8 @@ def trace_spans(rng: random.Random, t: int, *, complete: bool = True, big: bool 
     common = {"trace_id": trace_id, "service": service, "project": project, "run_id": run_id}
     spans: list[dict[str, Any]] = []
     cursor = start + 1_000_000
-    for step in range(rng.randint(1, 5)):
+    # a big trace with 6 such spans is oversized; with 1 it is only capped
+    for step in range((6 if t % 2 else 1) if big else rng.randint(1, 5)):
         model = MODELS[(t + step) % len(MODELS)]
         llm_id = f"{rng.getrandbits(64):016x}"
         attrs: dict[str, Any] = {
@@ -105,7 +106,8 @@ def trace_spans(rng: random.Random, t: int, *, complete: bool = True, big: bool 
             INF_LLM_MODEL_NAME if step % 2 else OI_LLM_MODEL_NAME: model,
             INF_LLM_PROVIDER: "openai", INF_AGENT_NAME: agent,
             INF_LLM_INPUT_TOKENS: rng.randint(10, 5000), INF_LLM_OUTPUT_TOKENS: rng.randint(1, 900),
-            OI_INPUT_MESSAGES: json.dumps([{"role": "user", "content": "héllo " * rng.randint(1, 50)}]),
+            OI_INPUT_MESSAGES: json.dumps([{"role": "user", "content": "héllo " * rng.randint(1, 50)}],
+                                          ensure_ascii=bool(step % 2)),
         }
         if t % 3 == 0:  # OpenInference flat per-message keys
             for i in range(rng.randint(2, 12)):
@@ -113,9 +115,11 @@ def trace_spans(rng: random.Random, t: int, *, complete: bool = True, big: bool 
                 attrs[f"llm.input_messages.{i}.message.content"] = f"message {i} of step {step}"
             attrs["llm.output_messages.0.message.content"] = "ok"
             attrs["mcp.tools.0.name"] = "web_search"
-        if big and step == 0:
+        if big:  # every attribute past the caps; together past the 150 KB budget
             attrs[OI_OUTPUT_VALUE] = "x" * 20_000 + " the needle " + "y" * 30_000
             attrs["llm.tools"] = [{"name": f"tool_{i}", "schema": "s" * 50} for i in range(120)]
+            for k in range(6):
+                attrs[f"payload.{k}"] = f"<{k}>" + "é" * 17_000
         if t % 4 == 1:
             attrs[INF_AGENT_ID] = f"agent-{t % 2}"
         dur = rng.randint(50_000_000, 2_000_000_000)

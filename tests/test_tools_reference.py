@@ -1,0 +1,167 @@
+"""Every trace tool answers exactly as halo-engine 0.3.5 does on a static dataset,
+and again after the file grows (the same store, asked again, sees the new traces)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.models import DatasetOverview, TraceSummary
+from engine.tools import open_store, run_tool
+from tests import _tools_helpers as gen
+
+pytestmark = pytest.mark.reference
+
+# fields that exist only in halo-live's answers (the reference's are all kept)
+OURS_ONLY_OVERVIEW = set(DatasetOverview.model_fields) - {
+    "total_traces", "total_spans", "earliest_start_time", "latest_end_time", "service_names",
+    "model_names", "agent_names", "agent_ids", "error_trace_count", "missing_parent_count",
+    "missing_agent_identity_count", "project_id_mismatch_count", "otel_error_span_count",
+    "tool_error_span_count", "error_taxonomy", "total_input_tokens", "total_output_tokens",
+    "raw_jsonl_bytes", "sample_trace_ids"}
+OURS_ONLY_SUMMARY = {"tool_names", "complete"}
+assert OURS_ONLY_OVERVIEW == {"tool_names", "in_progress_trace_count", "spans_indexed",
+                              "last_span_arrival", "index_lag_bytes"}
+assert OURS_ONLY_SUMMARY < set(TraceSummary.model_fields)
+
+
+def comparable(tool: str, answer: dict) -> dict:
+    """Our answer with the fields the reference does not have removed."""
+    answer = json.loads(json.dumps(answer))
+    if "result" not in answer:
+        return answer
+    result = answer["result"]
+    if tool == "get_dataset_overview":
+        for key in OURS_ONLY_OVERVIEW:
+            result.pop(key, None)
+    if tool == "query_traces":
+        for summary in result["traces"]:
+            for key in OURS_ONLY_SUMMARY:
+                summary.pop(key, None)
+    return answer
+
+
+def _ids(lines: list[bytes]) -> tuple[list[str], dict[str, list[str]]]:
+    traces: dict[str, list[str]] = {}
+    for line in lines:
+        span = json.loads(line)
+        traces.setdefault(span["trace_id"], []).append(span["span_id"])
+    return list(traces), traces
+
+
+def calls_for(lines: list[bytes]) -> list[dict]:
+    """A broad battery of tool calls over the dataset made of `lines`."""
+    trace_ids, spans = _ids(lines)
+    sizes: dict[str, int] = {}
+    for line in lines:
+        tid = json.loads(line)["trace_id"]
+        sizes[tid] = sizes.get(tid, 0) + len(line)
+    big = max(trace_ids, key=lambda t: sizes[t])
+    calls: list[dict] = [
+        {"tool": "get_dataset_overview", "args": {}},
+        {"tool": "get_dataset_overview", "args": {"filters": {"has_errors": True}}},
+        {"tool": "get_dataset_overview", "args": {"filters": {"model_names": ["o3", "nope"]}}},
+        {"tool": "get_dataset_overview", "args": {"filters": {"agent_names": ["coder"],
+                                                               "project_id": "proj-a"}}},
+        {"tool": "get_dataset_overview", "args": {"filters": {"regex_pattern": "Timeout"}}},
+        {"tool": "get_dataset_overview", "args": {"filters": {"service_names": []}}},
+        {"tool": "query_traces", "args": {}},
+        {"tool": "query_traces", "args": {"limit": 7, "offset": 5}},
+        {"tool": "query_traces", "args": {"filters": {"has_errors": False}, "limit": 500}},
+        {"tool": "query_traces", "args": {"filters": {"start_time_gte": "2026-01-01T00:01:00",
+                                                       "end_time_lte": "2026-01-01T00:03:00Z"}}},
+        {"tool": "query_traces", "args": {"filters": {"regex_pattern": r"needle|FileNotFound",
+                                                       "service_names": ["web-agent", "sdk-app"]}}},
+        {"tool": "query_traces", "args": {"offset": 10_000}},
+        {"tool": "count_traces", "args": {}},
+        {"tool": "count_traces", "args": {"filters": {"has_errors": True, "model_names": ["gpt-4.1"]}}},
+        {"tool": "count_traces", "args": {"filters": {"regex_pattern": "h\u00e9llo"}}},
+        {"tool": "count_traces", "args": {"filters": {"regex_pattern": "\u00dcn\u00efcode"}}},
+        {"tool": "search_trace", "args": {"trace_id": big, "regex_pattern": "needle"}},
+        {"tool": "search_trace", "args": {"trace_id": big, "regex_pattern": r"tool\.\w+",
+                                          "context_buffer_chars": 0, "max_matches": 3}},
+        {"tool": "search_trace", "args": {"trace_id": trace_ids[0], "regex_pattern": "h.llo",
+                                          "context_buffer_chars": 2000}},
+        {"tool": "search_trace", "args": {"trace_id": trace_ids[1], "regex_pattern": "zzz-none"}},
+    ]
+    for tid in trace_ids:
+        calls.append({"tool": "view_trace", "args": {"trace_id": tid}})
+        calls.append({"tool": "view_spans", "args": {"trace_id": tid, "span_ids": spans[tid][:1]}})
+    for tid in trace_ids[:6] + [big]:
+        sids = spans[tid]
+        calls.append({"tool": "view_spans", "args": {"trace_id": tid, "span_ids": sids[:2] + ["nope"]}})
+        calls.append({"tool": "view_spans", "args": {"trace_id": tid, "span_ids": sids}})
+        calls.append({"tool": "search_span", "args": {"trace_id": tid, "span_id": sids[-1],
+                                                      "regex_pattern": r"\"name\":\"[^\"]*\""}})
+        calls.append({"tool": "search_span", "args": {"trace_id": tid, "span_id": sids[0],
+                                                      "regex_pattern": "e", "max_matches": 5,
+                                                      "context_buffer_chars": 7}})
+    return calls
+
+
+def assert_same_as_reference(reference, paths: list[Path], calls: list[dict], store, tmp_path: Path):
+    expected = reference.run(paths, calls, tmp_path / "ref-index")
+    for call, exp in zip(calls, expected["answers"], strict=True):
+        assert "ok" in exp, (call, exp)
+        ours = run_tool(store, call["tool"], call["args"])
+        assert comparable(call["tool"], ours) == exp["ok"], call
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> tuple[Path, list[bytes]]:
+    lines = gen.generate(40, seed=11, big_every=13, incomplete_every=8)
+    return gen.write(tmp_path / "traces.jsonl", lines), lines
+
+
+def test_every_tool_matches_the_reference_on_one_file(halo_reference, dataset, tmp_path):
+    path, lines = dataset
+    with open_store(path) as store:
+        assert_same_as_reference(halo_reference, [path], calls_for(lines), store, tmp_path)
+
+
+def test_a_folder_of_shards_matches_the_reference(halo_reference, tmp_path):
+    folder = tmp_path / "shards"
+    all_lines: list[bytes] = []
+    for i, name in enumerate(["b-002.jsonl", "a-001.jsonl", "c-003.jsonl"]):
+        lines = gen.generate(12, seed=100 + i, first=i * 12, big_every=5 if i == 1 else 0)
+        gen.write(folder / name, lines)
+    paths = sorted(folder.glob("*.jsonl"))  # dataset order: shards by name
+    for p in paths:
+        all_lines.extend(p.read_bytes().splitlines(keepends=True))
+    with open_store(folder) as store:
+        assert_same_as_reference(halo_reference, paths, calls_for(all_lines), store, tmp_path)
+
+
+def test_answers_follow_the_file_as_it_grows(halo_reference, tmp_path):
+    lines = gen.generate(30, seed=5, incomplete_every=4, big_every=10)
+    roots = gen.root_lines_of(lines)
+    first, rest = lines[:120], lines[120:]
+    path = gen.write(tmp_path / "live.jsonl", first)
+    with open_store(path) as store:
+        before = run_tool(store, "get_dataset_overview", {})["result"]
+        first_ids, _ = _ids(first)
+        assert before["total_traces"] == len(first_ids)
+        assert before["spans_indexed"] == len(first)
+        assert before["in_progress_trace_count"] > 0
+
+        gen.write(path, rest, append=True)
+        grown = run_tool(store, "get_dataset_overview", {})["result"]
+        all_ids, _ = _ids(lines)
+        assert grown["total_traces"] == len(all_ids) > before["total_traces"]
+        new_id = next(t for t in all_ids if t not in first_ids)
+        assert "error" not in run_tool(store, "view_trace", {"trace_id": new_id})
+        assert_same_as_reference(halo_reference, [path], calls_for(lines), store, tmp_path / "r1")
+
+        # a partial line is not seen until its newline arrives
+        extra = gen.generate(3, seed=99, first=500)
+        with path.open("ab") as fh:
+            fh.write(extra[0][:-10])
+        assert run_tool(store, "count_traces", {})["result"]["total"] == len(all_ids)
+        assert run_tool(store, "get_dataset_overview", {})["result"]["index_lag_bytes"] > 0
+        with path.open("ab") as fh:
+            fh.write(extra[0][-10:] + b"".join(extra[1:]))
+        everything = path.read_bytes().splitlines(keepends=True)
+        assert_same_as_reference(halo_reference, [path], calls_for(everything), store, tmp_path / "r2")
+    assert len(roots) < len(_ids(lines)[0])  # the fixture does have in-progress traces
