@@ -1,0 +1,348 @@
+"""setup_tracing(): every Agents SDK span becomes one canonical line (real SDK, real model server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from agents import (
+    Agent, GuardrailFunctionOutput, ModelSettings, RunConfig, Runner, function_tool, input_guardrail,
+)
+from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
+from agents.models.openai_responses import OpenAIResponsesModel
+from agents.tracing import (
+    SpanError, agent_span, custom_span, function_span, generation_span, get_trace_provider,
+    guardrail_span, handoff_span, mcp_tools_span, response_span, speech_group_span, speech_span,
+    trace, transcription_span,
+)
+from agents.tracing.create import task_span, turn_span
+from agents.tracing.span_data import SpanData
+
+from demo.model_server import ModelServer, Reply, ScriptedPolicy, ToolCall
+from exporter import config, setup_tracing
+from exporter import format as f
+from tests._exporter_helpers import check_file, sdk_processors_restored
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "demo-model"
+
+
+@pytest.fixture
+def traced(tmp_path):
+    """setup_tracing() into tmp_path; the SDK's processors are restored afterwards."""
+    path = tmp_path / "traces.jsonl"
+    with sdk_processors_restored():
+        processor = setup_tracing(service_name="svc", project_id="proj", path=path, run_id="run-1")
+        yield processor, path
+        processor.shutdown()
+
+
+def by_name(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {line[f.NAME]: line for line in lines}
+
+
+# --- every span type, created directly ------------------------------------------------------
+
+
+class FutureSpanData(SpanData):
+    """A span type a later SDK might add."""
+
+    @property
+    def type(self) -> str:
+        return "future_thing"
+
+    def export(self) -> dict[str, Any]:
+        return {"type": "future_thing", "name": "x", "size": 3, "detail": {"k": [1, 2]}}
+
+
+def test_every_span_type_becomes_one_line(traced):
+    processor, path = traced
+    with trace("wf", group_id="g-1", metadata={"user_id": "u-1", "suite": "s"}):
+        with task_span("job"):
+            with agent_span(name="A", tools=["t"], handoffs=["B"], output_type="str"):
+                with turn_span(1, "A"):
+                    with generation_span(model="gpt-x", input=[{"role": "user", "content": "hi"}],
+                                         output=[{"role": "assistant", "content": "yo"}],
+                                         usage={"input_tokens": 3, "output_tokens": 4}):
+                        pass
+                    with response_span():
+                        pass
+                    with function_span(name="t", input='{"a": 1}', output="res") as failing:
+                        failing.set_error(SpanError(message="boom", data={"why": "x"}))
+                    with mcp_tools_span(server="srv", result=["a", "b"]):
+                        pass
+                    with guardrail_span("g", triggered=True):
+                        pass
+                    with handoff_span(from_agent="A", to_agent="B"):
+                        pass
+                    with custom_span("c", {"n": 1, "nested": {"x": 1}}):
+                        pass
+                    with speech_group_span(input="text"):
+                        with speech_span(model="tts-1", input="hi", output="AAAA"):
+                            pass
+                    with transcription_span(model="stt-1", input="AAAA", output="hi"):
+                        pass
+                    with get_trace_provider().create_span(span_data=FutureSpanData()):
+                        pass
+    processor.force_flush()
+    lines = check_file(path)
+    assert len(lines) == 14  # one line per span, nothing dropped
+    spans = by_name(lines)
+    kinds = {name: line[f.ATTRIBUTES][f.INF_OBSERVATION_KIND] for name, line in spans.items()}
+    assert kinds == {
+        "task.job": "SPAN", "agent.A": "AGENT", "turn.1": "SPAN", "generation.gpt-x": "LLM",
+        "response": "LLM", "function.t": "TOOL", "mcp_tools.srv": "TOOL", "guardrail.g": "GUARDRAIL",
+        "handoff.B": "CHAIN", "custom.c": "SPAN", "speech_group": "SPAN", "speech.tts-1": "SPAN",
+        "transcription.stt-1": "SPAN", "future_thing.x": "SPAN",
+    }
+    assert len({line[f.TRACE_ID] for line in lines}) == 1
+    ids = {line[f.SPAN_ID] for line in lines}
+    assert all(line[f.PARENT_SPAN_ID] in ids for line in lines if line[f.NAME] != "task.job")
+    assert spans["task.job"][f.PARENT_SPAN_ID] == ""
+    # Everything under the agent carries its name; the task above it does not.
+    assert {n for n, line in spans.items() if line[f.ATTRIBUTES].get(f.INF_AGENT_NAME) == "A"} == \
+        set(spans) - {"task.job"}
+    gen = spans["generation.gpt-x"][f.ATTRIBUTES]
+    assert gen[f.INF_LLM_MODEL_NAME] == "gpt-x" and gen[f.INF_LLM_PROVIDER] == "openai"
+    assert (gen[f.INF_LLM_INPUT_TOKENS], gen[f.INF_LLM_OUTPUT_TOKENS]) == (3, 4)
+    assert json.loads(gen[f.OI_INPUT_MESSAGES]) == [{"role": "user", "content": "hi"}]
+    assert gen[f.OI_OUTPUT_VALUE] == "yo"
+    tool = spans["function.t"]
+    assert tool[f.STATUS] == {"code": f.STATUS_ERROR, "message": "boom"}
+    assert json.loads(tool[f.ATTRIBUTES]["sdk.error.data"]) == {"why": "x"}
+    assert tool[f.ATTRIBUTES][f.OI_TOOL_NAME] == "t" and tool[f.ATTRIBUTES][f.OI_INPUT_VALUE] == '{"a": 1}'
+    assert all(line[f.STATUS]["code"] == f.STATUS_OK for line in lines if line is not tool)
+    agent = spans["agent.A"][f.ATTRIBUTES]
+    assert (agent[f.OI_AGENT_NAME], agent["agent.tools"], agent["agent.handoffs"]) == ("A", '["t"]', '["B"]')
+    assert spans["guardrail.g"][f.ATTRIBUTES]["guardrail.triggered"] is True
+    assert spans["custom.c"][f.ATTRIBUTES]["sdk.data.n"] == 1
+    future = spans["future_thing.x"][f.ATTRIBUTES]
+    assert (future["sdk.span.type"], future["sdk.data.size"], future[f.OI_SPAN_KIND]) == ("future_thing", 3, "CHAIN")
+    assert spans["speech.tts-1"][f.ATTRIBUTES][f.INF_LLM_MODEL_NAME] == "tts-1"
+    for line in lines:
+        attrs = line[f.ATTRIBUTES]
+        assert attrs[f.INF_SESSION_ID] == "g-1" and attrs[f.INF_USER_ID] == "u-1"
+        assert attrs["agent.workflow.metadata.suite"] == "s"
+        assert attrs[f.INF_PROJECT_ID] == "proj"
+        assert line[f.RESOURCE][f.ATTRIBUTES] == {f.SERVICE_NAME: "svc", f.INF_RUN_ID: "run-1"}
+        assert line[f.SCOPE][f.SCOPE_NAME_FIELD] == "openai-agents-sdk"
+
+
+# --- real runs against the model server ------------------------------------------------------
+
+
+@function_tool
+def add(a: int, b: int) -> str:
+    """Add two integers."""
+    return f"SUM-{a + b}"
+
+
+@function_tool
+def explode() -> str:
+    """Always fails."""
+    raise RuntimeError("kaboom")
+
+
+@input_guardrail
+def polite(ctx, agent, user_input):
+    return GuardrailFunctionOutput(output_info={"ok": True}, tripwire_triggered=False)
+
+
+def scripted() -> ScriptedPolicy:
+    return ScriptedPolicy([
+        Reply(tool_calls=[ToolCall("add", '{"a": 1, "b": 2}'), ToolCall("explode")],
+              input_tokens=100, output_tokens=10),
+        Reply(tool_calls=[ToolCall("transfer_to_specialist")], input_tokens=200, output_tokens=5),
+        Reply(text="final answer", input_tokens=300, output_tokens=3),
+    ])
+
+
+def run_harness(api: str, streamed: bool, *, sensitive: bool = True, prompt: str = "hello") -> Any:
+    """triage (add, explode, guardrail) hands off to specialist; returns the run result."""
+    with ModelServer(scripted()) as server:
+        client = openai.AsyncOpenAI(base_url=server.base_url, api_key="test", max_retries=0)
+        model_cls = OpenAIResponsesModel if api == "responses" else OpenAIChatCompletionsModel
+        settings = ModelSettings(include_usage=True)
+        specialist = Agent(name="specialist", instructions="Answer.", model_settings=settings,
+                           model=model_cls(model=MODEL, openai_client=client))
+        triage = Agent(name="triage", instructions="Route.", tools=[add, explode],
+                       handoffs=[specialist], input_guardrails=[polite], model_settings=settings,
+                       model=model_cls(model=MODEL, openai_client=client))
+        run_config = RunConfig(workflow_name="harness", group_id="conv-1",
+                               trace_metadata={"user_id": "u-7", "task": "t1"},
+                               trace_include_sensitive_data=sensitive)
+
+        async def go():
+            try:
+                if not streamed:
+                    return await Runner.run(triage, prompt, run_config=run_config)
+                result = Runner.run_streamed(triage, prompt, run_config=run_config)
+                async for _ in result.stream_events():
+                    pass
+                return result
+            finally:
+                await client.close()
+
+        return asyncio.run(go())
+
+
+APIS = ["responses", "chat"]
+LLM_TYPE = {"responses": "response", "chat": "generation"}
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["run", "run_streamed"])
+@pytest.mark.parametrize("api", APIS)
+def test_real_run_writes_every_span_with_models_agents_and_errors(traced, api, streamed):
+    processor, path = traced
+    result = run_harness(api, streamed)
+    assert result.final_output == "final answer"
+    processor.force_flush()
+    lines = check_file(path)
+    assert len({line[f.TRACE_ID] for line in lines}) == 1
+    ids = {line[f.SPAN_ID] for line in lines}
+    assert all(not line[f.PARENT_SPAN_ID] or line[f.PARENT_SPAN_ID] in ids for line in lines)
+    assert sum(1 for line in lines if not line[f.PARENT_SPAN_ID]) == 1
+    types = [line[f.NAME].split(".")[0] for line in lines]
+    for expected in ("task", "agent", "turn", LLM_TYPE[api], "function", "handoff", "guardrail"):
+        assert expected in types, (expected, types)
+
+    llm = [line for line in lines if line[f.ATTRIBUTES][f.INF_OBSERVATION_KIND] == f.OBS_LLM]
+    assert len(llm) == 3
+    for line in llm:
+        attrs = line[f.ATTRIBUTES]
+        assert attrs[f.INF_LLM_MODEL_NAME] == MODEL  # also on Responses spans
+        assert attrs[f.INF_LLM_PROVIDER] == "openai"
+        assert isinstance(json.loads(attrs[f.OI_INPUT_MESSAGES]), list)
+        assert isinstance(json.loads(attrs[f.OI_OUTPUT_MESSAGES]), list)
+        assert attrs[f.OI_INPUT_VALUE] and attrs[f.OI_OUTPUT_VALUE]
+    assert [line[f.ATTRIBUTES][f.INF_AGENT_NAME] for line in llm] == ["triage", "triage", "specialist"]
+    assert [(x[f.ATTRIBUTES][f.INF_LLM_INPUT_TOKENS], x[f.ATTRIBUTES][f.INF_LLM_OUTPUT_TOKENS])
+            for x in llm] == [(100, 10), (200, 5), (300, 3)]
+    assert llm[-1][f.ATTRIBUTES][f.OI_OUTPUT_VALUE] == "final answer"
+
+    tools = {x[f.ATTRIBUTES][f.OI_TOOL_NAME]: x for x in lines
+             if x[f.ATTRIBUTES][f.INF_OBSERVATION_KIND] == f.OBS_TOOL}
+    assert set(tools) == {"add", "explode"}
+    assert all(x[f.ATTRIBUTES][f.INF_AGENT_NAME] == "triage" for x in tools.values())
+    assert tools["add"][f.ATTRIBUTES][f.OI_OUTPUT_VALUE] == "SUM-3"
+    assert json.loads(tools["add"][f.ATTRIBUTES][f.OI_INPUT_VALUE]) == {"a": 1, "b": 2}
+    assert tools["add"][f.STATUS]["code"] == f.STATUS_OK
+    assert tools["explode"][f.STATUS]["code"] == f.STATUS_ERROR
+    assert tools["explode"][f.STATUS]["message"]
+    assert [x for x in lines if x[f.STATUS]["code"] == f.STATUS_ERROR] == [tools["explode"]]
+
+    agents = {x[f.ATTRIBUTES][f.OI_AGENT_NAME] for x in lines if x[f.NAME].startswith("agent.")}
+    assert agents == {"triage", "specialist"}
+    for line in lines:
+        assert line[f.ATTRIBUTES][f.INF_SESSION_ID] == "conv-1"
+        assert line[f.ATTRIBUTES]["agent.workflow.metadata.task"] == "t1"
+        assert line[f.ATTRIBUTES][f.INF_USER_ID] == "u-7"
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_sensitive_data_the_sdk_withholds_is_not_written(traced, api):
+    processor, path = traced
+    run_harness(api, streamed=False, sensitive=False, prompt="SECRET-PROMPT")
+    processor.force_flush()
+    lines = check_file(path)
+    raw = path.read_text()
+    assert "SECRET-PROMPT" not in raw and "SUM-3" not in raw and "kaboom" not in raw
+    for line in lines:
+        attrs = line[f.ATTRIBUTES]
+        assert f.OI_INPUT_MESSAGES not in attrs and f.OI_OUTPUT_MESSAGES not in attrs
+        assert f.OI_INPUT_VALUE not in attrs and f.OI_OUTPUT_VALUE not in attrs
+    llm = [x for x in lines if x[f.ATTRIBUTES][f.INF_OBSERVATION_KIND] == f.OBS_LLM]
+    assert len(llm) == 3 and all(x[f.ATTRIBUTES][f.INF_LLM_INPUT_TOKENS] for x in llm)
+
+
+# --- setup ---------------------------------------------------------------------------------
+
+
+def test_setup_replaces_the_default_uploader_and_can_keep_it(tmp_path):
+    from agents.tracing.processors import default_processor
+
+    with sdk_processors_restored():
+        ours = setup_tracing(path=tmp_path / "a.jsonl")
+        installed = get_trace_provider()._multi_processor._processors
+        assert installed == (ours,)
+        both = setup_tracing(path=tmp_path / "b.jsonl", keep_openai_exporter=True)
+        installed = get_trace_provider()._multi_processor._processors
+        assert installed == (default_processor(), both)
+        assert not get_trace_provider()._disabled
+        ours.shutdown()
+        both.shutdown()
+
+
+def test_setup_reads_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(config.HALO_TRACES_PATH, str(tmp_path / "env.jsonl"))
+    monkeypatch.setenv(config.HALO_SERVICE_NAME, "env-svc")
+    monkeypatch.setenv(config.HALO_PROJECT_ID, "env-proj")
+    monkeypatch.setenv(config.HALO_RUN_ID, "env-run")
+    with sdk_processors_restored():
+        processor = setup_tracing()
+        with trace("wf"):
+            with custom_span("c", {}):
+                pass
+        processor.shutdown()
+        processor.shutdown()  # safe twice
+    [line] = check_file(tmp_path / "env.jsonl")
+    assert line[f.RESOURCE][f.ATTRIBUTES] == {f.SERVICE_NAME: "env-svc", f.INF_RUN_ID: "env-run"}
+    assert line[f.ATTRIBUTES][f.INF_PROJECT_ID] == "env-proj"
+
+
+def test_setup_rejects_bad_options(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="colour"):
+        setup_tracing(path=tmp_path / "x.jsonl", colour="blue", install=False)
+    monkeypatch.setenv(config.HALO_FSYNC, "maybe")
+    with pytest.raises(ValueError, match="HALO_FSYNC"):
+        setup_tracing(path=tmp_path / "x.jsonl", install=False)
+
+
+def test_forgotten_shutdown_loses_nothing(tmp_path):
+    path = tmp_path / "t.jsonl"
+    code = textwrap.dedent("""
+        import sys
+        from agents.tracing import trace, custom_span
+        from exporter import setup_tracing
+        setup_tracing(path=sys.argv[1], flush_interval=3600)
+        with trace("wf"):
+            for i in range(50):
+                with custom_span("c", {"i": i}):
+                    pass
+    """)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OPENAI_AGENTS_DISABLE_TRACING="0")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert sorted(x[f.ATTRIBUTES]["sdk.data.i"] for x in check_file(path)) == list(range(50))
+
+
+# --- the reference loads what we write ----------------------------------------------------------
+
+
+@pytest.mark.reference
+def test_reference_loads_real_runs_with_expected_counts(traced, halo_reference, tmp_path):
+    processor, path = traced
+    for api in APIS:
+        for streamed in (False, True):
+            run_harness(api, streamed)
+    processor.force_flush()
+    lines = check_file(path)
+    overview = halo_reference.load_counts([path], tmp_path / "ref-index")
+    assert overview["total_traces"] == 4
+    assert overview["total_spans"] == len(lines)
+    assert overview["error_trace_count"] == 4
+    assert overview["otel_error_span_count"] == 4
+    assert overview["tool_error_span_count"] == 4
+    assert overview["model_names"] == [MODEL]
+    assert sorted(overview["agent_names"]) == ["specialist", "triage"]
+    assert overview["service_names"] == ["svc"]
+    assert overview["missing_parent_count"] == 0
