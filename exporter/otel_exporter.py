@@ -133,9 +133,11 @@ def readable_span_to_line(span: ReadableSpan, *, project_id: str = "") -> dict[s
 class HaloSpanExporter(SpanExporter):
     """An OTel `SpanExporter` appending canonical lines to `path` through a `JsonlWriter`.
 
-    `export()` converts on the calling (batch processor) thread and enqueues;
-    with `wait_for_write=True` it returns only once the lines are written
-    (and synced, per `fsync`). Options: `writer` (share one), `fsync`,
+    `export()` converts on the calling (batch processor) thread, enqueues, and
+    by default returns SUCCESS only once the lines are written (and synced,
+    per `fsync`): `BatchSpanProcessor.force_flush()` does not call the
+    exporter's, so this is what makes a provider flush reach the disk.
+    `wait_for_write=False` returns at once (the writer flushes on its interval). Options: `writer` (share one), `fsync`,
     `max_queue_lines`, `flush_interval`, `block_timeout`, `on_flush`.
     """
 
@@ -144,7 +146,7 @@ class HaloSpanExporter(SpanExporter):
         path: str | os.PathLike[str] | None = None,
         *,
         project_id: str | None = None,
-        wait_for_write: bool = False,
+        wait_for_write: bool = True,
         writer: JsonlWriter | None = None,
         **writer_options: Any,
     ) -> None:
