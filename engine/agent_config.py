@@ -143,4 +143,6 @@ def model_settings(settings: AgentSettings, *, role: str = "agent") -> ModelSett
         parallel_tool_calls=settings.parallel_tool_calls if role == "agent" else None,
         reasoning=Reasoning(effort=effort) if effort is not None else None,  # type: ignore[arg-type]
         retry=retry_settings(settings),
+        # Token counts of streamed Chat Completions (the SDK asks only OpenAI's own endpoint).
+        include_usage=True,
     )

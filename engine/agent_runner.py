@@ -16,7 +16,6 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from agents import Agent, ItemHelpers, ModelSettings, Runner
 from agents.exceptions import (
     AgentsException,
@@ -63,7 +62,12 @@ def is_retriable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, APIStatusError):
         return exc.status_code >= 500 or exc.status_code in (408, 409) or is_context_overflow(exc)
-    return isinstance(exc, (httpx.TransportError, TimeoutError))
+    if isinstance(exc, (TimeoutError, ConnectionError)):
+        return True
+    # Transport errors of the HTTP stack that escape the client mid-stream (httpx or httpx2).
+    return type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore") and (
+        "Error" in type(exc).__name__
+    )
 
 
 def backoff_delay(attempt: int) -> float:
