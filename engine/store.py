@@ -15,7 +15,7 @@ import re
 import threading
 from datetime import datetime, timezone
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ TAXONOMY_MAX_ERROR_TRACES = 2_000
 TAXONOMY_MESSAGE_CHARS = 200
 TAXONOMY_TOP_GROUPS = 20
 TAXONOMY_EXAMPLE_TRACE_IDS = 3
+TAXONOMY_CACHE_ENTRIES = 64
 
 
 _NO_FILTERS = TraceFilters()
@@ -68,8 +69,9 @@ def _decode(line: bytes) -> str:
     return line.decode("utf-8", errors="replace")
 
 
-def _lines(snap: Any, trace_id: str) -> list[bytes]:
-    return [snap.read_span(ref) for ref in snap.spans(trace_id)]
+def _lines(snap: Any, trace_id: str) -> Iterator[bytes]:
+    """The trace's span lines in file order, read lazily (a regex filter stops at the first hit)."""
+    return (snap.read_span(ref) for ref in snap.spans(trace_id))
 
 
 def _iso_utc(epoch_seconds: float) -> str:
@@ -90,6 +92,7 @@ class TraceStore:
         # just avoids two threads of the same process queueing for the same work
         self._catch_up_lock = threading.Lock()
         self._pending_bytes = 0
+        self._taxonomy_cache: dict[tuple, list[ErrorTaxonomyGroup]] = {}
 
     @classmethod
     def open(cls, path: str | Path, index_dir: str | Path | None = None) -> "TraceStore":
@@ -124,6 +127,19 @@ class TraceStore:
         """Catch up, then open one consistent read snapshot of the index."""
         self.refresh()
         return self._index.snapshot()
+
+    def _taxonomy(self, snap: Any, error_trace_ids: list[str]) -> list[ErrorTaxonomyGroup]:
+        # Memoized like the reference's, but keyed by the index state too: a
+        # trace that gains an error span changes its groups without changing the id set.
+        ids = tuple(error_trace_ids[:TAXONOMY_MAX_ERROR_TRACES])
+        t = snap.totals()
+        key = (t.total_spans, t.otel_error_span_count, t.last_indexed_at, hash(ids))
+        cached = self._taxonomy_cache.get(key)
+        if cached is None:
+            if len(self._taxonomy_cache) >= TAXONOMY_CACHE_ENTRIES:
+                self._taxonomy_cache.clear()
+            cached = self._taxonomy_cache[key] = error_taxonomy(snap, list(ids))
+        return [g.model_copy() for g in cached]
 
     def _live_facts(self, snap: Any) -> dict[str, Any]:
         totals = snap.totals()
@@ -171,7 +187,7 @@ class TraceStore:
         with self.snapshot() as snap:
             live = self._live_facts(snap)
             if filters == _NO_FILTERS:
-                return _whole_dataset_overview(snap, live)
+                return _whole_dataset_overview(snap, live, self._taxonomy)
             ids = self._filtered_ids(snap, filters)
             rows = snap.rows(ids)
             if not rows:
@@ -193,7 +209,7 @@ class TraceStore:
                 latest_end_time=max(r.end_time for r in rows),
                 **{key: sorted(values) for key, values in union.items()},
                 error_trace_count=sum(1 for r in rows if r.has_errors),
-                error_taxonomy=error_taxonomy(snap, [r.trace_id for r in rows if r.has_errors]),
+                error_taxonomy=self._taxonomy(snap, [r.trace_id for r in rows if r.has_errors]),
                 raw_jsonl_bytes=sum(r.raw_jsonl_bytes for r in rows),
                 sample_trace_ids=ids[:OVERVIEW_SAMPLE_TRACE_IDS],
                 in_progress_trace_count=sum(1 for r in rows if not r.complete),
@@ -295,7 +311,7 @@ def error_taxonomy(snap: Any, error_trace_ids: list[str]) -> list[ErrorTaxonomyG
     ]
 
 
-def _whole_dataset_overview(snap: Any, live: dict[str, Any]) -> DatasetOverview:
+def _whole_dataset_overview(snap: Any, live: dict[str, Any], taxonomy) -> DatasetOverview:
     """The unfiltered overview from the maintained totals: no per-trace row reads."""
     t = snap.totals()
     error_ids = snap.trace_ids(IndexFilters(has_errors=True), 0, TAXONOMY_MAX_ERROR_TRACES)
@@ -305,7 +321,7 @@ def _whole_dataset_overview(snap: Any, live: dict[str, Any]) -> DatasetOverview:
         latest_end_time=t.latest_end_time if t.total_traces else "",
         **{key: sorted(getattr(t, key)) for key in _UNION_FIELDS},
         error_trace_count=t.error_trace_count,
-        error_taxonomy=error_taxonomy(snap, error_ids),
+        error_taxonomy=taxonomy(snap, error_ids),
         raw_jsonl_bytes=t.raw_jsonl_bytes,
         sample_trace_ids=snap.trace_ids(None, 0, OVERVIEW_SAMPLE_TRACE_IDS),
         in_progress_trace_count=t.in_progress_traces,

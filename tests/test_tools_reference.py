@@ -165,3 +165,30 @@ def test_answers_follow_the_file_as_it_grows(halo_reference, tmp_path):
         everything = path.read_bytes().splitlines(keepends=True)
         assert_same_as_reference(halo_reference, [path], calls_for(everything), store, tmp_path / "r2")
     assert len(roots) < len(_ids(lines)[0])  # the fixture does have in-progress traces
+
+
+def _line(trace_id: str, span_id: str, *, error: str | None = None, parent: str = "p", t: int = 0) -> bytes:
+    from exporter.format import canonical_line, encode_line, iso_from_ns
+    return encode_line(canonical_line(
+        trace_id=trace_id, span_id=span_id, parent_span_id=parent, name="step",
+        kind="SPAN_KIND_INTERNAL", start_time=iso_from_ns(gen.BASE_NS + t),
+        end_time=iso_from_ns(gen.BASE_NS + t + 5), status_code="STATUS_CODE_ERROR" if error else "STATUS_CODE_OK",
+        status_message=error or "", resource_attributes={"service.name": "svc"}, scope_name="s",
+        scope_version="", attributes={"inference.project_id": "p"}))
+
+
+def test_taxonomy_ties_keep_trace_order_and_stop_at_2000_error_traces(halo_reference, tmp_path):
+    # trace A is first in the dataset but its error comes after B's: A's signature ranks first
+    lines = [_line("a" * 32, "a1"), _line("b" * 32, "b1", error="beta"), _line("a" * 32, "a2", error="alpha")]
+    # 2,000 more error traces; only the first 2,000 error traces count, so "late" is never seen
+    lines += [_line(f"{i:032x}", f"s{i}", error="common" if i % 3 else "third", t=i) for i in range(1998)]
+    lines += [_line(f"{9999999 + i:032x}", f"z{i}", error="late", t=5000 + i) for i in range(5)]
+    path = gen.write(tmp_path / "errors.jsonl", lines)
+    calls = [{"tool": "get_dataset_overview", "args": {}},
+             {"tool": "get_dataset_overview", "args": {"filters": {"service_names": ["svc"]}}},
+             {"tool": "query_traces", "args": {"offset": 1990, "limit": 100}}]
+    with open_store(path) as store:
+        assert_same_as_reference(halo_reference, [path], calls, store, tmp_path)
+        taxonomy = run_tool(store, "get_dataset_overview", {})["result"]["error_taxonomy"]
+    assert [g["status_message"] for g in taxonomy][-2:] == ["alpha", "beta"]
+    assert "late" not in {g["status_message"] for g in taxonomy}
