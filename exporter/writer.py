@@ -203,7 +203,7 @@ class JsonlWriter:
         # Warn on the first drop and then each time the total doubles: visible, not a flood.
         if self.dropped >= max(1, self._warned_drop_at * 2):
             self._warned_drop_at = self.dropped
-            logger.warning("[non-fatal] halo: %d span line(s) dropped so far for %s (%s)",
+            logger.warning("[non-fatal] halo: %d span line(s) not written (dropped or refused) so far for %s (%s)",
                            self.dropped, self.path, why)
 
     def _ensure_worker(self) -> None:
