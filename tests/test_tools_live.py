@@ -125,3 +125,23 @@ def test_registry_shapes():
                            "view_spans", "search_trace", "search_span"]
     for spec in TOOLS.values():
         assert spec.description and spec.arguments_model and spec.result_model
+
+
+def test_threads_share_one_store_while_the_file_grows(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    lines = gen.generate(40, seed=31)
+    path = gen.write(tmp_path / "grow.jsonl", lines[:50])
+    with open_store(path) as store:
+        def ask(i: int) -> int:
+            if i % 10 == 0:
+                gen.write(path, lines[50 + i * 4:54 + i * 4], append=True)
+            got = run_tool(store, ["count_traces", "get_dataset_overview", "query_traces"][i % 3], {})
+            assert "error" not in got, got
+            return i
+
+        with ThreadPoolExecutor(4) as pool:
+            assert sorted(pool.map(ask, range(60))) == list(range(60))
+        gen.write(path, lines[50 + 60 * 4:], append=True)
+        total = len({json.loads(line)["trace_id"] for line in path.read_bytes().splitlines()})
+        assert run_tool(store, "count_traces", {})["result"]["total"] == total
