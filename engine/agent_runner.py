@@ -25,6 +25,7 @@ from agents.exceptions import (
 )
 from openai import (
     APIConnectionError,
+    APIError,
     APIStatusError,
     APITimeoutError,
     BadRequestError,
@@ -56,12 +57,23 @@ def is_context_overflow(exc: BaseException) -> bool:
     )
 
 
-def is_retriable(exc: BaseException) -> bool:
-    """Failures a fresh attempt from local history can fix."""
-    if isinstance(exc, (ModelBehaviorError, APIConnectionError, APITimeoutError, RateLimitError)):
+def is_retriable(exc: BaseException, *, progressed: bool) -> bool:
+    """Failures a fresh attempt from local history can fix.
+
+    A transport or provider failure before any output was already retried by
+    the client and the SDK; re-running only helps when it cut a stream that
+    had made progress (the SDK never replays a stream that emitted output).
+    """
+    if isinstance(exc, ModelBehaviorError) or is_context_overflow(exc):
+        return True
+    if not progressed:
+        return False
+    if isinstance(exc, (APIConnectionError, APITimeoutError, RateLimitError)):
         return True
     if isinstance(exc, APIStatusError):
-        return exc.status_code >= 500 or exc.status_code in (408, 409) or is_context_overflow(exc)
+        return exc.status_code >= 500 or exc.status_code in (408, 409)
+    if isinstance(exc, APIError):  # a provider error event inside a stream
+        return True
     if isinstance(exc, (TimeoutError, ConnectionError)):
         return True
     # Transport errors of the HTTP stack that escape the client mid-stream (httpx or httpx2).
@@ -112,6 +124,8 @@ def _history_of(exc: BaseException, streamed: Any, fallback: Any) -> tuple[Any, 
 
 async def _attempt(runtime: AgentRuntime, agent: Agent[Any], history: Any, *,
                    max_turns: int, is_root: bool, holder: list) -> Any:
+    """One SDK run; `holder` gets the streamed result (for its partial history) and
+    `holder[1:]` counts stream events, i.e. whether the attempt made progress."""
     run_config = runtime.run_config(
         input_filter=InputFilter(runtime, max_turns=max_turns, is_root=is_root)
     )
@@ -119,15 +133,13 @@ async def _attempt(runtime: AgentRuntime, agent: Agent[Any], history: Any, *,
         result = Runner.run_streamed(
             agent, history, max_turns=max_turns, hooks=runtime.hooks, run_config=run_config
         )
-        holder.append(result)
+        holder[:] = [result, 0]
         async for _event in result.stream_events():
-            pass  # steps are shown by the tools and hooks, identically in both modes
+            holder[1] += 1  # steps are shown by the tools and hooks, identically in both modes
         return result
-    result = await Runner.run(
+    return await Runner.run(
         agent, history, max_turns=max_turns, hooks=runtime.hooks, run_config=run_config
     )
-    holder.append(result)
-    return result
 
 
 async def _wrap_up(runtime: AgentRuntime, agent: Agent[Any], history: list[Any]) -> str:
@@ -177,7 +189,8 @@ async def run_agent(runtime: AgentRuntime, agent: Agent[Any], task: Any, *,
             turns_done += used
             runtime.printer.notice(depth, f"model refused; asking again ({refusals}/{runtime.settings.refusal_retries})")
         except Exception as exc:
-            if not is_retriable(exc) or failures >= max_run_retries:
+            progressed = len(holder) > 1 and holder[1] > 0
+            if not is_retriable(exc, progressed=progressed) or failures >= max_run_retries:
                 raise
             failures += 1
             runtime.stats.retries += 1

@@ -73,6 +73,8 @@ class AgentRuntime:
             tracing_disabled=not self.tracing,
             workflow_name=workflow,
             trace_include_sensitive_data=True,
+            # A call to a tool that does not exist is a model slip it can correct, not a crash.
+            tool_not_found_behavior="return_error_to_model",
         )
 
     async def call_in_worker(self, fn, *args):

@@ -234,3 +234,27 @@ def test_telemetry_records_the_engines_own_run(traces, tmp_path, capsys):
     finally:
         store.close()
     assert overview["result"]["total_traces"] == 1
+
+
+def test_a_call_to_an_unknown_tool_is_answered_not_fatal(traces, capsys):
+    def recover(turn):
+        tool_messages = [m for m in turn.messages if m["role"] == "tool"]
+        return Reply(text="recovered" if tool_messages else "no error seen")
+
+    policy = RolePolicy(root=[Reply(tool_calls=[call("view_traces", trace_id="x")]), recover])
+    with ModelServer(policy) as server:
+        code = main(halo_args(traces, server))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.strip() == "recovered"
+
+
+def test_the_runner_retries_after_the_client_gives_up(traces, capsys):
+    # the client retries twice itself; the third 429 in a row is retried by the SDK runner
+    busy = Reply(error_status=429, error_message="busy")
+    policy = RolePolicy(root=[busy, busy, busy, busy, Reply(text="through")])
+    with ModelServer(policy) as server:
+        code = main(halo_args(traces, server))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.strip() == "through" and len(policy.seen["root"]) == 5
