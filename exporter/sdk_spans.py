@@ -421,7 +421,8 @@ def span_to_line(
         trace_id=trace_id,
         span_id=span_id,
         parent_span_id=sdk_id(raw.get("parent_id"), "span_"),
-        name=span_name(span_type, d),
+        name=span_name(span_type, d) if span_type != "response" or not attrs.get(f.OI_LLM_MODEL_NAME)
+        else f"response.{attrs[f.OI_LLM_MODEL_NAME]}",
         kind=f.SPAN_KIND_CLIENT if span_type in _CLIENT_TYPES else f.SPAN_KIND_INTERNAL,
         start_time=start or end,
         end_time=end,

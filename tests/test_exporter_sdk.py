@@ -263,6 +263,44 @@ def test_sensitive_data_the_sdk_withholds_is_not_written(traced, api):
     assert len(llm) == 3 and all(x[f.ATTRIBUTES][f.INF_LLM_INPUT_TOKENS] for x in llm)
 
 
+@input_guardrail
+def strict(ctx, agent, user_input):
+    return GuardrailFunctionOutput(output_info={"reason": "rude"}, tripwire_triggered=True)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_tripped_guardrail_and_failed_model_call_become_error_spans(traced, api):
+    processor, path = traced
+    model_cls = OpenAIResponsesModel if api == "responses" else OpenAIChatCompletionsModel
+    for reply, guardrails in ((Reply(text="x"), [strict]),
+                              (Reply(error_status=500, error_message="overloaded"), [])):
+        with ModelServer(ScriptedPolicy([reply])) as server:
+            client = openai.AsyncOpenAI(base_url=server.base_url, api_key="test", max_retries=0)
+            agent = Agent(name="a", input_guardrails=guardrails,
+                          model=model_cls(model=MODEL, openai_client=client))
+
+            async def go():
+                try:
+                    await Runner.run(agent, "hi")
+                except Exception as exc:  # the run fails; its trace must say why
+                    return exc
+                finally:
+                    await client.close()
+
+            assert asyncio.run(go()) is not None
+    processor.force_flush()
+    lines = check_file(path)
+    errors = {(x[f.NAME].split(".")[0], x[f.STATUS]["message"]) for x in lines
+              if x[f.STATUS]["code"] == f.STATUS_ERROR}
+    llm_type = LLM_TYPE[api]
+    assert errors == {("turn", "Guardrail tripwire triggered"), (llm_type, "Error getting response"),
+                      ("agent", "Error in agent run")}
+    [failed] = [x for x in lines if x[f.NAME].startswith(llm_type)]
+    assert "overloaded" in failed[f.ATTRIBUTES]["sdk.error.data"]
+    [guard] = [x for x in lines if x[f.NAME] == "guardrail.strict"]
+    assert guard[f.ATTRIBUTES]["guardrail.triggered"] is True
+
+
 # --- setup ---------------------------------------------------------------------------------
 
 
@@ -346,3 +384,14 @@ def test_reference_loads_real_runs_with_expected_counts(traced, halo_reference, 
     assert sorted(overview["agent_names"]) == ["specialist", "triage"]
     assert overview["service_names"] == ["svc"]
     assert overview["missing_parent_count"] == 0
+
+
+@pytest.mark.reference
+def test_reference_loads_every_span_type(traced, halo_reference, tmp_path):
+    processor, path = traced
+    test_every_span_type_becomes_one_line(traced)  # writes (and checks) one span of every type
+    overview = halo_reference.load_counts([path], tmp_path / "ref-index")
+    assert (overview["total_traces"], overview["total_spans"]) == (1, 14)
+    assert (overview["otel_error_span_count"], overview["tool_error_span_count"]) == (1, 1)
+    assert sorted(overview["model_names"]) == ["gpt-x", "stt-1", "tts-1"]
+    assert overview["agent_names"] == ["A"]
