@@ -74,8 +74,6 @@ class BatchWriter:
         self.ordered = txn.get(b"ordered", db=meta) != b"0"
         raw = txn.get(b"max_order", db=meta)
         self.max_order = tuple(orjson.loads(raw)) if raw else None
-        raw = txn.get(b"sig_seq", db=meta)
-        self.sig_seq = L.un32(raw) if raw else 0
         self.postings: dict[bytes, list[int]] = {}
         self.pages: dict[int, list[str]] = {}
         self.sigs: dict[bytes, dict] = {}
@@ -111,6 +109,7 @@ class BatchWriter:
             self._maybe_reorder(row, tno, fileno, p.first_off)
         tk = L.u32(tno)
 
+        spans_before = row[L.R_N]
         row[L.R_N] += p.n
         if not row[L.R_START] or (p.start and p.start < row[L.R_START]):
             row[L.R_START] = p.start
@@ -140,10 +139,10 @@ class BatchWriter:
         row[L.R_COMPLETE] = row[L.R_COMPLETE] or p.root
         row[L.R_LAST_SEEN] = self.now
         if p.errors:
-            names = {name for name, _ in p.errors}
+            names = {e[0] for e in p.errors}
             if not names.issubset(row[L.R_ERR_NAMES]):
                 row[L.R_ERR_NAMES] = sorted(names.union(row[L.R_ERR_NAMES]))
-            self._signatures(tid, row, p.errors)
+            self._signatures(tid, row, p.errors, spans_before)
         row[L.R_DURATION] = _duration_ms(row[L.R_START], row[L.R_END])
 
         txn.put(tk, orjson.dumps(row), db=dbs["rows"])
@@ -182,20 +181,25 @@ class BatchWriter:
         row[L.R_FILENO], row[L.R_FIRST_OFF] = fileno, first_off
         self.ordered = False
 
-    def _signatures(self, tid: str, row: list, errors: list[tuple[str, str]]) -> None:
+    def _signatures(self, tid: str, row: list, errors: list, spans_before: int) -> None:
+        # "q" is where the reference's scan (traces in dataset order, spans in file order)
+        # first meets the signature: it breaks ties between equal counts the same way.
         seen = set(row[L.R_SIGS])
-        for name, message in errors:
+        rel = self.rel_of[row[L.R_FILENO]]
+        for name, message, index in errors:
             message = message[:_SIG_MESSAGE_CHARS]
             key = L.sig_key(name, message)
+            where = [rel, row[L.R_FIRST_OFF], spans_before + index]
             sig = self.sigs.get(key)
             if sig is None:
                 raw = self.txn.get(key, db=self.dbs["sigs"])
                 if raw is None:
-                    sig = {"n": name, "m": message, "s": 0, "t": 0, "x": [], "q": self.sig_seq}
-                    self.sig_seq += 1
+                    sig = {"n": name, "m": message, "s": 0, "t": 0, "x": [], "q": where}
                 else:
                     sig = orjson.loads(raw)
                 self.sigs[key] = sig
+            if where < sig["q"]:
+                sig["q"] = where
             sig["s"] += 1
             hexkey = key.hex()
             if hexkey not in seen:
@@ -260,4 +264,3 @@ class BatchWriter:
         if self.max_order is not None:
             rel, off = self.max_order
             txn.put(b"max_order", orjson.dumps([rel, off]), db=meta)
-        txn.put(b"sig_seq", L.u32(self.sig_seq), db=meta)

@@ -24,7 +24,7 @@ from indexer import layout as L
 from indexer.apply import BatchWriter
 from indexer.models import CatchUpStats
 from indexer.parse import Batch
-from indexer.pool import parse_batches
+from indexer.pool import POOL_MIN_BYTES, parse_batches
 from indexer.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -71,11 +71,12 @@ class TraceIndex:
     """A streaming LMDB index over one JSONL file or a folder/glob of shards."""
 
     def __init__(self, dataset: ds.Dataset, index_dir: Path, *, workers: int | None = None,
-                 chunk_bytes: int = 8 << 20) -> None:
+                 chunk_bytes: int = 8 << 20, pool_min_bytes: int = POOL_MIN_BYTES) -> None:
         self.dataset = dataset
         self.index_dir = index_dir
         self.workers = workers
         self.chunk_bytes = chunk_bytes
+        self.pool_min_bytes = pool_min_bytes
         self._env, self._dbs = _acquire_env(index_dir)
         self._wake = threading.Event()
         self._write_lock = threading.Lock()  # one writing thread per process at a time
@@ -173,7 +174,7 @@ class TraceIndex:
             ranges = ds.line_ranges(path, start, end, self.chunk_bytes)
             consumed = ranges[-1][1] if ranges else start
             stats.pending_bytes += end - consumed
-            for batch in parse_batches(str(path), fileno, ranges, self.workers):
+            for batch in parse_batches(str(path), fileno, ranges, self.workers, self.pool_min_bytes):
                 self._commit(batch, rel_of, stats)
                 done += batch.end - batch.start
                 if progress is not None:

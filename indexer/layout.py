@@ -2,7 +2,7 @@
 
 Sub-databases (all keys fixed-width big-endian where order matters):
 
-  meta      b"schema", b"next_tno", b"ordered", b"max_order", b"totals", b"sig_seq"
+  meta      b"schema", b"next_tno", b"ordered", b"max_order", b"totals"
   files     fileno(4)               -> checkpoint {rel, dev, ino, offset, head_n, head_hash}
   tid2no    trace id (or its hash)  -> tno(4)   (tno = trace number, assigned on first sight)
   pages     tno>>10 (4)             -> JSON list of the trace ids of that page of tnos

@@ -53,7 +53,7 @@ class Partial:
         self.tools: set[str] = set()
         self.runs: set[str] = set()
         self.root = False
-        self.errors: list[tuple[str, str]] = []
+        self.errors: list[tuple[str, str, int]] = []  # (name, message, span index in batch)
 
     def __getstate__(self):
         return tuple(getattr(self, s) for s in self.__slots__)
@@ -162,7 +162,7 @@ def _absorb(p: Partial, span: dict, sid: str, fileno: int, off: int, length: int
         message = status.get("message") or ""
         if type(message) is not str:
             message = str(message)
-        p.errors.append((name, message))
+        p.errors.append((name, message, p.n - 1))
         if attrs.get(f.OI_SPAN_KIND) == "TOOL":
             p.tool_err += 1
 

@@ -51,11 +51,11 @@ class WorkerError(RuntimeError):
 
 
 def parse_batches(path: str, fileno: int, ranges: list[tuple[int, int]],
-                  workers: int | None = None) -> Iterator[Batch]:
-    """Yield the parse of each range, in order."""
+                  workers: int | None = None, min_bytes: int = POOL_MIN_BYTES) -> Iterator[Batch]:
+    """Yield the parse of each range, in order (pooled when there are `min_bytes` or more)."""
     workers = default_workers() if workers is None else workers
     total = sum(end - start for start, end in ranges)
-    if workers <= 1 or len(ranges) < 2 or total < POOL_MIN_BYTES:
+    if workers <= 1 or len(ranges) < 2 or total < min_bytes:
         for start, end in ranges:
             yield parse_file_range(path, fileno, start, end)
         return

@@ -97,7 +97,7 @@ class Snapshot:
         return out
 
     def error_signatures(self) -> list[ErrorSignature]:
-        """Every (span name, status message[:200]) error group, largest first, then first seen."""
+        """Every (span name, status message[:200]) error group, largest first, ties as the reference."""
         sigs = [orjson.loads(v) for _, v in self._txn.cursor(db=self._dbs["sigs"])]
         sigs.sort(key=lambda s: (-s["s"], s["q"]))
         return [ErrorSignature(s["n"], s["m"], s["s"], s["t"], list(s["x"])) for s in sigs]

@@ -58,11 +58,13 @@ def _compare(snap, ref: dict, traces: int) -> None:
 def _compare_totals(snap, ref_overview: dict) -> None:
     mine = totals_overview(snap)
     assert mine == {k: ref_overview[k] for k in mine}
-    sigs = {(s.span_name, s.status_message): s for s in snap.error_signatures()}
-    for group in ref_overview["error_taxonomy"]:
-        s = sigs[(group["span_name"], group["status_message"])]
-        assert (s.error_span_count, s.trace_count, s.example_trace_ids) == (
-            group["error_span_count"], group["trace_count"], group["example_trace_ids"])
+    # Under 2000 error traces the reference's taxonomy is the whole-dataset aggregate.
+    top = snap.error_signatures()[:20]
+    assert [vars_(s) for s in top] == ref_overview["error_taxonomy"]
+
+
+def vars_(sig) -> dict:
+    return {k: getattr(sig, k) for k in sig.__slots__}
 
 
 def test_one_file_matches_reference(tmp_path, halo_reference):
