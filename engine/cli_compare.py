@@ -1,0 +1,104 @@
+"""`halo compare BEFORE AFTER [--run ID] [--json]`: what a harness change did, signature by signature."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from engine.cli import EXIT_USAGE, CliError
+
+HELP = "compare two runs: error signatures before/after, score, token and latency deltas"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`halo compare` flags."""
+    parser.add_argument("before", metavar="BEFORE", help="trace file or folder of the first run")
+    parser.add_argument("after", metavar="AFTER", help="trace file or folder of the second run")
+    parser.add_argument("--run", default=None, metavar="ID",
+                        help="compare only this run id on both sides (inference.run_id)")
+    parser.add_argument("--run-before", default=None, metavar="ID", help="run id to take from BEFORE")
+    parser.add_argument("--run-after", default=None, metavar="ID", help="run id to take from AFTER")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--top", type=int, default=15, metavar="N", help="signatures shown (default: 15)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Summarize both sides through the index and print the comparison."""
+    from engine.compare import CompareError, compare, summarize
+    from indexer import DatasetError
+
+    if args.top < 1:
+        raise CliError("--top must be at least 1", EXIT_USAGE)
+    run_before = args.run_before or args.run
+    run_after = args.run_after or args.run
+    try:
+        result = compare(summarize(args.before, run_before), summarize(args.after, run_after))
+    except (CompareError, DatasetError) as exc:
+        raise CliError(str(exc)) from exc
+    if args.json:
+        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    else:
+        render(result, args.top)
+    return 0
+
+
+def _num(value: Any, pct: bool = False, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    if pct:
+        return f"{value * 100:+.1f} pp" if signed else f"{value * 100:.1f}%"
+    if isinstance(value, float):
+        return f"{value:+,.1f}" if signed else f"{value:,.1f}"
+    return f"{value:+,}" if signed else f"{value:,}"
+
+
+def _cut(text: str, n: int = 60) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def render(result: dict[str, Any], top: int = 15, console=None) -> None:
+    """Print the comparison as rich tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    b, a, d = result["before"], result["after"], result["delta"]
+    overview = Table(title="halo compare", title_justify="left")
+    for column in ("", "before", "after", "delta"):
+        overview.add_column(column, justify="right" if column else "left")
+    sb, sa = b["score"] or {}, a["score"] or {}
+    overview.add_row("run", str(b["run_id"] or "-"), str(a["run_id"] or "-"), "")
+    overview.add_row("score", _num(sb.get("score"), pct=True), _num(sa.get("score"), pct=True),
+                     _num(d["score"], pct=True, signed=True))
+    overview.add_row("traces", _num(b["traces"]), _num(a["traces"]), _num(a["traces"] - b["traces"], signed=True))
+    overview.add_row("traces with errors", _num(b["error_trace_share"], pct=True),
+                     _num(a["error_trace_share"], pct=True), _num(d["error_trace_share"], pct=True, signed=True))
+    overview.add_row("input tokens / trace", _num(b["tokens"]["input_per_trace"]),
+                     _num(a["tokens"]["input_per_trace"]), _num(d["input_tokens_per_trace"], signed=True))
+    overview.add_row("output tokens / trace", _num(b["tokens"]["output_per_trace"]),
+                     _num(a["tokens"]["output_per_trace"]), _num(d["output_tokens_per_trace"], signed=True))
+    overview.add_row("median latency (ms)", _num(b["latency_ms"]["median"]), _num(a["latency_ms"]["median"]),
+                     _num(d["median_latency_ms"], signed=True))
+    overview.add_row("p95 latency (ms)", _num(b["latency_ms"]["p95"]), _num(a["latency_ms"]["p95"]),
+                     _num(d["p95_latency_ms"], signed=True))
+    console.print(overview)
+
+    sigs = Table(title="error signatures (traces hit, share of traces)", title_justify="left")
+    for column, justify in (("span", "left"), ("status message", "left"), ("before", "right"),
+                            ("after", "right"), ("change", "left")):
+        sigs.add_column(column, justify=justify)
+    styles = {"new": "bold red", "vanished": "bold green", "down": "green", "up": "red", "same": ""}
+    for s in result["signatures"][:top]:
+        sigs.add_row(_cut(s["span_name"], 30), _cut(s["status_message"]),
+                     f"{s['before']['traces']} ({s['before']['share'] * 100:.0f}%)",
+                     f"{s['after']['traces']} ({s['after']['share'] * 100:.0f}%)",
+                     f"[{styles[s['change']]}]{s['change']}[/]" if styles[s["change"]] else s["change"])
+    if not result["signatures"]:
+        sigs.add_row("-", "no error spans on either side", "", "", "")
+    console.print(sigs)
+    hidden = len(result["signatures"]) - top
+    if hidden > 0:
+        console.print(f"... and {hidden} more signatures (--top, or --json for all)")

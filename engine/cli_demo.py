@@ -1,0 +1,217 @@
+"""`halo demo`: run the offline benchmark and watch the live index while it runs.
+
+The benchmark (`demo.benchmark`) runs a codebase-helper agent on the OpenAI
+Agents SDK in parallel worker processes against a bundled offline model; each
+worker writes its own trace shard. This command follows those shards through
+the index (`indexer.TraceIndex`) as they grow, shows what the index says
+(tasks done, score so far, traces with errors, top error signatures), then
+prints the failure report and the next step of the loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.cli import EXIT_USAGE, CliError
+
+HELP = "run the offline benchmark of a demo agent and watch the live index (then: halo compare)"
+
+DEFAULT_ROOT = "halo-demo"
+ASK_QUESTION = "What are the top error signatures, what causes each, and what harness change would fix it?"
+REFRESH_S = 0.25
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`halo demo` flags."""
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help=f"output folder (default: {DEFAULT_ROOT}/baseline, or {DEFAULT_ROOT}/fixed with --fixed)")
+    parser.add_argument("--workers", type=int, default=4, help="parallel worker processes (default: 4)")
+    parser.add_argument("--tasks", type=int, default=None, metavar="N", help="run only the first N tasks")
+    parser.add_argument("--fixed", action="store_true",
+                        help="run the harness with its fixes (limits stated, recovery instructions)")
+    parser.add_argument("--api", choices=["responses", "chat"], default="responses",
+                        help="the model API the agent uses (default: responses)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the offline model (default: 0)")
+    parser.add_argument("--run-id", default=None, metavar="ID", help="run id tagged on every span")
+    parser.add_argument("--online", action="store_true",
+                        help="use a real model through OPENAI_API_KEY instead of the offline one")
+    parser.add_argument("--no-live", action="store_true", help="print progress lines instead of a live view")
+    parser.add_argument("--ask", nargs="?", const=ASK_QUESTION, default=None, metavar="QUESTION",
+                        help="at the end, ask the diagnostic agent (needs an API key)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark with a live view, then report."""
+    from rich.console import Console
+
+    from demo.benchmark import BenchmarkConfig, BenchmarkRun
+    from demo.openai_agents_sdk.agent import HarnessSettings
+
+    if args.workers < 1:
+        raise CliError("--workers must be at least 1", EXIT_USAGE)
+    preset = "fixed" if args.fixed else "baseline"
+    out = Path(args.out or os.path.join(DEFAULT_ROOT, preset))
+    try:
+        config = BenchmarkConfig(out=out, workers=args.workers, tasks=args.tasks,
+                                 settings=HarnessSettings.preset(preset, api=args.api),
+                                 seed=args.seed, run_id=args.run_id, online=args.online)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    console = Console()
+    model = "a real model (OPENAI_API_KEY)" if args.online else "the bundled offline model"
+    console.print(f"[bold]halo demo[/]: {preset} harness, {len(config_tasks(config))} tasks, "
+                  f"{args.workers} workers, {model}; traces in [cyan]{out}/[/]")
+    bench = BenchmarkRun(config)
+    try:
+        bench.start()
+    except (OSError, RuntimeError) as exc:
+        bench._stop()
+        raise CliError(f"could not start the benchmark: {exc}") from exc
+    try:
+        live = LiveView(out, bench)
+        if args.no_live or not console.is_terminal:
+            live.print_lines(console)
+        else:
+            live.show(console)
+        score = bench.finish()
+    except BaseException:
+        bench._stop()
+        raise
+    live.refresh()
+    console.print(live.render())
+    _report(out)
+    _next_steps(console, out, preset, score)
+    if args.ask:
+        from engine.cli import main as halo_main
+
+        return halo_main([str(out), "-p", args.ask])
+    return 0
+
+
+def config_tasks(config) -> list:
+    from demo.benchmark.tasks import select
+
+    return select(config.tasks)
+
+
+class LiveView:
+    """What the index says about the run so far; `refresh()` catches the index up."""
+
+    def __init__(self, out: Path, bench) -> None:
+        self.out = out
+        self.bench = bench
+        self.started = time.monotonic()
+        self.index = None
+        self.state: dict[str, Any] = {}
+
+    def refresh(self) -> dict[str, Any]:
+        from indexer import DatasetError, TraceIndex
+
+        prog = self.bench.progress()
+        state: dict[str, Any] = {"done": prog.done, "total": prog.total, "passed": prog.passed,
+                                 "elapsed": time.monotonic() - self.started}
+        try:
+            if self.index is None:
+                self.index = TraceIndex.open(self.out)
+            self.index.catch_up()
+            with self.index.snapshot() as snap:
+                totals = snap.totals()
+                state.update(traces=totals.total_traces, complete=totals.complete_traces,
+                             spans=totals.total_spans, error_traces=totals.error_trace_count,
+                             tokens=totals.total_input_tokens + totals.total_output_tokens,
+                             last=totals.last_indexed_at,
+                             signatures=[(s.span_name, s.status_message, s.trace_count)
+                                         for s in snap.error_signatures()[:5]])
+        except DatasetError:
+            pass  # no shard written yet
+        self.state = state
+        return state
+
+    def render(self):
+        from rich.console import Group
+        from rich.table import Table
+
+        s = self.state
+        head = Table.grid(padding=(0, 2))
+        head.add_column(style="bold")
+        head.add_column()
+        score = f"{s['passed'] / s['done']:.0%}" if s.get("done") else "-"
+        head.add_row("tasks done", f"{s.get('done', 0)}/{s.get('total', 0)}   passed {s.get('passed', 0)}   "
+                                   f"score so far {score}")
+        head.add_row("index", f"{s.get('traces', 0)} traces ({s.get('traces', 0) - s.get('complete', 0)} in "
+                              f"progress), {s.get('spans', 0)} spans, {s.get('tokens', 0):,} tokens")
+        err = s.get("error_traces", 0)
+        share = f" ({err / s['traces']:.0%})" if s.get("traces") else ""
+        head.add_row("traces with errors", f"{err}{share}")
+        ago = f"{max(0.0, time.time() - s['last']):.1f}s ago" if s.get("last") else "-"
+        head.add_row("last span indexed", f"{ago}   elapsed {s.get('elapsed', 0):.1f}s")
+        sigs = Table(title="top error signatures (live)", title_justify="left", expand=False)
+        sigs.add_column("traces", justify="right")
+        sigs.add_column("span")
+        sigs.add_column("status message")
+        for name, message, traces in s.get("signatures", []):
+            sigs.add_row(str(traces), name, " ".join(message.split())[:70])
+        if not s.get("signatures"):
+            sigs.add_row("-", "no errors yet", "")
+        return Group(head, sigs)
+
+    def show(self, console) -> None:
+        from rich.live import Live
+
+        with Live(self.render(), console=console, refresh_per_second=8, transient=False) as live:
+            while self.bench.running():
+                self.refresh()
+                live.update(self.render())
+                time.sleep(REFRESH_S)
+            self.refresh()
+            live.update(self.render())
+
+    def print_lines(self, console) -> None:
+        """The same facts as one line per change, for logs and pipes."""
+        last = None
+        while True:
+            running = self.bench.running()
+            s = self.refresh()
+            line = (f"{s['done']}/{s['total']} tasks, {s['passed']} passed | index: "
+                    f"{s.get('traces', 0)} traces, {s.get('spans', 0)} spans, "
+                    f"{s.get('error_traces', 0)} with errors")
+            if line != last:
+                console.print(line, highlight=False)
+                last = line
+            if not running:
+                return
+            time.sleep(REFRESH_S * 4)
+
+    def close(self) -> None:
+        if self.index is not None:
+            self.index.close()
+
+
+def _report(out: Path) -> None:
+    from engine import cli_report
+
+    print()
+    cli_report.run(argparse.Namespace(trace_path=str(out), json=False, top=5, index_dir=None))
+
+
+def _next_steps(console, out: Path, preset: str, score: dict[str, Any]) -> None:
+    console.print(f"\n[bold]score[/]: {score['passed']}/{score['tasks']} ({score['score']:.0%}), "
+                  f"run id {score['run_id']}, written to {out / 'score.json'}")
+    sibling = out.parent / ("fixed" if preset == "baseline" else "baseline")
+    if preset == "baseline":
+        console.print("next: ask what fails, e.g. "
+                      f"[cyan]halo {out} -p \"Which tool fails most often and why?\"[/] (needs an API key), "
+                      f"or [cyan]halo tool search_trace {out} ...[/]; then run the fixed harness: "
+                      f"[cyan]halo demo --fixed{_out_flag(sibling)}[/]")
+    if (sibling / "score.json").exists():
+        before, after = (out, sibling) if preset == "baseline" else (sibling, out)
+        console.print(f"measure the change: [cyan]halo compare {before} {after}[/]")
+
+
+def _out_flag(sibling: Path) -> str:
+    return "" if sibling.parent == Path(DEFAULT_ROOT) else f" --out {sibling}"

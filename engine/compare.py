@@ -1,0 +1,199 @@
+"""What changed between two runs: error signatures, score, tokens, latency.
+
+    before = summarize("runs/baseline")                 # a file or folder of shards
+    after = summarize("runs/fixed")
+    result = compare(before, after)                      # a JSON-ready dict
+
+Both sides are read through the live index (caught up first). A side may be
+narrowed to one run id (the `inference.run_id` resource attribute), so one
+file can hold several runs; a side holding several runs with none picked is
+an error, since mixing runs silently is the trap this exists to avoid. The
+benchmark's score file (`score.json` in the folder, or `FILE.score.json`
+beside a file) adds the score when its run id matches.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from indexer import IndexFilters, TraceIndex
+
+SCORE_FILE = "score.json"
+MESSAGE_CAP = 200  # signatures group on the first 200 characters of the message, as the reference does
+
+
+class CompareError(ValueError):
+    """A side can't be summarized (missing path, ambiguous or unknown run)."""
+
+
+@dataclass
+class RunSummary:
+    """One side of a comparison."""
+
+    path: str
+    run_id: str | None
+    traces: int = 0
+    error_traces: int = 0
+    spans: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    durations_ms: list[float] = field(default_factory=list)
+    # (span name, status message) -> [error spans, distinct traces]
+    signatures: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    score: dict[str, Any] | None = None
+    other_runs: list[str] = field(default_factory=list)
+
+
+def score_file_for(path: str | Path) -> Path:
+    p = Path(path)
+    return p / SCORE_FILE if p.is_dir() else p.with_name(p.name + "." + SCORE_FILE)
+
+
+def _load_score(path: str, run_id: str | None) -> dict[str, Any] | None:
+    target = score_file_for(path)
+    try:
+        data = json.loads(target.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or "score" not in data:
+        return None
+    if run_id is not None and data.get("run_id") not in (None, run_id):
+        return None  # the score of another run than the one compared
+    return {k: data.get(k) for k in ("score", "passed", "tasks", "run_id", "settings")}
+
+
+def summarize(path: str | Path, run_id: str | None = None,
+              index_dir: str | Path | None = None) -> RunSummary:
+    """Summarize the traces at `path` (narrowed to `run_id` if given)."""
+    if not Path(path).exists():
+        raise CompareError(f"no such file or folder: {path}")
+    summary = RunSummary(path=str(path), run_id=run_id)
+    with TraceIndex.open(path, index_dir) as index:
+        index.catch_up()
+        with index.snapshot() as snap:
+            runs = list(snap.totals().run_ids)
+            if run_id is None and len(runs) > 1:
+                shown = ", ".join(runs[:5]) + (" ..." if len(runs) > 5 else "")
+                raise CompareError(f"{path} holds {len(runs)} runs ({shown}): pick one with --run")
+            if run_id is not None and run_id not in runs:
+                raise CompareError(f"run {run_id!r} is not in {path} (runs: {', '.join(runs) or 'none'})")
+            summary.other_runs = [r for r in runs if r != run_id] if run_id else []
+            if run_id is None and runs:
+                summary.run_id = runs[0]  # the only run: name it, but read it unfiltered
+            filters = IndexFilters(run_ids=[run_id]) if run_id else None
+            rows = snap.rows(snap.trace_ids(filters))
+            _rollup(summary, rows)
+            if run_id is None:
+                for sig in snap.error_signatures():
+                    key = (sig.span_name, sig.status_message)
+                    summary.signatures[key] = [sig.error_span_count, sig.trace_count]
+            else:  # per-run signatures: the index aggregates the whole dataset only
+                for row in rows:
+                    if row.has_errors:
+                        _add_trace_signatures(summary, snap.error_spans(row.trace_id))
+    summary.score = _load_score(str(path), summary.run_id)
+    return summary
+
+
+def _rollup(summary: RunSummary, rows: list) -> None:
+    for row in rows:
+        summary.traces += 1
+        summary.spans += row.span_count
+        summary.error_traces += bool(row.has_errors)
+        summary.input_tokens += row.total_input_tokens
+        summary.output_tokens += row.total_output_tokens
+        if row.duration_ms is not None:
+            summary.durations_ms.append(row.duration_ms)
+
+
+def _add_trace_signatures(summary: RunSummary, errors: list[tuple[str, str]]) -> None:
+    seen = set()
+    for name, message in errors:
+        key = (name, (message or "")[:MESSAGE_CAP])
+        counts = summary.signatures.setdefault(key, [0, 0])
+        counts[0] += 1
+        if key not in seen:
+            counts[1] += 1
+            seen.add(key)
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _side(s: RunSummary) -> dict[str, Any]:
+    per = (lambda total: round(total / s.traces, 1) if s.traces else None)
+    return {
+        "path": s.path, "run_id": s.run_id, "traces": s.traces, "spans": s.spans,
+        "error_traces": s.error_traces,
+        "error_trace_share": round(s.error_traces / s.traces, 4) if s.traces else None,
+        "score": s.score,
+        "tokens": {"input": s.input_tokens, "output": s.output_tokens,
+                   "input_per_trace": per(s.input_tokens), "output_per_trace": per(s.output_tokens)},
+        "latency_ms": {"median": _round(statistics.median(s.durations_ms)) if s.durations_ms else None,
+                       "p95": _round(_pct(s.durations_ms, 0.95)),
+                       "mean": _round(statistics.fmean(s.durations_ms)) if s.durations_ms else None},
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _delta(a: Any, b: Any, digits: int = 4) -> float | None:
+    if a is None or b is None:
+        return None
+    return round(b - a, digits)
+
+
+def compare(before: RunSummary, after: RunSummary) -> dict[str, Any]:
+    """The comparison as a JSON-ready dict (what `halo compare --json` prints)."""
+    b, a = _side(before), _side(after)
+    signatures = []
+    for key in sorted(set(before.signatures) | set(after.signatures)):
+        sb = before.signatures.get(key, [0, 0])
+        sa = after.signatures.get(key, [0, 0])
+        share_b = sb[1] / before.traces if before.traces else 0.0
+        share_a = sa[1] / after.traces if after.traces else 0.0
+        if sb[1] == 0:
+            change = "new"
+        elif sa[1] == 0:
+            change = "vanished"
+        else:
+            change = "down" if share_a < share_b else "up" if share_a > share_b else "same"
+        signatures.append({
+            "span_name": key[0], "status_message": key[1], "change": change,
+            "before": {"error_spans": sb[0], "traces": sb[1], "share": round(share_b, 4)},
+            "after": {"error_spans": sa[0], "traces": sa[1], "share": round(share_a, 4)},
+            "delta_traces": sa[1] - sb[1], "delta_share": round(share_a - share_b, 4),
+        })
+    signatures.sort(key=lambda s: (-max(s["before"]["traces"], s["after"]["traces"]), s["span_name"]))
+    score_b = (before.score or {}).get("score")
+    score_a = (after.score or {}).get("score")
+    return {
+        "before": b, "after": a,
+        "delta": {
+            "score": _delta(score_b, score_a),
+            "error_trace_share": _delta(b["error_trace_share"], a["error_trace_share"]),
+            "input_tokens_per_trace": _delta(b["tokens"]["input_per_trace"], a["tokens"]["input_per_trace"], 1),
+            "output_tokens_per_trace": _delta(b["tokens"]["output_per_trace"], a["tokens"]["output_per_trace"], 1),
+            "median_latency_ms": _delta(b["latency_ms"]["median"], a["latency_ms"]["median"], 1),
+            "p95_latency_ms": _delta(b["latency_ms"]["p95"], a["latency_ms"]["p95"], 1),
+        },
+        "signatures": signatures,
+        "new_signatures": [s for s in signatures if s["change"] == "new"],
+        "vanished_signatures": [s for s in signatures if s["change"] == "vanished"],
+    }
+
+
+def compare_paths(before: str | Path, after: str | Path, *, run_before: str | None = None,
+                  run_after: str | None = None) -> dict[str, Any]:
+    """`compare(summarize(before), summarize(after))` with optional run ids per side."""
+    return compare(summarize(before, run_before), summarize(after, run_after))
