@@ -21,6 +21,10 @@ from engine.store import TraceStore
 from exporter import format as f
 
 DEFAULT_TOP = 10
+# One substring scan per line instead of parsing every span: both tool-name
+# keys (`tool.name`, `gen_ai.tool.name`) end with these bytes.
+_TOOL_KEY_TAIL = f'{f.OI_TOOL_NAME}"'.encode()
+assert f.GENAI_TOOL_NAME.endswith(f.OI_TOOL_NAME)
 
 
 def build_report(store: TraceStore, top: int = DEFAULT_TOP) -> dict[str, Any]:
@@ -94,7 +98,10 @@ def tool_error_rates(snap: Any, rows: list[Any]) -> list[dict[str, Any]]:
         if not row.tool_names:
             continue
         for ref in snap.spans(row.trace_id):
-            span = orjson.loads(snap.read_span(ref))
+            line = snap.read_span(ref)
+            if _TOOL_KEY_TAIL not in line:
+                continue  # cheap byte test: most spans (LLM payloads) are never parsed
+            span = orjson.loads(line)
             attrs = span.get(f.ATTRIBUTES)
             if type(attrs) is not dict:
                 continue

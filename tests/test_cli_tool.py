@@ -87,3 +87,10 @@ def test_the_halo_console_script_runs_a_tool(traces):
     assert done.returncode == 0, done.stderr
     with open_store(traces) as store:
         assert json.loads(done.stdout) == run_tool(store, "count_traces", {"filters": {"has_errors": False}})
+
+
+def test_index_dir_puts_the_index_where_asked(traces, tmp_path, capsys):
+    where = tmp_path / "elsewhere"
+    code, out, _ = _run(capsys, "tool", "count_traces", str(traces), "--index-dir", str(where))
+    assert code == 0 and json.loads(out) == {"result": {"total": 12}}
+    assert where.exists() and any(where.iterdir())

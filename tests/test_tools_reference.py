@@ -132,6 +132,10 @@ def test_a_folder_of_shards_matches_the_reference(halo_reference, tmp_path):
         all_lines.extend(p.read_bytes().splitlines(keepends=True))
     with open_store(folder) as store:
         assert_same_as_reference(halo_reference, paths, calls_for(all_lines), store, tmp_path)
+        whole = run_tool(store, "get_dataset_overview", {})
+    with open_store(str(folder / "*.jsonl"), tmp_path / "glob-index") as store:  # a glob, same dataset
+        assert run_tool(store, "get_dataset_overview", {})["result"]["sample_trace_ids"] == \
+            whole["result"]["sample_trace_ids"]
 
 
 def test_answers_follow_the_file_as_it_grows(halo_reference, tmp_path):
