@@ -196,3 +196,38 @@ def test_taxonomy_ties_keep_trace_order_and_stop_at_2000_error_traces(halo_refer
         taxonomy = run_tool(store, "get_dataset_overview", {})["result"]["error_taxonomy"]
     assert [g["status_message"] for g in taxonomy][-2:] == ["alpha", "beta"]
     assert "late" not in {g["status_message"] for g in taxonomy}
+
+
+def test_odd_but_valid_lines_match_the_reference(halo_reference, tmp_path):
+    """Missing optional fields, top-level extras, spaced JSON, CRLF, blank lines, odd values."""
+    base = {"kind": "SPAN_KIND_INTERNAL", "start_time": "2026-01-01T00:00:01.000000000Z",
+            "end_time": "2026-01-01T00:00:02.500000000Z", "resource": {"attributes": {}},
+            "scope": {"name": "s"}}
+    spans = [
+        {**base, "trace_id": "t1", "span_id": "r", "name": "root ✓", "status": {"code": "STATUS_CODE_OK"},
+         "attributes": {"inference.agent_name": "ä", "f": 1.5e-7, "big": 2 ** 70, "n": None,
+                        "nested": {"deep": [1, {"x": "ü" * 5000}]}, "inference.llm.input_tokens": 3.0}},
+        {**base, "trace_id": "t2", "span_id": "a", "parent_span_id": "r2", "name": "工具",
+         "status": {"code": "STATUS_CODE_ERROR", "message": "失败: " + "é" * 300},
+         "attributes": {"openinference.span.kind": "TOOL", "tool.name": "t", "flag": True},
+         "events": [{"name": "exception"}], "links": []},
+        {**base, "trace_id": "t1", "span_id": "c", "parent_span_id": "r", "name": "child",
+         "status": {"code": "STATUS_CODE_ERROR"}, "attributes": {"inference.project_id": "p2",
+                                                                  "llm.model_name": "m"}},
+    ]
+    raw = [json.dumps(spans[0]).encode(), json.dumps(spans[1], ensure_ascii=False).encode() + b"\r",
+           b"", json.dumps(spans[2], separators=(",", ":")).encode(), b""]
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(b"\n".join(raw) + b"\n")
+    calls = [{"tool": "get_dataset_overview", "args": {}},
+             {"tool": "get_dataset_overview", "args": {"filters": {"regex_pattern": "工具"}}},
+             {"tool": "query_traces", "args": {}}]
+    for tid, sid in (("t1", "r"), ("t1", "c"), ("t2", "a")):
+        calls += [{"tool": "view_trace", "args": {"trace_id": tid}},
+                  {"tool": "view_spans", "args": {"trace_id": tid, "span_ids": [sid]}},
+                  {"tool": "search_trace", "args": {"trace_id": tid, "regex_pattern": r"[^\x00-\x7f]+|\\u00..",
+                                                    "context_buffer_chars": 5}},
+                  {"tool": "search_span", "args": {"trace_id": tid, "span_id": sid, "regex_pattern": r"\s",
+                                                   "max_matches": 2}}]
+    with open_store(path) as store:
+        assert_same_as_reference(halo_reference, [path], calls, store, tmp_path)
