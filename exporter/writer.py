@@ -330,6 +330,8 @@ class JsonlWriter:
         self.lines_written += lines
         self.bytes_written += len(data)
         if self.on_flush is not None:
+            # Runs on the writer thread between flushes: it must be quick and must not
+            # call back into this writer's flush/wait (that would wait on itself).
             try:
                 self.on_flush(end)
             except Exception as exc:
