@@ -37,6 +37,9 @@ def test_prints_exactly_what_the_agent_gets(traces, capsys):
     assert json.loads(out) == expected
     code, out, _ = _run(capsys, "tool", "view_trace", str(traces), "--args", json.dumps({"trace_id": tid}))
     assert code == 0 and json.loads(out) == view
+    # byte for byte the text the agent's function tool hands the model
+    from engine.agent_runtime import dumps
+    assert out == dumps(view) + "\n"
 
 
 def test_args_from_a_file_and_defaults(traces, tmp_path, capsys):
