@@ -395,3 +395,38 @@ def test_reference_loads_every_span_type(traced, halo_reference, tmp_path):
     assert (overview["otel_error_span_count"], overview["tool_error_span_count"]) == (1, 1)
     assert sorted(overview["model_names"]) == ["gpt-x", "stt-1", "tts-1"]
     assert overview["agent_names"] == ["A"]
+
+
+def test_unwritable_path_never_breaks_the_app(tmp_path, caplog):
+    target = tmp_path / "a-directory"
+    target.mkdir()
+    with sdk_processors_restored():
+        processor = setup_tracing(path=target)  # open() will fail with EISDIR
+        with trace("wf"):
+            with custom_span("c", {}):
+                pass
+        processor.force_flush(timeout=10)
+        processor.shutdown()
+    assert processor.dropped == 1
+    assert "cannot write" in caplog.text
+
+
+def test_sdk_processor_and_otel_exporter_can_share_one_writer(tmp_path):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from exporter import HaloSpanExporter, JsonlWriter
+
+    writer = JsonlWriter(tmp_path / "both.jsonl")
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(HaloSpanExporter(writer=writer)))
+    with sdk_processors_restored():
+        processor = setup_tracing(writer=writer)
+        with trace("wf"):
+            with custom_span("sdk-side", {}):
+                with provider.get_tracer("lib").start_as_current_span("otel-side"):
+                    pass
+        processor.shutdown()  # flushes, but leaves the shared writer open
+    provider.shutdown()
+    writer.shutdown()
+    assert sorted(x[f.NAME] for x in check_file(tmp_path / "both.jsonl")) == ["custom.sdk-side", "otel-side"]
