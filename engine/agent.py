@@ -22,7 +22,7 @@ from agents.agent import StopAtTools
 from openai import AsyncOpenAI
 
 from engine.agent_config import AgentSettings, model_settings
-from engine.agent_display import StepPrinter
+from engine.agent_display import RetryNotices, StepPrinter
 from engine.agent_prompts import root_instructions, subagent_instructions
 from engine.agent_runner import run_agent
 from engine.agent_runtime import AgentRuntime, RunStats
@@ -116,7 +116,12 @@ async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
             )
             agent = build_agent(runtime, depth=0)
             printer.agent_started(0, "halo-root", prompt)
-            with telemetry.trace("halo ask") if telemetry else _nullcontext():
+            def count_retry() -> None:
+                runtime.stats.retries += 1
+
+            with RetryNotices(printer, count_retry), (
+                telemetry.trace("halo ask") if telemetry else _nullcontext()
+            ):
                 outcome = await run_agent(
                     runtime, agent, prompt, depth=0, max_turns=settings.max_turns, is_root=True
                 )

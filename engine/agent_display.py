@@ -8,12 +8,15 @@ retries, compaction) go to stderr, indented by depth.
 from __future__ import annotations
 
 import json
+import logging
+import re
 import sys
 from typing import Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape
 
+_LONG_FLOAT = re.compile(r"(\d+\.\d)\d+")
 ARGS_CHARS = 140
 RESULT_CHARS = 160
 TEXT_CHARS = 300
@@ -84,3 +87,45 @@ class StepPrinter:
 
     def notice(self, depth: int, text: str) -> None:
         self._line(depth, f"[magenta]! {escape(shorten(text, TEXT_CHARS))}[/]")
+
+
+class RetryNotices(logging.Handler):
+    """Shows the client's and the SDK runner's retries as notices while a run is on.
+
+    Both only log them (INFO / DEBUG); without this a user would stare at a
+    silent terminal through a minute of backoff. Levels are restored on exit.
+    """
+
+    LOGGERS = {"openai._base_client": logging.INFO, "openai.agents": logging.DEBUG}
+
+    def __init__(self, printer: StepPrinter, on_retry=None) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.printer = printer
+        self.on_retry = on_retry
+        self._saved: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a logging call with bad arguments is not our failure
+            return
+        if message.startswith("Retrying"):
+            message = _LONG_FLOAT.sub(r"\1", message)
+            self.printer.notice(0, f"model call failed; {message[0].lower()}{message[1:]}")
+            if self.on_retry is not None:
+                self.on_retry()
+
+    def __enter__(self) -> "RetryNotices":
+        for name, level in self.LOGGERS.items():
+            logger = logging.getLogger(name)
+            self._saved[name] = logger.level
+            if logger.getEffectiveLevel() > level:
+                logger.setLevel(level)
+            logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name, level in self._saved.items():
+            logger = logging.getLogger(name)
+            logger.removeHandler(self)
+            logger.setLevel(level)

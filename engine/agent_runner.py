@@ -134,8 +134,11 @@ async def _attempt(runtime: AgentRuntime, agent: Agent[Any], history: Any, *,
             agent, history, max_turns=max_turns, hooks=runtime.hooks, run_config=run_config
         )
         holder[:] = [result, 0]
-        async for _event in result.stream_events():
-            holder[1] += 1  # steps are shown by the tools and hooks, identically in both modes
+        async for event in result.stream_events():
+            # Steps are shown by the tools and hooks, identically in both modes; here only
+            # model output and run items count as progress (not the agent-updated event).
+            if event.type in ("raw_response_event", "run_item_stream_event"):
+                holder[1] += 1
         return result
     return await Runner.run(
         agent, history, max_turns=max_turns, hooks=runtime.hooks, run_config=run_config

@@ -258,3 +258,4 @@ def test_the_runner_retries_after_the_client_gives_up(traces, capsys):
     out, err = capsys.readouterr()
     assert code == 0, err
     assert out.strip() == "through" and len(policy.seen["root"]) == 5
+    assert err.count("model call failed; retrying") == 4
