@@ -87,7 +87,7 @@ class Gen:
                 spans.append(self._tool(ctx, turn_id, tool, t, tool_end, self._error("tool")))
                 t = tool_end
             spans.append(self._span(ctx, turn_id, root_id, f"turn {turn + 1}", f.OBS_CHAIN,
-                                    turn_start, t, None, {"input.value": self.text(300)}))
+                                    turn_start, t, None, {"input.value": self.text(700)}))
         if rng.random() < self.error_rate / 4:
             fail_root = ERRORS[4][1]
         spans.append(self._span(ctx, root_id, "", f"agent_run {agent}", f.OBS_AGENT, start, t + 1_000_000,
@@ -102,8 +102,8 @@ class Gen:
 
     def _llm(self, ctx, parent, model, start, end, err):
         rng = self.rng
-        messages = [{"role": "system", "content": self.text(600)},
-                    {"role": "user", "content": self.text(rng.randrange(800, 2200))}]
+        messages = [{"role": "system", "content": self.text(1000)},
+                    {"role": "user", "content": self.text(rng.randrange(1500, 3500))}]
         attrs = {
             f.OI_SPAN_KIND: "LLM", f.OI_LLM_MODEL_NAME: model, f.OI_LLM_PROVIDER: "openai",
             f.OI_TOKENS_PROMPT: rng.randrange(500, 6000), f.OI_TOKENS_COMPLETION: rng.randrange(20, 800),
@@ -115,7 +115,7 @@ class Gen:
     def _tool(self, ctx, parent, tool, start, end, err):
         attrs = {f.OI_SPAN_KIND: "TOOL", f.OI_TOOL_NAME: tool,
                  f.OI_INPUT_VALUE: '{"path": "src/%s.py"}' % self.text(12).replace(" ", "_"),
-                 f.OI_OUTPUT_VALUE: self.text(self.rng.randrange(200, 1600))}
+                 f.OI_OUTPUT_VALUE: self.text(self.rng.randrange(400, 2400))}
         return self._span(ctx, self.hexid(8), parent, f"function {tool}", f.OBS_TOOL, start, end, err, attrs)
 
     def _span(self, ctx, span_id, parent, name, kind, start, end, err, attrs):

@@ -9,6 +9,7 @@ difference between a row before and after the batch.
 from __future__ import annotations
 
 from array import array
+from datetime import datetime, timezone
 
 import lmdb
 import orjson
@@ -51,8 +52,19 @@ def _empty_row(tid: str, fileno: int, first_off: int) -> list:
             0.0, [], None, fileno, first_off, [], []]
 
 
+def _ns(value: str) -> int | None:
+    # Fast path for the canonical "YYYY-MM-DDTHH:MM:SS.fffffffffZ"; anything else the slow way.
+    if len(value) == 30 and value[19] == "." and value[29] == "Z":
+        try:
+            secs = datetime.fromisoformat(value[:19]).replace(tzinfo=timezone.utc).timestamp()
+            return int(secs) * 1_000_000_000 + int(value[20:29])
+        except ValueError:
+            return None
+    return f.ns_from_iso(value)
+
+
 def _duration_ms(start: str, end: str) -> float | None:
-    a, b = f.ns_from_iso(start), f.ns_from_iso(end)
+    a, b = _ns(start), _ns(end)
     if a is None or b is None:
         return None
     return (b - a) / 1e6
@@ -75,6 +87,7 @@ class BatchWriter:
         raw = txn.get(b"max_order", db=meta)
         self.max_order = tuple(orjson.loads(raw)) if raw else None
         self.postings: dict[bytes, list[int]] = {}
+        self._keys: dict[tuple[bytes, str], bytes] = {}
         self.pages: dict[int, list[str]] = {}
         self.sigs: dict[bytes, dict] = {}
         self.new_traces = 0
@@ -147,7 +160,7 @@ class BatchWriter:
 
         txn.put(tk, orjson.dumps(row), db=dbs["rows"])
         txn.put(tk, orjson.dumps([list(sids), list(pids)]), db=dbs["ids"])
-        txn.put(tk, blob + bytes(p.blob), db=dbs["spans"])
+        txn.put(tk, blob + p.blob, db=dbs["spans"])
         self._index_changes(tno, old, row)
 
     def _new_trace(self, tid: str, key: bytes, fileno: int, first_off: int) -> int:
@@ -217,7 +230,10 @@ class BatchWriter:
             for value in row[pos]:
                 if value not in before:
                     if tag is not None:
-                        post.setdefault(L.posting_key(tag, value), []).append(tno)
+                        key = self._keys.get((tag, value))
+                        if key is None:
+                            key = self._keys[(tag, value)] = L.posting_key(tag, value)
+                        post.setdefault(key, []).append(tno)
                     self.total_sets[total_name].add(value)
         if row[L.R_PROJECT] is not None and (old is None or old[L.R_PROJECT] is None):
             post.setdefault(L.posting_key(L.TAG_PROJECT, row[L.R_PROJECT]), []).append(tno)

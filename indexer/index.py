@@ -71,11 +71,13 @@ class TraceIndex:
     """A streaming LMDB index over one JSONL file or a folder/glob of shards."""
 
     def __init__(self, dataset: ds.Dataset, index_dir: Path, *, workers: int | None = None,
-                 chunk_bytes: int = 8 << 20, pool_min_bytes: int = POOL_MIN_BYTES) -> None:
+                 chunk_bytes: int = 8 << 20, commit_bytes: int = 32 << 20,
+                 pool_min_bytes: int = POOL_MIN_BYTES) -> None:
         self.dataset = dataset
         self.index_dir = index_dir
         self.workers = workers
         self.chunk_bytes = chunk_bytes
+        self.commit_bytes = commit_bytes  # parse in chunks, commit a few chunks at a time
         self.pool_min_bytes = pool_min_bytes
         self._env, self._dbs = _acquire_env(index_dir)
         self._wake = threading.Event()
@@ -174,42 +176,51 @@ class TraceIndex:
             ranges = ds.line_ranges(path, start, end, self.chunk_bytes)
             consumed = ranges[-1][1] if ranges else start
             stats.pending_bytes += end - consumed
+            group: list[Batch] = []
             for batch in parse_batches(str(path), fileno, ranges, self.workers, self.pool_min_bytes):
-                self._commit(batch, rel_of, stats)
-                done += batch.end - batch.start
-                if progress is not None:
-                    progress(done, total)
+                group.append(batch)
+                if sum(b.end - b.start for b in group) >= self.commit_bytes:
+                    done += self._commit(group, rel_of, stats)
+                    group = []
+                    if progress is not None:
+                        progress(done, total)
+            if group:
+                done += self._commit(group, rel_of, stats)
         if progress is not None:
             progress(total, total)
 
-    def _commit(self, batch: Batch, rel_of: dict[int, str], stats: CatchUpStats) -> None:
-        path = self.dataset.path_of(rel_of[batch.fileno])
+    def _commit(self, group: list[Batch], rel_of: dict[int, str], stats: CatchUpStats) -> int:
+        """Apply consecutive batches of one file and advance its checkpoint, in one transaction."""
+        fileno = group[0].fileno
+        path = self.dataset.path_of(rel_of[fileno])
 
         def body(txn):
-            key = L.u32(batch.fileno)
+            key = L.u32(fileno)
             cp = orjson.loads(txn.get(key, db=self._dbs["files"]) or b"null")
-            if cp is None or cp["offset"] != batch.start:
+            if cp is None or cp["offset"] != group[0].start:
                 raise _Retry  # another writer indexed these bytes already
             ident = ds.identity(path)
             if ident is None or (ident.dev, ident.ino) != (cp["dev"], cp["ino"]):
                 raise _Retry  # replaced meanwhile: the next round resets
             writer = BatchWriter(txn, self._dbs, rel_of, time.time())
-            writer.apply(batch)
+            for batch in group:
+                writer.apply(batch)
             writer.finish()
-            cp["offset"] = batch.end
+            cp["offset"] = group[-1].end
             if cp["head_n"] < ds.HEAD_BYTES:
-                cp["head_n"] = min(ds.HEAD_BYTES, batch.end)
+                cp["head_n"] = min(ds.HEAD_BYTES, cp["offset"])
                 cp["head_hash"] = ds.head_hash(path, cp["head_n"])
             txn.put(key, orjson.dumps(cp), db=self._dbs["files"])
             return writer.new_traces
 
-        new = self._write(body)
+        stats.new_traces += self._write(body)
         stats.batches += 1
-        stats.bytes_read += batch.end - batch.start
-        stats.lines += batch.lines
-        stats.spans += batch.spans
-        stats.bad_lines += batch.bad_count
-        stats.new_traces += new
+        for batch in group:
+            stats.bytes_read += batch.end - batch.start
+            stats.lines += batch.lines
+            stats.spans += batch.spans
+            stats.bad_lines += batch.bad_count
+        return group[-1].end - group[0].start
 
     def _register(self, rels: list[str]) -> None:
         def body(txn):

@@ -26,13 +26,14 @@ class Partial:
     __slots__ = (
         "tid", "first_off", "blob", "n", "start", "end", "err", "services", "models",
         "agents", "agent_ids", "in_tok", "out_tok", "project", "projects", "sids", "pids",
-        "miss_ident", "tool_err", "raw", "tools", "runs", "root", "errors",
+        "miss_ident", "tool_err", "raw", "tools", "runs", "root", "errors", "entries",
     )
 
     def __init__(self, tid: str, first_off: int) -> None:
         self.tid = tid
         self.first_off = first_off
-        self.blob = bytearray()  # encoded span entries, one per line
+        self.entries: list | None = []  # span entries while parsing
+        self.blob = b""  # then their encoding: "[...],[...],"
         self.n = 0
         self.start = ""
         self.end = ""
@@ -86,11 +87,18 @@ def parse_file_range(path: str, fileno: int, start: int, end: int) -> Batch:
 
 
 def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
-    """Parse the complete lines of `data`, whose first byte is at file offset `base`."""
+    """Parse the complete lines of `data`, whose first byte is at file offset `base`.
+
+    Mirrors halo-engine 0.3.5 `_RowAccumulator.absorb` rule for rule (the
+    comments mark halo-live's additions); written as one flat loop because it
+    runs once per span and Python call overhead is most of its cost.
+    """
     cut = data.rfind(b"\n") + 1
     batch = Batch(fileno=fileno, start=base, end=base + cut)
     partials = batch.partials
     loads = orjson.loads
+    decode_error = orjson.JSONDecodeError
+    codes = _CODES
     pos = base
     for line in data[:cut].split(b"\n")[:-1] if cut else ():
         off = pos
@@ -101,7 +109,7 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
         batch.lines += 1
         try:
             span = loads(line)
-        except orjson.JSONDecodeError:
+        except decode_error:
             _bad(batch, off, "not JSON")
             continue
         if type(span) is not dict:
@@ -116,7 +124,88 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
         p = partials.get(tid)
         if p is None:
             p = partials[tid] = Partial(tid, off)
-        _absorb(p, span, sid, fileno, off, length)
+
+        p.n += 1
+        p.raw += length
+        p.sids.add(sid)
+        parent = span.get("parent_span_id") or ""
+        if type(parent) is not str:
+            parent = str(parent)
+        if parent:
+            p.pids.add(parent)
+        else:
+            p.root = True  # ours: the root span arrived
+        start = span.get("start_time") or ""
+        end = span.get("end_time") or ""
+        if type(start) is not str or type(end) is not str:  # the reference rejects these lines
+            start, end = str(start), str(end)
+        if not p.start or start < p.start:
+            p.start = start
+        if not p.end or end > p.end:
+            p.end = end
+        attrs = span.get("attributes")
+        if type(attrs) is not dict:
+            attrs = {}
+        name = span.get("name") or ""
+        if type(name) is not str:
+            name = str(name)
+        status = span.get("status")
+        code = status.get("code") if type(status) is dict else None
+        message = None
+        if code == _ERROR:
+            p.err += 1
+            message = status.get("message") or ""
+            if type(message) is not str:
+                message = str(message)
+            p.errors.append((name, message, p.n - 1))
+            if attrs.get(_OI_KIND) == "TOOL":
+                p.tool_err += 1
+        resource = span.get("resource")
+        if type(resource) is dict:
+            rattrs = resource.get("attributes")
+            if type(rattrs) is dict:
+                svc = rattrs.get(_SERVICE)
+                if isinstance(svc, str):
+                    p.services.add(svc)
+        if attrs:
+            model = attrs.get(_MODEL) or attrs.get(_OI_MODEL)
+            if isinstance(model, str) and model:
+                p.models.add(model)
+            agent = attrs.get(_AGENT)
+            has_agent = isinstance(agent, str) and agent
+            if has_agent:
+                p.agents.add(agent)
+            agent_id = attrs.get(_AGENT_ID) or attrs.get(_OI_AGENT_ID)
+            if isinstance(agent_id, str) and agent_id:
+                p.agent_ids.add(agent_id)
+            elif not has_agent:
+                p.miss_ident += 1
+            tokens = attrs.get(_IN_TOKENS)
+            if isinstance(tokens, int):
+                p.in_tok += tokens
+            tokens = attrs.get(_OUT_TOKENS)
+            if isinstance(tokens, int):
+                p.out_tok += tokens
+            proj = attrs.get(_PROJECT)
+            if isinstance(proj, str) and proj:
+                p.projects.add(proj)
+                if p.project is None:
+                    p.project = proj
+            # ours: tool and run names
+            tool = attrs.get(_TOOL) or attrs.get(_GENAI_TOOL)
+            if isinstance(tool, str) and tool:
+                p.tools.add(tool)
+            run = attrs.get(_RUN)
+            if isinstance(run, str) and run:
+                p.runs.add(run)
+        else:
+            p.miss_ident += 1
+        p.entries.append([fileno, off, length, sid, parent, name,
+                          codes.get(code, code if isinstance(code, str) else ""), message])
+    for p in partials.values():
+        # One encode per trace: "[e],[e]," appends to the trace's stored entries.
+        p.blob = orjson.dumps(p.entries)[1:-1] + b","
+        p.entries = None
     return batch
 
 
@@ -126,84 +215,16 @@ def _bad(batch: Batch, off: int, reason: str) -> None:
         batch.bad.append((off, reason))
 
 
-def _absorb(p: Partial, span: dict, sid: str, fileno: int, off: int, length: int) -> None:
-    # Mirrors halo-engine 0.3.5 `_RowAccumulator.absorb`; comments mark our additions.
-    p.n += 1
-    p.raw += length
-    p.sids.add(sid)
-    parent = span.get("parent_span_id") or ""
-    if type(parent) is not str:
-        parent = str(parent)
-    if parent:
-        p.pids.add(parent)
-    else:
-        p.root = True  # ours: the root span arrived
-    start = span.get("start_time") or ""
-    end = span.get("end_time") or ""
-    if type(start) is not str or type(end) is not str:  # the reference rejects these lines
-        start, end = str(start), str(end)
-    if not p.start or start < p.start:
-        p.start = start
-    if not p.end or end > p.end:
-        p.end = end
-
-    status = span.get("status")
-    code = status.get("code") if type(status) is dict else None
-    attrs = span.get("attributes")
-    if type(attrs) is not dict:
-        attrs = {}
-    name = span.get("name") or ""
-    if type(name) is not str:
-        name = str(name)
-    is_error = code == _ERROR
-    message = None
-    if is_error:
-        p.err += 1
-        message = status.get("message") or ""
-        if type(message) is not str:
-            message = str(message)
-        p.errors.append((name, message, p.n - 1))
-        if attrs.get(f.OI_SPAN_KIND) == "TOOL":
-            p.tool_err += 1
-
-    resource = span.get("resource")
-    rattrs = resource.get(f.ATTRIBUTES) if type(resource) is dict else None
-    if type(rattrs) is dict:
-        svc = rattrs.get(f.SERVICE_NAME)
-        if isinstance(svc, str):
-            p.services.add(svc)
-
-    model = attrs.get(f.INF_LLM_MODEL_NAME) or attrs.get(f.OI_LLM_MODEL_NAME)
-    if isinstance(model, str) and model:
-        p.models.add(model)
-    agent = attrs.get(f.INF_AGENT_NAME)
-    has_agent = isinstance(agent, str) and agent
-    if has_agent:
-        p.agents.add(agent)
-    agent_id = attrs.get(f.INF_AGENT_ID) or attrs.get(f.OI_AGENT_ID)
-    if isinstance(agent_id, str) and agent_id:
-        p.agent_ids.add(agent_id)
-    elif not has_agent:
-        p.miss_ident += 1
-    tokens = attrs.get(f.INF_LLM_INPUT_TOKENS)
-    if isinstance(tokens, int):
-        p.in_tok += tokens
-    tokens = attrs.get(f.INF_LLM_OUTPUT_TOKENS)
-    if isinstance(tokens, int):
-        p.out_tok += tokens
-    proj = attrs.get(f.INF_PROJECT_ID)
-    if isinstance(proj, str) and proj:
-        p.projects.add(proj)
-        if p.project is None:
-            p.project = proj
-    # ours: tool and run names
-    tool = f.tool_name(attrs)
-    if tool:
-        p.tools.add(tool)
-    run = attrs.get(f.INF_RUN_ID)
-    if isinstance(run, str) and run:
-        p.runs.add(run)
-
-    code_key = _CODES.get(code, code if isinstance(code, str) else "")
-    p.blob += orjson.dumps([fileno, off, length, sid, parent, name, code_key, message])
-    p.blob += b"\n"
+_OI_KIND = f.OI_SPAN_KIND
+_SERVICE = f.SERVICE_NAME
+_MODEL = f.INF_LLM_MODEL_NAME
+_OI_MODEL = f.OI_LLM_MODEL_NAME
+_AGENT = f.INF_AGENT_NAME
+_AGENT_ID = f.INF_AGENT_ID
+_OI_AGENT_ID = f.OI_AGENT_ID
+_IN_TOKENS = f.INF_LLM_INPUT_TOKENS
+_OUT_TOKENS = f.INF_LLM_OUTPUT_TOKENS
+_PROJECT = f.INF_PROJECT_ID
+_TOOL = f.OI_TOOL_NAME
+_GENAI_TOOL = f.GENAI_TOOL_NAME
+_RUN = f.INF_RUN_ID

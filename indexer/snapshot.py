@@ -170,7 +170,7 @@ class Snapshot:
         blob = self._txn.get(L.u32(tno), db=self._dbs["spans"])
         if not blob:
             return []
-        return orjson.loads(b"[" + blob[:-1].replace(b"\n", b",") + b"]")
+        return orjson.loads(b"[" + blob[:-1] + b"]")
 
     def _dataset_order(self):
         by_name = sorted(self._rel.items(), key=lambda kv: kv[1])

@@ -67,7 +67,7 @@ def test_incremental_equals_scratch_for_any_cut(tmp_path):
     src = write_dataset(tmp_path / "src.jsonl", traces=30, extra=odd_lines()).read_bytes()
     live = tmp_path / "live.jsonl"
     live.write_bytes(b"")
-    idx = TraceIndex.open(live, tmp_path / "live-idx", chunk_bytes=20_000)
+    idx = TraceIndex.open(live, tmp_path / "live-idx", chunk_bytes=20_000, commit_bytes=20_000)
     pos = 0
     for size in (1, 5000, 333, 70_000, 1, 120_000, len(src)):
         with open(live, "ab") as fh:

@@ -19,7 +19,8 @@ CHILD = """
 import sys
 from indexer import TraceIndex
 path, index_dir, chunk, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-idx = TraceIndex.open(path, index_dir, chunk_bytes=chunk, workers=workers, pool_min_bytes=0)
+idx = TraceIndex.open(path, index_dir, chunk_bytes=chunk, commit_bytes=chunk, workers=workers,
+                      pool_min_bytes=0)
 idx.catch_up(lambda done, total: print(done, flush=True))
 print("done", flush=True)
 """

@@ -104,7 +104,7 @@ def test_incremental_index_matches_reference(tmp_path, halo_reference):
     path.write_bytes(b"")
     from indexer import TraceIndex
 
-    idx = TraceIndex.open(path, tmp_path / "idx", chunk_bytes=50_000)
+    idx = TraceIndex.open(path, tmp_path / "idx", chunk_bytes=50_000, commit_bytes=50_000)
     step = len(src) // 7 + 13
     for at in range(0, len(src), step):
         with open(path, "ab") as fh:
