@@ -1,0 +1,230 @@
+"""Benchmark the streaming index against halo-engine 0.3.5's builder.
+
+Measures, on a deterministic synthetic dataset (bench/gen_traces.py):
+cold build (spans/s, peak RSS of the indexer and of its parse workers),
+reopen, overview / count (model filter) / first query page latencies,
+catch-up after a 1% append, append-to-visible latency under `--follow`
+(p50/p99), and the same build/reopen/query figures for the reference.
+
+    python bench/bench_index.py --traces 50000            # full size: ~1.27M spans / ~3.3 GB
+    python bench/bench_index.py --traces 5000 --skip-reference
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.gen_traces import Gen, generate  # noqa: E402
+
+# Each child measures itself and prints one JSON line.
+BUILD = r"""
+import json, resource, sys, time
+from indexer import TraceIndex
+path, index_dir, workers = sys.argv[1], sys.argv[2], sys.argv[3]
+t = time.perf_counter()
+idx = TraceIndex.open(path, index_dir, workers=None if workers == "auto" else int(workers))
+stats = idx.catch_up()
+secs = time.perf_counter() - t
+idx.close()
+print(json.dumps({"seconds": secs, "spans": stats.spans,
+    "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+"""
+
+QUERIES = r"""
+import json, resource, statistics, sys, time
+t0 = time.perf_counter()
+from indexer import IndexFilters, TraceIndex
+t1 = time.perf_counter()
+idx = TraceIndex.open(sys.argv[1], sys.argv[2])
+with idx.snapshot() as snap:
+    total = snap.totals().total_traces
+t2 = time.perf_counter()
+
+def timed(fn, n=21):
+    out = []
+    for _ in range(n):
+        s = time.perf_counter(); fn(); out.append(time.perf_counter() - s)
+    return statistics.median(out) * 1000
+
+def overview():
+    with idx.snapshot() as snap:
+        snap.totals(); snap.error_signatures()[:20]; snap.trace_ids(limit=20)
+
+def count():
+    with idx.snapshot() as snap:
+        return snap.count(IndexFilters(model_names=["gpt-4.1"]))
+
+def first_page():
+    with idx.snapshot() as snap:
+        flt = IndexFilters(has_errors=True)
+        snap.count(flt); snap.rows(snap.trace_ids(flt, 0, 50))
+
+def filtered_overview():
+    with idx.snapshot() as snap:
+        rows = snap.rows(snap.trace_ids(IndexFilters(model_names=["gpt-4.1"])))
+        sum(r.span_count for r in rows)
+
+print(json.dumps({"traces": total, "import_ms": (t1 - t0) * 1000, "open_ms": (t2 - t1) * 1000,
+    "rss_after_open_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "overview_ms": timed(overview), "count_model_ms": timed(count), "first_page_ms": timed(first_page),
+    "filtered_overview_ms": timed(filtered_overview, 5)}))
+"""
+
+REFERENCE = r"""
+import asyncio, json, resource, statistics, sys, time
+from pathlib import Path
+from engine.traces.models.trace_index_config import TraceIndexConfig
+from engine.traces.trace_index_builder import TraceIndexBuilder
+from engine.traces.trace_store import TraceStore
+from engine.traces.models.trace_query_models import TraceFilters
+path, index_dir = Path(sys.argv[1]), Path(sys.argv[2])
+config = TraceIndexConfig(index_dir=index_dir)
+t = time.perf_counter()
+index_path = asyncio.run(TraceIndexBuilder.ensure_index_exists(path, config))
+build = time.perf_counter() - t
+t = time.perf_counter()
+store = TraceStore.load(path, index_path)
+reopen = time.perf_counter() - t
+def timed(fn, n=5):
+    out = []
+    for _ in range(n):
+        s = time.perf_counter(); fn(); out.append(time.perf_counter() - s)
+    return statistics.median(out) * 1000
+store._taxonomy_cache.clear()
+t = time.perf_counter(); store.get_overview(TraceFilters()); overview_cold = (time.perf_counter() - t) * 1000
+print(json.dumps({"seconds": build, "reopen_s": reopen,
+    "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    "overview_ms": overview_cold,
+    "count_model_ms": timed(lambda: store.count_traces(TraceFilters(model_names=["gpt-4.1"]))),
+    "first_page_ms": timed(lambda: store.query_traces(TraceFilters(has_errors=True), 50, 0))}))
+"""
+
+
+def run_json(args: list[str], **kw) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, **kw)
+    if done.returncode != 0:
+        raise SystemExit(f"child failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def append_one_percent(path: Path, traces: int, seed: int) -> tuple[int, int]:
+    """Append ~1% more traces (new ids) to `path`; returns (spans, bytes) appended."""
+    tmp = path.with_suffix(".append.tmp")
+    spans, size = generate(tmp, max(1, traces // 100), seed=seed + 1000)
+    with open(path, "ab") as out, open(tmp, "rb") as src:
+        shutil.copyfileobj(src, out, 1 << 20)
+    tmp.unlink()
+    return spans, size
+
+
+def follow_latency(path: Path, index_dir: Path, samples: int) -> dict:
+    """Append one span at a time while `halo index --follow` runs; time until a reader sees it."""
+    from indexer import TraceIndex
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "index", str(path), "--index-dir",
+                             str(index_dir), "--follow"], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    proc.stdout.readline()  # the catch-up summary: the index is current
+    gen = Gen(12345, 0.0)
+    reader = TraceIndex.open(path, index_dir)
+    lat = []
+    try:
+        for i in range(samples):
+            _, line = gen.trace(10_000_000 + i, "run-follow")[0]
+            tid = json.loads(line)["trace_id"]
+            with open(path, "ab") as fh:
+                fh.write(line)
+            t = time.perf_counter()
+            while True:
+                with reader.snapshot() as snap:
+                    if snap.trace(tid) is not None:
+                        break
+                if time.perf_counter() - t > 10:
+                    raise SystemExit("a span never became visible")
+                time.sleep(0.002)
+            lat.append(time.perf_counter() - t)
+            time.sleep(0.02)
+    finally:
+        reader.close()
+        proc.terminate()
+        proc.wait(10)
+    lat.sort()
+    return {"samples": samples, "p50_ms": statistics.median(lat) * 1000,
+            "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, "max_ms": lat[-1] * 1000}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--traces", type=int, default=50_000)
+    ap.add_argument("--data-dir", type=Path, default=ROOT / "bench" / "out")
+    ap.add_argument("--workers", default="auto")
+    ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--follow-samples", type=int, default=200)
+    args = ap.parse_args(argv)
+    from tests.reference import ensure_reference  # the reference's own venv
+
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    data = args.data_dir / f"traces-{args.traces}.jsonl"
+    if not data.exists():
+        t = time.perf_counter()
+        spans, size = generate(data, args.traces)
+        print(f"generated {args.traces} traces / {spans} spans / {size / 1e9:.2f} GB "
+              f"in {time.perf_counter() - t:.0f}s")
+    size = data.stat().st_size
+    work = args.data_dir / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    live = work / "live.jsonl"
+    shutil.copyfile(data, live)
+    subprocess.run(["cat", str(live)], stdout=subprocess.DEVNULL)  # warm the page cache for both
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+          f"data: {size / 1e9:.2f} GB, {args.traces} traces")
+    cold = run_json([sys.executable, "-c", BUILD, str(live), str(work / "idx"), args.workers])
+    rate = cold["spans"] / cold["seconds"]
+    print(f"ours  cold build: {cold['seconds']:.1f}s, {rate:,.0f} spans/s, {cold['spans']:,} spans; "
+          f"peak RSS {cold['rss_mb']:.0f} MB (+ workers {cold['worker_rss_mb']:.0f} MB each)")
+    q = run_json([sys.executable, "-c", QUERIES, str(live), str(work / "idx")])
+    print(f"ours  reopen {q['open_ms']:.1f} ms (import {q['import_ms']:.0f} ms), RSS {q['rss_after_open_mb']:.0f} MB; "
+          f"overview {q['overview_ms']:.2f} ms; count(model) {q['count_model_ms']:.2f} ms; "
+          f"first page {q['first_page_ms']:.2f} ms; filtered overview {q['filtered_overview_ms']:.0f} ms "
+          f"({q['traces']:,} traces)")
+    spans, added = append_one_percent(live, args.traces, 1)
+    inc = run_json([sys.executable, "-c", BUILD, str(live), str(work / "idx"), args.workers])
+    print(f"ours  catch-up after +{added / size:.1%} ({spans:,} spans, {added / 1e6:.0f} MB): "
+          f"{inc['seconds']:.2f}s = {inc['seconds'] / cold['seconds']:.1%} of the cold build")
+    if args.follow_samples:
+        fl = follow_latency(live, work / "idx", args.follow_samples)
+        print(f"ours  append-to-visible under --follow: p50 {fl['p50_ms']:.0f} ms, p99 {fl['p99_ms']:.0f} ms, "
+              f"max {fl['max_ms']:.0f} ms ({fl['samples']} appends)")
+    if not args.skip_reference:
+        python = ensure_reference()
+        ref_data = work / "ref.jsonl"
+        shutil.copyfile(data, ref_data)
+        ref = run_json([str(python), "-I", "-c", REFERENCE, str(ref_data), str(work / "ref-idx")])
+        print(f"ref   cold build: {ref['seconds']:.1f}s, {cold['spans'] / ref['seconds']:,.0f} spans/s; peak RSS "
+              f"{ref['rss_mb']:.0f} MB (+ workers {ref['worker_rss_mb']:.0f} MB each); reopen {ref['reopen_s']:.2f}s; "
+              f"overview {ref['overview_ms']:.0f} ms; count(model) {ref['count_model_ms']:.1f} ms; "
+              f"first page {ref['first_page_ms']:.1f} ms")
+        print(f"speed-up of the cold build: {ref['seconds'] / cold['seconds']:.1f}x")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
