@@ -98,20 +98,23 @@ WRAP_UP_MESSAGE = (
 )
 
 
+NUDGE_PREFIX = "[halo: turn "
+
+
 def turn_nudge(current: int, maximum: int, *, is_root: bool) -> str:
-    """The per-call budget reminder appended to the model input."""
+    """The per-call budget reminder appended to the model input (starts with NUDGE_PREFIX)."""
     remaining = maximum - current + 1
     if remaining >= 4:
-        return f"[halo: turn {current} of {maximum}]"
+        return f"{NUDGE_PREFIX}{current} of {maximum}]"
     if remaining >= 2:
-        return f"[halo: turn {current} of {maximum}, {remaining} turns left]"
+        return f"{NUDGE_PREFIX}{current} of {maximum}, {remaining} turns left]"
     if remaining == 1:
         finish = (
             "call `final_answer` with your complete answer now"
             if is_root else "give your final concise answer now"
         )
-        return f"[halo: turn {current} of {maximum}, the last one: {finish}]"
-    return f"[halo: turn {current} of {maximum}, over budget]"
+        return f"{NUDGE_PREFIX}{current} of {maximum}, the last one: {finish}]"
+    return f"{NUDGE_PREFIX}{current} of {maximum}, over budget]"
 
 
 def root_instructions(*, max_turns: int, max_depth: int, max_parallel: int) -> str:

@@ -33,7 +33,7 @@ from openai import (
 )
 
 from engine.agent_compaction import InputFilter
-from engine.agent_prompts import WRAP_UP_MESSAGE
+from engine.agent_prompts import NUDGE_PREFIX, WRAP_UP_MESSAGE
 from engine.agent_runtime import AgentRuntime
 
 MAX_RUN_RETRIES = 2  # re-runs from history after the SDK's own per-call retries gave up
@@ -107,8 +107,20 @@ def consistent_history(items: list[Any]) -> list[Any]:
     return kept
 
 
-def _history_of(exc: BaseException, streamed: Any, fallback: Any) -> tuple[Any, int]:
-    """(history to resume from, model calls already made) after a failed attempt."""
+def _without_nudges(items: list[Any]) -> list[Any]:
+    return [
+        item for item in items
+        if not (isinstance(item, dict) and item.get("role") == "user"
+                and str(item.get("content", "")).startswith(NUDGE_PREFIX))
+    ]
+
+
+def _history_of(exc: BaseException, streamed: Any, hooks: Any, fallback: Any) -> tuple[Any, int]:
+    """(history to resume from, model calls already made) after a failed attempt.
+
+    Best source first: the streamed result's items, the SDK's error snapshot,
+    then the last input the model was sent (what a plain run leaves behind).
+    """
     if streamed is not None:
         try:
             return consistent_history(streamed.to_input_list()), len(streamed.raw_responses)
@@ -119,11 +131,14 @@ def _history_of(exc: BaseException, streamed: Any, fallback: Any) -> tuple[Any, 
         items = ItemHelpers.input_to_new_input_list(run_data.input)
         items += [item.to_input_item() for item in run_data.new_items]
         return consistent_history(items), len(run_data.raw_responses)
+    if hooks is not None and hooks.last_input:
+        # the call that failed was started but never completed
+        return consistent_history(_without_nudges(hooks.last_input)), max(0, hooks.calls_started - 1)
     return fallback, 0
 
 
 async def _attempt(runtime: AgentRuntime, agent: Agent[Any], history: Any, *,
-                   max_turns: int, is_root: bool, holder: list) -> Any:
+                   max_turns: int, is_root: bool, holder: list, hooks: Any) -> Any:
     """One SDK run; `holder` gets the streamed result (for its partial history) and
     `holder[1:]` counts stream events, i.e. whether the attempt made progress."""
     run_config = runtime.run_config(
@@ -131,7 +146,7 @@ async def _attempt(runtime: AgentRuntime, agent: Agent[Any], history: Any, *,
     )
     if runtime.settings.stream:
         result = Runner.run_streamed(
-            agent, history, max_turns=max_turns, hooks=runtime.hooks, run_config=run_config
+            agent, history, max_turns=max_turns, hooks=hooks, run_config=run_config
         )
         holder[:] = [result, 0]
         async for event in result.stream_events():
@@ -141,7 +156,7 @@ async def _attempt(runtime: AgentRuntime, agent: Agent[Any], history: Any, *,
                 holder[1] += 1
         return result
     return await Runner.run(
-        agent, history, max_turns=max_turns, hooks=runtime.hooks, run_config=run_config
+        agent, history, max_turns=max_turns, hooks=hooks, run_config=run_config
     )
 
 
@@ -167,16 +182,17 @@ async def run_agent(runtime: AgentRuntime, agent: Agent[Any], task: Any, *,
     max_run_retries = MAX_RUN_RETRIES if runtime.settings.max_retries > 0 else 0
     while True:
         holder: list = []
+        hooks = runtime.hooks.for_attempt()
         try:
             result = await _attempt(
                 runtime, agent, history, max_turns=max(1, max_turns - turns_done),
-                is_root=is_root, holder=holder,
+                is_root=is_root, holder=holder, hooks=hooks,
             )
             turns = turns_done + len(result.raw_responses)
             return AgentOutcome(answer=str(result.final_output or "").strip(), turns=turns)
         except MaxTurnsExceeded as exc:
             streamed = holder[0] if holder else None
-            items, used = _history_of(exc, streamed, None)
+            items, used = _history_of(exc, streamed, hooks, None)
             if items is None:
                 raise
             runtime.printer.notice(depth, f"turn budget of {max_turns} used up; writing the answer")
@@ -187,12 +203,12 @@ async def run_agent(runtime: AgentRuntime, agent: Agent[Any], task: Any, *,
                 raise
             refusals += 1
             streamed = holder[0] if holder else None
-            items, used = _history_of(exc, streamed, history)
+            items, used = _history_of(exc, streamed, hooks, history)
             history = [*ItemHelpers.input_to_new_input_list(items), {"role": "user", "content": "Continue."}]
             turns_done += used
             runtime.printer.notice(depth, f"model refused; asking again ({refusals}/{runtime.settings.refusal_retries})")
         except Exception as exc:
-            progressed = len(holder) > 1 and holder[1] > 0
+            progressed = (len(holder) > 1 and holder[1] > 0) or hooks.calls_started > 1
             if not is_retriable(exc, progressed=progressed) or failures >= max_run_retries:
                 raise
             failures += 1
@@ -201,7 +217,7 @@ async def run_agent(runtime: AgentRuntime, agent: Agent[Any], task: Any, *,
                 settings = runtime.settings
                 settings.compaction_threshold_chars = max(1_000, settings.compaction_threshold_chars // 2)
             streamed = holder[0] if holder else None
-            history, used = _history_of(exc, streamed, history)
+            history, used = _history_of(exc, streamed, hooks, history)
             turns_done += used
             delay = backoff_delay(failures)
             runtime.printer.notice(

@@ -108,6 +108,18 @@ class _PrintingHooks(RunHooks[Any]):
 
     def __init__(self, runtime: AgentRuntime) -> None:
         self.runtime = runtime
+        self.last_input: list[Any] | None = None
+        self.calls_started = 0
+
+    def for_attempt(self) -> "_PrintingHooks":
+        """Hooks of one run attempt: they also remember the last model input, the
+        consistent history a failed attempt resumes from."""
+        return _PrintingHooks(self.runtime)
+
+    async def on_llm_start(self, context: RunContextWrapper[Any], agent: Agent[Any],
+                           system_prompt: str | None, input_items: list[Any]) -> None:
+        self.last_input = list(input_items)
+        self.calls_started += 1
 
     async def on_llm_end(
         self, context: RunContextWrapper[Any], agent: Agent[Any], response: ModelResponse

@@ -259,3 +259,22 @@ def test_the_runner_retries_after_the_client_gives_up(traces, capsys):
     assert code == 0, err
     assert out.strip() == "through" and len(policy.seen["root"]) == 5
     assert err.count("model call failed; retrying") == 4
+
+
+@pytest.mark.parametrize(("api", "stream"), [("chat", True), ("responses", False)], ids=["chat-stream", "responses-plain"])
+def test_context_overflow_resumes_from_history_with_tighter_compaction(traces, capsys, api, stream):
+    def answer(turn):
+        seen = tool_results(turn, "count_traces")
+        return Reply(text=f"resumed with {len(seen)} earlier result(s): {seen[0]['result']['total']}")
+
+    overflow = Reply(error_status=400, error_message="This model's maximum context length is 8192 tokens")
+    policy = RolePolicy(root=[Reply(tool_calls=[call("count_traces")]), overflow, answer])
+    with ModelServer(policy) as server:
+        code = main(halo_args(traces, server, *_mode_args(api, stream)))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.strip() == "resumed with 1 earlier result(s): 3"
+    assert "re-running from history" in err
+    # the resumed call carried the history once, with one fresh turn reminder
+    last = policy.seen["root"][-1]
+    assert sum("[halo: turn" in str(m.get("content")) for m in last.messages) == 1
