@@ -107,6 +107,14 @@ class Serve:
         if not (self.grpc_port and self.http_port):
             raise SystemExit(f"halo serve did not start: {self.proc.stderr.read()}")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far (Linux /proc)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return float("nan")
+
     def stop(self) -> tuple[int, str]:
         self.proc.send_signal(signal.SIGTERM)
         _, err = self.proc.communicate(timeout=30)
@@ -254,10 +262,13 @@ def main() -> int:
         total_acked = 0
         for kind, port, part in (("grpc", serve.grpc_port, bodies[: args.batches]),
                                  ("http", serve.http_port, bodies[args.batches:])):
+            cpu0 = serve.cpu_seconds()
             elapsed, acked, retries = run_load(kind, port, part, args.clients)
+            cpu = serve.cpu_seconds() - cpu0
             total_acked += acked
             print(f"{kind:>4}: {acked} spans in {elapsed:.2f} s = {acked / elapsed:,.0f} spans/s "
-                  f"({retries} throttled retries)")
+                  f"({retries} throttled retries); server CPU {cpu:.2f} s = "
+                  f"{cpu / acked * 1e6:.0f} us/span, {cpu / elapsed:.0%} of one core")
         delays = []
         if args.probes and not args.no_index:
             delays = probe_latency(serve.grpc_port, Path(tmp), args.probes, bodies[:20])

@@ -13,6 +13,7 @@ import argparse
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -45,8 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default ${config.HALO_FSYNC})")
     parser.add_argument("--max-body-mb", type=float, default=16.0,
                         help="largest request accepted, in MB, after decompression (default 16)")
-    parser.add_argument("--no-index", action="store_true",
-                        help="do not run the live indexer (another process indexes the data)")
+    parser.add_argument("--index", default="process", choices=("process", "thread", "none"),
+                        help="run the live indexer in a child process (default: parallel to the "
+                             "receivers), in a thread of this one, or not at all")
+    parser.add_argument("--no-index", dest="index", action="store_const", const="none",
+                        help="same as --index none (another process indexes the data)")
 
 
 def shard_name() -> str:
@@ -75,8 +79,8 @@ def resolve_out(out: str) -> tuple[Path, Path]:
     return target, dataset
 
 
-class _Index:
-    """The live indexer on its own thread; absent if `--no-index`."""
+class _ThreadIndex:
+    """The live indexer on a thread of this process, woken by the writer after each write."""
 
     def __init__(self, dataset: Path) -> None:
         from indexer import TraceIndex  # imported here: `halo serve --no-index` needs no LMDB
@@ -86,6 +90,13 @@ class _Index:
         self.thread = threading.Thread(target=self.idx.follow, args=(self.stop,),
                                        name="halo-serve-index", daemon=True)
 
+    @property
+    def notify(self):
+        return self.idx.notify
+
+    def start(self) -> None:
+        self.thread.start()
+
     def close(self) -> None:
         self.stop.set()
         self.idx.notify()
@@ -93,6 +104,54 @@ class _Index:
         if not self.thread.is_alive():
             self.idx.catch_up()  # everything acknowledged is written: index it all
             self.idx.close()
+
+
+class _ProcessIndex:
+    """The live indexer in a child process: its own GIL, so parsing and LMDB commits run
+    beside the receivers instead of between them. It wakes on inotify; it stops when its
+    stdin closes (so it also stops if this process dies)."""
+
+    notify = None
+
+    def __init__(self, dataset: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from engine.cli_serve import index_child; "
+             "sys.exit(index_child(sys.argv[1]))", str(dataset)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+
+    def start(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.proc.stdin.close()  # type: ignore[union-attr]
+        try:
+            self.proc.wait(GRACE_SECONDS * 3)
+        except subprocess.TimeoutExpired:
+            print("halo serve: the indexer did not stop in time; `halo index` resumes it",
+                  file=sys.stderr)
+            self.proc.kill()
+            self.proc.wait()
+
+
+def index_child(dataset: str) -> int:
+    """Body of the indexer child process: follow `dataset` until stdin closes, then catch up."""
+    from indexer import TraceIndex
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
+    try:
+        idx = TraceIndex.open(dataset)
+    except (OSError, ValueError) as exc:
+        print(f"halo serve: no live index: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    thread = threading.Thread(target=idx.follow, args=(stop,), daemon=True)
+    thread.start()
+    sys.stdin.buffer.read()
+    stop.set()
+    thread.join()
+    idx.catch_up()
+    idx.close()
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,8 +169,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         project_id = config.setting(args.project_id, config.HALO_PROJECT_ID, config.DEFAULT_PROJECT_ID)
         target, dataset = resolve_out(args.out)
-        index = None if args.no_index else _Index(dataset)
-        notify = index.idx.notify if index else None
+        index = {"process": _ProcessIndex, "thread": _ThreadIndex}.get(args.index)
+        index = index(dataset) if index else None
+        notify = index.notify if index else None
         writer = JsonlWriter(target, fsync=args.fsync,
                              on_flush=(lambda _offset: notify()) if notify else None)
         receiver = Receiver(writer, project_id=project_id, token=args.token,
@@ -138,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     if index:
-        index.thread.start()
+        index.start()
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"halo serve: writing {target}", flush=True)
     print(f"halo serve: OTLP/gRPC listening on {host}:{grpc_port}", flush=True)

@@ -133,6 +133,8 @@ class HttpReceiver:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return _reply(is_json, 413, code_pb2.RESOURCE_EXHAUSTED, too_large)
+        except ConnectionError:  # the client left (or we are closing) mid-body: nothing to answer
+            return web.Response(status=400)
         encoding = request.headers.get("Content-Encoding", "").strip().lower()
         try:
             body = _decompress(raw, encoding, limit)

@@ -127,10 +127,11 @@ def test_a_sent_span_is_queryable_through_halo_tool(tmp_path):
     assert code == 0, err
 
 
-def test_the_live_index_follows_the_writes(tmp_path):
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_the_live_index_follows_the_writes(tmp_path, mode):
     from indexer import TraceIndex
 
-    serve = ServeProcess(f"{tmp_path}/shards/")
+    serve = ServeProcess(f"{tmp_path}/shards/", "--index", mode)
     try:
         exporter = GrpcExporter(endpoint=f"127.0.0.1:{serve.grpc_port}", insecure=True, timeout=5)
         spans = make_agent_spans()
