@@ -65,10 +65,11 @@ def main() -> None:
     ap.add_argument("--traces", type=int, default=5000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument("--big-every", type=int, default=97, help="every Nth trace carries huge attributes")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-tools-"))
-    lines = gen.generate(args.traces, seed=1, big_every=97, incomplete_every=50)
+    lines = gen.generate(args.traces, seed=1, big_every=args.big_every, incomplete_every=50)
     path = gen.write(tmp / "traces.jsonl", lines)
     size_mb = path.stat().st_size / 1e6
     first = json.loads(lines[0])["trace_id"]
