@@ -25,7 +25,7 @@ TOTAL_KEYS = (
     "total_traces", "total_spans", "error_trace_count", "missing_parent_count",
     "missing_agent_identity_count", "project_id_mismatch_count", "otel_error_span_count",
     "tool_error_span_count", "total_input_tokens", "total_output_tokens", "raw_jsonl_bytes",
-    "complete_traces", "bad_lines",
+    "complete_traces", "bad_lines", "spans_without_projection",
 )
 TOTAL_SETS = ("service_names", "model_names", "agent_names", "agent_ids", "tool_names", "run_ids")
 _SET_FIELDS = (
@@ -100,6 +100,8 @@ class BatchWriter:
         for off, reason in batch.bad:
             txn.put(L.order_key(batch.fileno, off), reason.encode(), db=dbs["bad"])
         self.totals["bad_lines"] += batch.bad_count
+        self.totals["spans_without_projection"] = (
+            self.totals.get("spans_without_projection", 0) + batch.unprojected)
 
     def _merge_trace(self, tid: str, p: Partial, fileno: int) -> None:
         txn, dbs = self.txn, self.dbs

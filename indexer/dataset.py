@@ -33,7 +33,7 @@ class Dataset:
     def files(self) -> list[str]:
         """Current member files, dataset-relative, in dataset order (sorted by name)."""
         if self.kind == "file":
-            return [Path(self.pattern).name]
+            return [Path(self.pattern).name] if os.path.isfile(self.pattern) else []
         if self.kind == "folder":
             try:
                 names = [e.name for e in os.scandir(self.root)

@@ -283,9 +283,8 @@ class TraceIndex:
                 if seen != last:
                     try:
                         stats = self.catch_up()
-                    except IndexStorageError as exc:
-                        log.error("halo index: %s", exc)
-                        stats = None
+                    except Exception as exc:  # never fatal: say so and try again next round
+                        log.error("halo index: catch-up failed: %s: %s", type(exc).__name__, exc)
                     else:
                         last = seen if stats.pending_bytes == 0 else None
                         if on_update is not None and (stats.spans or stats.reset or stats.bad_lines):

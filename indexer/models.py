@@ -107,6 +107,7 @@ class DatasetTotals:
     raw_jsonl_bytes: int = 0
     complete_traces: int = 0
     bad_lines: int = 0
+    spans_without_projection: int = 0  # lines lacking inference.* keys (indexed from what they have)
     files: int = 0
     indexed_bytes: int = 0  # bytes consumed across files (complete lines only)
     last_indexed_at: float = 0.0

@@ -74,6 +74,7 @@ class Batch:
     lines: int = 0
     spans: int = 0
     bad_count: int = 0
+    unprojected: int = 0  # spans without the inference.* projection (indexed all the same)
     bad: list[tuple[int, str]] = field(default_factory=list)
     partials: dict[str, Partial] = field(default_factory=dict)  # first-appearance order
 
@@ -167,6 +168,8 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
                 svc = rattrs.get(_SERVICE)
                 if isinstance(svc, str):
                     p.services.add(svc)
+        if _OBS_KIND not in attrs:
+            batch.unprojected += 1
         if attrs:
             model = attrs.get(_MODEL) or attrs.get(_OI_MODEL)
             if isinstance(model, str) and model:
@@ -216,6 +219,7 @@ def _bad(batch: Batch, off: int, reason: str) -> None:
 
 
 _OI_KIND = f.OI_SPAN_KIND
+_OBS_KIND = f.INF_OBSERVATION_KIND
 _SERVICE = f.SERVICE_NAME
 _MODEL = f.INF_LLM_MODEL_NAME
 _OI_MODEL = f.OI_LLM_MODEL_NAME

@@ -149,6 +149,7 @@ def test_our_filters_and_live_facts(tmp_path):
         assert snap.trace_ids(IndexFilters(run_ids=["run-1"])) == ["done"]
         assert snap.trace_ids(IndexFilters(min_duration_ms=2000)) == ["done"]
         assert snap.totals().in_progress_traces == 1
+        assert snap.totals().spans_without_projection == 2
         row = snap.trace("open")
         assert row.in_progress and row.tool_names == ["grep"] and row.last_seen > 0
         assert snap.trace("nope") is None and snap.spans("nope") == []
