@@ -40,7 +40,7 @@ def subagent_tool(runtime: AgentRuntime, child_depth: int):
     """The `call_subagent` function tool of an agent at `child_depth - 1`."""
     from engine.agent import build_agent  # the builder and this tool refer to each other
     from engine.agent_runner import run_agent
-    from engine.agent_tools import _error_text, _timed_tool
+    from engine.agent_tools import _error_text, _timed_tool, agent_tool_calls
 
     settings = runtime.settings
 
@@ -55,7 +55,8 @@ def subagent_tool(runtime: AgentRuntime, child_depth: int):
         async with runtime.semaphores[child_depth]:
             runtime.stats.subagents += 1
             runtime.printer.agent_started(child_depth, child_id, args.input)
-            calls_before = runtime.stats.tool_calls
+            own_calls = [0]
+            token = agent_tool_calls.set(own_calls)
             agent = build_agent(runtime, depth=child_depth)
             try:
                 outcome = await run_agent(
@@ -67,13 +68,15 @@ def subagent_tool(runtime: AgentRuntime, child_depth: int):
                 runtime.printer.agent_finished(child_depth, child_id, message)
                 return SubagentResult(
                     child_agent_id=child_id, answer=message, turns_used=0,
-                    tool_calls_made=runtime.stats.tool_calls - calls_before, ok=False,
+                    tool_calls_made=own_calls[0], ok=False,
                 ).model_dump()
+            finally:
+                agent_tool_calls.reset(token)
             runtime.printer.agent_finished(child_depth, child_id, outcome.answer)
             return SubagentResult(
                 child_agent_id=child_id, answer=outcome.answer or "(no answer)",
                 turns_used=outcome.turns,
-                tool_calls_made=runtime.stats.tool_calls - calls_before,
+                tool_calls_made=own_calls[0],
             ).model_dump()
 
     return _timed_tool(

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import time
+from contextvars import ContextVar
 from typing import Any
 
 from agents import FunctionTool
 from agents.tool_context import ToolContext
+from agents.tracing import SpanError, get_current_span
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.agent_prompts import SYNTHESIS_INSTRUCTIONS
@@ -42,6 +44,11 @@ class SynthesizeTracesArguments(BaseModel):
     focus: str | None = Field(default=None, description="What the summary should focus on.")
 
 
+# Tool calls of the agent whose run this task belongs to (a subagent sets its own, and
+# the SDK's tool tasks inherit it), so each agent reports its own count.
+agent_tool_calls: ContextVar[list[int] | None] = ContextVar("halo_agent_tool_calls", default=None)
+
+
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema()
 
@@ -54,6 +61,13 @@ def _error_text(exc: ValidationError) -> str:
     return "invalid arguments: " + "; ".join(parts)
 
 
+def _mark_span_error(tool: str, message: str) -> None:
+    """Flag the SDK's function span as failed, so `--telemetry` shows tool errors as errors."""
+    span = get_current_span()
+    if span is not None:
+        span.set_error(SpanError(message=f"{tool}: {message[:500]}", data=None))
+
+
 def _timed_tool(runtime: AgentRuntime, depth: int, name: str, description: str,
                 schema: dict[str, Any], body, *,
                 timeout: float | None = TOOL_TIMEOUT_SECONDS) -> FunctionTool:
@@ -62,6 +76,9 @@ def _timed_tool(runtime: AgentRuntime, depth: int, name: str, description: str,
     async def invoke(ctx: ToolContext[Any], arguments: str) -> str:
         runtime.printer.tool_called(depth, name, arguments or "{}")
         runtime.stats.tool_calls += 1
+        own = agent_tool_calls.get()
+        if own is not None:
+            own[0] += 1
         started = time.monotonic()
         try:
             result = await body(arguments or "{}")
@@ -69,6 +86,7 @@ def _timed_tool(runtime: AgentRuntime, depth: int, name: str, description: str,
             result = {"error": f"{name} failed: {type(exc).__name__}: {exc}"}
         if isinstance(result, dict) and "error" in result:
             runtime.stats.tool_errors += 1
+            _mark_span_error(name, str(result["error"]))
         runtime.printer.tool_returned(depth, name, result, time.monotonic() - started)
         return result if isinstance(result, str) else dumps(result)
 

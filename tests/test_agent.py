@@ -104,6 +104,9 @@ def test_agent_investigates_with_tools_subagent_and_synthesis(traces, capsys, ap
     # the synthesis model read the traces it was given
     synthesis_input = json.dumps(policy.seen["synthesis"][0].messages)
     assert TRACE_IDS[0] in synthesis_input and "read_file" in synthesis_input
+    # the parent read the subagent's own accounting
+    sub_result = tool_results(policy.seen["root"][-1], "call_subagent")[0]
+    assert (sub_result["turns_used"], sub_result["tool_calls_made"], sub_result["ok"]) == (2, 1, True)
 
 
 def test_agent_answer_may_be_plain_text(traces, capsys):
@@ -227,6 +230,7 @@ def test_telemetry_records_the_engines_own_run(traces, tmp_path, capsys):
     tool_names = {s[f.NAME] for s in spans if s[f.ATTRIBUTES].get(f.INF_OBSERVATION_KIND) == "TOOL"}
     assert {"function.get_dataset_overview", "function.call_subagent",
             "function.search_trace", "function.synthesize_traces"} <= tool_names
+    assert all(s[f.STATUS][f.STATUS_CODE_FIELD] in f.STATUS_CODES for s in spans)
     # and halo can read its own run with its own tools
     store = open_store(telemetry, tmp_path / "idx")
     try:
@@ -278,3 +282,17 @@ def test_context_overflow_resumes_from_history_with_tighter_compaction(traces, c
     # the resumed call carried the history once, with one fresh turn reminder
     last = policy.seen["root"][-1]
     assert sum("[halo: turn" in str(m.get("content")) for m in last.messages) == 1
+
+
+def test_telemetry_marks_tool_errors_as_error_spans(traces, tmp_path, capsys):
+    from exporter import format as f
+
+    telemetry = tmp_path / "self.jsonl"
+    policy = RolePolicy(root=[Reply(tool_calls=[call("view_trace", trace_id="f" * 32)]),
+                              Reply(text="no such trace")])
+    with ModelServer(policy) as server:
+        assert main(halo_args(traces, server, "--telemetry", str(telemetry), "--api", "responses")) == 0
+    capsys.readouterr()
+    spans = [json.loads(line) for line in telemetry.read_bytes().splitlines()]
+    failed = [s for s in spans if s[f.STATUS][f.STATUS_CODE_FIELD] == f.STATUS_ERROR]
+    assert [s[f.NAME] for s in failed] == ["function.view_trace"]
