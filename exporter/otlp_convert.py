@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -116,37 +117,50 @@ def _line(
     dropped: tuple[int, int, int],
     ctx: _ScopeContext,
 ) -> bytes:
+    """The encoded line, byte for byte `encode_line(canonical_line(...))`.
+
+    Built in two halves around the resource and scope, which are encoded once
+    per scope (`_ScopeContext.shared`): on a hot receiver that is a third of
+    the encoding work saved, and the key order stays the canonical one.
+    """
     if not status_message and events:
         status_message = _exception_message(events)
     attributes.update(
         fmt.project(attributes, project_id=ctx.project_id, resource_attrs=ctx.resource_attrs)
     )
-    extra: dict[str, Any] = dict(ctx.extra)
+    head = {
+        fmt.TRACE_ID: trace_id,
+        fmt.SPAN_ID: span_id,
+        fmt.PARENT_SPAN_ID: parent_span_id,
+        fmt.TRACE_STATE: trace_state,
+        fmt.NAME: name,
+        fmt.KIND: kind,
+        fmt.START_TIME: _iso(start_ns),
+        fmt.END_TIME: _iso(end_ns),
+        fmt.STATUS: {fmt.STATUS_CODE_FIELD: status_code, fmt.STATUS_MESSAGE_FIELD: status_message},
+    }
+    tail: dict[str, Any] = {fmt.ATTRIBUTES: attributes}
+    tail.update(ctx.extra)
     if events:
-        extra[fmt.EVENTS] = events
+        tail[fmt.EVENTS] = events
     if links:
-        extra[fmt.LINKS] = links
+        tail[fmt.LINKS] = links
     for key, count in zip((DROPPED_ATTRIBUTES, DROPPED_EVENTS, DROPPED_LINKS), dropped):
         if count:
-            extra[key] = count
-    line = fmt.canonical_line(
-        trace_id=trace_id,
-        span_id=span_id,
-        parent_span_id=parent_span_id,
-        trace_state=trace_state,
-        name=name,
-        kind=kind,
-        start_time=fmt.iso_from_ns(start_ns),
-        end_time=fmt.iso_from_ns(end_ns),
-        status_code=status_code,
-        status_message=status_message,
-        resource_attributes=ctx.resource_attrs,
-        scope_name=ctx.scope_name,
-        scope_version=ctx.scope_version,
-        attributes=attributes,
-        extra=extra,
-    )
-    return fmt.encode_line(line)
+            tail[key] = count
+    # '{head...}\n' + '{tail...}\n' -> '{head..., resource, scope, tail...}\n'
+    return b"".join((fmt.encode_line(head)[:-2], ctx.shared, fmt.encode_line(tail)[1:]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(seconds: int) -> str:
+    return fmt.iso_from_ns(seconds * 1_000_000_000)[:-11]  # "YYYY-MM-DDTHH:MM:SS"
+
+
+def _iso(ns: int) -> str:
+    """`fmt.iso_from_ns`, with the date part cached (spans of a batch share their seconds)."""
+    seconds, frac = divmod(ns, 1_000_000_000)
+    return f"{_iso_seconds(seconds)}.{frac:09d}Z"
 
 
 @dataclass
@@ -156,6 +170,15 @@ class _ScopeContext:
     scope_name: str
     scope_version: str
     extra: dict[str, Any]
+    shared: bytes = b""  # ',"resource":{...},"scope":{...},' encoded once
+
+    def __post_init__(self) -> None:
+        both = fmt.encode_line({
+            fmt.RESOURCE: {fmt.ATTRIBUTES: self.resource_attrs},
+            fmt.SCOPE: {fmt.SCOPE_NAME_FIELD: self.scope_name,
+                        fmt.SCOPE_VERSION_FIELD: self.scope_version},
+        })
+        self.shared = b"," + both[1:-2] + b","
 
 
 def _enum(names: tuple[str, ...], value: Any, what: str) -> str:

@@ -174,3 +174,34 @@ def test_malformed_protobuf_request_is_invalid(body):
 
 def test_empty_requests_convert_to_nothing():
     assert from_protobuf(b"").lines == [] and from_json(b"{}").lines == []
+
+
+def test_lines_are_exactly_the_canonical_encoding():
+    """The receiver's spliced fast path gives the bytes `encode_line` gives, keys in canonical order."""
+    spans = make_agent_spans(resource_attrs={"k": [1, 2]})
+    lines = from_protobuf(encode_spans(spans).SerializeToString()).lines
+    lines += from_json(json_request([json_span()])).lines
+    order = [fmt.TRACE_ID, fmt.SPAN_ID, fmt.PARENT_SPAN_ID, fmt.TRACE_STATE, fmt.NAME, fmt.KIND,
+             fmt.START_TIME, fmt.END_TIME, fmt.STATUS, fmt.RESOURCE, fmt.SCOPE, fmt.ATTRIBUTES]
+    for raw in lines:
+        line = orjson.loads(raw)
+        assert fmt.encode_line(line) == raw
+        assert list(line)[: len(order)] == order
+        rebuilt = fmt.canonical_line(
+            trace_id=line[fmt.TRACE_ID], span_id=line[fmt.SPAN_ID],
+            parent_span_id=line[fmt.PARENT_SPAN_ID], trace_state=line[fmt.TRACE_STATE],
+            name=line[fmt.NAME], kind=line[fmt.KIND], start_time=line[fmt.START_TIME],
+            end_time=line[fmt.END_TIME], status_code=line[fmt.STATUS]["code"],
+            status_message=line[fmt.STATUS]["message"],
+            resource_attributes=line[fmt.RESOURCE][fmt.ATTRIBUTES],
+            scope_name=line[fmt.SCOPE]["name"], scope_version=line[fmt.SCOPE]["version"],
+            attributes=line[fmt.ATTRIBUTES],
+            extra={k: v for k, v in line.items() if k not in order})
+        assert fmt.encode_line(rebuilt) == raw
+
+
+@pytest.mark.parametrize("ns", [0, 1, 999_999_999, 1_700_000_000_123_456_789, 4_102_444_800_000_000_001])
+def test_times_match_the_format_module(ns):
+    from exporter.otlp_convert import _iso
+
+    assert _iso(ns) == fmt.iso_from_ns(ns)
