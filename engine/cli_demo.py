@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id", default=None, metavar="ID", help="run id tagged on every span")
     parser.add_argument("--online", action="store_true",
                         help="use a real model through OPENAI_API_KEY instead of the offline one")
+    parser.add_argument("--latency", type=float, default=1.0, metavar="X",
+                        help="scale the offline model's think time (default: 1; 0: as fast as possible)")
     parser.add_argument("--no-live", action="store_true", help="print progress lines instead of a live view")
     parser.add_argument("--ask", nargs="?", const=ASK_QUESTION, default=None, metavar="QUESTION",
                         help="at the end, ask the diagnostic agent (needs an API key)")
@@ -54,12 +56,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise CliError("--workers must be at least 1", EXIT_USAGE)
+    if args.latency < 0:
+        raise CliError("--latency must be >= 0", EXIT_USAGE)
     preset = "fixed" if args.fixed else "baseline"
     out = Path(args.out or os.path.join(DEFAULT_ROOT, preset))
     try:
         config = BenchmarkConfig(out=out, workers=args.workers, tasks=args.tasks,
                                  settings=HarnessSettings.preset(preset, api=args.api),
-                                 seed=args.seed, run_id=args.run_id, online=args.online)
+                                 seed=args.seed, run_id=args.run_id, online=args.online,
+                                 latency=args.latency)
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
     console = Console()
@@ -207,10 +212,10 @@ def _next_steps(console, out: Path, preset: str, score: dict[str, Any]) -> None:
         console.print("next: ask what fails, e.g. "
                       f"[cyan]halo {out} -p \"Which tool fails most often and why?\"[/] (needs an API key), "
                       f"or [cyan]halo tool search_trace {out} ...[/]; then run the fixed harness: "
-                      f"[cyan]halo demo --fixed{_out_flag(sibling)}[/]")
+                      f"[cyan]halo demo --fixed{_out_flag(sibling)}[/]", soft_wrap=True)
     if (sibling / "score.json").exists():
         before, after = (out, sibling) if preset == "baseline" else (sibling, out)
-        console.print(f"measure the change: [cyan]halo compare {before} {after}[/]")
+        console.print(f"measure the change: [cyan]halo compare {before} {after}[/]", soft_wrap=True)
 
 
 def _out_flag(sibling: Path) -> str:

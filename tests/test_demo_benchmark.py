@@ -1,0 +1,114 @@
+"""The benchmark end to end, offline: worker processes, shard traces, score file, compare."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import pytest
+
+from engine.cli import main as halo
+from engine.compare import compare_paths
+from indexer import IndexFilters, TraceIndex
+
+TASKS = 12
+MAX_TURNS = "Max turns exceeded"  # the SDK's error on the agent span when the turn budget runs out
+
+
+def find(signatures, match):
+    return [s for s in signatures if match(s["span_name"], s["status_message"])]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """`halo demo` twice, as a user runs it: the baseline harness, then the fixed one (same tasks, seed)."""
+    root = tmp_path_factory.mktemp("bench")
+    scores, printed = {}, {}
+    for preset in ("baseline", "fixed"):
+        argv = ["demo", "--out", str(root / preset), "--tasks", str(TASKS), "--workers", "2",
+                "--latency", "0", "--no-live", "--run-id", f"{preset}-run"]
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            assert halo(argv + (["--fixed"] if preset == "fixed" else [])) == 0
+        printed[preset] = out.getvalue()
+        scores[preset] = json.loads((root / preset / "score.json").read_text())
+    return root, scores, printed
+
+
+def test_halo_demo_shows_live_progress_then_the_report_and_the_compare_command(runs):
+    root, _, printed = runs
+    lines = printed["baseline"].splitlines()
+    progress = [line for line in lines if line.split(" ")[0].endswith(f"/{TASKS}")]
+    assert len(progress) >= 2 and progress[-1].startswith(f"{TASKS}/{TASKS} tasks")
+    assert "Error signatures" in printed["baseline"]  # the final report
+    assert "halo demo --fixed --out" in printed["baseline"]
+    assert f"halo compare {root / 'baseline'} {root / 'fixed'}" in printed["fixed"]
+
+
+def test_benchmark_writes_a_shard_per_worker_and_a_score_file(runs):
+    root, scores, _ = runs
+    out = root / "baseline"
+    assert sorted(p.name for p in out.glob("traces-w*.jsonl")) == ["traces-w0.jsonl", "traces-w1.jsonl"]
+    on_disk = json.loads((out / "score.json").read_text())
+    assert on_disk["run_id"] == "baseline-run"
+    assert on_disk["tasks"] == on_disk["done"] == TASKS
+    assert on_disk["failed_workers"] == []
+    assert 0 < on_disk["passed"] < TASKS  # the baseline harness fails some tasks, not all
+    assert sum(on_disk["reasons"].values()) == TASKS
+
+
+def test_every_task_is_one_indexed_trace_tagged_with_the_run_id(runs):
+    root, scores, _ = runs
+    with TraceIndex.open(root / "baseline") as index:
+        index.catch_up()
+        with index.snapshot() as snap:
+            assert snap.totals().run_ids == ["baseline-run"]
+            ids = set(snap.trace_ids(IndexFilters(run_ids=["baseline-run"])))
+            assert ids == {r["trace_id"] for r in scores["baseline"]["results"]}
+            failed = {r["trace_id"] for r in scores["baseline"]["results"] if r["reason"] == "error: MaxTurnsExceeded"}
+            assert failed and failed <= set(snap.trace_ids(IndexFilters(has_errors=True)))
+            row = snap.trace(next(iter(ids)))
+            assert row.agent_names == ["codebase-helper"] and row.complete
+
+
+def test_harness_fix_reduces_the_targeted_error_signatures(runs):
+    root, scores, _ = runs
+    assert scores["fixed"]["score"] > scores["baseline"]["score"]
+    result = compare_paths(root / "baseline", root / "fixed")
+    [loop] = find(result["signatures"], lambda name, msg: msg == MAX_TURNS)  # recovery hint ends the loop
+    assert loop["before"]["traces"] > 0 and loop["after"]["traces"] == 0 and loop["change"] == "vanished"
+    [read] = find(result["signatures"], lambda name, msg: "read_file" in name)  # the stated limit ends rejections
+    assert read["before"]["traces"] > read["after"]["traces"] == 0
+    assert result["delta"]["score"] == pytest.approx(scores["fixed"]["score"] - scores["baseline"]["score"], abs=1e-3)
+    assert result["delta"]["error_trace_share"] < 0
+    assert result["before"]["run_id"] == "baseline-run" and result["after"]["run_id"] == "fixed-run"
+
+
+def test_halo_compare_json_on_the_two_runs(runs, capsys):
+    root, _, _ = runs
+    assert halo(["compare", str(root / "baseline"), str(root / "fixed"), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert find(printed["vanished_signatures"], lambda name, msg: msg == MAX_TURNS)
+    assert find(printed["vanished_signatures"], lambda name, msg: "read_file" in name)
+    assert printed["before"]["score"]["run_id"] == "baseline-run"
+
+
+def test_two_runs_stacked_in_one_file_need_a_run_id(runs, tmp_path, capsys):
+    root, _, _ = runs
+    stacked = tmp_path / "both.jsonl"
+    with stacked.open("wb") as out:
+        for preset in ("baseline", "fixed"):
+            for shard in sorted((root / preset).glob("traces-w*.jsonl")):
+                out.write(shard.read_bytes())
+    assert halo(["compare", str(stacked), str(stacked)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds 2 runs" in err[0] and "--run" in err[0]
+
+    assert halo(["compare", str(stacked), str(stacked), "--run-before", "baseline-run",
+                 "--run-after", "fixed-run", "--json"]) == 0
+    picked = json.loads(capsys.readouterr().out)
+    folders = compare_paths(root / "baseline", root / "fixed")
+    counts = (lambda r: {(s["span_name"], s["status_message"]): (s["before"]["traces"], s["after"]["traces"])
+                         for s in r["signatures"]})
+    assert counts(picked) == counts(folders)
+    assert picked["before"]["traces"] == picked["after"]["traces"] == TASKS
