@@ -146,13 +146,15 @@ def final_answer_tool(runtime: AgentRuntime) -> FunctionTool:
     )
 
 
-async def _render_trace(runtime: AgentRuntime, trace_id: str) -> str:
-    """One trace as compact JSON for the synthesis prompt, head-capped per trace."""
+async def _render_trace(runtime: AgentRuntime, trace_id: str) -> str | None:
+    """One trace as compact JSON for the synthesis prompt, head-capped; None if unknown."""
     from engine.tools import run_tool
 
     view = await runtime.call_in_worker(
         run_tool, runtime.store, "view_trace", {"trace_id": trace_id}
     )
+    if "error" in view:
+        return None
     text = dumps(view)
     if len(text) > SYNTHESIS_TRACE_CHARS:
         text = text[:SYNTHESIS_TRACE_CHARS] + f" [halo truncated: original {len(text)} chars]"
@@ -171,12 +173,24 @@ def synthesize_tool(runtime: AgentRuntime, depth: int) -> FunctionTool:
         parts = [f"trace_ids: {', '.join(ids)}"]
         if args.focus:
             parts.append(f"focus: {args.focus}")
+        unknown = []
         for trace_id in ids:
-            parts.append(await _render_trace(runtime, trace_id))
+            rendered = await _render_trace(runtime, trace_id)
+            if rendered is None:
+                unknown.append(trace_id)
+            else:
+                parts.append(rendered)
+        if len(unknown) == len(ids):  # spare the model call: nothing to summarise
+            return {"error": f"no such trace ids: {', '.join(unknown)}; use ids from tool results"}
+        if unknown:
+            parts.append(f"(not found, ignore: {', '.join(unknown)})")
         summary = await one_shot(
             runtime, role="synthesis", instructions=SYNTHESIS_INSTRUCTIONS, text="\n\n".join(parts)
         )
-        return {"summary": summary}
+        result = {"summary": summary}
+        if unknown:
+            result["unknown_trace_ids"] = unknown
+        return result
 
     return _timed_tool(
         runtime, depth, SYNTHESIZE,

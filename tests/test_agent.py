@@ -296,3 +296,13 @@ def test_telemetry_marks_tool_errors_as_error_spans(traces, tmp_path, capsys):
     spans = [json.loads(line) for line in telemetry.read_bytes().splitlines()]
     failed = [s for s in spans if s[f.STATUS][f.STATUS_CODE_FIELD] == f.STATUS_ERROR]
     assert [s[f.NAME] for s in failed] == ["function.view_trace"]
+
+
+def test_synthesis_of_unknown_ids_is_an_error_without_a_model_call(traces, capsys):
+    policy = RolePolicy(root=[Reply(tool_calls=[call("synthesize_traces", trace_ids=["f" * 32])]),
+                              lambda t: Reply(text=tool_results(t, "synthesize_traces")[0]["error"])])
+    with ModelServer(policy) as server:
+        assert main(halo_args(traces, server)) == 0
+    out, _ = capsys.readouterr()
+    assert out.startswith("no such trace ids: " + "f" * 32)
+    assert "synthesis" not in policy.seen
