@@ -233,6 +233,23 @@ def _background(port: int, bodies: list[bytes], stop, out: mp.Queue) -> None:
             time.sleep(0.1)  # a steady ~5k spans/s of background load
 
 
+def index_lag(dataset: Path, spans: int, timeout: float = 120) -> float:
+    """Seconds until the server's live index counts `spans` spans (read from a separate snapshot)."""
+    from indexer import TraceIndex
+
+    t0 = time.perf_counter()
+    idx = TraceIndex.open(dataset)
+    try:
+        while time.perf_counter() - t0 < timeout:
+            with idx.snapshot() as snap:
+                if snap.totals().total_spans >= spans:
+                    break
+            time.sleep(0.01)
+    finally:
+        idx.close()
+    return time.perf_counter() - t0
+
+
 def count_spans(shard: str) -> tuple[int, int]:
     """(lines, distinct span ids) in the shard."""
     ids = set()
@@ -269,6 +286,9 @@ def main() -> int:
             print(f"{kind:>4}: {acked} spans in {elapsed:.2f} s = {acked / elapsed:,.0f} spans/s "
                   f"({retries} throttled retries); server CPU {cpu:.2f} s = "
                   f"{cpu / acked * 1e6:.0f} us/span, {cpu / elapsed:.0%} of one core")
+            if not args.no_index:
+                lag = index_lag(Path(tmp), total_acked)
+                print(f"      live index holds all {total_acked} spans {lag:.2f} s after the last ack")
         delays = []
         if args.probes and not args.no_index:
             delays = probe_latency(serve.grpc_port, Path(tmp), args.probes, bodies[:20])
