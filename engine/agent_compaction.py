@@ -20,13 +20,14 @@ from typing import Any
 from agents.run_config import CallModelData, ModelInputData
 
 from engine.agent_prompts import COMPACTION_INSTRUCTIONS, turn_nudge
-from engine.agent_runtime import AgentRuntime, one_shot
+from engine.agent_runtime import AgentRuntime, agent_depth, one_shot
 
 KEEP_LAST_OUTPUTS = 3  # the newest tool results are what the model is working on
 MIN_COMPACT_CHARS = 2_000  # smaller results are not worth a summary call
 FALLBACK_HEAD_CHARS = 1_500
 TARGET_FRACTION = 0.6  # compact down to this share of the threshold, so it does not re-trigger at once
 SUMMARY_CONCURRENCY = 4
+SUMMARY_MAX_CHARS = 4_000
 MARKER = "[halo compacted: tool result of {chars} chars summarized; call the tool again for details]\n"
 
 
@@ -65,12 +66,13 @@ async def _summary(runtime: AgentRuntime, call_id: str, text: str,
         except Exception as exc:  # compaction is an optimization: never fail the run for it
             runtime.printer.notice(0, f"compaction summary failed ({type(exc).__name__}); cut instead")
             summary = ""
-    summary = summary if summary and len(summary) < len(text) else _head(text)
+    summary = summary[:SUMMARY_MAX_CHARS] if summary and len(summary) < len(text) else _head(text)
     runtime.compacted[call_id] = summary
     return summary
 
 
-async def compact_items(runtime: AgentRuntime, items: list[Any], threshold: int) -> list[Any]:
+async def compact_items(runtime: AgentRuntime, items: list[Any], threshold: int, *,
+                        depth: int = 0) -> list[Any]:
     """`items` with old large tool results replaced by summaries, if over `threshold` chars."""
     total = input_chars(items)
     if total <= threshold:
@@ -80,17 +82,19 @@ async def compact_items(runtime: AgentRuntime, items: list[Any], threshold: int)
         if isinstance(item, dict) and item.get("type") == "function_call_output"
         and isinstance(item.get("output"), str)
     ]
-    candidates = [i for i in outputs[:-KEEP_LAST_OUTPUTS] if len(items[i]["output"]) > MIN_COMPACT_CHARS]
+    # Oldest first; the newest few only if the older ones are not enough, the very
+    # last (what the model is reading right now) never.
+    order = outputs[:-KEEP_LAST_OUTPUTS] + outputs[-KEEP_LAST_OUTPUTS:-1]
     target = int(threshold * TARGET_FRACTION)
     chosen, projected = [], total
-    for i in candidates:  # oldest first
+    for i in order:
         if projected <= target:
             break
-        chosen.append(i)
-        projected -= len(items[i]["output"]) - FALLBACK_HEAD_CHARS
+        if len(items[i]["output"]) > MIN_COMPACT_CHARS:
+            chosen.append(i)
+            projected -= len(items[i]["output"]) - FALLBACK_HEAD_CHARS
     if not chosen:
-        # Nothing old enough to summarize: cut the largest older results outright.
-        chosen = [i for i in outputs[:-1] if len(items[i]["output"]) > MIN_COMPACT_CHARS]
+        return items
     semaphore = asyncio.Semaphore(SUMMARY_CONCURRENCY)
     summaries = await asyncio.gather(*(
         _summary(runtime, str(items[i].get("call_id") or i), items[i]["output"], semaphore)
@@ -102,7 +106,7 @@ async def compact_items(runtime: AgentRuntime, items: list[Any], threshold: int)
         new_items[i] = {**items[i], "output": MARKER.format(chars=len(original)) + summary}
     after = input_chars(new_items)
     runtime.stats.compactions += 1
-    runtime.printer.notice(0, f"compacted {len(chosen)} old tool results: {total} → {after} chars")
+    runtime.printer.notice(depth, f"compacted {len(chosen)} old tool results: {total} → {after} chars")
     return new_items
 
 
@@ -119,7 +123,7 @@ class InputFilter:
         self.turn += 1
         items = await compact_items(
             self.runtime, list(data.model_data.input),
-            self.runtime.settings.compaction_threshold_chars,
+            self.runtime.settings.compaction_threshold_chars, depth=agent_depth(data.agent),
         )
         nudge = {"role": "user", "content": turn_nudge(self.turn, self.max_turns, is_root=self.is_root)}
         return ModelInputData(input=[*items, nudge], instructions=data.model_data.instructions)

@@ -1,0 +1,121 @@
+"""Diagnostic-agent overhead and compaction, against the local scripted model server.
+
+    python bench/bench_agent.py [--traces 2000] [--turns 30] [--repeat 3]
+
+The model answers instantly (demo.model_server), so the times are halo's own
+cost per turn: the SDK loop, HTTP to the server, the tool call on the live
+index, printing. The compaction run reads many big traces and reports the
+largest model input with and without compaction. Deterministic input
+(bench/gen_traces.py); medians of repeated runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.gen_traces import generate  # noqa: E402
+from demo.model_server import ModelServer, Reply, ToolCall  # noqa: E402
+from engine.agent import AgentSettings, ask  # noqa: E402
+from engine.agent_display import StepPrinter  # noqa: E402
+from engine.tools import open_store, run_tool  # noqa: E402
+
+
+def _ids(path: Path, n: int) -> list[str]:
+    store = open_store(path)
+    try:
+        rows = run_tool(store, "query_traces", {"limit": n})["result"]["traces"]
+    finally:
+        store.close()
+    return [r["trace_id"] for r in rows]
+
+
+class Script:
+    """Root calls one tool per turn from `calls`, then answers."""
+
+    def __init__(self, calls: list[ToolCall]) -> None:
+        self.calls = calls
+        self.n = 0
+        self.input_chars: list[int] = []
+
+    def __call__(self, turn) -> Reply:
+        if "compress one tool result" in (turn.instructions or ""):
+            return Reply(text="summary: " + "x" * 200)
+        self.input_chars.append(len(json.dumps(turn.messages)))
+        if self.n < len(self.calls):
+            self.n += 1
+            return Reply(tool_calls=[self.calls[self.n - 1]])
+        return Reply(text="done")
+
+
+def _tool_mix(ids: list[str], turns: int) -> list[ToolCall]:
+    mix = []
+    for i in range(turns):
+        tid = ids[i % len(ids)]
+        mix.append([
+            ToolCall("get_dataset_overview", "{}"),
+            ToolCall("count_traces", '{"filters": {"has_errors": true}}'),
+            ToolCall("query_traces", '{"limit": 20, "filters": {"has_errors": true}}'),
+            ToolCall("search_trace", json.dumps({"trace_id": tid, "regex_pattern": "Error"})),
+            ToolCall("view_trace", json.dumps({"trace_id": tid})),
+        ][i % 5])
+    return mix
+
+
+def _run(path: Path, script: Script, settings: AgentSettings) -> tuple[float, Script]:
+    with ModelServer(script) as server:
+        settings.base_url, settings.api_key = server.base_url, "bench"
+        started = time.perf_counter()
+        asyncio.run(ask(path, "bench", settings, printer=StepPrinter(quiet=True)))
+        return time.perf_counter() - started, script
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--traces", type=int, default=2000)
+    parser.add_argument("--turns", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "traces.jsonl"
+        generate(path, args.traces)
+        size = path.stat().st_size
+        ids = _ids(path, 50)
+        print(f"# {platform.machine()} {os.cpu_count()} cpus, python {platform.python_version()}")
+        print(f"# dataset: {args.traces} traces, {size / 1e6:.1f} MB; {args.turns} tool turns per run")
+        for api in ("chat", "responses"):
+            for stream in (True, False):
+                times = []
+                for _ in range(args.repeat):
+                    settings = AgentSettings(model="bench", api=api, stream=stream, max_turns=args.turns + 5)
+                    elapsed, _ = _run(path, Script(_tool_mix(ids, args.turns)), settings)
+                    times.append(elapsed)
+                med = statistics.median(times)
+                print(f"agent loop {api:9s} {'stream' if stream else 'plain ':6s}: "
+                      f"{med:6.2f} s per run, {1000 * med / (args.turns + 1):6.1f} ms per turn (median of {args.repeat})")
+
+        views = [ToolCall("view_trace", json.dumps({"trace_id": t})) for t in ids[:40]]
+        for threshold in (10**9, 60_000):
+            settings = AgentSettings(model="bench", api="chat", max_turns=60,
+                                     compaction_threshold_chars=threshold)
+            elapsed, script = _run(path, Script(list(views)), settings)
+            label = "off" if threshold == 10**9 else f"at {threshold} chars"
+            print(f"compaction {label:16s}: {len(views)} view_trace turns, largest model input "
+                  f"{max(script.input_chars) / 1000:7.1f} k chars, last {script.input_chars[-1] / 1000:7.1f} k, "
+                  f"{elapsed:5.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
