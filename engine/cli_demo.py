@@ -68,27 +68,32 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
     console = Console()
-    model = "a real model (OPENAI_API_KEY)" if args.online else "the bundled offline model"
-    console.print(f"[bold]halo demo[/]: {preset} harness, {len(config_tasks(config))} tasks, "
-                  f"{args.workers} workers, {model}; traces in [cyan]{out}/[/]")
     bench = BenchmarkRun(config)
+    model = "a real model (OPENAI_API_KEY)" if args.online else "the bundled offline model"
+    console.print(f"[bold]halo demo[/]: {preset} harness, {len(bench.tasks)} tasks, "
+                  f"{args.workers} workers, {model}; traces in [cyan]{out}/[/]")
+    console.print(f"while it runs, ask the live index from another terminal: [cyan]halo report {out}[/] "
+                  f"or [cyan]halo {out} -p \"what fails and why?\"[/]", soft_wrap=True)
     try:
         bench.start()
     except (OSError, RuntimeError) as exc:
-        bench._stop()
+        bench.stop()
         raise CliError(f"could not start the benchmark: {exc}") from exc
+    live = LiveView(out, bench)
     try:
-        live = LiveView(out, bench)
         if args.no_live or not console.is_terminal:
             live.print_lines(console)
+            score = bench.finish()
+            live.refresh()  # the final picture, once every span is in
+            console.print(live.render())
         else:
-            live.show(console)
-        score = bench.finish()
+            live.show(console)  # leaves its last frame on screen
+            score = bench.finish()
     except BaseException:
-        bench._stop()
+        bench.stop()
         raise
-    live.refresh()
-    console.print(live.render())
+    finally:
+        live.close()
     _report(out)
     _next_steps(console, out, preset, score)
     if args.ask:
@@ -96,12 +101,6 @@ def run(args: argparse.Namespace) -> int:
 
         return halo_main([str(out), "-p", args.ask])
     return 0
-
-
-def config_tasks(config) -> list:
-    from demo.benchmark.tasks import select
-
-    return select(config.tasks)
 
 
 class LiveView:
@@ -139,6 +138,7 @@ class LiveView:
 
     def render(self):
         from rich.console import Group
+        from rich.panel import Panel
         from rich.table import Table
 
         s = self.state
@@ -163,11 +163,12 @@ class LiveView:
             sigs.add_row(str(traces), name, " ".join(message.split())[:70])
         if not s.get("signatures"):
             sigs.add_row("-", "no errors yet", "")
-        return Group(head, sigs)
+        return Panel(Group(head, sigs), title=f"live from the index of {self.out}/", title_align="left")
 
     def show(self, console) -> None:
         from rich.live import Live
 
+        self.refresh()
         with Live(self.render(), console=console, refresh_per_second=8, transient=False) as live:
             while self.bench.running():
                 self.refresh()

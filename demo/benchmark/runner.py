@@ -150,7 +150,7 @@ class BenchmarkRun:
     def finish(self) -> dict[str, Any]:
         """Wait for the workers, stop the model, write and return the score."""
         self.wait()
-        self._stop()
+        self.stop()
         prog = self.progress()
         failed_workers = [k for k, w in enumerate(self._workers) if w.returncode != 0]
         self.score = {
@@ -165,7 +165,8 @@ class BenchmarkRun:
         (self.out / SCORE_FILE).write_text(json.dumps(self.score, indent=2) + "\n")
         return self.score
 
-    def _stop(self) -> None:
+    def stop(self) -> None:
+        """Stop the workers and the model server now (no score); safe twice."""
         for worker in self._workers:
             if worker.poll() is None:
                 worker.terminate()
@@ -185,14 +186,14 @@ class BenchmarkRun:
         try:
             return self.start()
         except BaseException:
-            self._stop()
+            self.stop()
             raise
 
     def __exit__(self, exc_type, *exc: object) -> None:
         if exc_type is None:
             self.finish()
         else:
-            self._stop()
+            self.stop()
 
 
 def run_benchmark(config: BenchmarkConfig) -> dict[str, Any]:
