@@ -114,6 +114,7 @@ async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
             runtime.store = await runtime.call_in_worker(
                 open_store, str(trace_path), str(index_dir) if index_dir else None
             )
+            await _require_traces(runtime, trace_path)
             agent = build_agent(runtime, depth=0)
             printer.agent_started(0, "halo-root", prompt)
             def count_retry() -> None:
@@ -140,6 +141,16 @@ async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
     finally:
         if telemetry is not None:
             telemetry.shutdown()
+
+
+async def _require_traces(runtime: AgentRuntime, trace_path: str | Path) -> None:
+    """Refuse an empty dataset before the first model call is paid for."""
+    from engine.agent_errors import EmptyDatasetError
+    from engine.tools import run_tool
+
+    counted = await runtime.call_in_worker(run_tool, runtime.store, "count_traces", {})
+    if counted.get("result", {}).get("total", 1) == 0:
+        raise EmptyDatasetError(f"no traces in {trace_path} yet; nothing to ask about")
 
 
 class _nullcontext:

@@ -19,6 +19,10 @@ from engine.agent_config import AgentSettings
 DEFAULT_ENDPOINT = "https://api.openai.com/v1"
 
 
+class EmptyDatasetError(ValueError):
+    """The dataset has no traces (yet): nothing to spend a model call on."""
+
+
 def _endpoint(settings: AgentSettings) -> str:
     return settings.base_url or DEFAULT_ENDPOINT
 
@@ -36,6 +40,8 @@ def _message(exc: APIStatusError) -> str:
 
 def describe_failure(exc: BaseException, settings: AgentSettings) -> str | None:
     """One line for an expected failure of the endpoint or the model; None if unexpected."""
+    if isinstance(exc, EmptyDatasetError):
+        return str(exc)
     where = _endpoint(settings)
     retries = f" (after {settings.max_retries} retries)" if settings.max_retries else ""
     if isinstance(exc, APITimeoutError):

@@ -170,3 +170,13 @@ def test_real_halo_process(traces, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "3 traces"
     assert "get_dataset_overview" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_empty_dataset_is_refused_before_any_model_call(tmp_path, capsys):
+    (tmp_path / "shards").mkdir()
+    policy = RolePolicy()
+    with ModelServer(policy) as server:
+        code = main(halo_args(tmp_path / "shards", server))
+    line = _one_error_line(_errors_only(capsys))
+    assert code == 1 and "no traces in" in line
+    assert policy.seen == {}
