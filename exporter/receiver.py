@@ -17,7 +17,8 @@ import threading
 from dataclasses import dataclass
 
 from exporter import config
-from exporter.otlp_convert import Conversion, InvalidRequest, from_json, from_protobuf
+from exporter.otlp_convert import Conversion, InvalidRequest, from_protobuf
+from exporter.receiver_json import from_json
 from exporter.writer import JsonlWriter
 
 logger = logging.getLogger(__name__)

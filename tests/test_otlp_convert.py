@@ -9,7 +9,8 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from exporter import format as fmt
-from exporter.otlp_convert import InvalidRequest, from_json, from_protobuf
+from exporter.otlp_convert import InvalidRequest, from_protobuf
+from exporter.receiver_json import from_json
 from tests._otlp_helpers import PARENT_ID, SPAN_ID, TRACE_ID, json_request, json_span, make_agent_spans
 
 

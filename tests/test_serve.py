@@ -182,7 +182,7 @@ def test_bad_out_path_is_one_clear_line(tmp_path, out):
 
 
 def test_token_from_flag_is_enforced(tmp_path):
-    serve = ServeProcess(str(tmp_path / "t.jsonl"), "--token", "tok", "--no-index")
+    serve = ServeProcess(str(tmp_path / "t.jsonl"), "--token", "tok", "--no-index", "--fsync", "batch")
     try:
         spans = make_agent_spans()
         assert HttpExporter(endpoint=serve.http_url, timeout=3).export(spans) == SpanExportResult.FAILURE
