@@ -306,3 +306,16 @@ def test_synthesis_of_unknown_ids_is_an_error_without_a_model_call(traces, capsy
     out, _ = capsys.readouterr()
     assert out.startswith("no such trace ids: " + "f" * 32)
     assert "synthesis" not in policy.seen
+
+
+def test_instructions_carry_the_rules_and_the_caps(traces, capsys):
+    policy = RolePolicy(root=[Reply(text="ok")])
+    with ModelServer(policy) as server:
+        assert main(halo_args(traces, server, "--max-turns", "7", "--max-parallel", "3", "-q")) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "ok" and err == ""  # --quiet: only the answer
+    text = policy.seen["root"][0].instructions
+    for rule in ("`get_dataset_overview` FIRST", "Never invent a trace id", "search_trace",
+                 "cite the trace ids", "at most 7 turns", "at most\n3 run at once"):
+        assert rule in text, rule
+    assert "[halo: turn 1 of 7]" in json.dumps(policy.seen["root"][0].messages)
