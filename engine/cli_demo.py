@@ -34,6 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", type=int, default=None, metavar="N", help="run only the first N tasks")
     parser.add_argument("--fixed", action="store_true",
                         help="run the harness with its fixes (limits stated, recovery instructions)")
+    parser.add_argument("--fix", action="append", default=[], metavar="NAME",
+                        choices=["limits", "recovery", "describe-limits"],
+                        help="apply one fix (repeatable): limits (state read_file's limit in the instructions), "
+                             "recovery (say how to recover from a missing path), describe-limits (state it "
+                             "in the tool description)")
+    parser.add_argument("--read-limit", type=int, default=None, metavar="N",
+                        help="the most lines read_file accepts (default: 50)")
+    parser.add_argument("--max-turns", type=int, default=None, metavar="N", help="the agent's turn budget (default: 8)")
     parser.add_argument("--api", choices=["responses", "chat"], default="responses",
                         help="the model API the agent uses (default: responses)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the offline model (default: 0)")
@@ -52,17 +60,19 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from demo.benchmark import BenchmarkConfig, BenchmarkRun
-    from demo.openai_agents_sdk.agent import HarnessSettings
+    from demo.openai_agents_sdk.agent import settings_from
 
     if args.workers < 1:
         raise CliError("--workers must be at least 1", EXIT_USAGE)
     if args.latency < 0:
         raise CliError("--latency must be >= 0", EXIT_USAGE)
     preset = "fixed" if args.fixed else "baseline"
-    out = Path(args.out or os.path.join(DEFAULT_ROOT, preset))
+    label = _label(args)
+    out = Path(args.out or os.path.join(DEFAULT_ROOT, label))
     try:
-        config = BenchmarkConfig(out=out, workers=args.workers, tasks=args.tasks,
-                                 settings=HarnessSettings.preset(preset, api=args.api),
+        settings = settings_from(preset, args.fix, api=args.api, read_limit=args.read_limit,
+                                 max_turns=args.max_turns)
+        config = BenchmarkConfig(out=out, workers=args.workers, tasks=args.tasks, settings=settings,
                                  seed=args.seed, run_id=args.run_id, online=args.online,
                                  latency=args.latency)
     except ValueError as exc:
@@ -70,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     bench = BenchmarkRun(config)
     model = "a real model (OPENAI_API_KEY)" if args.online else "the bundled offline model"
-    console.print(f"[bold]halo demo[/]: {preset} harness, {len(bench.tasks)} tasks, "
+    console.print(f"[bold]halo demo[/]: {label} harness, {len(bench.tasks)} tasks, "
                   f"{args.workers} workers, {model}; traces in [cyan]{out}/[/]")
     console.print(f"while it runs, ask the live index from another terminal: [cyan]halo report {out}[/] "
                   f"or [cyan]halo {out} -p \"what fails and why?\"[/]", soft_wrap=True)
@@ -95,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         live.close()
     _report(out)
-    _next_steps(console, out, preset, score)
+    _next_steps(console, out, label, score)
     if args.ask:
         from engine.cli import main as halo_main
 
@@ -205,19 +215,37 @@ def _report(out: Path) -> None:
     cli_report.run(argparse.Namespace(trace_path=str(out), json=False, top=5, index_dir=None))
 
 
-def _next_steps(console, out: Path, preset: str, score: dict[str, Any]) -> None:
+def _label(args: argparse.Namespace) -> str:
+    """The run's name and default folder: baseline, fixed, or what was changed."""
+    if args.fixed:
+        return "fixed"
+    parts = list(args.fix)
+    if args.read_limit is not None:
+        parts.append(f"read-limit-{args.read_limit}")
+    if args.max_turns is not None:
+        parts.append(f"max-turns-{args.max_turns}")
+    return "+".join(parts) if parts else "baseline"
+
+
+def _next_steps(console, out: Path, label: str, score: dict[str, Any]) -> None:
     console.print(f"\n[bold]score[/]: {score['passed']}/{score['tasks']} ({score['score']:.0%}), "
                   f"run id {score['run_id']}, written to {out / 'score.json'}")
-    sibling = out.parent / ("fixed" if preset == "baseline" else "baseline")
-    if preset == "baseline":
+    if label == "baseline":
+        fixed = out.parent / "fixed"
         console.print("next: ask what fails, e.g. "
                       f"[cyan]halo {out} -p \"Which tool fails most often and why?\"[/] (needs an API key), "
-                      f"or [cyan]halo tool search_trace {out} ...[/]; then run the fixed harness: "
-                      f"[cyan]halo demo --fixed{_out_flag(sibling)}[/]", soft_wrap=True)
-    if (sibling / "score.json").exists():
-        before, after = (out, sibling) if preset == "baseline" else (sibling, out)
-        console.print(f"measure the change: [cyan]halo compare {before} {after}[/]", soft_wrap=True)
+                      f"or [cyan]halo report {out}[/]; then change the harness and re-run, e.g. "
+                      f"[cyan]halo demo --fixed{_out_flag(fixed)}[/] (or one fix: --fix limits)", soft_wrap=True)
+        if (fixed / "score.json").exists():
+            console.print(f"measure the change: [cyan]halo compare {out} {fixed}[/]", soft_wrap=True)
+        return
+    baseline = out.parent / "baseline"
+    if (baseline / "score.json").exists():
+        console.print(f"measure the change: [cyan]halo compare {baseline} {out}[/]", soft_wrap=True)
+    else:
+        console.print(f"run the baseline too ([cyan]halo demo{_out_flag(baseline)}[/]), then "
+                      f"[cyan]halo compare {baseline} {out}[/]", soft_wrap=True)
 
 
-def _out_flag(sibling: Path) -> str:
-    return "" if sibling.parent == Path(DEFAULT_ROOT) else f" --out {sibling}"
+def _out_flag(target: Path) -> str:
+    return "" if target.parent == Path(DEFAULT_ROOT) else f" --out {target}"

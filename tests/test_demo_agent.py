@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from engine.cli import main as halo
 
 
@@ -34,3 +36,60 @@ def test_halo_demo_rejects_bad_flags_in_one_line(capsys):
     assert halo(["demo", "--tasks", "999"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "--tasks must be between 1 and" in err[1]
+
+
+# -- the offline model's failure modes, each switched off by one harness change --------------
+
+def ask_offline(task_id: str, settings, tmp_path):
+    """Run one benchmark task in-process against the offline model; (passed, reason, tool names)."""
+    import asyncio
+
+    from agents import RunConfig, Runner
+
+    from demo.benchmark.checker import check
+    from demo.benchmark.tasks import TASKS
+    from demo.model_server import ModelServer
+    from demo.offline_policy import OfflinePolicy
+    from demo.openai_agents_sdk.agent import build_agent, make_model
+    from demo.openai_agents_sdk.fake_repo import materialize
+
+    task = next(t for t in TASKS if t.id == task_id)
+    repo = materialize(tmp_path / "repo")
+    with ModelServer(OfflinePolicy(seed=0, latency=0)) as server:
+        async def go():
+            model = make_model(settings, server.base_url)
+            try:
+                result = await Runner.run(build_agent(settings, model, repo), task.question,
+                                          max_turns=settings.max_turns, run_config=RunConfig(tracing_disabled=True))
+                return check(task, str(result.final_output))
+            except Exception as exc:
+                return check(task, None, exc)
+            finally:
+                await model._client.close()
+
+        passed, reason = asyncio.run(go())
+    # the last request holds the whole conversation: every tool the model called, in order
+    tools = [c["function"]["name"] for m in server.turns[-1].messages for c in m.get("tool_calls") or []]
+    return passed, reason, tools
+
+
+@pytest.mark.parametrize("api", ["responses", "chat"])
+def test_oversized_reads_fail_until_the_limit_is_known(api, tmp_path):
+    from demo.openai_agents_sdk.agent import settings_from
+
+    # t04: the seeded model asks read_file for 200 lines on this task
+    assert ask_offline("t04-max_retries", settings_from(api=api), tmp_path)[:2] == (False, "gave up")
+    for fixed in (settings_from(fixes=["limits"], api=api), settings_from(fixes=["describe-limits"], api=api),
+                  settings_from(read_limit=200, api=api)):
+        assert ask_offline("t04-max_retries", fixed, tmp_path)[:2] == (True, "correct")
+
+
+def test_a_missing_path_loops_until_recovery_is_explained(tmp_path):
+    from demo.openai_agents_sdk.agent import settings_from
+
+    # t10: the seeded model greps a directory that does not exist
+    passed, reason, _ = ask_offline("t10-page_size", settings_from(max_turns=5), tmp_path)
+    assert (passed, reason) == (False, "error: MaxTurnsExceeded")
+    passed, reason, tools = ask_offline("t10-page_size", settings_from(fixes=["recovery"]), tmp_path)
+    assert (passed, reason) == (True, "correct")
+    assert tools == ["grep", "list_files", "grep", "read_file"]

@@ -7,7 +7,7 @@ import sys
 import time
 
 from demo.benchmark.runner import BenchmarkConfig, BenchmarkRun
-from demo.openai_agents_sdk.agent import HarnessSettings
+from demo.openai_agents_sdk.agent import FIXES, settings_from
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,14 +16,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--tasks", type=int, default=None, help="run only the first N tasks")
     parser.add_argument("--preset", choices=["baseline", "fixed"], default="baseline")
+    parser.add_argument("--fix", action="append", default=[], choices=sorted(FIXES), help="apply one fix (repeatable)")
+    parser.add_argument("--read-limit", type=int, default=None)
+    parser.add_argument("--max-turns", type=int, default=None)
     parser.add_argument("--api", choices=["responses", "chat"], default="responses")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-id", default=None)
     parser.add_argument("--online", action="store_true", help="use the real OpenAI API (OPENAI_API_KEY)")
     args = parser.parse_args(argv)
     try:
-        config = BenchmarkConfig(out=args.out, workers=args.workers, tasks=args.tasks,
-                                 settings=HarnessSettings.preset(args.preset, api=args.api),
+        settings = settings_from(args.preset, args.fix, api=args.api, read_limit=args.read_limit,
+                                 max_turns=args.max_turns)
+        config = BenchmarkConfig(out=args.out, workers=args.workers, tasks=args.tasks, settings=settings,
                                  seed=args.seed, run_id=args.run_id, online=args.online)
     except ValueError as exc:
         print(f"benchmark: error: {exc}", file=sys.stderr)

@@ -19,7 +19,7 @@ from agents.models.openai_responses import OpenAIResponsesModel
 from openai import AsyncOpenAI
 
 AGENT_NAME = "codebase-helper"
-MAX_READ_LINES = 50  # read_file's limit; the baseline instructions don't say it
+MAX_READ_LINES = 50  # read_file's default limit; the baseline instructions don't say it
 MAX_GREP_HITS = 20
 DEFAULT_REAL_MODEL = "gpt-4.1-mini"
 OFFLINE_MODEL = "halo-offline-1"
@@ -29,7 +29,7 @@ BASE_INSTRUCTIONS = (
     "Use the tools (list_files, grep, read_file) to find the facts, then answer in one "
     "sentence that names the value and the file it comes from."
 )
-LIMITS_HINT = f"read_file returns at most {MAX_READ_LINES} lines per call: always pass max_lines <= {MAX_READ_LINES}."
+LIMITS_HINT = "read_file returns at most {n} lines per call: always pass max_lines <= {n}."
 RECOVERY_HINT = (
     "If a tool says a path does not exist, do not repeat the call: call list_files with "
     "path '.' to see the layout, then retry with a real path."
@@ -42,27 +42,48 @@ class HarnessSettings:
 
     state_limits: bool = False  # the instructions state read_file's line limit
     recovery_hint: bool = False  # the instructions say how to recover from a missing path
+    describe_limits: bool = False  # read_file's description states its line limit
+    read_limit: int = MAX_READ_LINES  # the most lines read_file accepts per call
     max_turns: int = 8
     api: str = "responses"  # "responses" | "chat"
 
+    def __post_init__(self) -> None:
+        if self.api not in ("responses", "chat"):
+            raise ValueError(f"api must be 'responses' or 'chat', not {self.api!r}")
+        if self.read_limit < 1 or self.max_turns < 1:
+            raise ValueError("read_limit and max_turns must be at least 1")
+
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "HarnessSettings":
-        """`baseline` (as first written) or `fixed` (both fixes applied)."""
+        """`baseline` (as first written) or `fixed` (limits stated, recovery instructions)."""
         if name not in ("baseline", "fixed"):
             raise ValueError(f"harness preset must be 'baseline' or 'fixed', not {name!r}")
         fixed = name == "fixed"
-        return cls(state_limits=fixed, recovery_hint=fixed, **overrides)
+        return cls(**{"state_limits": fixed, "recovery_hint": fixed, **overrides})
 
     def instructions(self) -> str:
         parts = [BASE_INSTRUCTIONS]
         if self.state_limits:
-            parts.append(LIMITS_HINT)
+            parts.append(LIMITS_HINT.format(n=self.read_limit))
         if self.recovery_hint:
             parts.append(RECOVERY_HINT)
         return " ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+FIXES = {"limits": "state_limits", "recovery": "recovery_hint", "describe-limits": "describe_limits"}
+
+
+def settings_from(preset: str = "baseline", fixes: list[str] | None = None, **overrides: Any) -> HarnessSettings:
+    """Settings from a preset, named fixes (see FIXES) and explicit values (None = keep)."""
+    values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    for fix in fixes or []:
+        if fix not in FIXES:
+            raise ValueError(f"unknown fix {fix!r} (known: {', '.join(FIXES)})")
+        values[FIXES[fix]] = True
+    return HarnessSettings.preset(preset, **values)
 
 
 def _inside(root: Path, rel: str) -> Path:
@@ -77,9 +98,11 @@ def tool_error_text(ctx: Any, error: Exception) -> str:
     return f"error: {type(error).__name__}: {error}"
 
 
-def make_tools(root: str | Path) -> list:
+def make_tools(root: str | Path, settings: HarnessSettings | None = None) -> list:
     """The three tools over the repository at `root`; they raise on bad input, as real tools do."""
     root = Path(root).resolve()
+    settings = settings or HarnessSettings()
+    limit = settings.read_limit
 
     def files_under(path: str) -> list[Path]:
         base = _inside(root, path)
@@ -123,7 +146,7 @@ def make_tools(root: str | Path) -> list:
             start_line: the first line to read (1-based).
             max_lines: how many lines to read.
         """
-        if max_lines > MAX_READ_LINES or max_lines < 1:
+        if max_lines > limit or max_lines < 1:
             raise ValueError("max_lines out of range")  # terse, as the first version of a tool is
         target = _inside(root, path)
         if not target.is_file():
@@ -133,6 +156,8 @@ def make_tools(root: str | Path) -> list:
         window = lines[first - 1:first - 1 + max_lines]
         return "\n".join(f"{first + i}: {text}" for i, text in enumerate(window))
 
+    if settings.describe_limits:
+        read_file.description += f" Returns at most {limit} lines per call (max_lines <= {limit})."
     return [list_files, grep, read_file]
 
 
@@ -154,7 +179,7 @@ def build_agent(settings: HarnessSettings, model, root: str | Path) -> Agent:
     return Agent(
         name=AGENT_NAME,
         instructions=settings.instructions(),
-        tools=make_tools(root),
+        tools=make_tools(root, settings),
         model=model,
         # Without this the SDK asks a non-OpenAI endpoint for no usage on streamed chat.
         model_settings=ModelSettings(include_usage=True),
