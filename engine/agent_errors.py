@@ -40,9 +40,10 @@ def _message(exc: APIStatusError) -> str:
 
 def describe_failure(exc: BaseException, settings: AgentSettings) -> str | None:
     """One line for an expected failure of the endpoint or the model; None if unexpected."""
+    from engine.agent_telemetry import TelemetryError
     from engine.store import ToolError
 
-    if isinstance(exc, (EmptyDatasetError, ToolError)):
+    if isinstance(exc, (EmptyDatasetError, ToolError, TelemetryError)):
         return str(exc)
     where = _endpoint(settings)
     retries = f" (after {settings.max_retries} retries)" if settings.max_retries else ""

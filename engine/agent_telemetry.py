@@ -57,8 +57,15 @@ class Telemetry:
             set_trace_processors(self._previous)
 
 
+class TelemetryError(ValueError):
+    """The telemetry file cannot be written."""
+
+
 def start_telemetry(path: str | Path | None) -> Telemetry:
     """Start recording to `path` (`"-"` or None: the default path)."""
     run_id = uuid.uuid4().hex[:12]
     target = default_path(run_id) if path in (None, DEFAULT, "") else Path(path)
-    return Telemetry(target, run_id)
+    try:
+        return Telemetry(target, run_id)
+    except (OSError, ValueError) as exc:
+        raise TelemetryError(f"cannot write telemetry to {target}: {exc}") from exc

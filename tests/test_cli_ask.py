@@ -180,3 +180,11 @@ def test_empty_dataset_is_refused_before_any_model_call(tmp_path, capsys):
     line = _one_error_line(_errors_only(capsys))
     assert code == 1 and "no traces in" in line
     assert policy.seen == {}
+
+
+def test_unwritable_telemetry_path_is_one_line(traces, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code = main([str(traces), "-p", "q", "--api-key", "k", "--telemetry", str(blocker / "t.jsonl")])
+    line = _one_error_line(_errors_only(capsys))
+    assert code == 1 and "cannot write telemetry" in line
