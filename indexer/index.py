@@ -214,6 +214,8 @@ class TraceIndex:
             return writer.new_traces
 
         stats.new_traces += self._write(body)
+        if group[-1].end - group[0].start >= self.commit_bytes // 2:
+            L.release_mapped_pages(self.index_dir)  # a big build: keep RSS to what we use
         stats.batches += 1
         for batch in group:
             stats.bytes_read += batch.end - batch.start

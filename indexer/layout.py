@@ -117,3 +117,30 @@ def grow(env: lmdb.Environment) -> None:
 def adopt_map_size(env: lmdb.Environment) -> None:
     """Pick up a map size another process grew the file to."""
     env.set_mapsize(0)
+
+
+_MADV_DONTNEED = 4
+
+
+def release_mapped_pages(index_dir: Path) -> None:
+    """Drop this process's page-table entries for the index's data file.
+
+    LMDB reads through a shared read-only map; copy-on-write sends each
+    commit's pages to new file offsets, so a long build ends up with the whole
+    file resident in its RSS although those are page-cache pages that anyone
+    can reclaim. Dropping the mappings after a big commit keeps RSS honest;
+    the next access faults the page back in from the page cache.
+    """
+    import ctypes
+
+    target = str((index_dir / "data.mdb").resolve())
+    try:
+        with open("/proc/self/maps") as fh:
+            spans = [line.split()[0] for line in fh if line.rstrip().endswith(target)]
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return
+    libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    for span in spans:
+        lo, hi = (int(x, 16) for x in span.split("-"))
+        libc.madvise(lo, hi - lo, _MADV_DONTNEED)
