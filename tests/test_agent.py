@@ -148,11 +148,12 @@ def test_transient_errors_are_retried(traces, capsys, status, api, stream):
     assert len(policy.seen["root"]) == 4
 
 
-def test_turn_budget_exhaustion_still_answers(traces, capsys):
+@pytest.mark.parametrize(("api", "stream"), MODES, ids=MODE_IDS)
+def test_turn_budget_exhaustion_still_answers(traces, capsys, api, stream):
     policy = RolePolicy(root=[Reply(tool_calls=[call("count_traces")])] * 2 + [
         lambda t: Reply(text=f"partial: {len(tool_results(t, 'count_traces'))} counts made")])
     with ModelServer(policy) as server:
-        code = main(halo_args(traces, server, "--max-turns", "2"))
+        code = main(halo_args(traces, server, "--max-turns", "2", *_mode_args(api, stream)))
     out, err = capsys.readouterr()
     assert code == 0, err
     assert out.strip() == "partial: 2 counts made"
