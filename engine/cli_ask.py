@@ -5,7 +5,7 @@ The reference's spelling and flags (`--model/-m`, `--synthesis-model`,
 `--base-url`, `--api-key`, `-H/--header`, `--temperature`,
 `--max-output-tokens`, `--reasoning-effort`, `--parallel-tool-calls`,
 `--refusal-retries`, `--telemetry`), plus `--api`, `--max-retries`,
-`--compaction-threshold`, `--no-stream`, `--quiet`, `--index-dir`. The final
+`--compaction-threshold`, `--no-stream`, `--quiet`, `--json`, `--index-dir`. The final
 answer goes to stdout; the steps to stderr. Every expected failure (missing
 file, no key, unreachable endpoint, rejected key, bad flag) is one line and a
 non-zero exit.
@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
+from dataclasses import asdict
 
 from engine.agent_config import (
     API_MODES,
@@ -110,6 +112,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "JSONL to PATH (default: $HALO_TELEMETRY_PATH or "
                           "./halo-telemetry-RUN_ID.jsonl)")
     out.add_argument("--quiet", "-q", action="store_true", help="print only the final answer")
+    out.add_argument("--json", dest="as_json", action="store_true",
+                     help="print {answer, salvaged, stats, telemetry_path} as JSON instead")
     out.add_argument("--index-dir", default=None, metavar="DIR",
                      help="where the index lives (default: beside the traces)")
 
@@ -190,6 +194,12 @@ def run(args: argparse.Namespace) -> int:
         if message is None:
             raise
         raise CliError(message) from exc
+    if args.as_json:
+        print(json.dumps({
+            "answer": result.answer, "salvaged": result.salvaged, "stats": asdict(result.stats),
+            "telemetry_path": str(result.telemetry_path) if result.telemetry_path else None,
+        }, ensure_ascii=False))
+        return 0
     print(result.answer or "(the agent gave no answer)")
     if result.telemetry_path is not None and not args.quiet:
         print(f"halo: telemetry written to {result.telemetry_path}", file=sys.stderr)

@@ -188,3 +188,16 @@ def test_unwritable_telemetry_path_is_one_line(traces, tmp_path, capsys):
     code = main([str(traces), "-p", "q", "--api-key", "k", "--telemetry", str(blocker / "t.jsonl")])
     line = _one_error_line(_errors_only(capsys))
     assert code == 1 and "cannot write telemetry" in line
+
+
+def test_json_output_for_scripts(traces, capsys):
+    import json
+
+    policy = RolePolicy(root=[Reply(tool_calls=[call("count_traces")]), Reply(text="three")])
+    with ModelServer(policy) as server:
+        assert main(halo_args(traces, server, "--json", "-q")) == 0
+    out, err = capsys.readouterr()
+    payload = json.loads(out)
+    assert payload["answer"] == "three" and payload["salvaged"] is False
+    assert payload["stats"]["llm_calls"] == 2 and payload["stats"]["tool_calls"] == 1
+    assert err == ""
