@@ -107,13 +107,20 @@ class Serve:
         if not (self.grpc_port and self.http_port):
             raise SystemExit(f"halo serve did not start: {self.proc.stderr.read()}")
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the server process so far (Linux /proc)."""
+    def cpu_seconds(self) -> tuple[float, float]:
+        """User + system CPU seconds so far of (the server, its indexer child), from Linux /proc."""
+        def cpu(pid: int) -> float:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, IndexError, ValueError):
+                return 0.0
+
         try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return float("nan")
+            kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        except OSError:
+            kids = []
+        return cpu(self.proc.pid), sum(cpu(int(k)) for k in kids)
 
     def stop(self) -> tuple[int, str]:
         self.proc.send_signal(signal.SIGTERM)
@@ -163,6 +170,14 @@ def _http_client(port: int, bodies: list[bytes], out: mp.Queue) -> None:
             time.sleep(0.2)
     conn.close()
     out.put((acked, retries))
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's waited-for children (the client processes)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_load(kind: str, port: int, bodies: list[bytes], clients: int) -> tuple[float, int, int]:
@@ -279,15 +294,18 @@ def main() -> int:
         total_acked = 0
         for kind, port, part in (("grpc", serve.grpc_port, bodies[: args.batches]),
                                  ("http", serve.http_port, bodies[args.batches:])):
-            cpu0 = serve.cpu_seconds()
+            (srv0, idx0), cli0 = serve.cpu_seconds(), _children_cpu()
             elapsed, acked, retries = run_load(kind, port, part, args.clients)
-            cpu = serve.cpu_seconds() - cpu0
             total_acked += acked
+            lag = index_lag(Path(tmp), total_acked) if not args.no_index else 0.0
+            (srv1, idx1), cli1 = serve.cpu_seconds(), _children_cpu()
+            srv, idx, cli = srv1 - srv0, idx1 - idx0, cli1 - cli0
             print(f"{kind:>4}: {acked} spans in {elapsed:.2f} s = {acked / elapsed:,.0f} spans/s "
-                  f"({retries} throttled retries); server CPU {cpu:.2f} s = "
-                  f"{cpu / acked * 1e6:.0f} us/span, {cpu / elapsed:.0%} of one core")
+                  f"({retries} throttled retries)")
+            print(f"      CPU per span: server {srv / acked * 1e6:.0f} us ({srv / elapsed:.0%} of a "
+                  f"core), indexer {idx / acked * 1e6:.0f} us, clients {cli / acked * 1e6:.0f} us "
+                  f"-> {2 / ((srv + idx + cli) / acked):,.0f} spans/s if 2 cores were all ours")
             if not args.no_index:
-                lag = index_lag(Path(tmp), total_acked)
                 print(f"      live index holds all {total_acked} spans {lag:.2f} s after the last ack")
         delays = []
         if args.probes and not args.no_index:
