@@ -1,0 +1,73 @@
+"""Results built from index rows and raw span lines: summaries, views, match records.
+
+Pure functions (no index, no files), shared by the store and the report.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from engine import budget
+from engine.models import SpanMatchRecord, SpanRecord, TraceSummary, TraceView
+from exporter.format import KIND, NAME, PARENT_SPAN_ID, SPAN_ID, STATUS, STATUS_CODE_FIELD
+
+
+def summary(row: Any) -> TraceSummary:
+    """An index row as the `TraceSummary` query_traces returns."""
+    return TraceSummary(
+        trace_id=row.trace_id, span_count=row.span_count, start_time=row.start_time,
+        end_time=row.end_time, has_errors=row.has_errors, service_names=list(row.service_names),
+        model_names=list(row.model_names), total_input_tokens=row.total_input_tokens,
+        total_output_tokens=row.total_output_tokens, agent_names=list(row.agent_names),
+        agent_ids=list(row.agent_ids), missing_parent_count=row.missing_parent_count,
+        missing_agent_identity_count=row.missing_agent_identity_count,
+        project_id_mismatch_count=row.project_id_mismatch_count,
+        otel_error_span_count=row.otel_error_span_count,
+        tool_error_span_count=row.tool_error_span_count, raw_jsonl_bytes=row.raw_jsonl_bytes,
+        tool_names=sorted(getattr(row, "tool_names", ()) or ()), complete=bool(row.complete),
+    )
+
+
+def view(trace_id: str, spans: list[SpanRecord], limit: int, *, for_view_spans: bool) -> TraceView:
+    """The spans as a `TraceView`, or the oversized summary when they exceed `limit` bytes."""
+    sizes = [budget.span_response_bytes(s) for s in spans]
+    oversized = budget.oversized_summary(trace_id, spans, sizes, budget=limit, for_view_spans=for_view_spans)
+    if oversized is not None:
+        return TraceView(trace_id=trace_id, spans=[], oversized=oversized)
+    return TraceView(trace_id=trace_id, spans=spans)
+
+
+def search(trace_id: str, indexed_lines: Iterable[tuple[int, bytes]], pattern: re.Pattern[str],
+           context: int, max_matches: int) -> tuple[list[SpanMatchRecord], int]:
+    """Match records of `pattern` over (span index, line) pairs: up to `max_matches`, and the full count.
+
+    Offsets are characters of the line decoded as UTF-8 (bad bytes replaced),
+    the reference's unit; a span is parsed only if it matched.
+    """
+    records: list[SpanMatchRecord] = []
+    total = 0
+    for span_index, line in indexed_lines:
+        raw = line.decode("utf-8", errors="replace")
+        span: dict[str, Any] | None = None
+        for match in pattern.finditer(raw):
+            total += 1
+            if len(records) >= max_matches:
+                continue
+            if span is None:  # parse only spans that matched
+                span = orjson.loads(line)
+            start, end = match.start(), match.end()
+            records.append(SpanMatchRecord(
+                trace_id=trace_id, span_id=span[SPAN_ID], span_index=span_index,
+                span_name=span[NAME], kind=span[KIND],
+                status_code=span[STATUS][STATUS_CODE_FIELD],
+                parent_span_id=span.get(PARENT_SPAN_ID, ""), raw_jsonl_bytes=len(line),
+                match_text=raw[start:end],
+                matched_context=raw[max(0, start - context):min(len(raw), end + context)],
+                match_start_char=start, match_end_char=end,
+            ))
+    return records, total
+
