@@ -231,3 +231,19 @@ def test_odd_but_valid_lines_match_the_reference(halo_reference, tmp_path):
                                                    "max_matches": 2}}]
     with open_store(path) as store:
         assert_same_as_reference(halo_reference, [path], calls, store, tmp_path)
+
+
+def test_a_trace_spread_across_a_file_reads_right(halo_reference, tmp_path):
+    """Spans far apart (not one range read) and spans close together read the same bytes."""
+    far = "f" * 32
+    lines = [_line(far, "first", error="early")] + gen.generate(30, seed=3) + \
+        [_line(far, "last", parent="", t=99)]
+    path = gen.write(tmp_path / "spread.jsonl", lines)
+    calls = [{"tool": "view_trace", "args": {"trace_id": far}},
+             {"tool": "search_trace", "args": {"trace_id": far, "regex_pattern": "first|last"}},
+             {"tool": "count_traces", "args": {"filters": {"regex_pattern": "\"last\""}}},
+             {"tool": "query_traces", "args": {"filters": {"regex_pattern": "early"}}}]
+    with open_store(path) as store:
+        assert_same_as_reference(halo_reference, [path], calls, store, tmp_path)
+        assert run_tool(store, "count_traces", {"filters": {"regex_pattern": "\"last\""}}) == \
+            {"result": {"total": 1}}
