@@ -156,6 +156,21 @@ def test_the_live_index_follows_the_writes(tmp_path, mode):
     assert code == 0, err
 
 
+def test_ctrl_c_flushes_and_exits_zero(tmp_path):
+    serve = ServeProcess(str(tmp_path / "t.jsonl"), "--no-index")
+    try:
+        exporter = GrpcExporter(endpoint=f"127.0.0.1:{serve.grpc_port}", insecure=True, timeout=5)
+        assert exporter.export(make_agent_spans()) == SpanExportResult.SUCCESS
+        exporter.shutdown()
+        serve.proc.send_signal(signal.SIGINT)
+        _, err = serve.proc.communicate(timeout=20)
+    finally:
+        serve.kill()
+    assert serve.proc.returncode == 0, err
+    assert "Traceback" not in err and "1 request(s), 3 span(s) written" in err
+    assert len(read_lines(tmp_path / "t.jsonl")) == 3
+
+
 def test_port_in_use_is_one_clear_line(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
