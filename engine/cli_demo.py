@@ -52,7 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scale the offline model's think time (default: 1; 0: as fast as possible)")
     parser.add_argument("--no-live", action="store_true", help="print progress lines instead of a live view")
     parser.add_argument("--ask", nargs="?", const=ASK_QUESTION, default=None, metavar="QUESTION",
-                        help="at the end, ask the diagnostic agent (needs an API key)")
+                        help="at the end, ask the diagnostic agent QUESTION (default with OPENAI_API_KEY "
+                             "set: what fails and why)")
+    parser.add_argument("--no-ask", action="store_true", help="don't ask the diagnostic agent at the end")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,10 +108,12 @@ def run(args: argparse.Namespace) -> int:
         live.close()
     _report(out)
     _next_steps(console, out, label, score)
-    if args.ask:
+    question = args.ask or (ASK_QUESTION if os.environ.get("OPENAI_API_KEY") else None)
+    if question and not args.no_ask:
         from engine.cli import main as halo_main
 
-        return halo_main([str(out), "-p", args.ask])
+        console.print(f"\n[bold]asking the diagnostic agent[/]: {question}")
+        return halo_main([str(out), "-p", question])
     return 0
 
 

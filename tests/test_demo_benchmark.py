@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from demo.model_server import ModelServer, Reply, ScriptedPolicy
 from engine.cli import main as halo
 from engine.compare import compare_paths
 from indexer import IndexFilters, TraceIndex
@@ -22,16 +23,26 @@ def find(signatures, match):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """`halo demo` twice, as a user runs it: the baseline harness, then the fixed one (same tasks, seed)."""
+    """`halo demo` twice, as a user runs it: the baseline harness, then the fixed one (same tasks, seed).
+
+    The second run has an API key, so the diagnostic agent answers at the end (a scripted stub model).
+    """
     root = tmp_path_factory.mktemp("bench")
     scores, printed = {}, {}
-    for preset in ("baseline", "fixed"):
-        argv = ["demo", "--out", str(root / preset), "--tasks", str(TASKS), "--workers", "2",
-                "--latency", "0", "--no-live", "--run-id", f"{preset}-run"]
-        with contextlib.redirect_stdout(io.StringIO()) as out:
-            assert halo(argv + (["--fixed"] if preset == "fixed" else [])) == 0
-        printed[preset] = out.getvalue()
-        scores[preset] = json.loads((root / preset / "score.json").read_text())
+    diagnosis = ScriptedPolicy([Reply(text="DIAGNOSIS: read_file rejects oversized reads")])
+    with ModelServer(diagnosis) as stub:
+        for preset in ("baseline", "fixed"):
+            argv = ["demo", "--out", str(root / preset), "--tasks", str(TASKS), "--workers", "2",
+                    "--latency", "0", "--no-live", "--run-id", f"{preset}-run"]
+            with contextlib.redirect_stdout(io.StringIO()) as out, pytest.MonkeyPatch.context() as env:
+                env.delenv("OPENAI_API_KEY", raising=False)
+                if preset == "fixed":
+                    env.setenv("OPENAI_API_KEY", "test")
+                    env.setenv("OPENAI_BASE_URL", stub.base_url)
+                    argv.append("--fixed")
+                assert halo(argv) == 0
+            printed[preset] = out.getvalue()
+            scores[preset] = json.loads((root / preset / "score.json").read_text())
     return root, scores, printed
 
 
@@ -43,6 +54,8 @@ def test_halo_demo_shows_live_progress_then_the_report_and_the_compare_command(r
     assert "Error signatures" in printed["baseline"]  # the final report
     assert "halo demo --fixed --out" in printed["baseline"]
     assert f"halo compare {root / 'baseline'} {root / 'fixed'}" in printed["fixed"]
+    assert "DIAGNOSIS: read_file rejects oversized reads" in printed["fixed"]
+    assert "DIAGNOSIS" not in printed["baseline"]  # no API key, no agent
 
 
 def test_benchmark_writes_a_shard_per_worker_and_a_score_file(runs):
