@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,8 @@ TAXONOMY_TOP_GROUPS = 20
 TAXONOMY_EXAMPLE_TRACE_IDS = 3
 TAXONOMY_CACHE_ENTRIES = 64
 RANGE_READ_SLACK = 4  # read a trace's whole byte range when it is at most 4x its spans...
-RANGE_READ_MIN = 1 << 16  # ...or at most 64 KB anyway
+RANGE_READ_MIN = 1 << 16  # ...or at most 64 KB anyway, but never more than 256 KB
+RANGE_READ_MAX = 1 << 18
 
 
 _NO_FILTERS = TraceFilters()
@@ -60,7 +62,7 @@ def compile_regex(pattern: str) -> re.Pattern[str]:
         raise ToolError(f"Invalid regex pattern {pattern!r}: {exc}") from exc
 
 
-def _lines(snap: Any, trace_id: str) -> list[bytes]:
+def _lines(snap: Any, trace_id: str) -> Iterable[bytes]:
     """The trace's span lines in file order.
 
     A trace's spans sit close together in its file (interleaved with a few
@@ -79,8 +81,9 @@ def _lines(snap: Any, trace_id: str) -> list[bytes]:
         low = min(low, ref.offset)
         high = max(high, ref.offset + ref.length)
         size += ref.length
-    if high - low > max(RANGE_READ_SLACK * size, RANGE_READ_MIN):
-        return [snap.read_span(ref) for ref in refs]
+    if high - low > min(max(RANGE_READ_SLACK * size, RANGE_READ_MIN), RANGE_READ_MAX):
+        # far apart or big: span by span, lazily (a regex filter stops at its first hit)
+        return (snap.read_span(ref) for ref in refs)
     blob = snap.read_span(SpanRef(file, low, high - low, "", "", "", ""))
     if len(blob) < high - low:  # the file shrank under us: let per-span reads report it
         return [snap.read_span(ref) for ref in refs]
