@@ -25,6 +25,8 @@ from exporter.otlp_convert import (
     build_line, check_ids, enum_name,
 )
 
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # int64 values and fixed64 times both fit
+
 
 def _get(obj: Mapping[str, Any], camel: str, snake: str, default: Any = None) -> Any:
     value = obj.get(camel)
@@ -50,18 +52,19 @@ def _as_obj(value: Any, what: str, error: Callable[[str], Exception]) -> Mapping
 
 
 def _json_int(value: Any, what: str) -> int:
-    if isinstance(value, bool):
-        raise SpanProblem(f"{what} {value!r} is not an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
             pass
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise SpanProblem(f"{what} {value!r} is not an integer")
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    if number is None or not _INT_MIN <= number <= _INT_MAX:
+        raise SpanProblem(f"{what} {value!r} is not a 64-bit integer")
+    return number
 
 
 def _json_double(value: Any, what: str) -> float:

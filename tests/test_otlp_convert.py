@@ -134,6 +134,8 @@ def test_project_id_from_resource_in_json():
     ({"kind": 9}, "kind"),
     ({"status": {"code": 7}}, "status code"),
     ({"startTimeUnixNano": "soon"}, "startTimeUnixNano"),
+    ({"endTimeUnixNano": "18446744073709551616"}, "64-bit"),
+    ({"attributes": [{"key": "n", "value": {"intValue": "99999999999999999999999"}}]}, "64-bit"),
     ({"attributes": [{"key": "n", "value": {"intValue": "x"}}]}, "intValue"),
     ({"attributes": [{"key": "n", "value": {"mystery": 1}}]}, "unknown value type"),
     ({"attributes": [{"value": {"intValue": "1"}}]}, "no string key"),
@@ -206,3 +208,41 @@ def test_times_match_the_format_module(ns):
     from exporter.otlp_convert import _iso
 
     assert _iso(ns) == fmt.iso_from_ns(ns)
+
+
+def test_mutated_requests_never_crash_the_conversion():
+    """Random damage to valid bodies gives a Conversion or InvalidRequest, never another error."""
+    import random
+
+    rng = random.Random(7)
+    weird = [None, 0, -1, "18446744073709551617", 1e308, "1e400", "", "x", [], {}, [1], {"a": 1},
+             True, 3.5, "NaN", "-9223372036854775809", 9223372036854775807, "Infinity"]
+
+    def mutate(obj):
+        if isinstance(obj, dict) and obj:
+            obj = dict(obj)
+            key = rng.choice(list(obj))
+            obj[key] = rng.choice(weird) if rng.random() < 0.5 else mutate(obj[key])
+        elif isinstance(obj, list) and obj:
+            obj = list(obj)
+            i = rng.randrange(len(obj))
+            obj[i] = mutate(obj[i])
+        else:
+            obj = rng.choice(weird)
+        return obj
+
+    base = orjson.loads(json_request([json_span()]))
+    for _ in range(1500):
+        try:
+            from_json(orjson.dumps(mutate(mutate(mutate(base)))))
+        except InvalidRequest:
+            pass
+    body = encode_spans(make_agent_spans()).SerializeToString()
+    for _ in range(1500):
+        damaged = bytearray(body)
+        for _ in range(rng.randint(1, 4)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        try:
+            from_protobuf(bytes(damaged))
+        except InvalidRequest:
+            pass
