@@ -109,6 +109,8 @@ def render(report: dict[str, Any], title: str) -> None:
         if not report[key]:
             console.print(empty)
             continue
+        if key == "in_progress_traces" and ov["in_progress_trace_count"] > len(report[key]):
+            title_text += f" (first {len(report[key])} of {ov['in_progress_trace_count']:,})"
         table = Table(title=title_text, title_justify="left")
         for col, just in (("trace", "left"), ("duration ms", "right"), ("spans", "right"),
                           ("tokens", "right"), ("errors", "center"), ("agents", "left")):
