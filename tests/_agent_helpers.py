@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from demo.model_server import Reply, ToolCall, Turn
+from demo.model_server import ModelServer, Reply, ToolCall, Turn
 from exporter.format import (
     INF_AGENT_NAME,
     INF_LLM_MODEL_NAME,
@@ -140,3 +140,54 @@ def call(name: str, **arguments: Any) -> ToolCall:
 def halo_args(trace_path: Path, server, *extra: str, prompt: str = "what fails and why?") -> list[str]:
     return [str(trace_path), "-p", prompt, "--base-url", server.base_url, "--api-key", "test",
             "-m", "test-model", *extra]
+
+
+# --- a connection that dies mid-stream -------------------------------------------------
+
+
+class CuttingProxy(ModelServer):
+    """An HTTP proxy in front of a ModelServer that cuts the n-th streamed answer after
+    its first bytes, as a dropped connection does (the model server itself never fails
+    mid-stream). Reuses ModelServer's thread and lifecycle; the policy is unused."""
+
+    def __init__(self, target_base_url: str, *, cut: set[int], keep_bytes: int = 600) -> None:
+        super().__init__(policy=lambda turn: Reply(text="unused"))
+        self.target = target_base_url.rsplit("/v1", 1)[0]
+        self.cut = cut
+        self.keep_bytes = keep_bytes
+        self.requests = 0
+
+    async def _start_site(self) -> None:
+        from aiohttp import web
+
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+
+    async def _forward(self, request):
+        import aiohttp
+        from aiohttp import web
+
+        self.requests += 1
+        number = self.requests
+        body = await request.read()
+        headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(self.target + request.path, data=body, headers=headers) as up:
+                response = web.StreamResponse(status=up.status, headers={
+                    "Content-Type": up.headers.get("Content-Type", "application/json")})
+                await response.prepare(request)
+                sent = 0
+                async for chunk in up.content.iter_any():
+                    if number in self.cut and sent + len(chunk) > self.keep_bytes:
+                        await response.write(chunk[: max(0, self.keep_bytes - sent)])
+                        request.transport.close()  # the connection drops mid-answer
+                        return response
+                    await response.write(chunk)
+                    sent += len(chunk)
+                await response.write_eof()
+                return response

@@ -320,3 +320,26 @@ def test_instructions_carry_the_rules_and_the_caps(traces, capsys):
                  "cite the trace ids", "at most 7 turns", "at most\n3 run at once"):
         assert rule in text, rule
     assert "[halo: turn 1 of 7]" in json.dumps(policy.seen["root"][0].messages)
+
+
+@pytest.mark.parametrize(("api", "keep_bytes", "who_retries"), [
+    ("chat", 600, "model call failed; retrying"),  # nothing shown yet: the SDK replays the call
+    ("responses", 600, "model call failed; retrying"),
+    ("chat", 3000, "re-running from history"),  # text already streamed: the SDK won't; we do
+])
+def test_a_stream_cut_mid_answer_is_recovered(traces, capsys, api, keep_bytes, who_retries):
+    from tests._agent_helpers import CuttingProxy
+
+    long_text = "this answer is cut off by a dropped connection " * 40
+    policy = RolePolicy(root=[
+        Reply(tool_calls=[call("count_traces")]),
+        Reply(text=long_text),
+        lambda t: Reply(text=f"after the cut, with {len(tool_results(t, 'count_traces'))} result"),
+    ])
+    with ModelServer(policy) as server, \
+            CuttingProxy(server.base_url, cut={2}, keep_bytes=keep_bytes) as proxy:
+        code = main(halo_args(traces, proxy, "--api", api))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.strip() == "after the cut, with 1 result"
+    assert who_retries in err
