@@ -220,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
         writer.shutdown(GRACE_SECONDS)
         if index:
             index.close()
-    lost = f", {writer.dropped} line(s) refused while the queue was full" if writer.dropped else ""
-    print(f"halo serve: stopped; {receiver.stats()}{lost}", file=sys.stderr, flush=True)
+    refused = (f", {writer.dropped} line(s) refused with a retryable answer while the queue was full"
+               if writer.dropped else "")
+    print(f"halo serve: stopped; {receiver.stats()}{refused}", file=sys.stderr, flush=True)
     return 0
