@@ -27,6 +27,7 @@ import json
 import signal
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,6 +107,7 @@ class ModelServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
+        self._executor: ThreadPoolExecutor | None = None
 
     @property
     def base_url(self) -> str:
@@ -115,6 +117,8 @@ class ModelServer:
 
     def start(self) -> "ModelServer":
         ready = threading.Event()
+        # Enough threads that every in-flight request can "think" at once (many benchmark workers).
+        self._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="model-policy")
         failure: list[BaseException] = []
         self._loop = asyncio.new_event_loop()
 
@@ -135,6 +139,7 @@ class ModelServer:
         self._thread.start()
         ready.wait()
         if failure:
+            self._executor.shutdown(wait=False)
             raise failure[0]
         return self
 
@@ -147,7 +152,7 @@ class ModelServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]
 
     def stop(self) -> None:
         """Stop serving and join the thread; safe twice."""
@@ -156,6 +161,7 @@ class ModelServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._thread = None
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> "ModelServer":
         return self.start()
@@ -185,7 +191,7 @@ class ModelServer:
             self.turns.append(turn)
         try:
             # In a worker thread: a policy may think (sleep) without stalling other requests.
-            reply = await asyncio.get_running_loop().run_in_executor(None, self.policy, turn)
+            reply = await asyncio.get_running_loop().run_in_executor(self._executor, self.policy, turn)
         except Exception as exc:  # a broken policy is the server's 500, as a real API's bug would be
             return _error(500, f"policy failed: {type(exc).__name__}: {exc}")
         if reply.error_status:
