@@ -1,8 +1,9 @@
 """Wait for a dataset to change: inotify where the kernel offers it, else a short poll.
 
 `fingerprint()` is a cheap stat of every member file; `wait()` returns when a
-watched file or folder changes, when `notify()` set the wake event, when `stop`
-is set, or after the poll interval, whichever comes first.
+watched file or folder changes, when `poke()` is called (the index's
+`notify()`), or after the poll interval (<= 100 ms, which also bounds how long
+a set `stop` goes unnoticed), whichever comes first.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class Watcher:
         self.dataset = dataset
         self.wake = wake
         self.fd = -1
+        self._poke_r, self._poke_w = os.pipe()  # lets notify() interrupt a select()
+        os.set_blocking(self._poke_r, False)
+        os.set_blocking(self._poke_w, False)
         lib = _libc()
         if lib is not None:
             fd = lib.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
@@ -64,6 +68,17 @@ class Watcher:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+        for fd in (self._poke_r, self._poke_w):
+            if fd >= 0:
+                os.close(fd)
+        self._poke_r = self._poke_w = -1
+
+    def poke(self) -> None:
+        """Wake a `wait()` in progress (called from another thread)."""
+        try:
+            os.write(self._poke_w, b"!")
+        except (BlockingIOError, OSError):
+            pass  # a full pipe or a closed watcher: a wake-up is already pending or moot
 
     def fingerprint(self) -> tuple:
         out = []
@@ -81,17 +96,16 @@ class Watcher:
             return
         if stop.is_set():
             return
-        if self.fd >= 0:
-            ready, _, _ = select.select([self.fd], [], [], timeout)
-            if ready:
-                self._drain()
-        else:
-            self.wake.wait(timeout)
+        fds = [self._poke_r] + ([self.fd] if self.fd >= 0 else [])
+        ready, _, _ = select.select(fds, [], [], timeout)
+        for fd in ready:
+            _drain(fd)
         self.wake.clear()
 
-    def _drain(self) -> None:
-        try:
-            while os.read(self.fd, 1 << 16):
-                pass
-        except BlockingIOError:
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 1 << 16):
             pass
+    except BlockingIOError:
+        pass

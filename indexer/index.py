@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import lmdb
@@ -40,7 +40,7 @@ class _Retry(Exception):
     """Another writer moved a checkpoint under us: re-plan."""
 
 
-_ENVS: dict[Path, list] = {}  # index dir -> [env, dbs, refcount]: LMDB allows one env per process
+_ENVS: dict[Path, list] = {}  # index dir -> [env, dbs, refcount, write lock]: one env per process
 _ENVS_LOCK = threading.Lock()
 
 
@@ -50,9 +50,9 @@ def _acquire_env(index_dir: Path):
         entry = _ENVS.get(key)
         if entry is None:
             env, dbs = L.open_env(index_dir)
-            entry = _ENVS[key] = [env, dbs, 0]
+            entry = _ENVS[key] = [env, dbs, 0, threading.Lock()]
         entry[2] += 1
-        return entry[0], entry[1]
+        return entry[0], entry[1], entry[3]
 
 
 def _release_env(index_dir: Path) -> None:
@@ -79,9 +79,11 @@ class TraceIndex:
         self.chunk_bytes = chunk_bytes
         self.commit_bytes = commit_bytes  # parse in chunks, commit a few chunks at a time
         self.pool_min_bytes = pool_min_bytes
-        self._env, self._dbs = _acquire_env(index_dir)
+        # Handles on one index share its environment and a lock, so two threads of a
+        # process (a follower and a query) never parse the same bytes twice.
+        self._env, self._dbs, self._write_lock = _acquire_env(index_dir)
         self._wake = threading.Event()
-        self._write_lock = threading.Lock()  # one writing thread per process at a time
+        self._watcher = None
         self._closed = False
 
     @classmethod
@@ -112,6 +114,9 @@ class TraceIndex:
     def notify(self) -> None:
         """Hint that a file grew (e.g. from the writer's on_flush): wakes `follow()`."""
         self._wake.set()
+        watcher = self._watcher
+        if watcher is not None:
+            watcher.poke()
 
     # --- catch-up --------------------------------------------------------------------
     def catch_up(self, progress: Progress | None = None) -> CatchUpStats:
@@ -280,6 +285,7 @@ class TraceIndex:
 
         last: tuple | None = None
         with Watcher(self.dataset, self._wake) as watcher:
+            self._watcher = watcher
             while not stop.is_set() and not self._closed:
                 seen = watcher.fingerprint()
                 if seen != last:
@@ -292,7 +298,4 @@ class TraceIndex:
                         if on_update is not None and (stats.spans or stats.reset or stats.bad_lines):
                             on_update(stats)
                 watcher.wait(min(poll_interval, 0.1), stop)
-
-    def iter_files(self) -> Iterator[Path]:
-        for rel in self.dataset.files():
-            yield self.dataset.path_of(rel)
+            self._watcher = None
