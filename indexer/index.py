@@ -98,8 +98,9 @@ class TraceIndex:
         """Release the environment; safe to call twice."""
         if not self._closed:
             self._closed = True
-            self._wake.set()
-            _release_env(self.index_dir)
+            self.notify()
+            with self._write_lock:  # a catch-up in another thread stops at its next commit
+                _release_env(self.index_dir)
 
     def __enter__(self) -> TraceIndex:
         return self
@@ -121,6 +122,8 @@ class TraceIndex:
     # --- catch-up --------------------------------------------------------------------
     def catch_up(self, progress: Progress | None = None) -> CatchUpStats:
         """Index every complete line added since the checkpoint; returns what was done."""
+        if self._closed:
+            raise RuntimeError("the index is closed")
         started = time.monotonic()
         stats = CatchUpStats()
         with self._write_lock:
@@ -183,6 +186,8 @@ class TraceIndex:
             stats.pending_bytes += end - consumed
             group: list[Batch] = []
             for batch in parse_batches(str(path), fileno, ranges, self.workers, self.pool_min_bytes):
+                if self._closed:
+                    return
                 group.append(batch)
                 if sum(b.end - b.start for b in group) >= self.commit_bytes:
                     done += self._commit(group, rel_of, stats)
@@ -275,7 +280,8 @@ class TraceIndex:
             except lmdb.MapResizedError:
                 L.adopt_map_size(self._env)
             except lmdb.Error as exc:  # e.g. a full disk: the transaction was aborted
-                raise IndexStorageError(f"cannot write the index in {self.index_dir}: {exc}") from exc
+                raise IndexStorageError(
+                    f"cannot write the index in {self.index_dir} (disk full?): {exc}") from exc
 
     # --- follow ----------------------------------------------------------------------
     def follow(self, stop: threading.Event, *, on_update: Callable[[CatchUpStats], None] | None = None,
