@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
         console.print(f"\n[bold]asking the diagnostic agent[/]: {question}")
         return halo_main([str(out), "-p", question])
-    return 0
+    return 1 if score.get("failed_workers") else 0
 
 
 class LiveView:
@@ -234,6 +234,8 @@ def _label(args: argparse.Namespace) -> str:
 def _next_steps(console, out: Path, label: str, score: dict[str, Any]) -> None:
     console.print(f"\n[bold]score[/]: {score['passed']}/{score['tasks']} ({score['score']:.0%}), "
                   f"run id {score['run_id']}, written to {out / 'score.json'}")
+    for k in score.get("failed_workers") or []:
+        console.print(f"[bold red]worker {k} failed[/]: see {out / 'logs' / f'w{k}.log'}", soft_wrap=True)
     if label == "baseline":
         fixed = out.parent / "fixed"
         console.print("next: ask what fails, e.g. "

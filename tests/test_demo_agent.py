@@ -50,22 +50,21 @@ def ask_offline(task_id: str, settings, tmp_path):
     from demo.benchmark.tasks import TASKS
     from demo.model_server import ModelServer
     from demo.offline_policy import OfflinePolicy
-    from demo.openai_agents_sdk.agent import build_agent, make_model
+    from demo.openai_agents_sdk.agent import build_agent, open_model
     from demo.openai_agents_sdk.fake_repo import materialize
 
     task = next(t for t in TASKS if t.id == task_id)
     repo = materialize(tmp_path / "repo")
     with ModelServer(OfflinePolicy(seed=0, latency=0)) as server:
         async def go():
-            model = make_model(settings, server.base_url)
-            try:
-                result = await Runner.run(build_agent(settings, model, repo), task.question,
-                                          max_turns=settings.max_turns, run_config=RunConfig(tracing_disabled=True))
-                return check(task, str(result.final_output))
-            except Exception as exc:
-                return check(task, None, exc)
-            finally:
-                await model._client.close()
+            async with open_model(settings, server.base_url) as model:
+                try:
+                    result = await Runner.run(build_agent(settings, model, repo), task.question,
+                                              max_turns=settings.max_turns,
+                                              run_config=RunConfig(tracing_disabled=True))
+                    return check(task, str(result.final_output))
+                except Exception as exc:
+                    return check(task, None, exc)
 
         passed, reason = asyncio.run(go())
     # the last request holds the whole conversation: every tool the model called, in order

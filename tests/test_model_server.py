@@ -21,8 +21,8 @@ APIS = ["responses", "chat"]
 def make_model(api: str, server: ModelServer, model: str = "demo-model"):
     client = openai.AsyncOpenAI(base_url=server.base_url, api_key="test", max_retries=0)
     if api == "responses":
-        return OpenAIResponsesModel(model=model, openai_client=client)
-    return OpenAIChatCompletionsModel(model=model, openai_client=client)
+        return OpenAIResponsesModel(model=model, openai_client=client), client
+    return OpenAIChatCompletionsModel(model=model, openai_client=client), client
 
 
 @function_tool
@@ -31,14 +31,14 @@ def add(a: int, b: int) -> str:
     return str(a + b)
 
 
-def run(agent: Agent, prompt: str, streamed: bool):
+def run(agent: Agent, client: openai.AsyncOpenAI, prompt: str, streamed: bool):
     config = RunConfig(tracing_disabled=True)
 
     async def go():
         try:
             return await attempt()
         finally:  # close the pool inside its loop, so no transport outlives asyncio.run
-            await agent.model._client.close()
+            await client.close()
 
     async def attempt():
         if not streamed:
@@ -62,9 +62,10 @@ def test_text_reply_reaches_final_output_with_usage(api, streamed):
     policy = ScriptedPolicy([Reply(text="hello from the model", input_tokens=42, output_tokens=7)])
     with ModelServer(policy) as server:
         # The SDK asks a non-OpenAI endpoint for stream usage only when told to.
-        agent = Agent(name="greeter", instructions="Be brief.", model=make_model(api, server),
+        model, client = make_model(api, server)
+        agent = Agent(name="greeter", instructions="Be brief.", model=model,
                       model_settings=ModelSettings(include_usage=True))
-        result = run(agent, "hi", streamed)
+        result = run(agent, client, "hi", streamed)
     assert result.final_output == "hello from the model"
     assert result.context_wrapper.usage.input_tokens == 42
     assert result.context_wrapper.usage.output_tokens == 7
@@ -86,8 +87,9 @@ def test_tool_call_round_trip(api, streamed):
 
     policy = ScriptedPolicy([Reply(tool_calls=[ToolCall("add", json.dumps({"a": 2, "b": 3}))]), answer])
     with ModelServer(policy) as server:
-        agent = Agent(name="calc", instructions="Use tools.", tools=[add], model=make_model(api, server))
-        result = run(agent, "2+3?", streamed)
+        model, client = make_model(api, server)
+        agent = Agent(name="calc", instructions="Use tools.", tools=[add], model=model)
+        result = run(agent, client, "2+3?", streamed)
     assert result.final_output == "the sum is 5"
     first, second = server.turns
     assert [t["name"] for t in first.tools] == ["add"]
@@ -102,9 +104,9 @@ def test_tool_call_round_trip(api, streamed):
 def test_error_reply_is_an_http_error_the_client_raises(api):
     policy = ScriptedPolicy([Reply(error_status=400, error_message="context too long")])
     with ModelServer(policy) as server:
-        agent = Agent(name="x", model=make_model(api, server))
+        model, client = make_model(api, server)
         with pytest.raises(openai.BadRequestError) as info:
-            run(agent, "hi", streamed=False)
+            run(Agent(name="x", model=model), client, "hi", streamed=False)
     assert info.value.status_code == 400
     assert "context too long" in str(info.value)
 

@@ -22,7 +22,7 @@ from agents import Runner, trace
 from demo.benchmark.checker import TaskResult, check
 from demo.benchmark.layout import results_path, shard_path
 from demo.benchmark.tasks import TASKS
-from demo.openai_agents_sdk.agent import HarnessSettings, build_agent, make_model
+from demo.openai_agents_sdk.agent import HarnessSettings, build_agent, open_model
 
 SERVICE_NAME = "codebase-helper-bench"
 PROJECT_ID = "halo-demo"
@@ -40,28 +40,29 @@ async def run_tasks(spec: dict) -> None:
     out, worker = Path(spec["out"]), int(spec["worker"])
     settings = HarnessSettings(**spec["settings"])
     tasks = {t.id: t for t in TASKS}
-    model = make_model(settings, spec.get("base_url"), spec.get("model"))
-    agent = build_agent(settings, model, spec["repo"])
-    try:
+    async with open_model(settings, spec.get("base_url"), spec.get("model")) as model:
+        agent = build_agent(settings, model, spec["repo"])
         with results_path(out, worker).open("a", encoding="utf-8") as results:
             for task_id in spec["task_ids"]:
-                task = tasks[task_id]
-                started = time.monotonic()
-                answer, error = None, None
-                metadata = {"task_id": task.id, "run_id": spec["run_id"], "worker": str(worker)}
-                with trace(f"task {task.id}", group_id=task.id, metadata=metadata) as current:
-                    try:
-                        result = await Runner.run(agent, task.question, max_turns=settings.max_turns)
-                        answer = str(result.final_output)
-                    except Exception as exc:  # a failed task is a result, not a crash of the benchmark
-                        error = exc
-                passed, reason = check(task, answer, error)
-                line = TaskResult(task.id, passed, reason, answer, current.trace_id.removeprefix("trace_"),
-                                  worker, round(time.monotonic() - started, 3))
+                line = await run_task(agent, tasks[task_id], settings, spec["run_id"], worker)
                 results.write(json.dumps(line.as_dict()) + "\n")
-                results.flush()
-    finally:
-        await model._client.close()
+                results.flush()  # a live view follows this file
+
+
+async def run_task(agent, task, settings: HarnessSettings, run_id: str, worker: int) -> TaskResult:
+    """One task in its own SDK trace (group id = task id), scored."""
+    started = time.monotonic()
+    answer, error = None, None
+    metadata = {"task_id": task.id, "run_id": run_id, "worker": str(worker)}
+    with trace(f"task {task.id}", group_id=task.id, metadata=metadata) as current:
+        try:
+            result = await Runner.run(agent, task.question, max_turns=settings.max_turns)
+            answer = str(result.final_output)
+        except Exception as exc:  # a failed task is a result, not a crash of the benchmark
+            error = exc
+    passed, reason = check(task, answer, error)
+    return TaskResult(task.id, passed, reason, answer, current.trace_id.removeprefix("trace_"),
+                      worker, round(time.monotonic() - started, 3))
 
 
 def main(argv: list[str] | None = None) -> int:

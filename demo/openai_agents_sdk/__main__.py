@@ -20,7 +20,7 @@ import tempfile
 
 from agents import Runner
 
-from demo.openai_agents_sdk.agent import HarnessSettings, build_agent, make_model
+from demo.openai_agents_sdk.agent import HarnessSettings, build_agent, open_model
 from demo.openai_agents_sdk.fake_repo import materialize
 
 DEFAULT_QUESTION = "What is `DEFAULT_PORT` set to?"
@@ -42,13 +42,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def ask(question: str, settings: HarnessSettings, base_url: str | None, model: str | None, repo: str) -> str:
-    model_obj = make_model(settings, base_url, model)
-    try:
+    async with open_model(settings, base_url, model) as model_obj:
         agent = build_agent(settings, model_obj, repo)
         result = await Runner.run(agent, question, max_turns=settings.max_turns)
         return str(result.final_output)
-    finally:
-        await model_obj._client.close()
 
 
 def main(argv: list[str] | None = None) -> int:

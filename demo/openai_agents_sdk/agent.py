@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from agents import Agent, ModelSettings, function_tool
+from agents import Agent, Model, ModelSettings, function_tool
 from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from agents.models.openai_responses import OpenAIResponsesModel
 from openai import AsyncOpenAI
@@ -161,17 +163,23 @@ def make_tools(root: str | Path, settings: HarnessSettings | None = None) -> lis
     return [list_files, grep, read_file]
 
 
-def make_model(settings: HarnessSettings, base_url: str | None = None, model: str | None = None):
-    """The agent's model: the offline server at `base_url`, else the real OpenAI API."""
+@asynccontextmanager
+async def open_model(settings: HarnessSettings, base_url: str | None = None,
+                     model: str | None = None) -> AsyncIterator[Model]:
+    """The agent's model, its client closed on exit: the offline server at `base_url`, else OpenAI."""
     if base_url:
         client = AsyncOpenAI(base_url=base_url, api_key="offline", max_retries=2)
         name = model or OFFLINE_MODEL
     else:
         client = AsyncOpenAI()  # OPENAI_API_KEY / OPENAI_BASE_URL from the environment
         name = model or os.environ.get("HALO_DEMO_MODEL", DEFAULT_REAL_MODEL)
-    if settings.api == "chat":
-        return OpenAIChatCompletionsModel(model=name, openai_client=client)
-    return OpenAIResponsesModel(model=name, openai_client=client)
+    try:
+        if settings.api == "chat":
+            yield OpenAIChatCompletionsModel(model=name, openai_client=client)
+        else:
+            yield OpenAIResponsesModel(model=name, openai_client=client)
+    finally:
+        await client.close()
 
 
 def build_agent(settings: HarnessSettings, model, root: str | Path) -> Agent:
