@@ -1,12 +1,15 @@
 """Diagnostic-agent overhead and compaction, against the local scripted model server.
 
-    python bench/bench_agent.py [--traces 2000] [--turns 30] [--repeat 3]
+    python bench/bench_agent.py [--traces 2000] [--turns 30] [--repeat 3] [--reference]
 
 The model answers instantly (demo.model_server), so the times are halo's own
 cost per turn: the SDK loop, HTTP to the server, the tool call on the live
 index, printing. The compaction run reads many big traces and reports the
-largest model input with and without compaction. Deterministic input
-(bench/gen_traces.py); medians of repeated runs.
+largest model input with and without compaction. `--reference` also times
+the whole `halo TRACE -p` process, ours and halo-engine 0.3.5's, on the same
+file with the same scripted model (a separate model-server process), cold
+(index built first) and warm. Deterministic input (bench/gen_traces.py);
+medians of repeated runs.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -72,6 +77,58 @@ def _tool_mix(ids: list[str], turns: int) -> list[ToolCall]:
     return mix
 
 
+class CliPolicy:
+    """For whole-process runs (both CLIs): `turns` tool calls, then `final_answer`."""
+
+    def __init__(self, ids: list[str], turns: int) -> None:
+        self.calls = _tool_mix(ids, turns)
+        self.n = 0
+
+    def __call__(self, turn) -> Reply:
+        if self.n < len(self.calls):
+            self.n += 1
+            return Reply(tool_calls=[self.calls[self.n - 1]])
+        return Reply(tool_calls=[ToolCall("final_answer", '{"answer": "done"}')])
+
+
+def cli_policy(ids: list[str], turns: int) -> CliPolicy:
+    return CliPolicy(ids, turns)
+
+
+def _time_cli(command: list[str], path: Path, ids: list[str], turns: int, cwd: Path) -> float:
+    from demo.model_process import ModelServerProcess
+
+    with ModelServerProcess("bench.bench_agent:cli_policy", {"ids": ids, "turns": turns}) as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "HALO_"))}
+        env["PYTHONPATH"] = ""
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [*command, str(path), "-p", "bench", "--base-url", server.base_url, "--api-key", "k",
+             "-m", "test-model", "--max-depth", "0", "--max-turns", str(turns + 5)],
+            capture_output=True, text=True, cwd=cwd, env=env, timeout=900,
+        )
+        elapsed = time.perf_counter() - started
+    if proc.returncode != 0 or "done" not in proc.stdout:
+        raise RuntimeError(f"{command[0]} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return elapsed
+
+
+def _compare_reference(path: Path, ids: list[str], turns: int, repeat: int) -> None:
+    from tests.reference import ensure_reference
+
+    ref_halo = ensure_reference().parent / "halo"
+    ours = [sys.executable, "-m", "engine", "--api", "responses"]
+    for label, command in (("halo-live", ours), ("halo-engine 0.3.5", [str(ref_halo)])):
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / path.name
+            shutil.copy(path, copy)  # fresh: no index yet
+            cold = _time_cli(command, copy, ids, turns, Path(tmp))
+            warm = statistics.median(_time_cli(command, copy, ids, turns, Path(tmp))
+                                     for _ in range(repeat))
+        print(f"halo TRACE -p, {turns} tool turns, {label:18s}: cold {cold:6.2f} s "
+              f"(index build included), warm {warm:6.2f} s (median of {repeat})")
+
+
 def _run(path: Path, script: Script, settings: AgentSettings) -> tuple[float, Script]:
     with ModelServer(script) as server:
         settings.base_url, settings.api_key = server.base_url, "bench"
@@ -85,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--traces", type=int, default=2000)
     parser.add_argument("--turns", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--reference", action="store_true",
+                        help="also time whole `halo -p` processes, ours vs halo-engine 0.3.5")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"compaction {label:16s}: {len(views)} view_trace turns, largest model input "
                   f"{max(script.input_chars) / 1000:7.1f} k chars, last {script.input_chars[-1] / 1000:7.1f} k, "
                   f"{elapsed:5.2f} s")
+        if args.reference:
+            _compare_reference(path, ids, args.turns, args.repeat)
     return 0
 
 

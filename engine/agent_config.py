@@ -9,12 +9,12 @@ the reference where it has an opinion.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlparse
 
-from agents import ModelSettings
-from agents.retry import ModelRetrySettings, retry_policies
-from openai.types.shared import Reasoning
+if TYPE_CHECKING:  # the SDK is imported where it is used: `halo --help` stays fast
+    from agents import ModelSettings
+    from agents.retry import ModelRetrySettings
 
 DEFAULT_MODEL = "gpt-5.4-mini"
 DEFAULT_MAX_DEPTH = 2
@@ -110,6 +110,8 @@ def max_reasoning_effort_for_model(name: str) -> str | None:
 
 def retry_settings(settings: AgentSettings) -> ModelRetrySettings | None:
     """Runner-managed retries of each model call, on top of the client's own."""
+    from agents.retry import ModelRetrySettings, retry_policies
+
     if settings.max_retries <= 0:
         return ModelRetrySettings(max_retries=0)
     policy = retry_policies.any(
@@ -135,6 +137,9 @@ def model_settings(settings: AgentSettings, *, role: str = "agent") -> ModelSett
         settings.effective_synthesis_model if role == "synthesis"
         else settings.effective_compaction_model
     )
+    from agents import ModelSettings
+    from openai.types.shared import Reasoning
+
     effort = settings.reasoning_effort if role == "agent" else None
     effort = effort or max_reasoning_effort_for_model(model)
     return ModelSettings(
