@@ -84,6 +84,56 @@ class Conversion:
             self.problems.append(f"{where}: {problem}")
 
 
+class SpanBatch:
+    """The usable spans of one request, held until each one's enclosing agent is known.
+
+    LLM and TOOL spans rarely name their agent; the AGENT span above them does
+    (`gen_ai.agent.name`, `agent.name`). Within a request (a BatchSpanProcessor
+    export usually holds whole traces, children before parents) the nearest
+    named ancestor gives them `inference.agent_name`, as the SDK processor does.
+    """
+
+    _HINTED_KINDS = (fmt.OBS_LLM, fmt.OBS_TOOL)
+    _MAX_HOPS = 64  # bounds a walk up a (malformed, cyclic) parent chain
+
+    def __init__(self, out: Conversion) -> None:
+        self.out = out
+        self._spans: list[SpanParts] = []
+        self._parents: dict[str, tuple[str, str | None]] = {}  # span id -> (parent id, agent name)
+        self._named = 0  # spans naming an agent: none (the common bulk case) skips the walk
+
+    def add(self, parts: SpanParts) -> None:
+        """Keep one decoded span."""
+        name = fmt.agent_name(parts.attributes)
+        self._named += name is not None
+        self._parents[parts.head[fmt.SPAN_ID]] = (parts.head[fmt.PARENT_SPAN_ID], name)
+        self._spans.append(parts)
+
+    def _agent_above(self, span_id: str) -> str | None:
+        parent, _ = self._parents[span_id]
+        for _ in range(self._MAX_HOPS):
+            entry = self._parents.get(parent)
+            if entry is None:
+                return None
+            parent, name = entry
+            if name:
+                return name
+        return None
+
+    def finish(self) -> Conversion:
+        """Encode every kept span into `out.lines`; returns `out`."""
+        lines = self.out.lines
+        for parts in self._spans:
+            hint = None
+            if self._named:
+                span_id = parts.head[fmt.SPAN_ID]
+                if (self._parents[span_id][1] is None
+                        and fmt.observation_kind(parts.attributes) in self._HINTED_KINDS):
+                    hint = self._agent_above(span_id)
+            lines.append(build_line(parts, hint))
+        return self.out
+
+
 # --- the span -> line step shared by both encodings -----------------------------------
 
 
@@ -99,36 +149,11 @@ def _exception_message(events: list[dict[str, Any]]) -> str:
     return ""
 
 
-def build_line(
-    *,
-    trace_id: str,
-    span_id: str,
-    parent_span_id: str,
-    trace_state: str,
-    name: str,
-    kind: str,
-    start_ns: int,
-    end_ns: int,
-    status_code: str,
-    status_message: str,
-    attributes: dict[str, Any],
-    events: list[dict[str, Any]],
-    links: list[dict[str, Any]],
-    dropped: tuple[int, int, int],
-    ctx: ScopeContext,
-) -> bytes:
-    """The encoded line, byte for byte `encode_line(canonical_line(...))`.
-
-    Built in two halves around the resource and scope, which are encoded once
-    per scope (`ScopeContext.shared`): on a hot receiver that is a third of
-    the encoding work saved, and the key order stays the canonical one.
-    """
-    if not status_message and events:
-        status_message = _exception_message(events)
-    attributes.update(
-        fmt.project(attributes, project_id=ctx.project_id, resource_attrs=ctx.resource_attrs)
-    )
-    head = {
+def span_head(trace_id: str, span_id: str, parent_span_id: str, trace_state: str, name: str,
+              kind: str, start_ns: int, end_ns: int, status_code: str, status_message: str,
+              ) -> dict[str, Any]:
+    """The canonical fields before the resource, in the canonical order (positional: hot path)."""
+    return {
         fmt.TRACE_ID: trace_id,
         fmt.SPAN_ID: span_id,
         fmt.PARENT_SPAN_ID: parent_span_id,
@@ -139,17 +164,44 @@ def build_line(
         fmt.END_TIME: _iso(end_ns),
         fmt.STATUS: {fmt.STATUS_CODE_FIELD: status_code, fmt.STATUS_MESSAGE_FIELD: status_message},
     }
+
+
+@dataclass(slots=True)
+class SpanParts:
+    """One decoded span, not yet projected or encoded."""
+
+    head: dict[str, Any]  # from `span_head`
+    attributes: dict[str, Any]  # upstream attributes, JSON-typed
+    events: list[dict[str, Any]]
+    links: list[dict[str, Any]]
+    dropped: tuple[int, int, int]  # attributes, events, links
+    ctx: ScopeContext
+
+
+def build_line(parts: SpanParts, agent_hint: str | None = None) -> bytes:
+    """The encoded line, byte for byte `encode_line(canonical_line(...))`.
+
+    Built in two halves around the resource and scope, which are encoded once
+    per scope (`ScopeContext.shared`): on a hot receiver that is a third of
+    the encoding work saved, and the key order stays the canonical one.
+    """
+    ctx, attributes, events = parts.ctx, parts.attributes, parts.events
+    status = parts.head[fmt.STATUS]
+    if not status[fmt.STATUS_MESSAGE_FIELD] and events:
+        status[fmt.STATUS_MESSAGE_FIELD] = _exception_message(events)
+    attributes.update(fmt.project(attributes, project_id=ctx.project_id,
+                                  resource_attrs=ctx.resource_attrs, agent_name_hint=agent_hint))
     tail: dict[str, Any] = {fmt.ATTRIBUTES: attributes}
     tail.update(ctx.extra)
     if events:
         tail[fmt.EVENTS] = events
-    if links:
-        tail[fmt.LINKS] = links
-    for key, count in zip((DROPPED_ATTRIBUTES, DROPPED_EVENTS, DROPPED_LINKS), dropped):
+    if parts.links:
+        tail[fmt.LINKS] = parts.links
+    for key, count in zip((DROPPED_ATTRIBUTES, DROPPED_EVENTS, DROPPED_LINKS), parts.dropped):
         if count:
             tail[key] = count
     # '{head...}\n' + '{tail...}\n' -> '{head..., resource, scope, tail...}\n'
-    return b"".join((fmt.encode_line(head)[:-2], ctx.shared, fmt.encode_line(tail)[1:]))
+    return b"".join((fmt.encode_line(parts.head)[:-2], ctx.shared, fmt.encode_line(tail)[1:]))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -226,47 +278,37 @@ def _pb_attrs(key_values: Iterable[Any]) -> dict[str, Any]:
     return {kv.key: _pb_value(kv.value) for kv in key_values}
 
 
-def _pb_span(span: Any, ctx: ScopeContext) -> bytes:
+def _pb_span(span: Any, ctx: ScopeContext) -> SpanParts:
     trace_id = span.trace_id.hex()
     span_id = span.span_id.hex()
     parent = span.parent_span_id.hex()
     check_ids(trace_id, span_id, parent)
-    if not span.name:
+    name = span.name
+    if not name:
         raise SpanProblem("span has no name")
     events = [
         {EVENT_NAME: e.name, EVENT_TIME: fmt.iso_from_ns(e.time_unix_nano),
          EVENT_ATTRIBUTES: _pb_attrs(e.attributes)}
         for e in span.events
-    ]
+    ] if span.events else []
     links = [
         {LINK_TRACE_ID: link.trace_id.hex(), LINK_SPAN_ID: link.span_id.hex(),
          LINK_TRACE_STATE: link.trace_state, LINK_ATTRIBUTES: _pb_attrs(link.attributes)}
         for link in span.links
-    ]
+    ] if span.links else []
     status = span.status
-    return build_line(
-        trace_id=trace_id,
-        span_id=span_id,
-        parent_span_id=parent,
-        trace_state=span.trace_state,
-        name=span.name,
-        kind=enum_name(fmt.SPAN_KINDS, span.kind, "kind"),
-        start_ns=span.start_time_unix_nano,
-        end_ns=span.end_time_unix_nano,
-        status_code=enum_name(fmt.STATUS_CODES, status.code, "status code"),
-        status_message=status.message,
-        attributes=_pb_attrs(span.attributes),
-        events=events,
-        links=links,
-        dropped=(span.dropped_attributes_count, span.dropped_events_count,
-                 span.dropped_links_count),
-        ctx=ctx,
-    )
+    head = span_head(trace_id, span_id, parent, span.trace_state, name,
+                     enum_name(fmt.SPAN_KINDS, span.kind, "kind"),
+                     span.start_time_unix_nano, span.end_time_unix_nano,
+                     enum_name(fmt.STATUS_CODES, status.code, "status code"), status.message)
+    dropped = (span.dropped_attributes_count, span.dropped_events_count, span.dropped_links_count)
+    return SpanParts(head, _pb_attrs(span.attributes), events, links, dropped, ctx)
 
 
 def convert_request(request: ExportTraceServiceRequest, *, project_id: str = "") -> Conversion:
     """Canonical lines for every usable span of a decoded protobuf request."""
     out = Conversion()
+    batch = SpanBatch(out)
     for r, rs in enumerate(request.resource_spans):
         resource_attrs = _pb_attrs(rs.resource.attributes)
         for s, ss in enumerate(rs.scope_spans):
@@ -280,10 +322,10 @@ def convert_request(request: ExportTraceServiceRequest, *, project_id: str = "")
             ctx = ScopeContext(project_id, resource_attrs, ss.scope.name, ss.scope.version, extra)
             for i, span in enumerate(ss.spans):
                 try:
-                    out.lines.append(_pb_span(span, ctx))
+                    batch.add(_pb_span(span, ctx))
                 except SpanProblem as exc:
                     out.reject(f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]", str(exc))
-    return out
+    return batch.finish()
 
 
 def from_protobuf(body: bytes, *, project_id: str = "") -> Conversion:

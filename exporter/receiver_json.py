@@ -21,8 +21,8 @@ from exporter import format as fmt
 from exporter.otlp_convert import (
     DROPPED_ATTRIBUTES, DROPPED_EVENTS, DROPPED_LINKS, EVENT_ATTRIBUTES, EVENT_NAME, EVENT_TIME,
     LINK_ATTRIBUTES, LINK_SPAN_ID, LINK_TRACE_ID, LINK_TRACE_STATE, RESOURCE_SCHEMA_URL,
-    SCOPE_ATTRIBUTES, SCOPE_SCHEMA_URL, Conversion, InvalidRequest, ScopeContext, SpanProblem,
-    build_line, check_ids, enum_name,
+    SCOPE_ATTRIBUTES, SCOPE_SCHEMA_URL, Conversion, InvalidRequest, ScopeContext, SpanBatch,
+    SpanParts, SpanProblem, check_ids, enum_name, span_head,
 )
 
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # int64 values and fixed64 times both fit
@@ -134,7 +134,7 @@ def _json_id(value: Any, what: str) -> str:
     return value.lower()
 
 
-def _json_span(span: Any, ctx: ScopeContext) -> bytes:
+def _json_span(span: Any, ctx: ScopeContext) -> SpanParts:
     if not isinstance(span, dict):
         raise SpanProblem("span is not an object")
     trace_id = _json_id(_get(span, "traceId", "trace_id"), "traceId")
@@ -164,29 +164,22 @@ def _json_span(span: Any, ctx: ScopeContext) -> bytes:
         })
     status = _as_obj(span.get("status"), "status", SpanProblem)
     message = status.get("message") or ""
-    return build_line(
-        trace_id=trace_id,
-        span_id=span_id,
-        parent_span_id=parent,
-        trace_state=str(_get(span, "traceState", "trace_state", "")),
-        name=name,
-        kind=enum_name(fmt.SPAN_KINDS, span.get("kind", 0), "kind"),
-        start_ns=_json_int(_get(span, "startTimeUnixNano", "start_time_unix_nano", 0),
-                           "startTimeUnixNano"),
-        end_ns=_json_int(_get(span, "endTimeUnixNano", "end_time_unix_nano", 0), "endTimeUnixNano"),
-        status_code=enum_name(fmt.STATUS_CODES, status.get("code", 0), "status code"),
-        status_message=message if isinstance(message, str) else str(message),
-        attributes=_json_attrs(span.get("attributes")),
-        events=events,
-        links=links,
-        dropped=tuple(
-            _json_int(_get(span, camel, snake, 0), camel)
-            for camel, snake in (("droppedAttributesCount", DROPPED_ATTRIBUTES),
-                                 ("droppedEventsCount", DROPPED_EVENTS),
-                                 ("droppedLinksCount", DROPPED_LINKS))
-        ),  # type: ignore[arg-type]
-        ctx=ctx,
+    head = span_head(
+        trace_id, span_id, parent, str(_get(span, "traceState", "trace_state", "")), name,
+        enum_name(fmt.SPAN_KINDS, span.get("kind", 0), "kind"),
+        _json_int(_get(span, "startTimeUnixNano", "start_time_unix_nano", 0), "startTimeUnixNano"),
+        _json_int(_get(span, "endTimeUnixNano", "end_time_unix_nano", 0), "endTimeUnixNano"),
+        enum_name(fmt.STATUS_CODES, status.get("code", 0), "status code"),
+        message if isinstance(message, str) else str(message),
     )
+    dropped = tuple(
+        _json_int(_get(span, camel, snake, 0), camel)
+        for camel, snake in (("droppedAttributesCount", DROPPED_ATTRIBUTES),
+                             ("droppedEventsCount", DROPPED_EVENTS),
+                             ("droppedLinksCount", DROPPED_LINKS))
+    )
+    return SpanParts(head, _json_attrs(span.get("attributes")), events, links,
+                     dropped, ctx)  # type: ignore[arg-type]
 
 
 def from_json(body: bytes, *, project_id: str = "") -> Conversion:
@@ -198,6 +191,7 @@ def from_json(body: bytes, *, project_id: str = "") -> Conversion:
     if not isinstance(request, dict):
         raise InvalidRequest("body is not an OTLP/JSON ExportTraceServiceRequest object")
     out = Conversion()
+    batch = SpanBatch(out)
     resource_spans = _as_list(_get(request, "resourceSpans", "resource_spans"), "resourceSpans",
                               InvalidRequest)
     for r, rs in enumerate(resource_spans):
@@ -227,7 +221,7 @@ def from_json(body: bytes, *, project_id: str = "") -> Conversion:
                                 str(scope.get("version") or ""), extra)
             for i, span in enumerate(_as_list(ss.get("spans"), f"{where}.spans", InvalidRequest)):
                 try:
-                    out.lines.append(_json_span(span, ctx))
+                    batch.add(_json_span(span, ctx))
                 except SpanProblem as exc:
                     out.reject(f"{where}.spans[{i}]", str(exc))
-    return out
+    return batch.finish()

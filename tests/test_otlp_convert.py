@@ -246,3 +246,27 @@ def test_mutated_requests_never_crash_the_conversion():
             from_protobuf(bytes(damaged))
         except InvalidRequest:
             pass
+
+
+def test_llm_and_tool_spans_get_the_enclosing_agent_name_within_a_request():
+    spans = make_agent_spans()
+    lines = {line[fmt.NAME]: line for line in _lines(from_protobuf(
+        encode_spans(spans).SerializeToString()))}
+    assert lines["chat gpt-4o"][fmt.ATTRIBUTES][fmt.INF_AGENT_NAME] == "planner"
+    assert lines["execute_tool search"][fmt.ATTRIBUTES][fmt.INF_AGENT_NAME] == "planner"
+    assert "gen_ai.agent.name" not in lines["chat gpt-4o"][fmt.ATTRIBUTES]  # raw keys untouched
+    alone = [s for s in spans if s.name == "chat gpt-4o"]  # its agent is not in this request
+    (line,) = _lines(from_protobuf(encode_spans(alone).SerializeToString()))
+    assert fmt.INF_AGENT_NAME not in line[fmt.ATTRIBUTES]
+
+
+def test_agent_hint_in_json_and_a_parent_cycle_ends():
+    agent = json_span(spanId="a" * 16, parentSpanId="c" * 16, name="agent", attributes=[
+        {"key": "gen_ai.operation.name", "value": {"stringValue": "invoke_agent"}},
+        {"key": "gen_ai.agent.name", "value": {"stringValue": "writer"}}], events=None)
+    llm = json_span(spanId="b" * 16, parentSpanId="a" * 16, events=None)
+    cyc1 = json_span(spanId="c" * 16, parentSpanId="d" * 16, events=None, name="c")
+    cyc2 = json_span(spanId="d" * 16, parentSpanId="c" * 16, events=None, name="d")
+    lines = {line[fmt.NAME]: line for line in _lines(from_json(json_request([llm, agent, cyc1, cyc2])))}
+    assert lines["chat"][fmt.ATTRIBUTES][fmt.INF_AGENT_NAME] == "writer"
+    assert fmt.INF_AGENT_NAME not in lines["c"][fmt.ATTRIBUTES]
