@@ -102,6 +102,11 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
     codes = _CODES
     view = memoryview(data)  # lines are parsed in place: no copy of the chunk
     find = data.find
+    # module constants as locals: this loop runs once per span
+    k_oi_kind, k_obs, k_service, k_model, k_oi_model = _OI_KIND, _OBS_KIND, _SERVICE, _MODEL, _OI_MODEL
+    k_agent, k_agent_id, k_oi_agent_id, k_in, k_out = _AGENT, _AGENT_ID, _OI_AGENT_ID, _IN_TOKENS, _OUT_TOKENS
+    k_project, k_tool, k_genai_tool, k_run, error_code = _PROJECT, _TOOL, _GENAI_TOOL, _RUN, _ERROR
+    lines = spans = 0
     at = 0
     while at < cut:
         nl = find(b"\n", at)
@@ -111,7 +116,7 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
         at = nl + 1
         if not length:
             continue  # the reference skips empty lines too
-        batch.lines += 1
+        lines += 1
         try:
             span = loads(line)
         except decode_error:
@@ -125,7 +130,7 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
         if type(tid) is not str or type(sid) is not str:
             _bad(batch, off, "not a span (no trace_id/span_id string)")
             continue
-        batch.spans += 1
+        spans += 1
         p = partials.get(tid)
         if p is None:
             p = partials[tid] = Partial(tid, off)
@@ -157,58 +162,59 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
         status = span.get("status")
         code = status.get("code") if type(status) is dict else None
         message = None
-        if code == _ERROR:
+        if code == error_code:
             p.err += 1
             message = status.get("message") or ""
             if type(message) is not str:
                 message = str(message)
             p.errors.append((name, message, p.n - 1))
-            if attrs.get(_OI_KIND) == "TOOL":
+            if attrs.get(k_oi_kind) == "TOOL":
                 p.tool_err += 1
         resource = span.get("resource")
         if type(resource) is dict:
             rattrs = resource.get("attributes")
             if type(rattrs) is dict:
-                svc = rattrs.get(_SERVICE)
+                svc = rattrs.get(k_service)
                 if isinstance(svc, str):
                     p.services.add(svc)
-        if _OBS_KIND not in attrs:
+        if k_obs not in attrs:
             batch.unprojected += 1
         if attrs:
-            model = attrs.get(_MODEL) or attrs.get(_OI_MODEL)
+            model = attrs.get(k_model) or attrs.get(k_oi_model)
             if isinstance(model, str) and model:
                 p.models.add(model)
-            agent = attrs.get(_AGENT)
+            agent = attrs.get(k_agent)
             has_agent = isinstance(agent, str) and agent
             if has_agent:
                 p.agents.add(agent)
-            agent_id = attrs.get(_AGENT_ID) or attrs.get(_OI_AGENT_ID)
+            agent_id = attrs.get(k_agent_id) or attrs.get(k_oi_agent_id)
             if isinstance(agent_id, str) and agent_id:
                 p.agent_ids.add(agent_id)
             elif not has_agent:
                 p.miss_ident += 1
-            tokens = attrs.get(_IN_TOKENS)
+            tokens = attrs.get(k_in)
             if isinstance(tokens, int):
                 p.in_tok += tokens
-            tokens = attrs.get(_OUT_TOKENS)
+            tokens = attrs.get(k_out)
             if isinstance(tokens, int):
                 p.out_tok += tokens
-            proj = attrs.get(_PROJECT)
+            proj = attrs.get(k_project)
             if isinstance(proj, str) and proj:
                 p.projects.add(proj)
                 if p.project is None:
                     p.project = proj
             # ours: tool and run names
-            tool = attrs.get(_TOOL) or attrs.get(_GENAI_TOOL)
+            tool = attrs.get(k_tool) or attrs.get(k_genai_tool)
             if isinstance(tool, str) and tool:
                 p.tools.add(tool)
-            run = attrs.get(_RUN)
+            run = attrs.get(k_run)
             if isinstance(run, str) and run:
                 p.runs.add(run)
         else:
             p.miss_ident += 1
-        p.entries.append([fileno, off, length, sid, parent, name,
-                          codes.get(code, code if isinstance(code, str) else ""), message])
+        p.entries.append((fileno, off, length, sid, parent, name,
+                          codes.get(code, code if isinstance(code, str) else ""), message))
+    batch.lines, batch.spans = lines, spans
     for p in partials.values():
         # One encode per trace: "[e],[e]," appends to the trace's stored entries.
         p.blob = orjson.dumps(p.entries)[1:-1] + b","
