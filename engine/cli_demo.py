@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id", default=None, metavar="ID", help="run id tagged on every span")
     parser.add_argument("--online", action="store_true",
                         help="use a real model through OPENAI_API_KEY instead of the offline one")
+    parser.add_argument("--model", default=None,
+                        help="the agent's model with --online (default: $HALO_DEMO_MODEL, else gpt-4.1-mini)")
     parser.add_argument("--latency", type=float, default=1.0, metavar="X",
                         help="scale the offline model's think time (default: 1; 0: as fast as possible)")
     parser.add_argument("--no-live", action="store_true", help="print progress lines instead of a live view")
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                                  max_turns=args.max_turns)
         config = BenchmarkConfig(out=out, workers=args.workers, tasks=args.tasks, settings=settings,
                                  seed=args.seed, run_id=args.run_id, online=args.online,
-                                 latency=args.latency)
+                                 model=args.model, latency=args.latency)
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
     console = Console()

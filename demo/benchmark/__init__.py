@@ -6,7 +6,8 @@
 Or `python -m demo.benchmark --out runs/baseline [--preset fixed]`.
 """
 
-from demo.benchmark.runner import BenchmarkConfig, BenchmarkRun, Progress, run_benchmark, score_path
+from demo.benchmark.layout import score_path
+from demo.benchmark.runner import BenchmarkConfig, BenchmarkRun, Progress, run_benchmark
 from demo.benchmark.tasks import TASKS, Task
 
 __all__ = ["BenchmarkConfig", "BenchmarkRun", "Progress", "run_benchmark", "score_path", "TASKS", "Task"]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from demo.benchmark.tasks import select
-from demo.benchmark.layout import SCORE_FILE, results_path, score_path  # noqa: F401 (re-export)
+from demo.benchmark.layout import SCORE_FILE, results_path
 from demo.model_process import ModelServerProcess
 from demo.openai_agents_sdk.agent import HarnessSettings
 from demo.openai_agents_sdk.fake_repo import materialize
