@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the model API the agent uses (default: responses)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the offline model (default: 0)")
     parser.add_argument("--run-id", default=None, metavar="ID", help="run id tagged on every span")
+    parser.add_argument("--otlp", action="store_true",
+                        help="send the workers' spans over OTLP (OTel GenAI conventions) to a `halo serve` "
+                             "it starts, instead of setup_tracing() shards")
     parser.add_argument("--online", action="store_true",
                         help="use a real model through OPENAI_API_KEY instead of the offline one")
     parser.add_argument("--model", default=None,
@@ -77,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
                                  max_turns=args.max_turns)
         config = BenchmarkConfig(out=out, workers=args.workers, tasks=args.tasks, settings=settings,
                                  seed=args.seed, run_id=args.run_id, online=args.online,
-                                 model=args.model, latency=args.latency)
+                                 model=args.model, latency=args.latency,
+                                 transport="otlp" if args.otlp else "shards")
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
     console = Console()

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from demo.benchmark import BenchmarkConfig, run_benchmark
 from demo.model_server import ModelServer, Reply, ScriptedPolicy
 from engine.cli import main as halo
 from engine.compare import compare_paths
@@ -125,3 +126,23 @@ def test_two_runs_stacked_in_one_file_need_a_run_id(runs, tmp_path, capsys):
                          for s in r["signatures"]})
     assert counts(picked) == counts(folders)
     assert picked["before"]["traces"] == picked["after"]["traces"] == TASKS
+
+
+def test_otlp_transport_through_a_halo_serve_child(tmp_path):
+    """The other way in: OTel GenAI spans over OTLP/HTTP to `halo serve`, same tasks, same index."""
+    out = tmp_path / "otlp"
+    score = run_benchmark(BenchmarkConfig(out=out, workers=1, tasks=4, latency=0, run_id="otlp-run",
+                                          transport="otlp"))
+    assert [p.name for p in out.glob("traces-w*.jsonl")] == []
+    [shard] = out.glob("traces-serve-*.jsonl")  # written by the server, not by the worker
+    assert score["done"] == 4 and score["transport"] == "otlp"
+    assert "0 rejected" in (out / "logs" / "serve.log").read_text()
+    with TraceIndex.open(out) as index:
+        index.catch_up()
+        with index.snapshot() as snap:
+            assert snap.totals().run_ids == ["otlp-run"]
+            assert set(snap.trace_ids()) == {r["trace_id"] for r in score["results"]}
+            rows = snap.rows(snap.trace_ids())
+            assert {name for row in rows for name in row.agent_names} == {"codebase-helper"}
+            assert {name for row in rows for name in row.model_names} == {"halo-offline-1"}
+            assert {name for row in rows for name in row.tool_names} == {"grep", "read_file"}

@@ -22,13 +22,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api", choices=["responses", "chat"], default="responses")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-id", default=None)
+    parser.add_argument("--transport", choices=["shards", "otlp"], default="shards",
+                        help="shards: setup_tracing() per worker; otlp: OTel GenAI spans to a `halo serve` child")
     parser.add_argument("--online", action="store_true", help="use the real OpenAI API (OPENAI_API_KEY)")
     args = parser.parse_args(argv)
     try:
         settings = settings_from(args.preset, args.fix, api=args.api, read_limit=args.read_limit,
                                  max_turns=args.max_turns)
         config = BenchmarkConfig(out=args.out, workers=args.workers, tasks=args.tasks, settings=settings,
-                                 seed=args.seed, run_id=args.run_id, online=args.online)
+                                 seed=args.seed, run_id=args.run_id, online=args.online,
+                                 transport=args.transport)
     except ValueError as exc:
         print(f"benchmark: error: {exc}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from demo.benchmark.serve import HaloServeProcess
 from demo.benchmark.tasks import select
 from demo.benchmark.layout import SCORE_FILE, results_path
 from demo.model_process import ModelServerProcess
@@ -47,8 +48,11 @@ class BenchmarkConfig:
     online: bool = False
     model: str | None = None
     latency: float = 1.0  # scales the offline model's think time (0: as fast as possible)
+    transport: str = "shards"  # "shards": setup_tracing() per worker; "otlp": OTLP to a `halo serve` child
 
     def __post_init__(self) -> None:
+        if self.transport not in ("shards", "otlp"):
+            raise ValueError(f"transport must be 'shards' or 'otlp', not {self.transport!r}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, not {self.workers}")
         select(self.tasks)  # validates the count
@@ -79,6 +83,7 @@ class BenchmarkRun:
         self.run_id = config.run_id or f"run-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.score: dict[str, Any] | None = None
         self._model: ModelServerProcess | None = None
+        self._serve: HaloServeProcess | None = None
         self._workers: list[subprocess.Popen] = []
         self._logs: list[Any] = []
         self._started = 0.0
@@ -92,12 +97,17 @@ class BenchmarkRun:
             self._model = ModelServerProcess(OFFLINE_POLICY, kwargs).start()
             base_url = self._model.base_url
         (self.out / "logs").mkdir(exist_ok=True)
+        endpoint = None
+        if self.config.transport == "otlp":
+            self._serve = HaloServeProcess(self.out, self.out / "logs" / "serve.log").start()
+            endpoint = self._serve.endpoint
         self._started = time.time()
         n = min(self.config.workers, len(self.tasks))
         for k in range(n):
             spec = {"worker": k, "task_ids": [t.id for t in self.tasks[k::n]], "out": str(self.out),
                     "repo": str(repo), "settings": self.config.settings.as_dict(),
-                    "base_url": base_url, "model": self.config.model, "run_id": self.run_id}
+                    "base_url": base_url, "model": self.config.model, "run_id": self.run_id,
+                    "otlp_endpoint": endpoint}
             log = (self.out / "logs" / f"w{k}.log").open("w")
             self._logs.append(log)
             self._workers.append(subprocess.Popen(
@@ -108,7 +118,7 @@ class BenchmarkRun:
     def _clean(self) -> None:
         """Remove what a previous run wrote here (only our own files), so runs don't stack."""
         self.out.mkdir(parents=True, exist_ok=True)
-        for pattern in ("traces-w*.jsonl", "results-w*.ndjson", SCORE_FILE):
+        for pattern in ("traces-w*.jsonl", "traces-serve-*.jsonl", "results-w*.ndjson", SCORE_FILE):
             for stale in self.out.glob(pattern):
                 stale.unlink()
         for folder in (".halo-index", "logs"):
@@ -155,7 +165,7 @@ class BenchmarkRun:
         failed_workers = [k for k, w in enumerate(self._workers) if w.returncode != 0]
         self.score = {
             "run_id": self.run_id, "settings": self.config.settings.as_dict(),
-            "seed": self.config.seed, "online": self.config.online,
+            "seed": self.config.seed, "online": self.config.online, "transport": self.config.transport,
             "workers": len(self._workers), "tasks": prog.total, "done": prog.done,
             "passed": prog.passed, "score": round(prog.passed / prog.total, 4) if prog.total else 0.0,
             "reasons": prog.reasons, "failed_workers": failed_workers,
@@ -178,6 +188,9 @@ class BenchmarkRun:
         for log in self._logs:
             log.close()
         self._logs = []
+        if self._serve is not None:  # after the workers: they flushed, the server wrote it all
+            self._serve.stop()
+            self._serve = None
         if self._model is not None:
             self._model.stop()
             self._model = None

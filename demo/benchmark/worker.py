@@ -36,7 +36,7 @@ def start_tracing(out: Path, worker: int, run_id: str):
                          path=shard_path(out, worker), run_id=run_id)
 
 
-async def run_tasks(spec: dict) -> None:
+async def run_tasks(spec: dict, trace_ids: dict[str, str] | None = None) -> None:
     out, worker = Path(spec["out"]), int(spec["worker"])
     settings = HarnessSettings(**spec["settings"])
     tasks = {t.id: t for t in TASKS}
@@ -44,13 +44,14 @@ async def run_tasks(spec: dict) -> None:
         agent = build_agent(settings, model, spec["repo"])
         with results_path(out, worker).open("a", encoding="utf-8") as results:
             for task_id in spec["task_ids"]:
-                line = await run_task(agent, tasks[task_id], settings, spec["run_id"], worker)
+                line = await run_task(agent, tasks[task_id], settings, spec["run_id"], worker, trace_ids)
                 results.write(json.dumps(line.as_dict()) + "\n")
                 results.flush()  # a live view follows this file
 
 
-async def run_task(agent, task, settings: HarnessSettings, run_id: str, worker: int) -> TaskResult:
-    """One task in its own SDK trace (group id = task id), scored."""
+async def run_task(agent, task, settings: HarnessSettings, run_id: str, worker: int,
+                   trace_ids: dict[str, str] | None = None) -> TaskResult:
+    """One task in its own SDK trace (group id = task id), scored; `trace_ids` maps SDK to written ids."""
     started = time.monotonic()
     answer, error = None, None
     metadata = {"task_id": task.id, "run_id": run_id, "worker": str(worker)}
@@ -61,8 +62,8 @@ async def run_task(agent, task, settings: HarnessSettings, run_id: str, worker: 
         except Exception as exc:  # a failed task is a result, not a crash of the benchmark
             error = exc
     passed, reason = check(task, answer, error)
-    return TaskResult(task.id, passed, reason, answer, current.trace_id.removeprefix("trace_"),
-                      worker, round(time.monotonic() - started, 3))
+    written = (trace_ids or {}).get(current.trace_id) or current.trace_id.removeprefix("trace_")
+    return TaskResult(task.id, passed, reason, answer, written, worker, round(time.monotonic() - started, 3))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,11 +71,17 @@ def main(argv: list[str] | None = None) -> int:
     spec = json.loads(argv[0])
     # The SDK logs every tool error at ERROR level; the trace holds them, the log is noise here.
     logging.getLogger("openai.agents").setLevel(logging.CRITICAL)
-    processor = start_tracing(Path(spec["out"]), int(spec["worker"]), spec["run_id"])
+    if spec.get("otlp_endpoint"):  # the other transport: OTLP to `halo serve`
+        from demo.benchmark.otel_bridge import start_otlp
+
+        bridge, processor = start_otlp(spec["otlp_endpoint"], SERVICE_NAME, spec["run_id"])
+        trace_ids = bridge.otel_trace_ids
+    else:
+        processor, trace_ids = start_tracing(Path(spec["out"]), int(spec["worker"]), spec["run_id"]), None
     try:
-        asyncio.run(run_tasks(spec))
+        asyncio.run(run_tasks(spec, trace_ids))
     finally:
-        processor.shutdown()
+        processor.shutdown()  # flushes: every span is written (or acknowledged by the server)
     return 0
 
 
