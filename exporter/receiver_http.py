@@ -12,6 +12,7 @@ decompressed here, with a bound, rather than by aiohttp.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import zlib
 from concurrent import futures
@@ -23,6 +24,8 @@ from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from exporter.receiver import RETRY_AFTER_SECONDS, Outcome, Receiver, Status
+
+logger = logging.getLogger(__name__)
 
 TRACES_PATH = "/v1/traces"
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
@@ -167,8 +170,12 @@ class HttpReceiver:
                                          shutdown_timeout=self.grace)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.host, self.port, reuse_port=False)
-            await site.start()
-            return site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            try:
+                await site.start()
+            except OSError:
+                await self._runner.cleanup()
+                raise
+            return self._runner.addresses[0][1]
 
         def run() -> None:
             asyncio.set_event_loop(self._loop)
@@ -200,8 +207,10 @@ class HttpReceiver:
             cleanup = asyncio.run_coroutine_threadsafe(runner.cleanup(), loop)
             try:
                 cleanup.result(grace + 1)
-            except (futures.TimeoutError, RuntimeError):
-                pass  # the loop is stopped below either way; the writer flush still runs
+            except (futures.TimeoutError, RuntimeError) as exc:
+                # The loop is stopped below either way, and the writer still flushes after us.
+                logger.warning("halo serve: OTLP/HTTP did not stop cleanly within %.1f s: %r",
+                               grace, exc)
         loop.call_soon_threadsafe(loop.stop)
         self._thread.join(grace + 1)
         self._executor.shutdown(wait=True)
