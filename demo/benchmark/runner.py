@@ -14,6 +14,7 @@ worker logs under `logs/`, and `score.json`.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -56,6 +57,9 @@ class BenchmarkConfig:
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, not {self.workers}")
         select(self.tasks)  # validates the count
+        if self.transport == "otlp" and importlib.util.find_spec("opentelemetry.exporter.otlp.proto.http") is None:
+            raise ValueError("the OTLP transport needs opentelemetry-exporter-otlp-proto-http "
+                             "(pip install opentelemetry-exporter-otlp-proto-http)")
         if self.online and not os.environ.get("OPENAI_API_KEY"):
             raise ValueError("an online run needs OPENAI_API_KEY")
 
