@@ -1,15 +1,15 @@
 """Diagnostic-agent overhead and compaction, against the local scripted model server.
 
-    python bench/bench_agent.py [--traces 2000] [--turns 30] [--repeat 3] [--reference]
+    python bench/bench_agent.py [--traces 2000] [--turns 30] [--repeat 3] [--process]
 
 The model answers instantly (demo.model_server), so the times are halo's own
 cost per turn: the SDK loop, HTTP to the server, the tool call on the live
 index, printing. The compaction run reads many big traces and reports the
-largest model input with and without compaction. `--reference` also times
-the whole `halo TRACE -p` process, ours and halo-engine 0.3.5's, on the same
-file with the same scripted model (a separate model-server process), cold
-(index built first) and warm. Deterministic input (bench/gen_traces.py);
-medians of repeated runs.
+largest model input with and without compaction. `--process` also times the
+whole `halo TRACE -p` process against a model-server process, cold (index
+built first) and warm. (halo-engine 0.3.5's agent cannot run here: its venv
+holds only what its tool answers need.) Deterministic input
+(bench/gen_traces.py); medians of repeated runs.
 """
 
 from __future__ import annotations
@@ -85,6 +85,8 @@ class CliPolicy:
         self.n = 0
 
     def __call__(self, turn) -> Reply:
+        if "compress one tool result" in (turn.instructions or ""):
+            return Reply(text="summary: " + "x" * 200)
         if self.n < len(self.calls):
             self.n += 1
             return Reply(tool_calls=[self.calls[self.n - 1]])
@@ -95,38 +97,37 @@ def cli_policy(ids: list[str], turns: int) -> CliPolicy:
     return CliPolicy(ids, turns)
 
 
-def _time_cli(command: list[str], path: Path, ids: list[str], turns: int, cwd: Path) -> float:
+def _time_cli(make_argv, ids: list[str], turns: int, cwd: Path) -> float:
     from demo.model_process import ModelServerProcess
 
     with ModelServerProcess("bench.bench_agent:cli_policy", {"ids": ids, "turns": turns}) as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "HALO_"))}
         env["PYTHONPATH"] = ""
+        argv = make_argv(server.base_url)
         started = time.perf_counter()
-        proc = subprocess.run(
-            [*command, str(path), "-p", "bench", "--base-url", server.base_url, "--api-key", "k",
-             "-m", "test-model", "--max-depth", "0", "--max-turns", str(turns + 5)],
-            capture_output=True, text=True, cwd=cwd, env=env, timeout=900,
-        )
+        proc = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
         elapsed = time.perf_counter() - started
     if proc.returncode != 0 or "done" not in proc.stdout:
-        raise RuntimeError(f"{command[0]} failed: {proc.stderr.strip().splitlines()[-1:]}")
+        raise RuntimeError(f"{argv[0]} failed: {proc.stderr.strip().splitlines()[-1:]}")
     return elapsed
 
 
-def _compare_reference(path: Path, ids: list[str], turns: int, repeat: int) -> None:
-    from tests.reference import ensure_reference
+def _time_process(path: Path, ids: list[str], turns: int, repeat: int) -> None:
+    """Whole `halo TRACE -p` processes: cold (index built first), then warm."""
+    repo = Path(__file__).resolve().parents[1]
 
-    ref_halo = ensure_reference().parent / "halo"
-    ours = [sys.executable, "-m", "engine", "--api", "responses"]
-    for label, command in (("halo-live", ours), ("halo-engine 0.3.5", [str(ref_halo)])):
-        with tempfile.TemporaryDirectory() as tmp:
-            copy = Path(tmp) / path.name
-            shutil.copy(path, copy)  # fresh: no index yet
-            cold = _time_cli(command, copy, ids, turns, Path(tmp))
-            warm = statistics.median(_time_cli(command, copy, ids, turns, Path(tmp))
-                                     for _ in range(repeat))
-        print(f"halo TRACE -p, {turns} tool turns, {label:18s}: cold {cold:6.2f} s "
-              f"(index build included), warm {warm:6.2f} s (median of {repeat})")
+    def argv(copy: Path):
+        return lambda url: [sys.executable, "-m", "engine", str(copy), "-p", "bench", "--base-url", url,
+                            "--api-key", "k", "-m", "test-model", "--max-depth", "0",
+                            "--max-turns", str(turns + 5), "--api", "responses"]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / path.name
+        shutil.copy(path, copy)  # fresh: no index yet
+        cold = _time_cli(argv(copy), ids, turns, repo)
+        warm = statistics.median(_time_cli(argv(copy), ids, turns, repo) for _ in range(repeat))
+    print(f"whole process, {turns} tool turns: cold {cold:6.2f} s (index build included), "
+          f"warm {warm:6.2f} s (median of {repeat})")
 
 
 def _run(path: Path, script: Script, settings: AgentSettings) -> tuple[float, Script]:
@@ -142,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--traces", type=int, default=2000)
     parser.add_argument("--turns", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--reference", action="store_true",
-                        help="also time whole `halo -p` processes, ours vs halo-engine 0.3.5")
+    parser.add_argument("--process", action="store_true",
+                        help="also time whole `halo TRACE -p` processes, cold and warm")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"compaction {label:16s}: {len(views)} view_trace turns, largest model input "
                   f"{max(script.input_chars) / 1000:7.1f} k chars, last {script.input_chars[-1] / 1000:7.1f} k, "
                   f"{elapsed:5.2f} s")
-        if args.reference:
-            _compare_reference(path, ids, args.turns, args.repeat)
+        if args.process:
+            _time_process(path, ids, args.turns, args.repeat)
     return 0
 
 
