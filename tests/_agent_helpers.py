@@ -146,9 +146,9 @@ def halo_args(trace_path: Path, server, *extra: str, prompt: str = "what fails a
 
 
 class CuttingProxy(ModelServer):
-    """An HTTP proxy in front of a ModelServer that cuts the n-th streamed answer after
-    its first bytes, as a dropped connection does (the model server itself never fails
-    mid-stream). Reuses ModelServer's thread and lifecycle; the policy is unused."""
+    """An HTTP proxy in front of a ModelServer that records request headers and cuts the
+    n-th streamed answer after its first bytes, as a dropped connection does (the model
+    server itself never fails mid-stream). Reuses ModelServer's thread and lifecycle."""
 
     def __init__(self, target_base_url: str, *, cut: set[int], keep_bytes: int = 600) -> None:
         super().__init__(policy=lambda turn: Reply(text="unused"))
@@ -156,6 +156,7 @@ class CuttingProxy(ModelServer):
         self.cut = cut
         self.keep_bytes = keep_bytes
         self.requests = 0
+        self.headers: list[dict[str, str]] = []  # of every request, as received
 
     async def _start_site(self) -> None:
         from aiohttp import web
@@ -174,6 +175,7 @@ class CuttingProxy(ModelServer):
 
         self.requests += 1
         number = self.requests
+        self.headers.append(dict(request.headers))
         body = await request.read()
         headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
         async with aiohttp.ClientSession() as session:

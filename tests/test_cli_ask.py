@@ -201,3 +201,15 @@ def test_json_output_for_scripts(traces, capsys):
     assert payload["answer"] == "three" and payload["salvaged"] is False
     assert payload["stats"]["llm_calls"] == 2 and payload["stats"]["tool_calls"] == 1
     assert err == ""
+
+
+def test_headers_and_key_reach_the_endpoint(traces, capsys):
+    from tests._agent_helpers import CuttingProxy
+
+    policy = RolePolicy(root=[Reply(text="ok")])
+    with ModelServer(policy) as server, CuttingProxy(server.base_url, cut=set()) as proxy:
+        code = main(halo_args(traces, proxy, "-H", "X-Team: blue", "--header", "X-Run:7"))
+    assert code == 0
+    sent = {k.lower(): v for k, v in proxy.headers[0].items()}
+    assert sent["x-team"] == "blue" and sent["x-run"] == "7"
+    assert sent["authorization"] == "Bearer test"
