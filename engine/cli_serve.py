@@ -169,15 +169,21 @@ def run(args: argparse.Namespace) -> int:
     try:
         project_id = config.setting(args.project_id, config.HALO_PROJECT_ID, config.DEFAULT_PROJECT_ID)
         target, dataset = resolve_out(args.out)
-        index = {"process": _ProcessIndex, "thread": _ThreadIndex}.get(args.index)
-        index = index(dataset) if index else None
-        notify = index.notify if index else None
+        wake: list = []  # the thread indexer's notify, once it exists
         writer = JsonlWriter(target, fsync=args.fsync,
-                             on_flush=(lambda _offset: notify()) if notify else None)
+                             on_flush=lambda _offset: wake[0]() if wake else None)
         receiver = Receiver(writer, project_id=project_id, token=args.token,
                             max_body_bytes=int(args.max_body_mb * 1024 * 1024))
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    index_kind = {"process": _ProcessIndex, "thread": _ThreadIndex}.get(args.index)
+    try:
+        index = index_kind(dataset) if index_kind else None
+    except (OSError, ValueError) as exc:  # e.g. an index folder we cannot create
+        writer.shutdown()
+        raise CliError(f"cannot index {dataset}: {exc}") from None
+    if index is not None and index.notify is not None:
+        wake.append(index.notify)
 
     grpc_server = GrpcReceiver(receiver, args.host, args.grpc_port)
     http_server = HttpReceiver(receiver, args.host, args.http_port, grace=GRACE_SECONDS)
