@@ -343,3 +343,17 @@ def test_a_stream_cut_mid_answer_is_recovered(traces, capsys, api, keep_bytes, w
     assert code == 0, err
     assert out.strip() == "after the cut, with 1 result"
     assert who_retries in err
+
+
+def test_a_failing_subagent_answers_its_parent_instead_of_failing_the_run(traces, capsys):
+    policy = RolePolicy(
+        root=[Reply(tool_calls=[call("call_subagent", input="look at errors")]),
+              lambda t: Reply(text="parent saw: " + tool_results(t, "call_subagent")[0]["answer"])],
+        sub=[Reply(error_status=400, error_message="bad sub request")],
+    )
+    with ModelServer(policy) as server:
+        code = main(halo_args(traces, server))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.startswith("parent saw: Subagent failed: BadRequestError")
+    assert "bad sub request" in out
