@@ -59,6 +59,10 @@ def _cut(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def _cell(side: dict[str, Any]) -> str:
+    return f"{side['traces']} ({side['share'] * 100:.0f}%) {side['error_spans']} sp"
+
+
 def render(result: dict[str, Any], top: int = 15, console=None) -> None:
     """Print the comparison as rich tables."""
     from rich.console import Console
@@ -86,15 +90,14 @@ def render(result: dict[str, Any], top: int = 15, console=None) -> None:
                      _num(d["p95_latency_ms"], signed=True))
     console.print(overview)
 
-    sigs = Table(title="error signatures (traces hit, share of traces)", title_justify="left")
+    sigs = Table(title="error signatures (traces hit, share of traces, error spans)", title_justify="left")
     for column, justify in (("span", "left"), ("status message", "left"), ("before", "right"),
                             ("after", "right"), ("change", "left")):
         sigs.add_column(column, justify=justify)
     styles = {"new": "bold red", "vanished": "bold green", "down": "green", "up": "red", "same": ""}
     for s in result["signatures"][:top]:
         sigs.add_row(_cut(s["span_name"], 30), _cut(s["status_message"]),
-                     f"{s['before']['traces']} ({s['before']['share'] * 100:.0f}%)",
-                     f"{s['after']['traces']} ({s['after']['share'] * 100:.0f}%)",
+                     _cell(s["before"]), _cell(s["after"]),
                      f"[{styles[s['change']]}]{s['change']}[/]" if styles[s["change"]] else s["change"])
     if not result["signatures"]:
         sigs.add_row("-", "no error spans on either side", "", "", "")
