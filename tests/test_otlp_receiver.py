@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -236,6 +237,36 @@ def test_full_queue_gets_429_and_unavailable_with_retry_hints(tmp_path):
             stuck.release.set()
     finally:
         stuck.release.set()
+
+
+def test_official_exporters_retry_a_throttled_export_until_it_is_written(tmp_path):
+    out = tmp_path / "t.jsonl"
+    stuck = _StuckWriter(out, max_queue_lines=4)
+    stuck.writer.submit([b'{"filler": 1}\n'] * 4)  # full until released
+    with servers(out, writer=stuck.writer, submit_timeout=0.01) as s:
+        exporters = [GrpcExporter(endpoint=s.grpc_target, insecure=True, timeout=20),
+                     HttpExporter(endpoint=s.http_url, timeout=20)]
+        sent = [make_agent_spans() for _ in exporters]
+        results = [None] * len(exporters)
+
+        def export(i):
+            results[i] = exporters[i].export(sent[i])
+
+        threads = [threading.Thread(target=export, args=(i,)) for i in range(len(exporters))]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while s.receiver.throttled < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert s.receiver.throttled >= 2  # both were refused at least once...
+        stuck.release.set()
+        for t in threads:
+            t.join(30)
+        assert results == [SpanExportResult.SUCCESS] * 2  # ...and retried until written
+        for exporter in exporters:
+            exporter.shutdown()
+    written = {line.get(fmt.SPAN_ID) for line in read_lines(out)}
+    assert {format(span.context.span_id, "016x") for spans in sent for span in spans} <= written
 
 
 def test_a_write_that_does_not_finish_gets_503(tmp_path):
