@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engine.agent_runtime import AgentRuntime, dumps
+from engine.agent_runtime import AgentRuntime
 
 CALL_SUBAGENT = "call_subagent"
 
@@ -87,4 +87,4 @@ def subagent_tool(runtime: AgentRuntime, child_depth: int):
     )
 
 
-__all__ = ["CALL_SUBAGENT", "SubagentResult", "subagent_tool", "dumps"]
+__all__ = ["CALL_SUBAGENT", "SubagentResult", "subagent_tool"]

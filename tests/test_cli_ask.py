@@ -7,7 +7,6 @@ import shutil
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -16,9 +15,6 @@ from engine.agent_config import AgentSettings
 from engine.cli import CliError, main
 from engine.cli_ask import parse_headers
 from tests._agent_helpers import RolePolicy, call, halo_args, tool_results, write_traces
-
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(autouse=True)
 def _no_ambient_endpoint(monkeypatch):
