@@ -9,7 +9,7 @@
 
 The output folder holds one trace shard per worker (`traces-w<k>.jsonl`, a
 dataset `halo` reads as a folder), their results (`results-w<k>.ndjson`),
-worker logs under `logs/`, and `score.json`.
+worker logs under `logs/`, the browsed `fake-repo/`, and `score.json`.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class BenchmarkRun:
 
     def start(self) -> "BenchmarkRun":
         self._clean()
-        repo = materialize(self.out / "repo")
+        repo = materialize(self.out / "fake-repo")
         base_url = None
         if not self.config.online:
             kwargs = {"seed": self.config.seed, "latency": self.config.latency}
@@ -125,8 +125,11 @@ class BenchmarkRun:
         for pattern in ("traces-w*.jsonl", "traces-serve-*.jsonl", "results-w*.ndjson", SCORE_FILE):
             for stale in self.out.glob(pattern):
                 stale.unlink()
-        for folder in (".halo-index", "logs"):
-            shutil.rmtree(self.out / folder, ignore_errors=True)
+        for stale in (self.out / "logs").glob("*.log"):
+            if stale.name.startswith("w") or stale.name == "serve.log":
+                stale.unlink()
+        # The index is derived from the shards just removed; a stale one would only be reset.
+        shutil.rmtree(self.out / ".halo-index", ignore_errors=True)
 
     def running(self) -> bool:
         return any(w.poll() is None for w in self._workers)
