@@ -97,6 +97,10 @@ WRAP_UP_MESSAGE = (
     "from what you have found so far, and say what remains unchecked.]"
 )
 
+EMPTY_ANSWER_MESSAGE = (
+    "[halo: your last turn had no answer. Do not call any tool. Write your complete final "
+    "answer now, from what you have found.]"
+)
 
 NUDGE_PREFIX = "[halo: turn "
 

@@ -33,7 +33,7 @@ from openai import (
 )
 
 from engine.agent_compaction import InputFilter
-from engine.agent_prompts import NUDGE_PREFIX, WRAP_UP_MESSAGE
+from engine.agent_prompts import EMPTY_ANSWER_MESSAGE, NUDGE_PREFIX, WRAP_UP_MESSAGE
 from engine.agent_runtime import AgentRuntime
 
 MAX_RUN_RETRIES = 2  # re-runs from history after the SDK's own per-call retries gave up
@@ -160,14 +160,15 @@ async def _attempt(runtime: AgentRuntime, agent: Agent[Any], history: Any, *,
     )
 
 
-async def _wrap_up(runtime: AgentRuntime, agent: Agent[Any], history: list[Any]) -> str:
-    """One call with tools off: the answer from what the agent found before its budget ran out."""
+async def _wrap_up(runtime: AgentRuntime, agent: Agent[Any], history: list[Any],
+                   message: str = WRAP_UP_MESSAGE) -> str:
+    """One call with tools off: the answer from what the agent has found so far."""
     closing = agent.clone(
         model_settings=agent.model_settings.resolve(ModelSettings(tool_choice="none")),
         tool_use_behavior="run_llm_again",
     )
     result = await Runner.run(
-        closing, [*history, {"role": "user", "content": WRAP_UP_MESSAGE}],
+        closing, [*history, {"role": "user", "content": message}],
         max_turns=1, hooks=runtime.hooks, run_config=runtime.run_config(),
     )
     return str(result.final_output or "")
@@ -189,7 +190,13 @@ async def run_agent(runtime: AgentRuntime, agent: Agent[Any], task: Any, *,
                 is_root=is_root, holder=holder, hooks=hooks,
             )
             turns = turns_done + len(result.raw_responses)
-            return AgentOutcome(answer=str(result.final_output or "").strip(), turns=turns)
+            answer = str(result.final_output or "").strip()
+            if not answer:  # a model that ends with an empty turn is asked once to write it out
+                runtime.printer.notice(depth, "the model ended without an answer; asking for it")
+                history = consistent_history(result.to_input_list())
+                answer = (await _wrap_up(runtime, agent, history, EMPTY_ANSWER_MESSAGE)).strip()
+                turns += 1
+            return AgentOutcome(answer=answer, turns=turns)
         except MaxTurnsExceeded as exc:
             streamed = holder[0] if holder else None
             items, used = _history_of(exc, streamed, hooks, None)

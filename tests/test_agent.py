@@ -357,3 +357,14 @@ def test_a_failing_subagent_answers_its_parent_instead_of_failing_the_run(traces
     assert code == 0, err
     assert out.startswith("parent saw: Subagent failed: BadRequestError")
     assert "bad sub request" in out
+
+
+def test_an_empty_final_turn_is_asked_for_the_answer(traces, capsys):
+    policy = RolePolicy(root=[Reply(tool_calls=[call("count_traces")]), Reply(text=""),
+                              Reply(text="3 traces, 1 failing")])
+    with ModelServer(policy) as server:
+        code = main(halo_args(traces, server))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.strip() == "3 traces, 1 failing"
+    assert "had no answer" in json.dumps(policy.seen["root"][-1].messages)
