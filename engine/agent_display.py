@@ -73,13 +73,16 @@ class StepPrinter:
     def agent_finished(self, depth: int, name: str, summary: str) -> None:
         self._line(depth, f"[cyan]◀ {escape(name)}[/] {escape(shorten(summary, RESULT_CHARS))}")
 
-    def tool_called(self, depth: int, name: str, arguments: str) -> None:
-        self._line(depth, f"[yellow]→ {escape(name)}[/]({escape(shorten(arguments, ARGS_CHARS))})")
+    def tool_called(self, depth: int, name: str, arguments: str, *, who: str = "") -> None:
+        tag = f"[dim]{escape(who)}[/] " if who else ""
+        self._line(depth, f"{tag}[yellow]→ {escape(name)}[/]({escape(shorten(arguments, ARGS_CHARS))})")
 
-    def tool_returned(self, depth: int, name: str, result: Any, seconds: float) -> None:
+    def tool_returned(self, depth: int, name: str, result: Any, seconds: float, *,
+                      who: str = "") -> None:
         gist = summarize_result(result)
         style = "red" if gist.startswith("error:") else "green"
-        self._line(depth, f"[{style}]← {escape(name)}[/] {escape(gist)} [dim]({seconds:.2f}s)[/]")
+        tag = f"[dim]{escape(who)}[/] " if who else ""
+        self._line(depth, f"{tag}[{style}]← {escape(name)}[/] {escape(gist)} [dim]({seconds:.2f}s)[/]")
 
     def thought(self, depth: int, text: str) -> None:
         if text.strip():

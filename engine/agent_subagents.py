@@ -40,7 +40,7 @@ def subagent_tool(runtime: AgentRuntime, child_depth: int):
     """The `call_subagent` function tool of an agent at `child_depth - 1`."""
     from engine.agent import build_agent  # the builder and this tool refer to each other
     from engine.agent_runner import run_agent
-    from engine.agent_tools import _error_text, _timed_tool, agent_tool_calls
+    from engine.agent_tools import _error_text, _timed_tool, agent_label, agent_tool_calls
 
     settings = runtime.settings
 
@@ -57,6 +57,7 @@ def subagent_tool(runtime: AgentRuntime, child_depth: int):
             runtime.printer.agent_started(child_depth, child_id, args.input)
             own_calls = [0]
             token = agent_tool_calls.set(own_calls)
+            label_token = agent_label.set(child_id)
             agent = build_agent(runtime, depth=child_depth)
             try:
                 outcome = await run_agent(
@@ -72,6 +73,7 @@ def subagent_tool(runtime: AgentRuntime, child_depth: int):
                 ).model_dump()
             finally:
                 agent_tool_calls.reset(token)
+                agent_label.reset(label_token)
             runtime.printer.agent_finished(child_depth, child_id, outcome.answer)
             return SubagentResult(
                 child_agent_id=child_id, answer=outcome.answer or "(no answer)",

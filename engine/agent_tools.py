@@ -47,6 +47,8 @@ class SynthesizeTracesArguments(BaseModel):
 # Tool calls of the agent whose run this task belongs to (a subagent sets its own, and
 # the SDK's tool tasks inherit it), so each agent reports its own count.
 agent_tool_calls: ContextVar[list[int] | None] = ContextVar("halo_agent_tool_calls", default=None)
+# The id of that agent ("" for the root), so interleaved steps of parallel subagents are told apart.
+agent_label: ContextVar[str] = ContextVar("halo_agent_label", default="")
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -74,7 +76,8 @@ def _timed_tool(runtime: AgentRuntime, depth: int, name: str, description: str,
     """A FunctionTool that prints the call and its result and never raises into the run."""
 
     async def invoke(ctx: ToolContext[Any], arguments: str) -> str:
-        runtime.printer.tool_called(depth, name, arguments or "{}")
+        who = agent_label.get()
+        runtime.printer.tool_called(depth, name, arguments or "{}", who=who)
         runtime.stats.tool_calls += 1
         own = agent_tool_calls.get()
         if own is not None:
@@ -87,7 +90,7 @@ def _timed_tool(runtime: AgentRuntime, depth: int, name: str, description: str,
         if isinstance(result, dict) and "error" in result:
             runtime.stats.tool_errors += 1
             _mark_span_error(name, str(result["error"]))
-        runtime.printer.tool_returned(depth, name, result, time.monotonic() - started)
+        runtime.printer.tool_returned(depth, name, result, time.monotonic() - started, who=who)
         return result if isinstance(result, str) else dumps(result)
 
     return FunctionTool(
