@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="compare only this run id on both sides (inference.run_id)")
     parser.add_argument("--run-before", default=None, metavar="ID", help="run id to take from BEFORE")
     parser.add_argument("--run-after", default=None, metavar="ID", help="run id to take from AFTER")
+    parser.add_argument("--score-before", default=None, metavar="FILE",
+                        help="BEFORE's score file (default: score.json in the folder, or FILE.score.json)")
+    parser.add_argument("--score-after", default=None, metavar="FILE", help="AFTER's score file")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--top", type=int, default=15, metavar="N", help="signatures shown (default: 15)")
 
@@ -34,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     run_before = args.run_before or args.run
     run_after = args.run_after or args.run
     try:
-        result = compare(summarize(args.before, run_before), summarize(args.after, run_after))
+        result = compare(summarize(args.before, run_before, score_file=args.score_before),
+                         summarize(args.after, run_after, score_file=args.score_after))
     except (CompareError, DatasetError) as exc:
         raise CliError(str(exc)) from exc
     if args.json:

@@ -53,8 +53,7 @@ def score_file_for(path: str | Path) -> Path:
     return p / SCORE_FILE if p.is_dir() else p.with_name(p.name + "." + SCORE_FILE)
 
 
-def _load_score(path: str, run_id: str | None) -> dict[str, Any] | None:
-    target = score_file_for(path)
+def _load_score(target: Path, run_id: str | None) -> dict[str, Any] | None:
     try:
         data = json.loads(target.read_text())
     except (OSError, ValueError):
@@ -66,11 +65,17 @@ def _load_score(path: str, run_id: str | None) -> dict[str, Any] | None:
     return {k: data.get(k) for k in ("score", "passed", "tasks", "run_id", "settings")}
 
 
-def summarize(path: str | Path, run_id: str | None = None,
-              index_dir: str | Path | None = None) -> RunSummary:
-    """Summarize the traces at `path` (narrowed to `run_id` if given)."""
+def summarize(path: str | Path, run_id: str | None = None, index_dir: str | Path | None = None,
+              score_file: str | Path | None = None) -> RunSummary:
+    """Summarize the traces at `path` (narrowed to `run_id` if given).
+
+    `score_file` defaults to the benchmark's convention (`score_file_for(path)`);
+    one given explicitly must exist.
+    """
     if not Path(path).exists():
         raise CompareError(f"no such file or folder: {path}")
+    if score_file is not None and not Path(score_file).is_file():
+        raise CompareError(f"no such score file: {score_file}")
     summary = RunSummary(path=str(path), run_id=run_id)
     with TraceIndex.open(path, index_dir) as index:
         index.catch_up()
@@ -95,7 +100,7 @@ def summarize(path: str | Path, run_id: str | None = None,
                 for row in rows:
                     if row.has_errors:
                         _add_trace_signatures(summary, snap.error_spans(row.trace_id))
-    summary.score = _load_score(str(path), summary.run_id)
+    summary.score = _load_score(Path(score_file) if score_file else score_file_for(path), summary.run_id)
     return summary
 
 

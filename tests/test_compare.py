@@ -109,3 +109,14 @@ def test_cli_text_output_and_one_line_errors(two_runs, capsys, tmp_path):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no such file or folder" in err[0]
     assert halo(["compare", str(before), str(after), "--top", "0"]) == 2
+
+
+def test_explicit_score_files(two_runs, tmp_path, capsys):
+    before, after = two_runs
+    (tmp_path / "b.json").write_text(json.dumps({"score": 0.5, "run_id": "r1"}))
+    (tmp_path / "a.json").write_text(json.dumps({"score": 1.0}))
+    assert halo(["compare", str(before), str(after), "--json", "--score-before", str(tmp_path / "b.json"),
+                 "--score-after", str(tmp_path / "a.json")]) == 0
+    assert json.loads(capsys.readouterr().out)["delta"]["score"] == 0.5
+    assert halo(["compare", str(before), str(after), "--score-after", str(tmp_path / "nope.json")]) == 1
+    assert "no such score file" in capsys.readouterr().err
