@@ -368,3 +368,23 @@ def test_an_empty_final_turn_is_asked_for_the_answer(traces, capsys):
     assert code == 0, err
     assert out.strip() == "3 traces, 1 failing"
     assert "had no answer" in json.dumps(policy.seen["root"][-1].messages)
+
+
+def test_the_agent_sees_traces_that_arrive_while_it_works(tmp_path, capsys):
+    traces = write_traces(tmp_path / "live.jsonl")
+    # the same three traces under new ids (every trace id starts with 28 zeros)
+    more = write_traces(tmp_path / "more.jsonl").read_bytes().replace(b'"' + b"0" * 28, b'"' + b"1" * 28)
+
+    def grow_then_count(turn):
+        with traces.open("ab") as fh:  # a running benchmark appends three more traces
+            fh.write(more)
+        return Reply(tool_calls=[call("count_traces")])
+
+    def answer(turn):
+        totals = [r["result"]["total"] for r in tool_results(turn, "count_traces")]
+        return Reply(text=" then ".join(map(str, totals)))
+
+    policy = RolePolicy(root=[Reply(tool_calls=[call("count_traces")]), grow_then_count, answer])
+    with ModelServer(policy) as server:
+        assert main(halo_args(traces, server)) == 0
+    assert capsys.readouterr().out.strip() == "3 then 6"
