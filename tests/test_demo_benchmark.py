@@ -145,4 +145,5 @@ def test_otlp_transport_through_a_halo_serve_child(tmp_path):
             rows = snap.rows(snap.trace_ids())
             assert {name for row in rows for name in row.agent_names} == {"codebase-helper"}
             assert {name for row in rows for name in row.model_names} == {"halo-offline-1"}
+            assert {row.project_id for row in rows} == {"halo-demo"}
             assert {name for row in rows for name in row.tool_names} == {"grep", "read_file"}

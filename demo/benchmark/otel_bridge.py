@@ -121,11 +121,12 @@ def _describe(data: Any) -> tuple[str, dict[str, Any]]:
     return data.type, {}
 
 
-def start_otlp(endpoint: str, service_name: str, run_id: str) -> tuple[OtelBridge, TracerProvider]:
+def start_otlp(endpoint: str, service_name: str, run_id: str,
+               project_id: str = "") -> tuple[OtelBridge, TracerProvider]:
     """Route this process's SDK traces to `endpoint` (OTLP/HTTP `.../v1/traces`) instead of a file."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    resource = Resource.create({f.SERVICE_NAME: service_name, f.INF_RUN_ID: run_id})
+    resource = Resource.create({f.SERVICE_NAME: service_name, f.INF_RUN_ID: run_id, f.INF_PROJECT_ID: project_id})
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint), schedule_delay_millis=200))
     bridge = OtelBridge(provider)

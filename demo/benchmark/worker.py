@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if spec.get("otlp_endpoint"):  # the other transport: OTLP to `halo serve`
         from demo.benchmark.otel_bridge import start_otlp
 
-        bridge, processor = start_otlp(spec["otlp_endpoint"], SERVICE_NAME, spec["run_id"])
+        bridge, processor = start_otlp(spec["otlp_endpoint"], SERVICE_NAME, spec["run_id"], PROJECT_ID)
         trace_ids = bridge.otel_trace_ids
     else:
         processor, trace_ids = start_tracing(Path(spec["out"]), int(spec["worker"]), spec["run_id"]), None
