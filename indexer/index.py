@@ -9,6 +9,7 @@ work re-planned, so any number of processes may catch up at once.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import threading
@@ -40,8 +41,39 @@ class _Retry(Exception):
     """Another writer moved a checkpoint under us: re-plan."""
 
 
-_ENVS: dict[Path, list] = {}  # index dir -> [env, dbs, refcount, write lock]: one env per process
+_ENVS: dict[Path, list] = {}  # index dir -> [env, dbs, refcount, catch-up lock]: one env per process
 _ENVS_LOCK = threading.Lock()
+LOCK_FILE = "catch-up.lock"
+
+
+class _CatchUpLock:
+    """One catch-up at a time per index: a thread lock inside the process, `flock` across.
+
+    Correctness never depends on it (checkpoints are re-checked inside each write
+    transaction); it saves a second process from parsing the same backlog only to
+    throw it away. The kernel drops a killed holder's lock.
+    """
+
+    def __init__(self, index_dir: Path) -> None:
+        self._thread_lock = threading.Lock()
+        self._fd = os.open(index_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except OSError:
+            pass  # a filesystem without flock: fall back to the transactional re-check
+
+    def __exit__(self, *exc) -> None:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        except OSError:
+            pass
+        self._thread_lock.release()
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 def _acquire_env(index_dir: Path):
@@ -50,7 +82,7 @@ def _acquire_env(index_dir: Path):
         entry = _ENVS.get(key)
         if entry is None:
             env, dbs = L.open_env(index_dir)
-            entry = _ENVS[key] = [env, dbs, 0, threading.Lock()]
+            entry = _ENVS[key] = [env, dbs, 0, _CatchUpLock(index_dir)]
         entry[2] += 1
         return entry[0], entry[1], entry[3]
 
@@ -64,6 +96,7 @@ def _release_env(index_dir: Path) -> None:
         entry[2] -= 1
         if entry[2] <= 0:
             entry[0].close()
+            entry[3].close()
             del _ENVS[key]
 
 
@@ -100,7 +133,8 @@ class TraceIndex:
             self._closed = True
             self.notify()
             with self._write_lock:  # a catch-up in another thread stops at its next commit
-                _release_env(self.index_dir)
+                pass
+            _release_env(self.index_dir)
 
     def __enter__(self) -> TraceIndex:
         return self
