@@ -13,6 +13,7 @@ The root agent has the seven trace tools, `synthesize_traces`, `call_subagent`
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,11 +118,12 @@ async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
             await _require_traces(runtime, trace_path)
             agent = build_agent(runtime, depth=0)
             printer.agent_started(0, "halo-root", prompt)
+
             def count_retry() -> None:
                 runtime.stats.retries += 1
 
             with RetryNotices(printer, count_retry), (
-                telemetry.trace("halo ask") if telemetry else _nullcontext()
+                telemetry.trace("halo ask") if telemetry else nullcontext()
             ):
                 outcome = await run_agent(
                     runtime, agent, prompt, depth=0, max_turns=settings.max_turns, is_root=True
@@ -152,10 +154,3 @@ async def _require_traces(runtime: AgentRuntime, trace_path: str | Path) -> None
     if counted.get("result", {}).get("total", 1) == 0:
         raise EmptyDatasetError(f"no traces in {trace_path} yet; nothing to ask about")
 
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
