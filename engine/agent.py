@@ -153,4 +153,3 @@ async def _require_traces(runtime: AgentRuntime, trace_path: str | Path) -> None
     counted = await runtime.call_in_worker(run_tool, runtime.store, "count_traces", {})
     if counted.get("result", {}).get("total", 1) == 0:
         raise EmptyDatasetError(f"no traces in {trace_path} yet; nothing to ask about")
-
