@@ -17,8 +17,12 @@ from tests._index_helpers import build, dump, odd_lines, write_dataset
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = """
 import sys
+import indexer.index
 from indexer import TraceIndex
 path, index_dir, chunk, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+if sys.argv[5:] == ["nolock"]:  # race for real: only the in-transaction checkpoint check guards
+    indexer.index._CatchUpLock.__enter__ = lambda self: self._thread_lock.acquire()
+    indexer.index._CatchUpLock.__exit__ = lambda self, *exc: self._thread_lock.release()
 idx = TraceIndex.open(path, index_dir, chunk_bytes=chunk, commit_bytes=chunk, workers=workers,
                       pool_min_bytes=0)
 idx.catch_up(lambda done, total: print(done, flush=True))
@@ -26,9 +30,10 @@ print("done", flush=True)
 """
 
 
-def _child(path: Path, index_dir: Path, chunk: int, workers: int) -> subprocess.Popen:
+def _child(path: Path, index_dir: Path, chunk: int, workers: int, *extra: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(index_dir), str(chunk), str(workers)],
+    return subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(index_dir), str(chunk), str(workers),
+                             *extra],
                             stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
 
 
@@ -67,9 +72,10 @@ def test_sigkill_mid_catch_up_then_resume_equals_scratch(dataset, scratch, tmp_p
     idx.close()
 
 
-def test_two_processes_catching_up_at_once_equal_one(dataset, scratch, tmp_path):
+@pytest.mark.parametrize("lock", ["flock", "nolock"])
+def test_two_processes_catching_up_at_once_equal_one(dataset, scratch, tmp_path, lock):
     index_dir = tmp_path / "idx"
-    children = [_child(dataset, index_dir, 16_000, 1) for _ in range(2)]
+    children = [_child(dataset, index_dir, 16_000, 1, lock) for _ in range(2)]
     for child in children:
         out, _ = child.communicate(timeout=120)
         assert child.returncode == 0 and out.strip().endswith("done")
