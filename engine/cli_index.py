@@ -40,10 +40,12 @@ class _Bar:
         if self.progress is None:
             if total < _BAR_MIN_BYTES or not sys.stderr.isatty():
                 return
+            from rich.console import Console
             from rich.progress import (BarColumn, DownloadColumn, Progress, TimeRemainingColumn,
                                        TransferSpeedColumn)
             self.progress = Progress("indexing", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                                     TimeRemainingColumn(), transient=True)
+                                     TimeRemainingColumn(), transient=True,
+                                     console=Console(stderr=True))
             self.progress.start()
             self.task = self.progress.add_task("index", total=total)
         self.progress.update(self.task, completed=done, total=total)
