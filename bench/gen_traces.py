@@ -79,7 +79,7 @@ class Gen:
             t += rng.randrange(5, 50) * 1_000_000
             llm_end = t + rng.randrange(300, 4000) * 1_000_000
             err = self._error("llm")
-            spans.append(self._llm(ctx, turn_id, model, t, llm_end, err))
+            spans.append(self._llm(ctx, turn_id, model, t, llm_end, err, turn))
             t = llm_end
             for _ in range(rng.randint(1, 3)):
                 tool = rng.choice(TOOLS)
@@ -100,22 +100,43 @@ class Gen:
         choices = [m for k, m in ERRORS if k == kind]
         return self.rng.choice(choices)
 
-    def _llm(self, ctx, parent, model, start, end, err):
+    def _llm(self, ctx, parent, model, start, end, err, turn):
+        """An LLM call as OpenInference instruments it: the conversation so far as flat
+        `llm.input_messages.<i>.message.*` keys (so later turns carry more keys), usage,
+        invocation parameters and the reply."""
         rng = self.rng
-        messages = [{"role": "system", "content": self.text(1000)},
-                    {"role": "user", "content": self.text(rng.randrange(1500, 3500))}]
+        messages = [("system", self.text(350)), ("user", self.text(rng.randrange(300, 800)))]
+        for _ in range(turn):
+            messages.append(("assistant", self.text(rng.randrange(40, 160))))
+            messages.append(("tool", self.text(rng.randrange(100, 300))))
+        prompt, completion = rng.randrange(500, 6000), rng.randrange(20, 800)
         attrs = {
             f.OI_SPAN_KIND: "LLM", f.OI_LLM_MODEL_NAME: model, f.OI_LLM_PROVIDER: "openai",
-            f.OI_TOKENS_PROMPT: rng.randrange(500, 6000), f.OI_TOKENS_COMPLETION: rng.randrange(20, 800),
-            f.OI_INPUT_MESSAGES: messages,
-            f.OI_OUTPUT_MESSAGES: [{"role": "assistant", "content": self.text(rng.randrange(100, 700))}],
+            f.OI_LLM_SYSTEM: "openai", f.OI_TOKENS_PROMPT: prompt, f.OI_TOKENS_COMPLETION: completion,
+            "llm.token_count.total": prompt + completion,
+            "llm.invocation_parameters": '{"temperature": 0.2, "max_tokens": 2048, "tool_choice": "auto"}',
+            f.OI_INPUT_VALUE: messages[-1][1][:200], "input.mime_type": "text/plain",
+            f.OI_SESSION_ID: ctx["trace_id"][:12],
         }
+        for i, (role, content) in enumerate(messages):
+            attrs[f"{f.OI_INPUT_MESSAGES}.{i}.message.role"] = role
+            attrs[f"{f.OI_INPUT_MESSAGES}.{i}.message.content"] = content
+        reply = self.text(rng.randrange(100, 500))
+        attrs[f"{f.OI_OUTPUT_MESSAGES}.0.message.role"] = "assistant"
+        attrs[f"{f.OI_OUTPUT_MESSAGES}.0.message.content"] = reply
+        attrs[f"{f.OI_OUTPUT_MESSAGES}.0.message.tool_calls.0.tool_call.function.name"] = rng.choice(TOOLS)
+        attrs[f.OI_OUTPUT_VALUE] = reply
+        attrs["output.mime_type"] = "text/plain"
         return self._span(ctx, self.hexid(8), parent, "response", f.OBS_LLM, start, end, err, attrs)
 
     def _tool(self, ctx, parent, tool, start, end, err):
         attrs = {f.OI_SPAN_KIND: "TOOL", f.OI_TOOL_NAME: tool,
+                 "tool.description": f"{tool}: " + self.text(60),
+                 "tool.parameters": '{"type": "object", "properties": {"path": {"type": "string"}}}',
                  f.OI_INPUT_VALUE: '{"path": "src/%s.py"}' % self.text(12).replace(" ", "_"),
-                 f.OI_OUTPUT_VALUE: self.text(self.rng.randrange(400, 2400))}
+                 "input.mime_type": "application/json",
+                 f.OI_OUTPUT_VALUE: self.text(self.rng.randrange(400, 2400)),
+                 "output.mime_type": "text/plain"}
         return self._span(ctx, self.hexid(8), parent, f"function {tool}", f.OBS_TOOL, start, end, err, attrs)
 
     def _span(self, ctx, span_id, parent, name, kind, start, end, err, attrs):
