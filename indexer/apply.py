@@ -111,15 +111,12 @@ class BatchWriter:
             tno = self._new_trace(tid, key, fileno, p.first_off)
             row = _empty_row(tid, fileno, p.first_off)
             old = None
-            sids: set[str] = set()
-            pids: set[str] = set()
             blob = b""
         else:
             tno = L.un32(raw_no)
             tk = bytes(raw_no)
             row = orjson.loads(txn.get(tk, db=dbs["rows"]))
             old = list(row)
-            sids, pids = (set(x) for x in orjson.loads(txn.get(tk, db=dbs["ids"])))
             blob = txn.get(tk, db=dbs["spans"]) or b""
             self._maybe_reorder(row, tno, fileno, p.first_off)
         tk = L.u32(tno)
@@ -144,9 +141,16 @@ class BatchWriter:
         if p.projects and not p.projects.issubset(row[L.R_PROJECTS]):
             row[L.R_PROJECTS] = sorted(p.projects.union(row[L.R_PROJECTS]))
         row[L.R_MISMATCH] = max(0, len(row[L.R_PROJECTS]) - 1)
-        sids |= p.sids
-        pids |= p.pids
-        row[L.R_MISS_PARENT] = sum(1 for x in pids if x not in sids)
+        if old is None:
+            ids = p.ids
+            row[L.R_MISS_PARENT] = p.missing
+        else:
+            sids, pids = (set(x) for x in orjson.loads(txn.get(tk, db=dbs["ids"])))
+            more_sids, more_pids = orjson.loads(p.ids)
+            sids.update(more_sids)
+            pids.update(more_pids)
+            row[L.R_MISS_PARENT] = sum(1 for x in pids if x not in sids)
+            ids = orjson.dumps([list(sids), list(pids)])
         row[L.R_MISS_IDENT] += p.miss_ident
         row[L.R_OTEL_ERR] += p.err
         row[L.R_TOOL_ERR] += p.tool_err
@@ -161,7 +165,7 @@ class BatchWriter:
         row[L.R_DURATION] = _duration_ms(row[L.R_START], row[L.R_END])
 
         txn.put(tk, orjson.dumps(row), db=dbs["rows"])
-        txn.put(tk, orjson.dumps([list(sids), list(pids)]), db=dbs["ids"])
+        txn.put(tk, ids, db=dbs["ids"])
         txn.put(tk, blob + p.blob, db=dbs["spans"])
         self._index_changes(tno, old, row)
 

@@ -27,6 +27,7 @@ class Partial:
         "tid", "first_off", "blob", "n", "start", "end", "err", "services", "models",
         "agents", "agent_ids", "in_tok", "out_tok", "project", "projects", "sids", "pids",
         "miss_ident", "tool_err", "raw", "tools", "runs", "root", "errors", "entries",
+        "ids", "missing",
     )
 
     def __init__(self, tid: str, first_off: int) -> None:
@@ -55,6 +56,10 @@ class Partial:
         self.runs: set[str] = set()
         self.root = False
         self.errors: list[tuple[str, str, int]] = []  # (name, message, span index in batch)
+        # sent instead of sids/pids: their JSON (what the index stores) and the
+        # parents this batch alone cannot resolve; one bytes object pickles far cheaper
+        self.ids = b""
+        self.missing = 0
 
     def __getstate__(self):
         return tuple(getattr(self, s) for s in self.__slots__)
@@ -219,6 +224,10 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
         # One encode per trace: "[e],[e]," appends to the trace's stored entries.
         p.blob = orjson.dumps(p.entries)[1:-1] + b","
         p.entries = None
+        sids, pids = p.sids, p.pids
+        p.ids = orjson.dumps([list(sids), list(pids)])
+        p.missing = sum(1 for x in pids if x not in sids)
+        p.sids = p.pids = None
     return batch
 
 
