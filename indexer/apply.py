@@ -9,14 +9,12 @@ difference between a row before and after the batch.
 from __future__ import annotations
 
 from array import array
-from datetime import datetime, timezone
 
 import lmdb
 import orjson
 
-from exporter import format as f
 from indexer import layout as L
-from indexer.parse import Batch, Partial
+from indexer.parse import Batch, Partial, duration_ms
 
 _SIG_MESSAGE_CHARS = 200  # the reference groups by message[:200]
 _SIG_EXAMPLES = 3
@@ -50,24 +48,6 @@ def load_totals(txn: lmdb.Transaction, dbs: dict) -> dict:
 def _empty_row(tid: str, fileno: int, first_off: int) -> list:
     return [tid, 0, "", "", False, [], [], [], [], 0, 0, None, 0, 0, 0, 0, 0, 0, [], [], False,
             0.0, [], None, fileno, first_off, [], []]
-
-
-def _ns(value: str) -> int | None:
-    # Fast path for the canonical "YYYY-MM-DDTHH:MM:SS.fffffffffZ"; anything else the slow way.
-    if len(value) == 30 and value[19] == "." and value[29] == "Z":
-        try:
-            secs = datetime.fromisoformat(value[:19]).replace(tzinfo=timezone.utc).timestamp()
-            return int(secs) * 1_000_000_000 + int(value[20:29])
-        except ValueError:
-            return None
-    return f.ns_from_iso(value)
-
-
-def _duration_ms(start: str, end: str) -> float | None:
-    a, b = _ns(start), _ns(end)
-    if a is None or b is None:
-        return None
-    return (b - a) / 1e6
 
 
 class BatchWriter:
@@ -162,7 +142,7 @@ class BatchWriter:
             if not names.issubset(row[L.R_ERR_NAMES]):
                 row[L.R_ERR_NAMES] = sorted(names.union(row[L.R_ERR_NAMES]))
             self._signatures(tid, row, p.errors, spans_before)
-        row[L.R_DURATION] = _duration_ms(row[L.R_START], row[L.R_END])
+        row[L.R_DURATION] = p.duration if old is None else duration_ms(row[L.R_START], row[L.R_END])
 
         txn.put(tk, orjson.dumps(row), db=dbs["rows"])
         txn.put(tk, ids, db=dbs["ids"])

@@ -10,6 +10,7 @@ it on several ranges at once; the single writer merges the results in order.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import orjson
 
@@ -27,7 +28,7 @@ class Partial:
         "tid", "first_off", "blob", "n", "start", "end", "err", "services", "models",
         "agents", "agent_ids", "in_tok", "out_tok", "project", "projects", "sids", "pids",
         "miss_ident", "tool_err", "raw", "tools", "runs", "root", "errors", "entries",
-        "ids", "missing",
+        "ids", "missing", "duration",
     )
 
     def __init__(self, tid: str, first_off: int) -> None:
@@ -60,13 +61,8 @@ class Partial:
         # parents this batch alone cannot resolve; one bytes object pickles far cheaper
         self.ids = b""
         self.missing = 0
+        self.duration: float | None = None  # of the trace if this batch were all of it
 
-    def __getstate__(self):
-        return tuple(getattr(self, s) for s in self.__slots__)
-
-    def __setstate__(self, state) -> None:
-        for s, v in zip(self.__slots__, state):
-            setattr(self, s, v)
 
 
 @dataclass(slots=True)
@@ -228,7 +224,27 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
         p.ids = orjson.dumps([list(sids), list(pids)])
         p.missing = sum(1 for x in pids if x not in sids)
         p.sids = p.pids = None
+        p.duration = duration_ms(p.start, p.end)
     return batch
+
+
+def _ns(value: str) -> int | None:
+    # Fast path for the canonical "YYYY-MM-DDTHH:MM:SS.fffffffffZ"; anything else the slow way.
+    if len(value) == 30 and value[19] == "." and value[29] == "Z":
+        try:
+            secs = datetime.fromisoformat(value[:19]).replace(tzinfo=timezone.utc).timestamp()
+            return int(secs) * 1_000_000_000 + int(value[20:29])
+        except ValueError:
+            return None
+    return f.ns_from_iso(value)
+
+
+def duration_ms(start: str, end: str) -> float | None:
+    """end - start in milliseconds; None when either does not parse."""
+    a, b = _ns(start), _ns(end)
+    if a is None or b is None:
+        return None
+    return (b - a) / 1e6
 
 
 def _bad(batch: Batch, off: int, reason: str) -> None:
