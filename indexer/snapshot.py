@@ -80,6 +80,8 @@ class Snapshot:
     def trace_ids(self, filters: IndexFilters | None = None, offset: int = 0,
                   limit: int | None = None) -> list[str]:
         """Matching trace ids in dataset order; `offset`/`limit` page through them."""
+        if limit is not None and limit <= 0:
+            return []
         cands = self._candidates(filters)
         stop = None if limit is None else offset + limit
         if self._ordered:

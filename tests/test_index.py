@@ -125,6 +125,7 @@ def test_shards_in_name_order_and_new_shards_join(tmp_path):
     with idx.snapshot() as snap:
         assert snap.trace_ids() == ["z", "y", "b", "a", "c"]
         assert snap.trace_ids(offset=1, limit=2) == ["y", "b"]
+        assert snap.trace_ids(limit=0) == [] and snap.trace_ids(offset=9) == []
         assert snap.trace_ids(IndexFilters(service_names=["svc"]), offset=3) == ["a", "c"]
         assert snap.totals().files == 3
     idx.close()
