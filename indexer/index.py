@@ -324,6 +324,7 @@ class TraceIndex:
         from indexer.follow import Watcher
 
         last: tuple | None = None
+        failed = ""
         with Watcher(self.dataset, self._wake) as watcher:
             self._watcher = watcher
             while not stop.is_set() and not self._closed:
@@ -331,9 +332,13 @@ class TraceIndex:
                 if seen != last:
                     try:
                         stats = self.catch_up()
-                    except Exception as exc:  # never fatal: say so and try again next round
-                        log.error("halo index: catch-up failed: %s: %s", type(exc).__name__, exc)
+                    except Exception as exc:  # never fatal: say so (once) and retry next round
+                        message = f"{type(exc).__name__}: {exc}"
+                        if message != failed:
+                            log.error("halo index: catch-up failed: %s", message)
+                        failed = message
                     else:
+                        failed = ""
                         last = seen if stats.pending_bytes == 0 else None
                         if on_update is not None and (stats.spans or stats.reset or stats.bad_lines):
                             on_update(stats)
