@@ -12,7 +12,6 @@ import ctypes
 import ctypes.util
 import os
 import select
-import struct
 import threading
 
 from indexer.dataset import Dataset

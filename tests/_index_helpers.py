@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from pathlib import Path
 
-import orjson
 
 from bench.gen_traces import generate
 from exporter import format as f
@@ -139,14 +137,3 @@ def totals_overview(snap) -> dict:
             "missing_agent_identity_count", "project_id_mismatch_count", "otel_error_span_count",
             "tool_error_span_count", "total_input_tokens", "total_output_tokens", "raw_jsonl_bytes")
     return {k: getattr(t, k) for k in keys}
-
-
-def append_in_pieces(src: bytes, dst: Path, pieces: int, seed: int = 0) -> list[int]:
-    """Cut `src` at random byte positions (mid-line too); returns the cut points."""
-    rng = random.Random(seed)
-    cuts = sorted(rng.sample(range(1, len(src)), pieces - 1)) + [len(src)]
-    return cuts
-
-
-def load_lines(path: Path) -> list[dict]:
-    return [orjson.loads(x) for x in path.read_bytes().splitlines() if x.strip()]
