@@ -243,3 +243,27 @@ def test_two_handles_in_one_process_share_the_environment(tmp_path):
     with b.snapshot() as snap:
         assert snap.count() == 5
     b.close()
+
+
+def test_follow_picks_up_new_shards_in_a_folder(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "traces-p0.jsonl").write_bytes(span_line("a", "1"))
+    idx = TraceIndex.open(folder)
+    stop = threading.Event()
+    thread = threading.Thread(target=idx.follow, args=(stop,))
+    thread.start()
+    try:
+        (folder / "traces-p1.jsonl").write_bytes(span_line("b", "2"))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with idx.snapshot() as snap:
+                if snap.trace_ids() == ["a", "b"]:
+                    break
+            time.sleep(0.01)
+        else:
+            pytest.fail("the new shard was never indexed")
+    finally:
+        stop.set()
+        thread.join(10)
+    idx.close()
