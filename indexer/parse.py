@@ -136,8 +136,6 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
         if p is None:
             p = partials[tid] = Partial(tid, off)
 
-        p.n += 1
-        p.raw += length
         p.sids.add(sid)
         parent = span.get("parent_span_id") or ""
         if type(parent) is not str:
@@ -168,7 +166,7 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
             message = status.get("message") or ""
             if type(message) is not str:
                 message = str(message)
-            p.errors.append((name, message, p.n - 1))
+            p.errors.append((name, message, len(p.entries)))
             if attrs.get(k_oi_kind) == "TOOL":
                 p.tool_err += 1
         resource = span.get("resource")
@@ -213,12 +211,17 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
                 p.runs.add(run)
         else:
             p.miss_ident += 1
-        p.entries.append((fileno, off, length, sid, parent, name,
-                          codes.get(code, code if isinstance(code, str) else ""), message))
+        code_key = codes.get(code)
+        if code_key is None:
+            code_key = code if isinstance(code, str) else ""
+        p.entries.append((fileno, off, length, sid, parent, name, code_key, message))
     batch.lines, batch.spans = lines, spans
     for p in partials.values():
+        entries = p.entries
+        p.n = len(entries)
+        p.raw = sum([e[2] for e in entries])
         # One encode per trace: "[e],[e]," appends to the trace's stored entries.
-        p.blob = orjson.dumps(p.entries)[1:-1] + b","
+        p.blob = orjson.dumps(entries)[1:-1] + b","
         p.entries = None
         sids, pids = p.sids, p.pids
         p.ids = orjson.dumps([list(sids), list(pids)])
