@@ -250,8 +250,12 @@ class BatchWriter:
         txn, dbs = self.txn, self.dbs
         meta = dbs["meta"]
         for key, tnos in self.postings.items():
-            raw = txn.get(key, db=dbs["idx"]) or b""
-            txn.put(key, raw + array("I", tnos).tobytes(), db=dbs["idx"])
+            chunks: dict[bytes, list[int]] = {}
+            for tno in tnos:
+                chunks.setdefault(L.posting_chunk_key(key, tno), []).append(tno)
+            for chunk_key, more in chunks.items():
+                raw = txn.get(chunk_key, db=dbs["idx"]) or b""
+                txn.put(chunk_key, raw + array("I", more).tobytes(), db=dbs["idx"])
         for page_no, page in self.pages.items():
             txn.put(L.u32(page_no), orjson.dumps(page), db=dbs["pages"])
         for key, sig in self.sigs.items():

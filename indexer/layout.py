@@ -10,7 +10,8 @@ Sub-databases (all keys fixed-width big-endian where order matters):
   ids       tno(4)                  -> JSON [span ids, parent ids] (for missing-parent counts)
   spans     tno(4)                  -> span entries, one JSON array per line, file order
   order     fileno(4) + offset(8)   -> tno: dataset order (file, first span offset)
-  idx       tag + 0 + value         -> packed uint32 tnos: one posting list per filter value
+  idx       tag + 0 + value + 0 + chunk(4) -> packed uint32 tnos of one filter value, in chunks
+                                       of trace numbers (tno >> 12), so an append rewrites <= 16 KB
   by_start  start_time + 0 + tno    -> b""   (string order = the reference's comparisons)
   by_end    end_time + 0 + tno      -> b""
   sigs      hash(name, message)     -> JSON error signature aggregate
@@ -31,6 +32,7 @@ DB_NAMES = ("meta", "files", "tid2no", "pages", "rows", "ids", "spans", "order",
             "by_start", "by_end", "sigs", "bad")
 INITIAL_MAP_SIZE = 1 << 30  # sparse on Linux; grown by doubling on MapFullError
 PAGE_SHIFT = 10
+POSTING_SHIFT = 12  # trace numbers per posting chunk: 4096
 
 # posting-list tags in `idx`
 TAG_MODEL = b"m"
@@ -83,6 +85,10 @@ def tid_key(trace_id: str) -> bytes:
 
 def posting_key(tag: bytes, value: str) -> bytes:
     return bounded(tag + b"\0" + value.encode("utf-8", "surrogatepass"))
+
+
+def posting_chunk_key(key: bytes, tno: int) -> bytes:
+    return key + b"\0" + u32(tno >> POSTING_SHIFT)
 
 
 def time_key(value: str, tno: int) -> bytes:

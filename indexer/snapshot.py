@@ -187,10 +187,18 @@ class Snapshot:
                     yield L.un32(value)
 
     def _posting(self, key: bytes) -> array:
-        raw = self._txn.get(key, db=self._dbs["idx"])
+        """All trace numbers of one posting list (its chunks are consecutive keys)."""
         out = array("I")
-        if raw:
-            out.frombytes(raw)
+        prefix = key + b"\0"
+        size = len(prefix) + 4
+        with self._txn.cursor(db=self._dbs["idx"]) as cur:
+            if cur.set_range(prefix):
+                for chunk_key, raw in cur:
+                    if len(chunk_key) != size or not chunk_key.startswith(prefix):
+                        if chunk_key[:len(prefix)] != prefix:
+                            break
+                        continue  # a longer value sharing this prefix
+                    out.frombytes(raw)
         return out
 
     def _any_of(self, tag: bytes, values: list[str]) -> set[int]:
