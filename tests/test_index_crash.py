@@ -19,22 +19,29 @@ CHILD = """
 import sys
 import indexer.index
 from indexer import TraceIndex
-path, index_dir, chunk, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-if sys.argv[5:] == ["nolock"]:  # race for real: only the in-transaction checkpoint check guards
+path, index_dir, chunk, workers, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+if mode == "nolock":  # race for real: only the in-transaction checkpoint check guards
     indexer.index._CatchUpLock.__enter__ = lambda self: self._thread_lock.acquire()
     indexer.index._CatchUpLock.__exit__ = lambda self, *exc: self._thread_lock.release()
+
+def progress(done, total):
+    print(done, total, flush=True)
+    if mode == "step":  # lockstep with the parent: wait for its go after each committed batch
+        if not sys.stdin.readline():
+            raise SystemExit(3)
+
 idx = TraceIndex.open(path, index_dir, chunk_bytes=chunk, commit_bytes=chunk, workers=workers,
                       pool_min_bytes=0)
-idx.catch_up(lambda done, total: print(done, flush=True))
+idx.catch_up(progress)
 print("done", flush=True)
 """
 
 
-def _child(path: Path, index_dir: Path, chunk: int, workers: int, *extra: str) -> subprocess.Popen:
+def _child(path: Path, index_dir: Path, chunk: int, workers: int, mode: str = "free") -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(index_dir), str(chunk), str(workers),
-                             *extra],
-                            stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+                             mode],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +59,36 @@ def scratch(dataset, tmp_path_factory) -> dict:
         idx.close()
 
 
-@pytest.mark.parametrize(("kill_after", "workers"), [(1, 1), (7, 1), (25, 1), (4, 2)])
-def test_sigkill_mid_catch_up_then_resume_equals_scratch(dataset, scratch, tmp_path, kill_after, workers):
-    index_dir = tmp_path / "idx"
-    child = _child(dataset, index_dir, 16_000, workers)
-    for _ in range(kill_after):
-        line = child.stdout.readline()
-        assert line and line.strip() != "done", "catch-up finished before it could be killed"
+CHUNK = 16_000  # ~500 batches in the dataset: far more than any kill point below
+
+
+def _kill_mid_catch_up(child: subprocess.Popen, kill_after: int, where: str) -> None:
+    """SIGKILL the lockstepped child after its `kill_after`-th committed batch.
+
+    "between": while it waits for our go right after that commit. "inside": just
+    after letting it go, so the kill lands somewhere in the next batch (parsing,
+    in the pool, or inside the write transaction). Either way the catch-up cannot
+    have finished: the child stops again at its next report, and batches remain.
+    """
+    for i in range(kill_after):
+        done, total = (int(x) for x in child.stdout.readline().split())
+        assert done < total, "the dataset is too small for this kill point"
+        if i < kill_after - 1 or where == "inside":
+            child.stdin.write("go\n")
+            child.stdin.flush()
     child.send_signal(signal.SIGKILL)
     child.wait()
+    child.stdin.close()
+    child.stdout.close()
     assert child.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize(("kill_after", "workers", "where"),
+                         [(1, 1, "between"), (1, 1, "inside"), (7, 1, "inside"), (25, 1, "between"),
+                          (4, 2, "inside"), (9, 2, "between")])
+def test_sigkill_mid_catch_up_then_resume_equals_scratch(dataset, scratch, tmp_path, kill_after, workers, where):
+    index_dir = tmp_path / "idx"
+    _kill_mid_catch_up(_child(dataset, index_dir, CHUNK, workers, "step"), kill_after, where)
     idx = TraceIndex.open(dataset, index_dir)
     with idx.snapshot() as snap:  # a consistent prefix: usable before resuming
         partial = snap.count()
@@ -75,7 +102,7 @@ def test_sigkill_mid_catch_up_then_resume_equals_scratch(dataset, scratch, tmp_p
 @pytest.mark.parametrize("lock", ["flock", "nolock"])
 def test_two_processes_catching_up_at_once_equal_one(dataset, scratch, tmp_path, lock):
     index_dir = tmp_path / "idx"
-    children = [_child(dataset, index_dir, 16_000, 1, lock) for _ in range(2)]
+    children = [_child(dataset, index_dir, CHUNK, 1, lock) for _ in range(2)]
     for child in children:
         out, _ = child.communicate(timeout=120)
         assert child.returncode == 0 and out.strip().endswith("done")
