@@ -42,6 +42,13 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (plus where to look), not the whole usage."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _load(module_name: str):
     return importlib.import_module(module_name)
 
@@ -61,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level parser: the ask form plus one subparser per subcommand."""
     subcommands = _available_subcommands()
     listing = "\n".join(f"  {name:<9} {mod.HELP}" for name, mod in subcommands.items())
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="halo",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
@@ -72,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
             "Run `halo COMMAND --help` for a command's options. "
             f"Set {DEBUG_ENV}=1 to see tracebacks."
         ),
+        epilog=(
+            "examples:\n"
+            "  halo demo                                  the offline benchmark, watched live\n"
+            "  halo report traces/                        what fails, without an LLM\n"
+            "  halo traces/ -p \"Which tool fails most often, and why?\"\n"
+            "  halo traces/ -p \"...\" --base-url http://127.0.0.1:8000/v1   any OpenAI-compatible endpoint"
+        ),
     )
     ask = _load(ASK_MODULE)
     ask.add_arguments(parser)
@@ -79,9 +93,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _subcommand_parser(name: str, module) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"halo {name}", description=module.HELP)
+    examples = getattr(module, "EXAMPLES", "")
+    parser = _Parser(prog=f"halo {name}", description=module.HELP,
+                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                     epilog=f"examples:\n{examples}" if examples else None)
     module.add_arguments(parser)
     return parser
+
+
+def console(**options):
+    """A rich Console for stdout whose closed pipe (`halo report | head`) ends the command
+    quietly with exit 0, as for plain prints, instead of rich's own exit 1."""
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError
+
+    return _Console(**options)
+
+
+def _silence_stdout() -> None:
+    # The reader went away: point stdout at /dev/null so the exit-time flush can't fail too.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("halo: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
+        _silence_stdout()
         return EXIT_OK
     except Exception as exc:  # the last line of defence: one line, never a traceback
         if os.environ.get(DEBUG_ENV):

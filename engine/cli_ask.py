@@ -18,7 +18,8 @@ import asyncio
 import json
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from urllib.parse import urlsplit
 
 from engine.agent_config import (
     API_MODES,
@@ -35,6 +36,19 @@ from engine.cli import EXIT_USAGE, CliError
 HELP = "ask the diagnostic agent a question about TRACE_PATH (halo TRACE_PATH -p QUESTION)"
 API_KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
+LOCAL_PLACEHOLDER_KEY = "no-key-needed"
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
+
+
+def is_local(base_url: str | None) -> bool:
+    """True for an endpoint on this machine (loopback), where no API key is needed."""
+    if not base_url:
+        return False
+    try:
+        host = (urlsplit(base_url).hostname or "").lower()
+    except ValueError:
+        return False
+    return host in _LOCAL_HOSTS or host.startswith("127.") or host.endswith(".localhost")
 
 
 def _non_negative(text: str) -> int:
@@ -151,7 +165,7 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def _check(args: argparse.Namespace) -> None:
-    from engine.cli_tool import check_trace_path
+    from engine.cli_paths import check_trace_path
 
     if not args.prompt or not args.prompt.strip():
         raise CliError("a question is required: halo TRACE_PATH -p \"question\"", EXIT_USAGE)
@@ -173,11 +187,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _check(args)
     settings = settings_from_args(args)
+    if not settings.api_key and is_local(settings.base_url):
+        # Local servers (vLLM, Ollama, a test stub) take no key, but the client wants one.
+        settings = replace(settings, api_key=LOCAL_PLACEHOLDER_KEY)
     if not settings.api_key:
         raise CliError(
-            f"no API key: set {API_KEY_ENV} or pass --api-key (any value for a local server); "
+            f"no API key: set {API_KEY_ENV} or pass --api-key (a local --base-url needs none); "
             "`halo tool` and `halo report` answer without one"
         )
+    from engine.cli_paths import prepare
+
+    args.index_dir = prepare(args.trace_path, args.index_dir)
     from engine.agent import ask
     from engine.agent_display import StepPrinter
     from engine.agent_errors import describe_failure

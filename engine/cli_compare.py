@@ -5,11 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from engine.cli import EXIT_USAGE, CliError
+from engine.cli import console as make_console
 
 HELP = "compare two runs: error signatures before/after, score, token and latency deltas"
+
+
+EXAMPLES = """\
+  halo compare halo-demo/baseline halo-demo/fixed          two folders (score.json in each is read)
+  halo compare before.jsonl after.jsonl --json             for scripts
+  halo compare traces.jsonl traces.jsonl --run-before r1 --run-after r2   two runs in one file
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,18 +38,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Summarize both sides through the index and print the comparison."""
+    from engine.cli_paths import check_trace_path, index_dir_for
     from engine.compare import CompareError, compare, summarize
-    from indexer import DatasetError
+    from indexer import DatasetError, IndexStorageError
 
     if args.top < 1:
         raise CliError("--top must be at least 1", EXIT_USAGE)
     run_before = args.run_before or args.run
     run_after = args.run_after or args.run
+    for path in (args.before, args.after):
+        if Path(path).exists():  # a missing one gets summarize()'s own line
+            check_trace_path(path)
     try:
-        result = compare(summarize(args.before, run_before, score_file=args.score_before),
-                         summarize(args.after, run_after, score_file=args.score_after))
-    except (CompareError, DatasetError) as exc:
+        result = compare(
+            summarize(args.before, run_before, index_dir_for(args.before, None), score_file=args.score_before),
+            summarize(args.after, run_after, index_dir_for(args.after, None), score_file=args.score_after))
+    except (CompareError, DatasetError, IndexStorageError) as exc:
         raise CliError(str(exc)) from exc
+    except OSError as exc:
+        raise CliError(f"cannot read or index the traces: {exc.strerror or exc}"
+                       f"{f' ({exc.filename})' if exc.filename else ''}") from exc
     if args.json:
         sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     else:
@@ -69,10 +86,9 @@ def _cell(side: dict[str, Any]) -> str:
 
 def render(result: dict[str, Any], top: int = 15, console=None) -> None:
     """Print the comparison as rich tables."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    console = console or make_console()
     b, a, d = result["before"], result["after"], result["delta"]
     overview = Table(title="halo compare", title_justify="left")
     for column in ("", "before", "after", "delta"):

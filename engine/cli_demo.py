@@ -17,12 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from engine.cli import EXIT_USAGE, CliError
+from engine.cli import console as make_console
 
 HELP = "run the offline benchmark of a demo agent and watch the live index (then: halo compare)"
 
 DEFAULT_ROOT = "halo-demo"
 ASK_QUESTION = "What are the top error signatures, what causes each, and what harness change would fix it?"
 REFRESH_S = 0.25
+
+EXAMPLES = """\
+  halo demo                         the baseline harness, 36 tasks, 4 workers, offline model
+  halo demo --fixed                 the same with the harness fixes; then it prints the compare command
+  halo demo --fix limits --tasks 12 one fix, fewer tasks, into halo-demo/limits
+  halo demo --otlp                  workers send OTLP to a `halo serve` instead of writing shards
+  halo demo --no-live > log.txt     progress lines instead of the live view
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,8 +72,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark with a live view, then report."""
-    from rich.console import Console
-
     from demo.benchmark import BenchmarkConfig, BenchmarkRun
     from demo.openai_agents_sdk.agent import settings_from
 
@@ -84,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
                                  transport="otlp" if args.otlp else "shards")
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
-    console = Console()
+    console = make_console()
     bench = BenchmarkRun(config)
     model = "a real model (OPENAI_API_KEY)" if args.online else "the bundled offline model"
     console.print(f"[bold]halo demo[/]: {label} harness, {len(bench.tasks)} tasks, "
@@ -106,6 +113,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             live.show(console)  # leaves its last frame on screen
             score = bench.finish()
+    except KeyboardInterrupt:
+        bench.stop()
+        done, total = live.state.get("done", 0), live.state.get("total", 0)
+        console.print(f"\nstopped after {done}/{total} tasks; the traces written so far are in {out}/ "
+                      f"(see them: halo report {out})", soft_wrap=True, highlight=False)
+        raise
     except BaseException:
         bench.stop()
         raise

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from engine.cli import CliError
+from engine.cli import EXIT_USAGE, CliError
 
 HELP = "build or update the trace index (once, or --follow to keep it current)"
 _BAR_MIN_BYTES = 64 << 20  # smaller backlogs finish before a bar is worth drawing
@@ -29,7 +29,15 @@ def add_arguments(parser) -> None:
                         help="parse processes for a big backlog (default: one per CPU)")
 
 
-class _Bar:
+EXAMPLES = """\
+  halo index traces.jsonl                  build or catch up the index once, print a summary
+  halo index traces/ --follow              keep a folder of shards indexed as it grows (Ctrl-C stops)
+  halo index 'runs/*/traces.jsonl'         a glob (quoted, so halo expands it, also for files to come)
+  halo index /mnt/ro/traces/ --index-dir /tmp/idx   traces on read-only storage
+"""
+
+
+class Bar:
     """A rich progress bar, started only on a terminal for a big backlog."""
 
     def __init__(self) -> None:
@@ -71,16 +79,21 @@ def _summary(idx, stats) -> str:
 
 
 def run(args) -> int:
+    from engine.cli_paths import check_trace_path, index_dir_for
     from indexer import DatasetError, IndexStorageError, TraceIndex
 
+    if args.workers is not None and args.workers < 1:
+        raise CliError(f"--workers must be at least 1, not {args.workers}", EXIT_USAGE)
+    check_trace_path(args.trace_path)
     try:
-        idx = TraceIndex.open(args.trace_path, args.index_dir, workers=args.workers)
+        idx = TraceIndex.open(args.trace_path, index_dir_for(args.trace_path, args.index_dir),
+                              workers=args.workers)
     except DatasetError as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot open the index: {exc}") from None
     try:
-        bar = _Bar()
+        bar = Bar()
         try:
             stats = idx.catch_up(bar)
         finally:
@@ -88,6 +101,9 @@ def run(args) -> int:
         print(_summary(idx, stats), flush=True)
         if args.follow:
             _follow(idx)
+            with idx.snapshot() as snap:
+                t = snap.totals()
+            print(f"stopped following; {t.total_traces:,} traces / {t.total_spans:,} spans indexed", flush=True)
         return 0
     except IndexStorageError as exc:
         raise CliError(str(exc)) from None

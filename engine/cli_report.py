@@ -12,8 +12,16 @@ import sys
 from typing import Any
 
 from engine.cli import EXIT_USAGE, CliError
+from engine.cli import console as make_console
 
 HELP = "deterministic failure report (errors, tool error rates, slow/costly/in-progress traces), no LLM"
+
+
+EXAMPLES = """\
+  halo report traces/                  tables: overview, error signatures, tool error rates, slowest
+  halo report traces.jsonl --top 20    longer rankings
+  halo report traces/ --json | jq '.error_signatures[0]'
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,15 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the report and print it."""
-    from engine.cli_tool import check_trace_path
+    from engine.cli_paths import prepare
     from engine.report import build_report
     from engine.tools import ToolError, open_store
 
     if args.top < 1:
         raise CliError("--top must be at least 1", EXIT_USAGE)
-    check_trace_path(args.trace_path)
+    index_dir = prepare(args.trace_path, args.index_dir)
     try:
-        store = open_store(args.trace_path, args.index_dir)
+        store = open_store(args.trace_path, index_dir)
     except ToolError as exc:
         raise CliError(str(exc)) from exc
     try:
@@ -58,10 +66,9 @@ def _cut(text: str, n: int = 80) -> str:
 
 def render(report: dict[str, Any], title: str) -> None:
     """Print the report as rich tables."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = make_console()
     ov = report["overview"]
     console.rule(f"[bold]halo report[/bold] {title}")
     facts = Table.grid(padding=(0, 2))

@@ -10,6 +10,7 @@ requests finish, flush, bring the index up to date and exit 0.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import socket
@@ -24,6 +25,39 @@ from exporter import config
 HELP = "the OTLP endpoint (gRPC 4317, HTTP 4318) writing canonical JSONL, with a live index"
 
 GRACE_SECONDS = 3.0  # in-flight requests get this long to finish on shutdown
+
+EXAMPLES = """\
+  halo serve --out traces/                 OTLP on 127.0.0.1:4317 (gRPC) and :4318 (HTTP), a shard in traces/
+  halo serve --out traces.jsonl --grpc-port 0 --http-port 0   free ports (printed at start)
+  halo serve --out traces/ --host 0.0.0.0 --token s3cret      reachable from other machines, with auth
+then, in the agent's environment (HTTP):
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
+or (gRPC):
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc
+"""
+
+
+class _OneLineHttpErrors(logging.Filter):
+    """aiohttp logs a malformed request with a full traceback; print one line instead. The
+    usual cause is an OTLP/gRPC exporter pointed at the HTTP port."""
+
+    def __init__(self, grpc_port: int) -> None:
+        super().__init__()
+        self.grpc_port = grpc_port
+        self.seen = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        self.seen += 1
+        if self.seen in (1, 10, 100, 1000):  # a retrying client must not flood the terminal
+            reason = " ".join(" ".join(str(exc).strip().splitlines()[:2]).split())[:100]
+            hint = (f"; an OTLP/gRPC client sent to the HTTP port? gRPC listens on {self.grpc_port}"
+                    if "PRI" in reason or "HTTP/2" in reason else "")
+            print(f"halo serve: rejected a malformed HTTP request ({self.seen} so far): "
+                  f"{type(exc).__name__}: {reason}{hint}", file=sys.stderr, flush=True)
+        return False
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -200,7 +234,13 @@ def run(args: argparse.Namespace) -> int:
         writer.shutdown()
         if index:
             index.close()
-        raise CliError(str(exc)) from None
+        fixed_ports = args.grpc_port != 0 or args.http_port != 0
+        hint = ("; is another server on that port? (--grpc-port 0 / --http-port 0 pick free ones)"
+                if fixed_ports and args.host in ("127.0.0.1", "localhost", "0.0.0.0", "::", "::1") else "")
+        message = str(exc).split("; set GRPC_VERBOSITY")[0]  # advice for grpc developers, not users
+        raise CliError(f"{message}{hint}") from None
+    quiet = _OneLineHttpErrors(grpc_port)
+    logging.getLogger("aiohttp.server").addFilter(quiet)
 
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     if index:
@@ -226,6 +266,7 @@ def run(args: argparse.Namespace) -> int:
         writer.shutdown(GRACE_SECONDS)
         if index:
             index.close()
+        logging.getLogger("aiohttp.server").removeFilter(quiet)
     refused = (f", {writer.dropped} line(s) refused with a retryable answer while the queue was full"
                if writer.dropped else "")
     print(f"halo serve: stopped; {receiver.stats()}{refused}", file=sys.stderr, flush=True)

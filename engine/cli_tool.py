@@ -14,10 +14,19 @@ import sys
 from pathlib import Path
 
 from engine.cli import EXIT_USAGE, CliError
+from engine.cli_paths import check_trace_path  # noqa: F401  (its old home; kept for importers)
 
 HELP = "run one trace tool (overview, query, count, view, search) and print its JSON result"
 
-_GLOB_CHARS = set("*?[")
+EXAMPLES = """\
+  halo tool --list                                   the seven tools, one line each
+  halo tool --list --schema                          their arguments, as JSON schema
+  halo tool get_dataset_overview traces/             totals, error signatures, sample trace ids
+  halo tool count_traces traces/ --args '{"filters": {"has_errors": true}}'
+  halo tool query_traces traces/ --args '{"limit": 5, "filters": {"agent_names": ["helper"]}}'
+  halo tool search_trace traces/ --args '{"trace_id": "ID", "regex_pattern": "Traceback"}'
+  halo tool view_trace traces/ --args @args.json --indent 2
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where the index lives (default: beside the traces)")
     parser.add_argument("--indent", type=int, default=None, metavar="N",
                         help="pretty-print the JSON with N spaces (default: one line)")
-    parser.add_argument("--list", action="store_true", help="list the tools and exit")
+    parser.add_argument("--list", action="store_true",
+                        help="list the tools and their arguments ([optional]) and exit")
     parser.add_argument("--schema", action="store_true",
                         help="with --list: print each tool's argument JSON schema")
 
@@ -46,12 +56,6 @@ def _read_args(text: str) -> str:
         raise CliError(f"cannot read --args file {str(path)!r}: {exc.strerror or exc}") from exc
 
 
-def check_trace_path(trace_path: str) -> None:
-    """Fail with one line when a (non-glob) dataset path does not exist."""
-    if not (_GLOB_CHARS & set(trace_path)) and not Path(trace_path).exists():
-        raise CliError(f"no such trace file or folder: {trace_path}")
-
-
 def _list(args: argparse.Namespace) -> int:
     from engine.tools import TOOLS
 
@@ -62,14 +66,24 @@ def _list(args: argparse.Namespace) -> int:
     width = max(len(name) for name in TOOLS)
     for name, spec in TOOLS.items():
         first = spec.description.split(". ")[0].rstrip(".")
-        print(f"{name:<{width}}  {first}.")
+        print(f"{name:<{width}}  {first}. Arguments: {_arguments(spec.json_schema())}")
     return 0
+
+
+def _arguments(schema: dict) -> str:
+    """`trace_id, [max_matches]`: the argument names, optional ones in brackets."""
+    required = set(schema.get("required") or ())
+    names = [name if name in required else f"[{name}]" for name in schema.get("properties") or {}]
+    return ", ".join(names) or "none"
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the tool and print its result."""
+    if args.indent is not None and args.indent < 0:
+        raise CliError(f"--indent must be >= 0, not {args.indent}", EXIT_USAGE)
     if args.list:
         return _list(args)
+    from engine.cli_paths import prepare
     from engine.tools import TOOLS, ToolError, open_store, parse_arguments
 
     if not args.name or not args.trace_path:
@@ -81,9 +95,9 @@ def run(args: argparse.Namespace) -> int:
         parsed = parse_arguments(spec, _read_args(args.tool_args))
     except ToolError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
-    check_trace_path(args.trace_path)
+    index_dir = prepare(args.trace_path, args.index_dir)
     try:
-        store = open_store(args.trace_path, args.index_dir)
+        store = open_store(args.trace_path, index_dir)
     except ToolError as exc:
         raise CliError(str(exc)) from exc
     try:

@@ -103,6 +103,7 @@ class JsonlWriter:
         self._closed = False
         self._warned_drop_at = 0
         self._warned_error = False
+        self._dropped_at_flush = self.dropped
 
     # --- public API --------------------------------------------------------------------
 
@@ -155,18 +156,25 @@ class JsonlWriter:
         return ok and not self._failed_ticket(ticket)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Write everything submitted before this call; True if done within `timeout`."""
+        """Write everything submitted before this call.
+
+        True if done within `timeout` and no line was lost (refused, not
+        encodable, or a failed write: see `dropped`) since the previous
+        flush; False otherwise, as OpenTelemetry's `force_flush` expects.
+        """
         with self._lock:
             ticket = self._next_ticket
         if ticket == 0:
-            return True
+            return self._nothing_lost_since_last_flush()
         self._wake.set()
         with self._lock:
             alive = self._thread is not None and self._thread.is_alive()
             if alive:
-                return self._done.wait_for(lambda: self._written_ticket >= ticket, timeout)
-        self._drain()
-        return self._written_ticket >= ticket
+                done = self._done.wait_for(lambda: self._written_ticket >= ticket, timeout)
+        if not alive:
+            self._drain()
+            done = self._written_ticket >= ticket
+        return self._nothing_lost_since_last_flush() and done
 
     force_flush = flush
 
@@ -184,6 +192,13 @@ class JsonlWriter:
         if thread is None or not thread.is_alive():
             self._drain()  # whatever the worker left (or it never started)
             self._close_fd()
+
+    def _nothing_lost_since_last_flush(self) -> bool:
+        # Each loss is reported by one flush only; `dropped` keeps the total.
+        with self._lock:
+            lost = self.dropped != self._dropped_at_flush
+            self._dropped_at_flush = self.dropped
+        return not lost
 
     @property
     def pending_lines(self) -> int:

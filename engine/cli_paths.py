@@ -1,0 +1,113 @@
+"""TRACE_PATH checks shared by the commands that read traces.
+
+A wrong path should cost one clear line before anything is created: an empty
+path, a missing file, a glob under a missing folder, a binary file or a file
+that is not JSONL (an index beside `/etc/passwd` helps nobody). Where the
+traces sit on read-only storage, the index goes to a per-user cache instead
+of failing. A big backlog shows a progress bar on a terminal.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from engine.cli import CliError
+
+SNIFF_BYTES = 64 * 1024  # enough for a few lines of most traces
+SNIFF_LINES = 20
+CACHE_ENV = "XDG_CACHE_HOME"
+_noted: set[str] = set()  # fallback folders already announced by this process
+
+
+def check_trace_path(trace_path: str) -> None:
+    """Fail with one line when `trace_path` cannot be a trace dataset."""
+    if not trace_path or not trace_path.strip():
+        raise CliError("TRACE_PATH is empty: give a .jsonl file, a folder of shards, or a glob")
+    path = Path(trace_path)
+    if glob.has_magic(trace_path) and not path.exists():
+        parts = path.parts
+        magic_at = min(i for i, part in enumerate(parts) if glob.has_magic(part))
+        root = Path(*parts[:magic_at]) if magic_at else Path(".")
+        if not root.is_dir():
+            raise CliError(f"no such folder: {root} (in the glob {trace_path})")
+        return
+    if not path.exists():
+        raise CliError(f"no such trace file or folder: {trace_path}")
+    if path.is_file():
+        _sniff(path, trace_path)
+    elif not path.is_dir():
+        raise CliError(f"{trace_path} is neither a file nor a folder")
+
+
+def _sniff(path: Path, shown: str) -> None:
+    """A file must look like JSONL: a JSON object among its first lines, or nothing yet."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+    except OSError as exc:
+        raise CliError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    lines = [line for line in head.split(b"\n")[:-1] if line.strip()][:SNIFF_LINES]
+    for line in lines:
+        try:
+            if isinstance(json.loads(line), dict):
+                return  # stray garbage later on (even NULs left by a crash) is skipped per line
+        except ValueError:
+            continue
+    if b"\0" in head:
+        raise CliError(f"{shown} is a binary file, not a JSONL trace file (one JSON span per line)")
+    if not lines:
+        return  # empty, or one line still being written: a live file may start like this
+    raise CliError(f"{shown} is not a JSONL trace file: none of its first {len(lines)} "
+                   "line(s) is a JSON object")
+
+
+def index_dir_for(trace_path: str, index_dir: str | None) -> str | None:
+    """`index_dir`, or None for the default beside the traces, or a per-user cache folder
+    when that default cannot be written (read-only media, someone else's folder)."""
+    if index_dir:
+        return index_dir
+    from indexer.dataset import DatasetError, resolve
+
+    try:
+        dataset = resolve(trace_path)
+    except DatasetError:
+        return None  # the command reports it in its own words
+    default = dataset.default_index_dir()
+    probe = default if default.exists() else default.parent
+    if os.access(probe, os.W_OK):
+        return None
+    cache = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache") / "halo-live" / "index"
+    digest = hashlib.sha1(str(dataset.pattern).encode()).hexdigest()[:12]
+    fallback = cache / f"{Path(dataset.pattern).name or 'traces'}-{digest}"
+    if str(fallback) not in _noted:
+        _noted.add(str(fallback))
+        print(f"halo: {probe} is not writable; the index lives in {fallback} "
+              "(--index-dir picks another place)", file=sys.stderr)
+    return str(fallback)
+
+
+def prepare(trace_path: str, index_dir: str | None) -> str | None:
+    """Check the path, pick the index folder and catch the index up (with a progress bar on
+    a terminal for a big backlog). Returns the index folder to pass on (None: default)."""
+    check_trace_path(trace_path)
+    index_dir = index_dir_for(trace_path, index_dir)
+    from engine.cli_index import Bar
+    from indexer import DatasetError, IndexStorageError, TraceIndex
+
+    if not sys.stderr.isatty():
+        return index_dir  # the command's own catch-up does the same work, silently
+    try:
+        with TraceIndex.open(trace_path, index_dir) as idx:
+            bar = Bar()
+            try:
+                idx.catch_up(bar)
+            finally:
+                bar.close()
+    except (DatasetError, IndexStorageError, OSError):
+        pass  # the command opens it again and reports the failure in its own words
+    return index_dir
