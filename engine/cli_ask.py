@@ -187,6 +187,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _check(args)
     settings = settings_from_args(args)
+    if settings.base_url and urlsplit(settings.base_url).scheme not in ("http", "https"):
+        raise CliError(f"the base URL must start with http:// or https://, not {settings.base_url!r} "
+                       "(e.g. http://127.0.0.1:8000/v1)", EXIT_USAGE)
     if not settings.api_key and is_local(settings.base_url):
         # Local servers (vLLM, Ollama, a test stub) take no key, but the client wants one.
         settings = replace(settings, api_key=LOCAL_PLACEHOLDER_KEY)

@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
                                  transport="otlp" if args.otlp else "shards")
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
+    _check_out(out)
     console = make_console()
     bench = BenchmarkRun(config)
     model = "a real model (OPENAI_API_KEY)" if args.online else "the bundled offline model"
@@ -230,6 +231,22 @@ class LiveView:
             self.index.close()
 
 
+def _check_out(out: Path) -> None:
+    """A run replaces the trace shards in `out`: refuse a folder whose traces some other
+    program wrote (a user's `traces/traces-w0.jsonl` must never be deleted by a demo)."""
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {out} is a file; give a folder", EXIT_USAGE)
+    if not out.is_dir():
+        return
+    ours = ((out / "score.json").exists() or any(out.glob("results-w*.ndjson"))
+            or (out / "fake-repo").is_dir())
+    theirs = sorted(p.name for p in out.glob("*.jsonl"))
+    if theirs and not ours:
+        raise CliError(f"{out} holds trace files that halo demo did not write ({', '.join(theirs[:3])}"
+                       f"{', ...' if len(theirs) > 3 else ''}); a demo run replaces the shards in its "
+                       "folder: pick another --out", EXIT_USAGE)
+
+
 def _report(out: Path) -> None:
     from engine import cli_report
 
@@ -260,8 +277,8 @@ def _next_steps(console, out: Path, label: str, score: dict[str, Any]) -> None:
                       f"[cyan]halo {out} -p \"Which tool fails most often and why?\"[/] (needs an API key), "
                       f"or [cyan]halo report {out}[/]; then change the harness and re-run, e.g. "
                       f"[cyan]halo demo --fixed{_out_flag(fixed)}[/] (or one fix: --fix limits)", soft_wrap=True)
-        if (fixed / "score.json").exists():
-            console.print(f"measure the change: [cyan]halo compare {out} {fixed}[/]", soft_wrap=True)
+        verb = "measure the change" if (fixed / "score.json").exists() else "then measure the change"
+        console.print(f"{verb}: [cyan]halo compare {out} {fixed}[/]", soft_wrap=True)
         return
     baseline = out.parent / "baseline"
     if (baseline / "score.json").exists():

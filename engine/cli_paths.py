@@ -39,12 +39,12 @@ def check_trace_path(trace_path: str) -> None:
     if not path.exists():
         raise CliError(f"no such trace file or folder: {trace_path}")
     if path.is_file():
-        _sniff(path, trace_path)
+        check_jsonl_file(path, trace_path)
     elif not path.is_dir():
         raise CliError(f"{trace_path} is neither a file nor a folder")
 
 
-def _sniff(path: Path, shown: str) -> None:
+def check_jsonl_file(path: Path, shown: str) -> None:
     """A file must look like JSONL: a JSON object among its first lines, or nothing yet."""
     try:
         with open(path, "rb") as fh:

@@ -105,6 +105,10 @@ def resolve_out(out: str) -> tuple[Path, Path]:
     else:
         if not path.parent.is_dir():
             raise CliError(f"cannot write {out}: folder {path.parent} does not exist")
+        if path.is_file():  # append to a trace file, never to something else that is there
+            from engine.cli_paths import check_jsonl_file
+
+            check_jsonl_file(path, out)
         target, dataset = path, path
     try:  # fail now, in one line, rather than on the first request
         os.close(os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))

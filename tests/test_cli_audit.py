@@ -314,3 +314,43 @@ def test_index_follow_stops_on_sigint_with_a_summary(traces):
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "stopped following; 6 traces" in out
+
+
+@pytest.mark.parametrize("url", ["not a url", "localhost:8000/v1", "ftp://127.0.0.1/v1"])
+def test_a_base_url_without_http_is_a_usage_error(url, traces, monkeypatch, capsys):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert main([str(traces), "-p", "q", "--base-url", url]) == 2
+    assert "http://" in _one_line(capsys)[1]
+
+
+# --- where commands write -------------------------------------------------------------------
+
+def test_demo_never_replaces_traces_it_did_not_write(tmp_path, capsys):
+    out = tmp_path / "traces"
+    out.mkdir()
+    mine = out / "traces-w0.jsonl"  # the README's own shard naming for a user's harness
+    mine.write_bytes(b'{"trace_id": "a"}\n')
+    assert main(["demo", "--out", str(out), "--tasks", "1"]) == 2
+    assert "did not write" in _one_line(capsys)[1]
+    assert mine.read_bytes() == b'{"trace_id": "a"}\n' and sorted(out.iterdir()) == [mine]
+    assert main(["demo", "--out", str(mine)]) == 2
+    assert "is a file" in _one_line(capsys)[1]
+
+
+def test_serve_appends_only_to_a_trace_file(tmp_path, capsys):
+    other = tmp_path / "notes.txt"
+    other.write_text("my notes\nmore notes\n")
+    assert main(["serve", "--out", str(other), "--grpc-port", "0", "--http-port", "0", "--index", "none"]) == 1
+    assert "not a JSONL trace file" in _one_line(capsys)[1]
+    assert other.read_text() == "my notes\nmore notes\n"
+
+
+def test_demo_baseline_names_the_compare_command(tmp_path):
+    from rich.console import Console
+
+    from engine.cli_demo import _next_steps
+
+    console = Console(record=True, width=400)
+    out = tmp_path / "base"
+    _next_steps(console, out, "baseline", {"passed": 1, "tasks": 2, "score": 0.5, "run_id": "r"})
+    assert f"halo compare {out} {tmp_path / 'fixed'}" in console.export_text()
