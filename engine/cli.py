@@ -46,6 +46,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line (plus where to look), not the whole usage."""
 
     def error(self, message: str):  # type: ignore[override]
+        if message.startswith("unrecognized arguments") and ".jsonl" in message:
+            # The shell expanded an unquoted glob into several paths.
+            message += "; for several files quote the glob ('traces/*.jsonl') or give their folder"
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 

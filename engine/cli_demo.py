@@ -92,6 +92,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
     _check_out(out)
+    if args.ask and not args.no_ask:
+        from engine.cli_ask import is_local
+
+        if not (os.environ.get("OPENAI_API_KEY") or is_local(os.environ.get("OPENAI_BASE_URL"))):
+            raise CliError("--ask needs OPENAI_API_KEY (or OPENAI_BASE_URL at a local server); "
+                           "without it, read the report the demo prints", EXIT_USAGE)
     console = make_console()
     bench = BenchmarkRun(config)
     model = "a real model (OPENAI_API_KEY)" if args.online else "the bundled offline model"
