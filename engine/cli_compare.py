@@ -92,7 +92,8 @@ def render(result: dict[str, Any], top: int = 15, console=None) -> None:
     b, a, d = result["before"], result["after"], result["delta"]
     overview = Table(title="halo compare", title_justify="left")
     for column in ("", "before", "after", "delta"):
-        overview.add_column(column, justify="right" if column else "left")
+        overview.add_column(column, justify="right" if column else "left",
+                            overflow="fold")  # a run id is folded, never cut: it is used in --run
     sb, sa = b["score"] or {}, a["score"] or {}
     overview.add_row("run", str(b["run_id"] or "-"), str(a["run_id"] or "-"), "")
     overview.add_row("score", _num(sb.get("score"), pct=True), _num(sa.get("score"), pct=True),

@@ -21,11 +21,11 @@ _BAR_MIN_BYTES = 64 << 20  # smaller backlogs finish before a bar is worth drawi
 def add_arguments(parser) -> None:
     parser.add_argument("trace_path", metavar="TRACE_PATH",
                         help="a canonical .jsonl file, a folder of *.jsonl shards, or a glob")
-    parser.add_argument("--index-dir", default=None,
+    parser.add_argument("--index-dir", default=None, metavar="DIR",
                         help="where the index lives (default: <file>.halo-index/ or <folder>/.halo-index/)")
     parser.add_argument("--follow", action="store_true",
                         help="keep the index current as the files grow, until interrupted")
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="parse processes for a big backlog (default: one per CPU)")
 
 

@@ -59,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# A trace id is what the user copies into `halo tool view_trace`: never cut it short.
+_ID_COLUMN = {"no_wrap": True, "min_width": 32}
+
+
 def _cut(text: str, n: int = 80) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= n else text[: n - 1] + "…"
@@ -66,6 +70,7 @@ def _cut(text: str, n: int = 80) -> str:
 
 def render(report: dict[str, Any], title: str) -> None:
     """Print the report as rich tables."""
+    from rich.markup import escape
     from rich.table import Table
 
     console = make_console()
@@ -91,13 +96,13 @@ def render(report: dict[str, Any], title: str) -> None:
         facts.add_row(key, value)
     console.print(facts)
 
-    table = Table(title="Error signatures", title_justify="left")
-    for col, just in (("#", "right"), ("span", "left"), ("message", "left"), ("spans", "right"),
-                      ("traces", "right"), ("example trace", "left")):
-        table.add_column(col, justify=just)
-    for i, sig in enumerate(report["error_signatures"], 1):
-        table.add_row(str(i), _cut(sig["span_name"], 40), _cut(sig["status_message"]),
-                      str(sig["error_span_count"]), str(sig["trace_count"]),
+    table = Table(title="Error signatures (error spans, traces hit)", title_justify="left")
+    for col, just in (("spans", "right"), ("traces", "right"), ("span: status message", "left"),
+                      ("example trace", "left")):
+        table.add_column(col, justify=just, **_ID_COLUMN if col == "example trace" else {})
+    for sig in report["error_signatures"]:
+        table.add_row(str(sig["error_span_count"]), str(sig["trace_count"]),
+                      f"[bold]{escape(_cut(sig['span_name'], 40))}[/]: {escape(_cut(sig['status_message']))}",
                       sig["example_trace_ids"][0] if sig["example_trace_ids"] else "")
     console.print(table if report["error_signatures"] else "[green]No ERROR spans.[/green]")
 
@@ -119,9 +124,9 @@ def render(report: dict[str, Any], title: str) -> None:
         if key == "in_progress_traces" and ov["in_progress_trace_count"] > len(report[key]):
             title_text += f" (first {len(report[key])} of {ov['in_progress_trace_count']:,})"
         table = Table(title=title_text, title_justify="left")
-        for col, just in (("trace", "left"), ("duration ms", "right"), ("spans", "right"),
+        for col, just in (("trace", "left"), ("ms", "right"), ("spans", "right"),
                           ("tokens", "right"), ("errors", "center"), ("agents", "left")):
-            table.add_column(col, justify=just)
+            table.add_column(col, justify=just, **_ID_COLUMN if col == "trace" else {})
         for r in report[key]:
             duration = f"{r['duration_ms']:,.0f}" if r["duration_ms"] is not None else "-"
             table.add_row(r["trace_id"], duration, str(r["span_count"]), f"{r['total_tokens']:,}",

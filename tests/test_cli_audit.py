@@ -369,3 +369,14 @@ def test_an_unquoted_glob_gets_a_hint(tmp_path, capsys):
         main(["report", "a/x.jsonl", "a/y.jsonl"])
     assert exc.value.code == 2
     assert "quote the glob" in _one_line(capsys)[1]
+
+
+def test_report_tables_show_whole_trace_ids_on_80_columns(traces, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["report", str(traces), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    ids = {r["trace_id"] for r in report["slowest_traces"]}
+    ids |= {s["example_trace_ids"][0] for s in report["error_signatures"] if s["example_trace_ids"]}
+    assert main(["report", str(traces)]) == 0
+    text = capsys.readouterr().out
+    assert ids and all(tid in text for tid in ids)  # copyable into `halo tool view_trace`
