@@ -63,6 +63,23 @@ def test_bad_lines_are_counted_with_offsets_and_skipped(tmp_path):
     idx.close()
 
 
+def test_values_of_odd_types_are_ignored_like_the_reference_not_fatal(tmp_path):
+    path = tmp_path / "t.jsonl"
+    odd = (b'{"trace_id":"t1","span_id":"s2","parent_span_id":["s1"],"name":7,"start_time":3,'
+           b'"status":{"code":[]},"resource":{"attributes":{"service.name":["x"]}},'
+           b'"attributes":{"inference.agent_name":["a"],"inference.llm.input_tokens":true,'
+           b'"inference.llm.output_tokens":2.5,"inference.project_id":{"p":1},"tool.name":""}}\n')
+    path.write_bytes(span_line("t1", "s1", attrs={"inference.agent_name": "a"}) + odd)
+    idx = build(path, tmp_path / "idx")
+    with idx.snapshot() as snap:
+        row = snap.trace("t1")
+        assert (row.span_count, row.service_names, row.agent_names, row.total_input_tokens) == (2, ["svc"], ["a"], 1)
+        assert (row.total_output_tokens, row.project_id, row.missing_agent_identity_count) == (0, None, 1)
+        assert row.missing_parent_count == 1  # "['s1']" is no span id of the trace
+        assert [(s.name, s.parent_span_id, s.status_code) for s in snap.spans("t1")][1] == ("7", "['s1']", "")
+    idx.close()
+
+
 def test_incremental_equals_scratch_for_any_cut(tmp_path):
     src = write_dataset(tmp_path / "src.jsonl", traces=30, extra=odd_lines()).read_bytes()
     live = tmp_path / "live.jsonl"
