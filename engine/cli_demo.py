@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     bench = BenchmarkRun(config)
     model = "a real model (OPENAI_API_KEY)" if args.online else "the bundled offline model"
     console.print(f"[bold]halo demo[/]: {label} harness, {len(bench.tasks)} tasks, "
-                  f"{args.workers} workers, {model}; traces in [cyan]{out}/[/]")
+                  f"{args.workers} workers, {model}; traces in [cyan]{out}/[/]", soft_wrap=True)
     console.print(f"while it runs, ask the live index from another terminal: [cyan]halo report {out}[/] "
                   f"or [cyan]halo {out} -p \"what fails and why?\"[/]", soft_wrap=True)
     try:
@@ -274,7 +274,7 @@ def _label(args: argparse.Namespace) -> str:
 
 def _next_steps(console, out: Path, label: str, score: dict[str, Any]) -> None:
     console.print(f"\n[bold]score[/]: {score['passed']}/{score['tasks']} ({score['score']:.0%}), "
-                  f"run id {score['run_id']}, written to {out / 'score.json'}")
+                  f"run id {score['run_id']}, written to {out / 'score.json'}", soft_wrap=True)
     for k in score.get("failed_workers") or []:
         console.print(f"[bold red]worker {k} failed[/]: see {out / 'logs' / f'w{k}.log'}", soft_wrap=True)
     if label == "baseline":

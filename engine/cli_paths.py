@@ -42,6 +42,23 @@ def check_trace_path(trace_path: str) -> None:
         check_jsonl_file(path, trace_path)
     elif not path.is_dir():
         raise CliError(f"{trace_path} is neither a file nor a folder")
+    else:
+        _note_shards_only_below(path, trace_path)
+
+
+def _note_shards_only_below(folder: Path, shown: str) -> None:
+    """A folder reads only its own *.jsonl; say so when the shards sit one level down
+    (`halo report halo-demo` instead of `halo-demo/baseline`), rather than show 0 traces."""
+    try:
+        if any(folder.glob("*.jsonl")):
+            return
+        below = sorted({p.parent.name for p in folder.glob("*/*.jsonl") if not p.parent.name.startswith(".")})
+    except OSError:
+        return
+    if below:
+        shown_dirs = ", ".join(f"{name}/" for name in below[:3]) + (", ..." if len(below) > 3 else "")
+        print(f"halo: {shown} has no *.jsonl file of its own, its subfolders do ({shown_dirs}): give one "
+              f"of them, or a quoted glob like '{folder / '*' / '*.jsonl'}'", file=sys.stderr)
 
 
 def check_jsonl_file(path: Path, shown: str) -> None:

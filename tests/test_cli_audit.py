@@ -380,3 +380,15 @@ def test_report_tables_show_whole_trace_ids_on_80_columns(traces, monkeypatch, c
     assert main(["report", str(traces)]) == 0
     text = capsys.readouterr().out
     assert ids and all(tid in text for tid in ids)  # copyable into `halo tool view_trace`
+
+
+def test_a_folder_whose_shards_sit_one_level_down_gets_a_hint(traces, tmp_path, capsys):
+    root = tmp_path / "runs"
+    (root / "baseline").mkdir(parents=True)
+    traces.rename(root / "baseline" / "t.jsonl")
+    assert main(["tool", "count_traces", str(root)]) == 0
+    out, note = _one_line(capsys)
+    assert json.loads(out) == {"result": {"total": 0}}
+    assert "baseline/" in note and "*.jsonl" in note
+    assert main(["tool", "count_traces", str(root / "*" / "*.jsonl")]) == 0
+    assert json.loads(capsys.readouterr().out) == {"result": {"total": 6}}
