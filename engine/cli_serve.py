@@ -253,6 +253,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"halo serve: writing {target}", flush=True)
     print(f"halo serve: OTLP/gRPC listening on {host}:{grpc_port}", flush=True)
     print(f"halo serve: OTLP/HTTP listening on http://{host}:{http_port}/v1/traces", flush=True)
+    if not receiver.token and args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"halo serve: warning: listening on {args.host} without --token: anyone who can reach "
+              "these ports can write traces", file=sys.stderr, flush=True)
     print("halo serve: ready (" + ("auth on, " if receiver.token else "")
           + ("live index on" if index else "no index") + "); SIGTERM or Ctrl-C stops", flush=True)
     try:

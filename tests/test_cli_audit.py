@@ -392,3 +392,15 @@ def test_a_folder_whose_shards_sit_one_level_down_gets_a_hint(traces, tmp_path, 
     assert "baseline/" in note and "*.jsonl" in note
     assert main(["tool", "count_traces", str(root / "*" / "*.jsonl")]) == 0
     assert json.loads(capsys.readouterr().out) == {"result": {"total": 6}}
+
+
+def test_serve_on_all_interfaces_without_a_token_warns(tmp_path):
+    proc = _halo("serve", "--out", str(tmp_path / "t.jsonl"), "--grpc-port", "0", "--http-port", "0",
+                 "--index", "none", "--host", "0.0.0.0")
+    try:
+        _wait_for(proc, "halo serve: ready")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "without --token" in err
