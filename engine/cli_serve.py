@@ -274,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
         if index:
             index.close()
         logging.getLogger("aiohttp.server").removeFilter(quiet)
-    refused = (f", {writer.dropped} line(s) refused with a retryable answer while the queue was full"
-               if writer.dropped else "")
+    refused = (f", {writer.dropped} line(s) not written (queue full or write failed), "
+               "each answered with a retryable error" if writer.dropped else "")
     print(f"halo serve: stopped; {receiver.stats()}{refused}", file=sys.stderr, flush=True)
     return 0

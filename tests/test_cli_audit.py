@@ -404,3 +404,26 @@ def test_serve_on_all_interfaces_without_a_token_warns(tmp_path):
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert "without --token" in err
+
+
+@needs_dev_full
+def test_serve_on_a_failing_disk_answers_retryable_and_says_why_at_exit():
+    import urllib.error
+    import urllib.request
+
+    proc = _halo("serve", "--out", DEV_FULL, "--grpc-port", "0", "--http-port", "0", "--index", "none")
+    try:
+        lines = _wait_for(proc, "halo serve: ready")
+        url = next(x for x in lines if "OTLP/HTTP" in x).split()[-1]
+        body = {"resourceSpans": [{"scopeSpans": [{"spans": [{
+            "traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "0102030405060708", "name": "x",
+            "startTimeUnixNano": "1", "endTimeUnixNano": "2"}]}]}]}
+        request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=30)
+        assert answer.value.code == 503  # retryable: the sender keeps the spans
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err
+    assert "1 line(s) not written (queue full or write failed)" in err
