@@ -28,7 +28,7 @@ class Partial:
         "tid", "first_off", "blob", "n", "start", "end", "err", "services", "models",
         "agents", "agent_ids", "in_tok", "out_tok", "project", "projects", "sids", "pids",
         "miss_ident", "tool_err", "raw", "tools", "runs", "root", "errors", "entries",
-        "ids", "missing", "duration", "values",
+        "ids", "missing", "duration",
     )
 
     def __init__(self, tid: str, first_off: int) -> None:
@@ -62,7 +62,6 @@ class Partial:
         self.ids = b""
         self.missing = 0
         self.duration: float | None = None  # of the trace if this batch were all of it
-        self.values: set | None = set()  # distinct (service, model, agent, ...) while parsing
 
 
 
@@ -104,9 +103,11 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
     codes = _CODES
     view = memoryview(data)  # lines are parsed in place: no copy of the chunk
     find = data.find
-    top_keys, attr_keys, ints = _TOP_KEYS, _ATTR_KEYS, _INTS
-    k_oi_kind, k_obs, k_service, k_attributes, error_code = _OI_KIND, _OBS_KIND, _SERVICE, f.ATTRIBUTES, _ERROR
-    lines = spans = unprojected = 0
+    # module constants as locals: this loop runs once per span
+    k_oi_kind, k_obs, k_service, k_model, k_oi_model = _OI_KIND, _OBS_KIND, _SERVICE, _MODEL, _OI_MODEL
+    k_agent, k_agent_id, k_oi_agent_id, k_in, k_out = _AGENT, _AGENT_ID, _OI_AGENT_ID, _IN_TOKENS, _OUT_TOKENS
+    k_project, k_tool, k_genai_tool, k_run, error_code = _PROJECT, _TOOL, _GENAI_TOOL, _RUN, _ERROR
+    lines = spans = 0
     at = 0
     while at < cut:
         nl = find(b"\n", at)
@@ -125,7 +126,8 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
         if type(span) is not dict:
             _bad(batch, off, "not a JSON object")
             continue
-        tid, sid, parent, start, end, name, status, resource, attrs = map(span.get, top_keys)
+        tid = span.get("trace_id")
+        sid = span.get("span_id")
         if type(tid) is not str or type(sid) is not str:
             _bad(batch, off, "not a span (no trace_id/span_id string)")
             continue
@@ -135,23 +137,28 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
             p = partials[tid] = Partial(tid, off)
 
         p.sids.add(sid)
+        parent = span.get("parent_span_id") or ""
+        if type(parent) is not str:
+            parent = str(parent)
         if parent:
-            if type(parent) is not str:
-                parent = str(parent)
             p.pids.add(parent)
         else:
-            parent = ""
             p.root = True  # ours: the root span arrived
+        start = span.get("start_time") or ""
+        end = span.get("end_time") or ""
         if type(start) is not str or type(end) is not str:  # the reference rejects these lines
-            start, end = _text(start), _text(end)
+            start, end = str(start), str(end)
         if not p.start or start < p.start:
             p.start = start
         if not p.end or end > p.end:
             p.end = end
+        attrs = span.get("attributes")
         if type(attrs) is not dict:
             attrs = {}
+        name = span.get("name") or ""
         if type(name) is not str:
-            name = _text(name)
+            name = str(name)
+        status = span.get("status")
         code = status.get("code") if type(status) is dict else None
         message = None
         if code == error_code:
@@ -162,37 +169,53 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
             p.errors.append((name, message, len(p.entries)))
             if attrs.get(k_oi_kind) == "TOOL":
                 p.tool_err += 1
-        svc = None
+        resource = span.get("resource")
         if type(resource) is dict:
-            rattrs = resource.get(k_attributes)
+            rattrs = resource.get("attributes")
             if type(rattrs) is dict:
                 svc = rattrs.get(k_service)
+                if isinstance(svc, str):
+                    p.services.add(svc)
         if k_obs not in attrs:
-            unprojected += 1
-        # One tuple per span of the low-cardinality values, deduplicated per trace:
-        # one set insert instead of seven; validity rules apply once per distinct tuple.
-        model, oi_model, agent, agent_id, oi_agent_id, tokens_in, tokens_out, proj, tool, genai_tool, run = \
-            map(attrs.get, attr_keys)
-        values = (svc, model or oi_model, agent, agent_id or oi_agent_id, proj, tool or genai_tool, run)
-        try:
-            p.values.add(values)
-        except TypeError:  # an unhashable value (a list): it is invalid anyway
-            p.values.add(tuple(v if type(v) is str else None for v in values))
-        if not (type(agent) is str and agent):
-            agent_id = values[3]
-            if not (type(agent_id) is str and agent_id):
+            batch.unprojected += 1
+        if attrs:
+            model = attrs.get(k_model) or attrs.get(k_oi_model)
+            if isinstance(model, str) and model:
+                p.models.add(model)
+            agent = attrs.get(k_agent)
+            has_agent = isinstance(agent, str) and agent
+            if has_agent:
+                p.agents.add(agent)
+            agent_id = attrs.get(k_agent_id) or attrs.get(k_oi_agent_id)
+            if isinstance(agent_id, str) and agent_id:
+                p.agent_ids.add(agent_id)
+            elif not has_agent:
                 p.miss_ident += 1
-        if tokens_in is not None and type(tokens_in) in ints:
-            p.in_tok += tokens_in
-        if tokens_out is not None and type(tokens_out) in ints:
-            p.out_tok += tokens_out
-        if p.project is None and type(proj) is str and proj:
-            p.project = proj
+            tokens = attrs.get(k_in)
+            if isinstance(tokens, int):
+                p.in_tok += tokens
+            tokens = attrs.get(k_out)
+            if isinstance(tokens, int):
+                p.out_tok += tokens
+            proj = attrs.get(k_project)
+            if isinstance(proj, str) and proj:
+                p.projects.add(proj)
+                if p.project is None:
+                    p.project = proj
+            # ours: tool and run names
+            tool = attrs.get(k_tool) or attrs.get(k_genai_tool)
+            if isinstance(tool, str) and tool:
+                p.tools.add(tool)
+            run = attrs.get(k_run)
+            if isinstance(run, str) and run:
+                p.runs.add(run)
+        else:
+            p.miss_ident += 1
         code_key = codes.get(code) if type(code) is str else None  # a list would not hash
         if code_key is None:
             code_key = code if isinstance(code, str) else ""
         p.entries.append((fileno, off, length, sid, parent, name, code_key, message))
-    batch.lines, batch.spans, batch.unprojected = lines, spans, unprojected
+    batch.lines, batch.spans = lines, spans
     for p in partials.values():
         entries = p.entries
         p.n = len(entries)
@@ -205,35 +228,7 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
         p.missing = sum(1 for x in pids if x not in sids)
         p.sids = p.pids = None
         p.duration = duration_ms(p.start, p.end)
-        _split_values(p)
     return batch
-
-
-def _text(value) -> str:
-    """`value or ""` as a string (what the reference's model would hold)."""
-    if not value:
-        return ""
-    return value if type(value) is str else str(value)
-
-
-def _split_values(p: Partial) -> None:
-    """The per-field sets from the distinct value tuples, keeping only valid values."""
-    for svc, model, agent, agent_id, proj, tool, run in p.values:
-        if type(svc) is str:
-            p.services.add(svc)
-        if type(model) is str and model:
-            p.models.add(model)
-        if type(agent) is str and agent:
-            p.agents.add(agent)
-        if type(agent_id) is str and agent_id:
-            p.agent_ids.add(agent_id)
-        if type(proj) is str and proj:
-            p.projects.add(proj)
-        if type(tool) is str and tool:  # ours: tool and run names
-            p.tools.add(tool)
-        if type(run) is str and run:
-            p.runs.add(run)
-    p.values = None
 
 
 def _ns(value: str) -> int | None:
@@ -275,8 +270,3 @@ _PROJECT = f.INF_PROJECT_ID
 _TOOL = f.OI_TOOL_NAME
 _GENAI_TOOL = f.GENAI_TOOL_NAME
 _RUN = f.INF_RUN_ID
-_TOP_KEYS = (f.TRACE_ID, f.SPAN_ID, f.PARENT_SPAN_ID, f.START_TIME, f.END_TIME, f.NAME, f.STATUS,
-             f.RESOURCE, f.ATTRIBUTES)
-_ATTR_KEYS = (_MODEL, _OI_MODEL, _AGENT, _AGENT_ID, _OI_AGENT_ID, _IN_TOKENS, _OUT_TOKENS, _PROJECT,
-              _TOOL, _GENAI_TOOL, _RUN)
-_INTS = (int, bool)  # isinstance(x, int), as the reference tests tokens
