@@ -10,7 +10,6 @@ work re-planned, so any number of processes may catch up at once.
 from __future__ import annotations
 
 import fcntl
-import gc
 import logging
 import os
 import threading
@@ -161,21 +160,13 @@ class TraceIndex:
             raise RuntimeError("the index is closed")
         started = time.monotonic()
         stats = CatchUpStats()
-        # A big catch-up allocates millions of short-lived acyclic objects; the cyclic
-        # collector would rescan the live ones again and again (~10% of a cold build).
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            with self._write_lock:
-                for _ in range(100):
-                    try:
-                        self._catch_up_once(stats, progress)
-                        break
-                    except _Retry:
-                        continue
-        finally:
-            if collecting:
-                gc.enable()
+        with self._write_lock:
+            for _ in range(100):
+                try:
+                    self._catch_up_once(stats, progress)
+                    break
+                except _Retry:
+                    continue
         stats.seconds = time.monotonic() - started
         return stats
 

@@ -5,7 +5,6 @@ Started by `indexer.pool`; exits when stdin closes. Imports only the parser.
 
 from __future__ import annotations
 
-import gc
 import sys
 
 from indexer.parse import parse_file_range
@@ -13,7 +12,6 @@ from indexer.pool import recv, send
 
 
 def main() -> int:
-    gc.disable()  # parsing makes no reference cycles; collections would only rescan live objects
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while True:
         try:
