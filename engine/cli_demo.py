@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     bench = BenchmarkRun(config)
     model = "a real model (OPENAI_API_KEY)" if args.online else "the bundled offline model"
     console.print(f"[bold]halo demo[/]: {label} harness, {len(bench.tasks)} tasks, "
-                  f"{args.workers} workers, {model}; traces in [cyan]{out}/[/]", soft_wrap=True)
+                  f"{min(args.workers, len(bench.tasks))} workers, {model}; traces in [cyan]{out}/[/]",
+                  soft_wrap=True)
     console.print(f"while it runs, ask the live index from another terminal: [cyan]halo report {out}[/] "
                   f"or [cyan]halo {out} -p \"what fails and why?\"[/]", soft_wrap=True)
     try:
