@@ -125,6 +125,19 @@ def _silence_stdout() -> None:
         pass
 
 
+def _check_not_a_typo(argv: list[str]) -> None:
+    """`halo reprot traces/` would be read as asking about a file named `reprot`: when the
+    first word is no path but close to a command name, say so."""
+    if not argv or argv[0].startswith("-") or os.path.exists(argv[0]):
+        return
+    import difflib
+
+    close = difflib.get_close_matches(argv[0], list(SUBCOMMANDS), n=1, cutoff=0.6)
+    if close:
+        raise CliError(f"unknown command {argv[0]!r}; did you mean `halo {close[0]}`? "
+                       f"(commands: {', '.join(SUBCOMMANDS)})", EXIT_USAGE)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `halo` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -134,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = _subcommand_parser(argv[0], module).parse_args(argv[1:])
             code = module.run(args)
         else:
+            _check_not_a_typo(argv)
             args = build_parser().parse_args(argv)
             code = _load(ASK_MODULE).run(args)
         return int(code or 0)

@@ -427,3 +427,19 @@ def test_serve_on_a_failing_disk_answers_retryable_and_says_why_at_exit():
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and "Traceback" not in err
     assert "1 line(s) not written (queue full or write failed)" in err
+
+
+@pytest.mark.parametrize("argv, meant", [(["reprot", "x/"], "report"), (["serv", "--out", "x"], "serve")])
+def test_a_misspelt_command_is_named(argv, meant, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert f"did you mean `halo {meant}`" in _one_line(capsys)[1]
+
+
+def test_a_path_that_looks_like_a_command_is_still_a_path(traces, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tools").mkdir()  # close to `tool`, but it exists: the ask form reads it
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert main(["tools", "-p", "q"]) == 1
+    assert "no API key" in _one_line(capsys)[1]
