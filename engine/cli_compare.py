@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Summarize both sides through the index and print the comparison."""
-    from engine.cli_paths import check_trace_path, index_dir_for
+    from engine.cli_paths import prepare
     from engine.compare import CompareError, compare, summarize
     from indexer import DatasetError, IndexStorageError
 
@@ -46,13 +46,13 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--top must be at least 1", EXIT_USAGE)
     run_before = args.run_before or args.run
     run_after = args.run_after or args.run
-    for path in (args.before, args.after):
-        if Path(path).exists():  # a missing one gets summarize()'s own line
-            check_trace_path(path)
+    # Check, place and catch up each index (a bar on a terminal); a missing path gets
+    # summarize()'s own line.
+    index_dirs = [prepare(path, None) if Path(path).exists() else None for path in (args.before, args.after)]
     try:
         result = compare(
-            summarize(args.before, run_before, index_dir_for(args.before, None), score_file=args.score_before),
-            summarize(args.after, run_after, index_dir_for(args.after, None), score_file=args.score_after))
+            summarize(args.before, run_before, index_dirs[0], score_file=args.score_before),
+            summarize(args.after, run_after, index_dirs[1], score_file=args.score_after))
     except (CompareError, DatasetError, IndexStorageError) as exc:
         raise CliError(str(exc)) from exc
     except OSError as exc:
