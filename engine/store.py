@@ -94,8 +94,36 @@ def _iso_utc(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
+# A date, or a date-time with optional seconds, fraction and Z/offset: the values the
+# reference's plain string comparison against canonical span times answers sensibly.
+_ISO_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?")
+
+
+def check_time_filter(field: str, value: str | None) -> None:
+    """Raise `ToolError` unless `value` is None or an ISO-8601 date / date-time.
+
+    Only checked, never rewritten: a valid value is compared as a string, as the
+    reference does, so its answers stay equal; a word like "yesterday" would
+    silently match nothing there.
+    """
+    if value is None:
+        return
+    ok = _ISO_TIME.fullmatch(value) is not None
+    if ok:
+        try:  # reject impossible dates and times such as 2026-13-45
+            datetime.fromisoformat(value.replace(",", ".").replace("Z", "+00:00"))
+        except ValueError:
+            ok = False
+    if not ok:
+        raise ToolError(f"{field} must be an ISO-8601 time such as 2026-01-01T00:00:00Z, "
+                        f"got {value!r}")
+
+
 def index_filters(filters: TraceFilters) -> IndexFilters:
-    """The indexed part of `filters` (everything but `regex_pattern`)."""
+    """The indexed part of `filters` (everything but `regex_pattern`); raises `ToolError`."""
+    check_time_filter("start_time_gte", filters.start_time_gte)
+    check_time_filter("end_time_lte", filters.end_time_lte)
     return IndexFilters(**filters.model_dump(exclude={"regex_pattern"}))
 
 

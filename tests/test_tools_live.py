@@ -106,6 +106,29 @@ def test_bad_calls_come_back_as_readable_errors(store, tool, args, words):
     assert list(got) == ["error"] and words in got["error"], got
 
 
+@pytest.mark.parametrize("tool", ["get_dataset_overview", "query_traces", "count_traces"])
+@pytest.mark.parametrize("field, value", [
+    ("start_time_gte", "yesterday"), ("end_time_lte", "2026-13-01"), ("end_time_lte", "1767225600"),
+    ("start_time_gte", ""),
+])
+def test_a_time_filter_that_is_not_iso_8601_is_an_error(store, tool, field, value):
+    want = f"{field} must be an ISO-8601 time such as 2026-01-01T00:00:00Z, got {value!r}"
+    assert run_tool(store, tool, {"filters": {field: value}}) == {"error": want}
+    with_regex = {"filters": {field: value, "regex_pattern": "x"}}
+    assert run_tool(store, tool, with_regex) == {"error": want}
+
+
+@pytest.mark.parametrize("value", ["2026-01-01", "2026-01-01T00:00:00Z", "2026-01-01T00:00",
+                                   "2026-01-01T00:00:00.123456789+00:00", "2026-01-01 00:00:00"])
+def test_iso_8601_time_filters_are_compared_as_given(store, lines, value):
+    starts = {}
+    for span in map(json.loads, lines):
+        tid = span["trace_id"]
+        starts[tid] = min(starts.get(tid, span["start_time"]), span["start_time"])
+    want = {tid for tid, start in starts.items() if start >= value}
+    assert _ids(store, {"start_time_gte": value}) == want
+
+
 def test_unknown_span_in_a_known_trace(store, lines):
     tid = json.loads(lines[0])["trace_id"]
     got = run_tool(store, "search_span", {"trace_id": tid, "span_id": "nope", "regex_pattern": "x"})
