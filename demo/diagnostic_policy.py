@@ -1,0 +1,333 @@
+"""An offline stand-in model for halo's diagnostic agent: a deterministic policy, not an LLM.
+
+It lets a user without an API key watch the real diagnostic agent (`halo TRACE_PATH -p`)
+run a real investigation with the real trace tools. Like a real model it reads only its
+turn: the tool list and the tool results in the conversation. Its plan:
+
+1. `get_dataset_overview`: the error taxonomy (top signatures, example trace ids);
+2. `query_traces` with `has_errors` (how many traces fail) and, in the same turn,
+   `search_trace` for error spans in one example trace of each top signature;
+3. `view_spans` on the matching spans, to read the actual error detail (the tool's
+   input and error text in the span attributes);
+4. a short markdown report through `final_answer` (or as text when the agent has no
+   such tool): per signature the traces hit, example ids, the cause seen in the spans
+   and a suggested harness change, labelled as coming from this stand-in.
+
+    python -m demo.model_server --port 8000 --policy demo.diagnostic_policy:DiagnosticPolicy
+    halo traces/ -p "What fails and why?" --base-url http://127.0.0.1:8000/v1
+
+or in one command: `python -m demo.diagnostic_policy traces/ [-p QUESTION]`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from demo.model_server import Reply, ToolCall, Turn
+from exporter.format import (
+    ATTRIBUTES,
+    INF_OBSERVATION_KIND,
+    OBS_AGENT,
+    OBS_TOOL,
+    OI_INPUT_VALUE,
+    OI_OUTPUT_VALUE,
+    OI_SPAN_KIND,
+    OI_TOOL_NAME,
+    GENAI_TOOL_NAME,
+    NAME,
+    SPAN_ID,
+    STATUS_ERROR,
+)
+
+MODEL_NAME = "halo-offline-diagnosis"
+TOP_SIGNATURES = 3
+SPANS_PER_SIGNATURE = 5  # enough to tell a repeated identical call from varied ones
+SEARCH_MATCHES = 50
+LABEL = ("> Written by halo's **offline stand-in model** (`demo.diagnostic_policy`), a deterministic "
+         "policy, not an LLM: it drove the real diagnostic agent and trace tools and reports what "
+         "they returned. Set `OPENAI_API_KEY` (or `--base-url`) for a real model's diagnosis.")
+
+_MISSING = re.compile(r"no such|not found|does not exist|FileNotFound|unknown path", re.I)
+_LIMIT = re.compile(r"out of range|too (large|many|long|big)|exceed|at most|limit|maximum", re.I)
+_TIMEOUT = re.compile(r"time ?out|timed out|deadline", re.I)
+_RATE = re.compile(r"rate.?limit|429|quota", re.I)
+_MAX_TURNS = re.compile(r"max.?turns", re.I)
+
+
+@dataclass
+class _Call:
+    name: str
+    args: dict
+    result: dict | None  # None until answered (or not JSON)
+
+
+def _history(turn: Turn) -> list[_Call]:
+    """The tool calls of the conversation so far, each with its parsed result."""
+    results = {m.get("tool_call_id"): m.get("content") for m in turn.messages if m.get("role") == "tool"}
+    calls = []
+    for message in turn.messages:
+        for call in message.get("tool_calls") or []:
+            fn = call.get("function") or {}
+            calls.append(_Call(fn.get("name", ""), _json(fn.get("arguments")) or {},
+                               _json(results.get(call.get("id")))))
+    return calls
+
+
+def _json(text) -> dict | None:
+    if isinstance(text, dict):
+        return text
+    try:
+        value = json.loads(text or "")
+    except (TypeError, ValueError):
+        return None
+    if isinstance(value, dict) and isinstance(value.get("result"), dict):
+        return value["result"]  # `halo tool`'s envelope, should a server add one
+    return value if isinstance(value, dict) else None
+
+
+def _call(name: str, **arguments) -> ToolCall:
+    return ToolCall(name, json.dumps(arguments))
+
+
+class DiagnosticPolicy:
+    """A `Turn -> Reply` policy that plays the model of halo's diagnostic agent."""
+
+    def __init__(self, top: int = TOP_SIGNATURES) -> None:
+        self.top = top
+
+    def __call__(self, turn: Turn) -> Reply:
+        tools = {t["name"] for t in turn.tools}
+        if "get_dataset_overview" not in tools:  # synthesis, compaction: tool-less helper calls
+            return Reply(text="(offline stand-in model) " + _last_user_text(turn)[:2000])
+        calls = _history(turn)
+        overview = _last(calls, "get_dataset_overview")
+        if overview is None or overview.result is None:
+            return Reply(tool_calls=[_call("get_dataset_overview")])
+        signatures = list(overview.result.get("error_taxonomy") or [])[: self.top]
+        if not signatures:
+            return self._finish(tools, _no_errors(overview.result))
+        if _last(calls, "query_traces") is None:
+            return Reply(tool_calls=[_call("query_traces", filters={"has_errors": True}, limit=50)]
+                         + [_call("search_trace", trace_id=t, regex_pattern=STATUS_ERROR,
+                                  max_matches=SEARCH_MATCHES) for t in _example_traces(signatures)])
+        searches = {c.args.get("trace_id"): c.result or {} for c in calls if c.name == "search_trace"}
+        if _last(calls, "view_spans") is None:
+            views = _spans_to_view(signatures, searches)
+            if views:
+                return Reply(tool_calls=[_call("view_spans", trace_id=t, span_ids=ids) for t, ids in views.items()])
+        spans = {}
+        for c in calls:
+            if c.name == "view_spans" and c.result:
+                for span in c.result.get("spans") or []:
+                    spans[span.get(SPAN_ID)] = span
+        failing = (_last(calls, "query_traces").result or {}).get("total")
+        return self._finish(tools, _report(overview.result, failing, signatures, searches, spans))
+
+    @staticmethod
+    def _finish(tools: set[str], answer: str) -> Reply:
+        if "final_answer" in tools:
+            return Reply(tool_calls=[_call("final_answer", answer=answer)])
+        return Reply(text=answer)
+
+
+def _last(calls: list[_Call], name: str) -> _Call | None:
+    return next((c for c in reversed(calls) if c.name == name), None)
+
+
+def _last_user_text(turn: Turn) -> str:
+    for message in reversed(turn.messages):
+        if message.get("role") == "user" and isinstance(message.get("content"), str):
+            return message["content"]
+    return ""
+
+
+def _example_traces(signatures: list[dict]) -> list[str]:
+    """The first example trace of each signature, each once."""
+    ids = [(s.get("example_trace_ids") or [None])[0] for s in signatures]
+    return list(dict.fromkeys(i for i in ids if i))
+
+
+def _matches(signature: dict, searches: dict[str, dict]) -> list[dict]:
+    """The error spans of the signature's first example trace that carry its span name."""
+    trace = (signature.get("example_trace_ids") or [None])[0]
+    found = (searches.get(trace) or {}).get("matches") or []
+    return [m for m in found if m.get("span_name") == signature.get("span_name")]
+
+
+def _spans_to_view(signatures: list[dict], searches: dict[str, dict]) -> dict[str, list[str]]:
+    views: dict[str, list[str]] = {}
+    for sig in signatures:
+        ids = [m["span_id"] for m in _matches(sig, searches)[:SPANS_PER_SIGNATURE] if m.get("span_id")]
+        if ids:
+            trace = sig["example_trace_ids"][0]
+            views[trace] = list(dict.fromkeys(views.get(trace, []) + ids))
+    return views
+
+
+# -- reading spans ------------------------------------------------------------------------
+
+def _attrs(span: dict) -> dict:
+    return span.get(ATTRIBUTES) or {}
+
+
+def _kind(span: dict) -> str:
+    attrs = _attrs(span)
+    return str(attrs.get(INF_OBSERVATION_KIND) or attrs.get(OI_SPAN_KIND) or "")
+
+
+def _find(attrs: dict, exact: Sequence[str], *needles: str) -> str:
+    """The first non-empty attribute among `exact` keys, else among keys holding a needle."""
+    for key in exact:
+        if attrs.get(key) not in (None, ""):
+            return str(attrs[key])
+    for key, value in attrs.items():
+        if value not in (None, "") and any(n in key.lower() for n in needles):
+            return str(value)
+    return ""
+
+
+def _detail(span: dict) -> tuple[str, str, str]:
+    """(tool name, input, error text) as the span's attributes state them."""
+    attrs = _attrs(span)
+    tool = _find(attrs, (OI_TOOL_NAME, GENAI_TOOL_NAME))
+    given = _find(attrs, (OI_INPUT_VALUE,), "arguments", "input")
+    output = _find(attrs, (OI_OUTPUT_VALUE,), "result", "output")
+    error = output if "error" in output.lower()[:80] else ""
+    error = error or _find(attrs, (), "exception.message", "error") or output
+    return tool, given, error
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _code(text: str) -> str:
+    return "`" + _short(text).replace("`", "'") + "`"
+
+
+# -- the report ---------------------------------------------------------------------------
+
+def _no_errors(overview: dict) -> str:
+    return (f"{LABEL}\n\n**No error signatures**: none of the {overview.get('total_traces', 0)} traces "
+            "has a span with an error status. Look for semantic failures (wrong answers) in the "
+            "outputs instead, e.g. with `search_trace`.")
+
+
+def _report(overview: dict, failing, signatures: list[dict], searches: dict, spans: dict) -> str:
+    total = overview.get("total_traces", 0)
+    failing = failing if isinstance(failing, int) else overview.get("error_trace_count", 0)
+    share = f" ({failing / total:.0%})" if total else ""
+    lines = [LABEL, "", f"**{failing} of {total} traces have errors**{share}, "
+             f"{overview.get('otel_error_span_count', 0)} error spans. "
+             f"The top {len(signatures)} error signatures:"]
+    for n, sig in enumerate(signatures, 1):
+        lines += ["", *_section(n, sig, searches, spans)]
+    lines += ["", "Re-run the benchmark with the change and measure it with `halo compare BEFORE AFTER`."]
+    return "\n".join(lines)
+
+
+def _section(n: int, sig: dict, searches: dict, spans: dict) -> list[str]:
+    examples = sig.get("example_trace_ids") or []
+    out = [f"### {n}. `{sig.get('span_name')}`: {_short(sig.get('status_message') or '(no message)', 100)}",
+           f"- **traces hit**: {sig.get('trace_count', 0)} ({sig.get('error_span_count', 0)} error spans); "
+           f"examples: {', '.join(f'`{t}`' for t in examples) or '-'}"]
+    matches = _matches(sig, searches)
+    viewed = [spans[m["span_id"]] for m in matches if m.get("span_id") in spans]
+    if not viewed:
+        out.append("- **cause**: not found: the example trace's spans could not be read.")
+        return out
+    trace = examples[0]
+    if _kind(viewed[0]) == OBS_AGENT or _MAX_TURNS.search(sig.get("status_message") or ""):
+        cause, change = _agent_cause(viewed[0], trace, searches.get(trace) or {}, sig)
+    elif _kind(viewed[0]) == OBS_TOOL or _detail(viewed[0])[0]:
+        cause, change = _tool_cause(viewed, trace, len(matches))
+    else:
+        _, _, error = _detail(viewed[0])
+        cause = f"in trace `{trace}` span `{viewed[0].get(SPAN_ID)}` reports {_code(error or sig.get('status_message', ''))}."
+        change = "make this step's error say what went wrong and what to do next, then re-run."
+    return out + [f"- **cause**: {cause}", f"- **suggested harness change**: {change}"]
+
+
+def _tool_cause(viewed: list[dict], trace: str, in_trace: int) -> tuple[str, str]:
+    tool, given, error = _detail(viewed[0])
+    tool = tool or viewed[0].get(NAME, "the tool")
+    cause = (f"in trace `{trace}` (span `{viewed[0].get(SPAN_ID)}`) `{tool}` was called with "
+             f"{_code(given or '{}')} and returned {_code(error or 'an error')}.")
+    inputs = Counter(_detail(s)[1] for s in viewed)
+    same, times = inputs.most_common(1)[0]
+    if in_trace > 1 and times == len(viewed) and len(viewed) > 1:
+        cause += (f" {in_trace} failing `{tool}` calls in that trace; the {len(viewed)} read all had this "
+                  "same input: the model repeated the failing call.")
+    elif in_trace > 1:
+        asked = ", ".join(_code(i) for i in inputs)
+        cause += f" {in_trace} failing `{tool}` calls in that trace, with inputs {asked}."
+    return cause, _tool_change(tool, given, error)
+
+
+def _tool_change(tool: str, given: str, error: str) -> str:
+    if _MISSING.search(error):
+        return (f"tell the model how to recover when `{tool}` names a path that does not exist (in the "
+                "instructions or in the error text: list the parent folder, e.g. with a `list_files` "
+                "tool, instead of retrying the same path); the error should name what does exist.")
+    if _LIMIT.search(error):
+        args = _json(given) or {}
+        named = [k for k in args if k in error] or [k for k, v in args.items() if isinstance(v, int)]
+        what = f"`{named[0]}`" if named else "the argument"
+        return (f"state the limit of {what} in `{tool}`'s description or the agent's instructions "
+                f"(\"at most N\"), and make the error say the allowed range, or clamp {what} instead "
+                "of rejecting the call.")
+    if _TIMEOUT.search(error):
+        return f"give `{tool}` a longer timeout or have it return partial results, and say so in the error."
+    if _RATE.search(error):
+        return f"retry `{tool}` with backoff in the harness, and bound the agent's parallel calls."
+    return f"make `{tool}`'s error say what was wrong with the input and what to try instead."
+
+
+def _agent_cause(span: dict, trace: str, search: dict, sig: dict) -> tuple[str, str]:
+    attrs = _attrs(span)
+    data = _json(attrs.get("sdk.error.data")) or {}
+    budget = f" of {data['max_turns']} turns" if "max_turns" in data else ""
+    others = Counter(m.get("span_name") for m in search.get("matches") or []
+                     if m.get("span_name") != sig.get("span_name"))
+    if not _MAX_TURNS.search(sig.get("status_message") or ""):
+        error = _detail(span)[2] or sig.get("status_message", "")
+        return (f"in trace `{trace}` the agent span `{span.get(SPAN_ID)}` ended with {_code(error)}.",
+                "read the failing step before this span (search the trace for errors) and fix that tool first.")
+    cause = f"the agent ran out of its turn budget{budget} (trace `{trace}`, span `{span.get(SPAN_ID)}`)"
+    if others:
+        spent = ", ".join(f"`{name}` ×{count}" for name, count in others.most_common(3))
+        cause += f", after failing tool calls that used the turns: {spent}."
+        change = ("fix the tool errors above first, they burn the budget; and have the harness stop a "
+                  "repeated identical failing call (tell the model to change approach) rather than "
+                  "raising the turn limit.")
+    else:
+        cause += " without any failing tool call: the task needs more steps than allowed."
+        change = "raise the turn limit or give the agent a tool that answers in fewer steps."
+    return cause, change
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m demo.diagnostic_policy TRACE_PATH [-p QUESTION] [halo flags]`: ask offline."""
+    from demo.model_server import ModelServer
+    from engine.cli import main as halo
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0].startswith("-"):
+        print("usage: python -m demo.diagnostic_policy TRACE_PATH [-p QUESTION] [halo ask flags]",
+              file=sys.stderr)
+        return 2
+    if "-p" not in args and "--prompt" not in args:
+        args += ["-p", "What are the top error signatures, what causes each, and what would fix it?"]
+    with ModelServer(DiagnosticPolicy()) as server:
+        return halo(args + ["--base-url", server.base_url, "--api-key", "offline",
+                            "--model", MODEL_NAME])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
