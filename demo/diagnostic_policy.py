@@ -45,6 +45,7 @@ from exporter.format import (
 )
 
 MODEL_NAME = "halo-offline-diagnosis"
+DEFAULT_QUESTION = "What are the top error signatures, what causes each, and what harness change would fix it?"
 TOP_SIGNATURES = 3
 SPANS_PER_SIGNATURE = 5  # enough to tell a repeated identical call from varied ones
 SEARCH_MATCHES = 50
@@ -312,21 +313,27 @@ def _agent_cause(span: dict, trace: str, search: dict, sig: dict) -> tuple[str, 
     return cause, change
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m demo.diagnostic_policy TRACE_PATH [-p QUESTION] [halo flags]`: ask offline."""
+def ask_offline(trace_path: str, question: str, flags: Sequence[str] = ()) -> int:
+    """`halo TRACE_PATH -p QUESTION` against this policy on a loopback server; halo's exit code."""
     from demo.model_server import ModelServer
     from engine.cli import main as halo
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0].startswith("-"):
-        print("usage: python -m demo.diagnostic_policy TRACE_PATH [-p QUESTION] [halo ask flags]",
-              file=sys.stderr)
-        return 2
-    if "-p" not in args and "--prompt" not in args:
-        args += ["-p", "What are the top error signatures, what causes each, and what would fix it?"]
     with ModelServer(DiagnosticPolicy()) as server:
-        return halo(args + ["--base-url", server.base_url, "--api-key", "offline",
-                            "--model", MODEL_NAME])
+        return halo([str(trace_path), "-p", question, *flags, "--base-url", server.base_url,
+                     "--api-key", "offline", "--model", MODEL_NAME])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m demo.diagnostic_policy TRACE_PATH [-p QUESTION] [halo flags]`: ask offline."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m demo.diagnostic_policy",
+                                     description="ask halo's diagnostic agent offline, against this "
+                                                 "deterministic stand-in model (no API key needed)")
+    parser.add_argument("trace_path", metavar="TRACE_PATH")
+    parser.add_argument("--prompt", "-p", default=DEFAULT_QUESTION)
+    args, flags = parser.parse_known_args(argv)
+    return ask_offline(args.trace_path, args.prompt, flags)
 
 
 if __name__ == "__main__":

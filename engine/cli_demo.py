@@ -5,7 +5,10 @@ Agents SDK in parallel worker processes against a bundled offline model; each
 worker writes its own trace shard. This command follows those shards through
 the index (`indexer.TraceIndex`) as they grow, shows what the index says
 (tasks done, score so far, traces with errors, top error signatures), then
-prints the failure report and the next step of the loop.
+prints the failure report and the next step of the loop. At the end the
+diagnostic agent answers what fails and why: with OPENAI_API_KEY a real model,
+without one an offline stand-in (`demo.diagnostic_policy`, a deterministic
+policy, not an LLM) that drives the same agent and trace tools.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ EXAMPLES = """\
   halo demo --fix limits --tasks 12 one fix, fewer tasks, into halo-demo/limits
   halo demo --otlp                  workers send OTLP to a `halo serve` instead of writing shards
   halo demo --no-live > log.txt     progress lines instead of the live view
+  halo demo --no-ask                skip the diagnosis at the end (offline stand-in without a key)
 """
 
 
@@ -65,8 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scale the offline model's think time (default: 1; 0: as fast as possible)")
     parser.add_argument("--no-live", action="store_true", help="print progress lines instead of a live view")
     parser.add_argument("--ask", nargs="?", const=ASK_QUESTION, default=None, metavar="QUESTION",
-                        help="at the end, ask the diagnostic agent QUESTION (default with OPENAI_API_KEY "
-                             "set: what fails and why)")
+                        help="at the end, ask the diagnostic agent QUESTION (default: what fails and why; "
+                             "a real model with OPENAI_API_KEY, else the offline stand-in model)")
     parser.add_argument("--no-ask", action="store_true", help="don't ask the diagnostic agent at the end")
 
 
@@ -92,12 +96,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
     _check_out(out)
-    if args.ask and not args.no_ask:
-        from engine.cli_ask import is_local
-
-        if not (os.environ.get("OPENAI_API_KEY") or is_local(os.environ.get("OPENAI_BASE_URL"))):
-            raise CliError("--ask needs OPENAI_API_KEY (or OPENAI_BASE_URL at a local server); "
-                           "without it, read the report the demo prints", EXIT_USAGE)
     console = make_console()
     bench = BenchmarkRun(config)
     model = "a real model (OPENAI_API_KEY)" if args.online else "the bundled offline model"
@@ -134,13 +132,37 @@ def run(args: argparse.Namespace) -> int:
         live.close()
     _report(out)
     _next_steps(console, out, label, score)
-    question = args.ask or (ASK_QUESTION if os.environ.get("OPENAI_API_KEY") else None)
-    if question and not args.no_ask:
-        from engine.cli import main as halo_main
+    code = 1 if score.get("failed_workers") else 0
+    if args.no_ask:
+        return code
+    return _diagnose(console, out, args.ask or ASK_QUESTION, online=_has_model(args)) or code
 
+
+def _has_model(args: argparse.Namespace) -> bool:
+    """A real model answers with OPENAI_API_KEY, or with --ask and a local OPENAI_BASE_URL."""
+    from engine.cli_ask import is_local
+
+    return bool(os.environ.get("OPENAI_API_KEY")
+                or (args.ask and is_local(os.environ.get("OPENAI_BASE_URL"))))
+
+
+def _diagnose(console, out: Path, question: str, *, online: bool) -> int:
+    """Ask the diagnostic agent about the run; halo's exit code."""
+    from engine.cli import main as halo_main
+
+    if online:
         console.print(f"\n[bold]asking the diagnostic agent[/]: {question}")
         return halo_main([str(out), "-p", question])
-    return 1 if score.get("failed_workers") else 0
+    from demo.diagnostic_policy import ask_offline
+
+    console.print(f"\n[bold]asking the diagnostic agent[/] (no OPENAI_API_KEY: against the offline "
+                  "stand-in model, a deterministic policy, not an LLM; --no-ask skips): "
+                  f"{question}", soft_wrap=True)
+    started = time.monotonic()
+    code = ask_offline(str(out), question)
+    console.print(f"[dim]offline diagnosis in {time.monotonic() - started:.1f}s; on your own traces: "
+                  f"python -m demo.diagnostic_policy TRACE_PATH[/]", soft_wrap=True, highlight=False)
+    return code
 
 
 class LiveView:
@@ -281,7 +303,7 @@ def _next_steps(console, out: Path, label: str, score: dict[str, Any]) -> None:
     if label == "baseline":
         fixed = out.parent / "fixed"
         console.print("next: ask what fails, e.g. "
-                      f"[cyan]halo {out} -p \"Which tool fails most often and why?\"[/] (needs an API key), "
+                      f"[cyan]halo {out} -p \"Which tool fails most often and why?\"[/] (with an API key), "
                       f"or [cyan]halo report {out}[/]; then change the harness and re-run, e.g. "
                       f"[cyan]halo demo --fixed{_out_flag(fixed)}[/] (or one fix: --fix limits)", soft_wrap=True)
         verb = "measure the change" if (fixed / "score.json").exists() else "then measure the change"
