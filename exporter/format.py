@@ -219,6 +219,9 @@ def project(
 ) -> dict[str, Any]:
     """The `inference.*` keys for a span with upstream attributes `attrs`.
 
+    Also `openinference.span.kind` (LLM/TOOL/AGENT/CHAIN/GUARDRAIL) from the
+    projected kind when the sender set none; a sender's own value is kept.
+
     Keys the sender already projected win (a HALO-aware producer knows best),
     except that `project_id` follows the receiver rule: the span's own value,
     else the resource's `inference.project_id`, else the `project_id` given.
@@ -231,7 +234,11 @@ def project(
     pid = attrs.get(INF_PROJECT_ID) or resource_attrs.get(INF_PROJECT_ID) or project_id or ""
     out[INF_PROJECT_ID] = str(pid)
     kind = attrs.get(INF_OBSERVATION_KIND)
-    out[INF_OBSERVATION_KIND] = kind if kind in OBSERVATION_KINDS else observation_kind(attrs)
+    kind = out[INF_OBSERVATION_KIND] = kind if kind in OBSERVATION_KINDS else observation_kind(attrs)
+    # The reference counts tool errors (and reads kinds) from `openinference.span.kind`
+    # only: name the projected kind there too, so a GenAI `execute_tool` error counts.
+    if attrs.get(OI_SPAN_KIND) in (None, "") and kind in _OI_KIND_TO_OBS.values():
+        out[OI_SPAN_KIND] = kind
 
     def put(key: str, value: Any) -> None:
         existing = attrs.get(key)

@@ -87,6 +87,7 @@ def test_genai_operations_map_to_observation_kinds(provider_for, operation, kind
     [line] = check_file(path)
     attrs = line[f.ATTRIBUTES]
     assert attrs[f.INF_OBSERVATION_KIND] == kind
+    assert attrs.get(f.OI_SPAN_KIND) == (None if kind == f.OBS_SPAN else kind)
     assert attrs[f.INF_LLM_MODEL_NAME] == "m-resp"
     assert (attrs[f.INF_LLM_INPUT_TOKENS], attrs[f.INF_LLM_OUTPUT_TOKENS]) == (7, 2)
     assert attrs[f.INF_AGENT_NAME] == "helper" and attrs[f.INF_SESSION_ID] == "conv-3"
@@ -190,3 +191,25 @@ def test_reference_loads_otel_output(provider_for, halo_reference, tmp_path):
     assert sorted(overview["model_names"]) == ["m-0", "m-1"]
     assert overview["agent_names"] == ["a"]
     assert overview["service_names"] == ["otel-app"]
+
+
+@pytest.mark.reference
+def test_reference_counts_a_failed_genai_tool_span(provider_for, halo_reference, tmp_path):
+    provider, _, path = provider_for()
+    tracer = provider.get_tracer("genai-lib")
+    with tracer.start_as_current_span("invoke_agent a", attributes={
+            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "a"}):
+        with tracer.start_as_current_span("execute_tool search", attributes={
+                "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"}) as span:
+            span.set_status(Status(StatusCode.ERROR, "search timed out"))
+        with tracer.start_as_current_span("execute_tool guarded", attributes={
+                "gen_ai.operation.name": "execute_tool", "openinference.span.kind": "CHAIN"}) as span:
+            span.set_status(Status(StatusCode.ERROR, "not a tool for the reference"))
+    provider.force_flush()
+    check_file(path)
+    overview = halo_reference.load_counts([path], tmp_path / "ref-index")
+    assert overview["otel_error_span_count"] == 2 and overview["tool_error_span_count"] == 1
+    from engine.tools import open_store, run_tool
+    with open_store(path) as store:
+        ours = run_tool(store, "get_dataset_overview", {})["result"]
+    assert (ours["otel_error_span_count"], ours["tool_error_span_count"]) == (2, 1)

@@ -63,6 +63,9 @@ def test_sdk_spans_via_protobuf_keep_every_field():
     # An ERROR status without a description takes the exception event's message.
     assert tool[fmt.STATUS] == {"code": fmt.STATUS_ERROR, "message": "TimeoutError: search timed out"}
     assert tool[fmt.ATTRIBUTES][fmt.INF_OBSERVATION_KIND] == fmt.OBS_TOOL
+    # the reference reads kinds (and counts tool errors) from openinference.span.kind only
+    assert [line[fmt.ATTRIBUTES][fmt.OI_SPAN_KIND] for line in (agent, llm, tool)] == \
+        [fmt.OBS_AGENT, fmt.OBS_LLM, fmt.OBS_TOOL]
     assert tool[fmt.EVENTS][0]["name"] == "exception"
     assert fmt.LINKS not in tool and fmt.EVENTS not in agent
 
@@ -270,3 +273,25 @@ def test_agent_hint_in_json_and_a_parent_cycle_ends():
     lines = {line[fmt.NAME]: line for line in _lines(from_json(json_request([llm, agent, cyc1, cyc2])))}
     assert lines["chat"][fmt.ATTRIBUTES][fmt.INF_AGENT_NAME] == "writer"
     assert fmt.INF_AGENT_NAME not in lines["c"][fmt.ATTRIBUTES]
+
+
+def _attr(key: str, value: str) -> dict:
+    return {"key": key, "value": {"stringValue": value}}
+
+
+def test_json_spans_get_openinference_kind_only_when_the_sender_set_none():
+    tool = json_span(spanId="a" * 16, name="execute_tool", attributes=[
+        _attr("gen_ai.operation.name", "execute_tool"), _attr("gen_ai.tool.name", "search")])
+    retriever = json_span(spanId="b" * 16, name="retrieve", attributes=[
+        _attr("gen_ai.operation.name", "execute_tool"), _attr("openinference.span.kind", "RETRIEVER")])
+    guard = json_span(spanId="c" * 16, name="guard", attributes=[
+        _attr(fmt.INF_OBSERVATION_KIND, fmt.OBS_GUARDRAIL)])
+    plain = json_span(spanId="d" * 16, name="plain", attributes=[_attr("x", "y")])
+    embed = json_span(spanId="e" * 16, name="embed", attributes=[
+        _attr("gen_ai.operation.name", "embeddings")])
+    lines = {line[fmt.NAME]: line[fmt.ATTRIBUTES]
+             for line in _lines(from_json(json_request([tool, retriever, guard, plain, embed])))}
+    assert lines["execute_tool"][fmt.OI_SPAN_KIND] == fmt.OBS_TOOL
+    assert lines["retrieve"][fmt.OI_SPAN_KIND] == "RETRIEVER"  # never overrides the sender
+    assert lines["guard"][fmt.OI_SPAN_KIND] == fmt.OBS_GUARDRAIL
+    assert fmt.OI_SPAN_KIND not in lines["plain"] and fmt.OI_SPAN_KIND not in lines["embed"]

@@ -49,6 +49,7 @@ def test_reference_reads_received_lines(tmp_path, halo_reference):
     assert all("ok" in a for a in answer["answers"]), answer["answers"]
     overview = answer["answers"][0]["ok"]["result"]
     assert overview["total_traces"] == 3 and overview["total_spans"] == 7
+    assert overview["tool_error_span_count"] == 2  # the GenAI execute_tool errors, one per run
 
 
 def test_our_engine_answers_like_the_reference_on_received_lines(tmp_path, halo_reference):
