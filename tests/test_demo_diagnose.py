@@ -1,0 +1,145 @@
+"""The offline diagnosis: the real diagnostic agent, driven by `demo.diagnostic_policy`, on a real
+benchmark run's traces, with no API key."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from demo.diagnostic_policy import LABEL, MODEL_NAME, DiagnosticPolicy
+from demo.diagnostic_policy import main as diagnose_main
+from demo.model_server import ModelServer
+from engine.cli import main as halo
+from exporter.format import ATTRIBUTES, NAME, OI_OUTPUT_VALUE, STATUS, STATUS_CODE_FIELD, STATUS_ERROR
+from indexer import TraceIndex
+
+TASKS = 12
+TRACE_ID = re.compile(r"\b[0-9a-f]{32}\b")
+
+
+def no_key(env: pytest.MonkeyPatch) -> None:
+    env.delenv("OPENAI_API_KEY", raising=False)
+    env.delenv("OPENAI_BASE_URL", raising=False)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """`halo demo` as a new user without an API key runs it: (folder, what it printed, exit code)."""
+    out = tmp_path_factory.mktemp("diagnose") / "baseline"
+    argv = ["demo", "--out", str(out), "--tasks", str(TASKS), "--workers", "2", "--latency", "0",
+            "--no-live"]
+    with contextlib.redirect_stdout(io.StringIO()) as printed, pytest.MonkeyPatch.context() as env:
+        no_key(env)
+        code = halo(argv)
+    return out, printed.getvalue(), code
+
+
+def index_facts(out: Path, n: int = 3):
+    """(the top n error signatures, every trace id) as the index holds them."""
+    index = TraceIndex.open(out)
+    try:
+        index.catch_up()
+        with index.snapshot() as snap:
+            return snap.error_signatures()[:n], set(snap.trace_ids())
+    finally:
+        index.close()
+
+
+def error_outputs(out: Path, trace_id: str, span_name: str) -> set[str]:
+    """What the error spans of `span_name` in `trace_id` returned, read straight from the shards."""
+    found = set()
+    for shard in out.glob("*.jsonl"):
+        for line in shard.read_text().splitlines():
+            span = json.loads(line)
+            if (span["trace_id"] == trace_id and span[NAME] == span_name
+                    and span[STATUS][STATUS_CODE_FIELD] == STATUS_ERROR):
+                found.add(span[ATTRIBUTES].get(OI_OUTPUT_VALUE, ""))
+    return found - {""}
+
+
+def ask_offline(out: Path, api: str):
+    from engine.agent import AgentSettings, ask
+    from engine.agent_display import StepPrinter
+
+    with ModelServer(DiagnosticPolicy()) as server:
+        settings = AgentSettings(model=MODEL_NAME, api=api, base_url=server.base_url, api_key="test")
+        result = asyncio.run(ask(out, "What fails and why?", settings, printer=StepPrinter(quiet=True)))
+    return result, server.turns
+
+
+@pytest.mark.parametrize("api", ["responses", "chat"])
+def test_the_agent_finds_the_real_top_signatures_and_cites_real_trace_ids(demo_run, api):
+    out, _, _ = demo_run
+    result, turns = ask_offline(out, api)
+    answer = result.answer
+    assert answer.startswith(LABEL)  # labelled: not an LLM
+    signatures, trace_ids = index_facts(out)
+    assert len(signatures) >= 2
+    cited = set(TRACE_ID.findall(answer))
+    assert cited and cited <= trace_ids  # never an invented id
+    for sig in signatures:
+        section = answer.split(f"`{sig.span_name}`: ", 1)[1].split("###", 1)[0]
+        assert f"**traces hit**: {sig.trace_count} " in section
+        assert sig.example_trace_ids[0] in section
+    # the top signature's cause is the error text its spans really returned
+    top = signatures[0]
+    outputs = error_outputs(out, top.example_trace_ids[0], top.span_name)
+    assert outputs and any(text in answer for text in outputs)
+
+
+@pytest.mark.parametrize("api", ["responses", "chat"])
+def test_the_investigation_uses_the_tools_a_model_would_and_ends_with_final_answer(demo_run, api):
+    out, _, _ = demo_run
+    result, turns = ask_offline(out, api)
+    called = [c["function"]["name"] for m in turns[-1].messages for c in m.get("tool_calls") or []]
+    assert called[0] == "get_dataset_overview"
+    assert {"query_traces", "search_trace", "view_spans"} <= set(called)
+    assert result.stats.llm_calls == len(turns) == 4  # overview, query+search, view, final_answer
+    assert result.stats.tool_errors == 0 and not result.salvaged
+    query = next(json.loads(c["function"]["arguments"]) for m in turns[-1].messages
+                 for c in m.get("tool_calls") or [] if c["function"]["name"] == "query_traces")
+    assert query["filters"] == {"has_errors": True}
+
+
+def test_halo_demo_without_a_key_ends_with_the_offline_diagnosis(demo_run):
+    out, printed, code = demo_run
+    assert code == 0
+    report = printed.split("asking the diagnostic agent", 1)[1]
+    assert "offline stand-in model" in report and "not an LLM" in report
+    assert "suggested harness change" in report
+    assert set(TRACE_ID.findall(report)) <= index_facts(out)[1]
+
+
+def test_halo_demo_no_ask_skips_the_diagnosis(tmp_path, monkeypatch, capsys):
+    no_key(monkeypatch)
+    assert halo(["demo", "--out", str(tmp_path / "run"), "--tasks", "2", "--workers", "1",
+                 "--latency", "0", "--no-live", "--no-ask"]) == 0
+    assert "asking the diagnostic agent" not in capsys.readouterr().out
+
+
+def test_one_command_asks_offline_about_any_trace_path(demo_run, monkeypatch, capsys):
+    out, _, _ = demo_run
+    no_key(monkeypatch)
+    assert diagnose_main([str(out), "-p", "Which tool fails most?", "--quiet"]) == 0
+    answer = capsys.readouterr().out
+    assert answer.startswith(LABEL) and "suggested harness change" in answer
+
+
+def test_a_dataset_without_errors_gets_a_plain_answer(tmp_path, monkeypatch, capsys):
+    from exporter.format import SPAN_KIND_INTERNAL, STATUS_OK, canonical_line, encode_line
+
+    shard = tmp_path / "ok.jsonl"
+    shard.write_bytes(b"".join(encode_line(canonical_line(
+        trace_id=f"{n + 1:032x}", span_id=f"{n + 1:016x}", parent_span_id="", name="task",
+        kind=SPAN_KIND_INTERNAL, start_time="2026-01-01T00:00:00Z", end_time="2026-01-01T00:00:01Z",
+        status_code=STATUS_OK, status_message="", resource_attributes={"service.name": "s"},
+        scope_name="t", scope_version="1", attributes={})) for n in range(2)))
+    no_key(monkeypatch)
+    assert diagnose_main([str(shard), "--quiet"]) == 0
+    assert "No error signatures" in capsys.readouterr().out
