@@ -13,8 +13,8 @@ turn: the tool list and the tool results in the conversation. Its plan:
    such tool): per signature the traces hit, example ids, the cause seen in the spans
    and a suggested harness change, labelled as coming from this stand-in.
 
-    python -m demo.model_server --port 8000 --policy demo.diagnostic_policy:DiagnosticPolicy
-    halo traces/ -p "What fails and why?" --base-url http://127.0.0.1:8000/v1
+    python -m demo.model_server --port 8000 --policy demo.diagnostic_policy:policy
+    halo traces/ -p "What fails and why?" --base-url http://127.0.0.1:8000/v1   # loopback: no key
 
 or in one command: `python -m demo.diagnostic_policy traces/ [-p QUESTION]`.
 """
@@ -134,6 +134,10 @@ class DiagnosticPolicy:
         if "final_answer" in tools:
             return Reply(tool_calls=[_call("final_answer", answer=answer)])
         return Reply(text=answer)
+
+
+# For `python -m demo.model_server --policy demo.diagnostic_policy:policy` (it holds no state).
+policy = DiagnosticPolicy()
 
 
 def _last(calls: list[_Call], name: str) -> _Call | None:

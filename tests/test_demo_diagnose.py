@@ -143,3 +143,15 @@ def test_a_dataset_without_errors_gets_a_plain_answer(tmp_path, monkeypatch, cap
     no_key(monkeypatch)
     assert diagnose_main([str(shard), "--quiet"]) == 0
     assert "No error signatures" in capsys.readouterr().out
+
+
+def test_halo_ask_offline_against_a_model_server_process(demo_run, monkeypatch, capsys):
+    """The documented two-command path: the policy in `python -m demo.model_server`, then `halo -p`."""
+    from demo.model_process import ModelServerProcess
+
+    out, _, _ = demo_run
+    no_key(monkeypatch)
+    with ModelServerProcess("demo.diagnostic_policy:policy") as server:
+        assert halo([str(out), "-p", "What fails and why?", "--base-url", server.base_url, "--quiet"]) == 0
+    answer = capsys.readouterr().out
+    assert answer.startswith(LABEL) and set(TRACE_ID.findall(answer)) <= index_facts(out)[1]
