@@ -116,8 +116,11 @@ class DiagnosticPolicy:
             return Reply(tool_calls=[_call("query_traces", filters={"has_errors": True}, limit=50)]
                          + [_call("search_trace", trace_id=t, regex_pattern=STATUS_ERROR,
                                   max_matches=SEARCH_MATCHES) for t in _example_traces(signatures)])
-        searches = {c.args.get("trace_id"): c.result or {} for c in calls if c.name == "search_trace"}
+        searches = _merge_searches(calls)
         if _last(calls, "view_spans") is None:
+            narrow = _narrower_searches(signatures, searches)
+            if narrow:
+                return Reply(tool_calls=narrow)
             views = _spans_to_view(signatures, searches)
             if views:
                 return Reply(tool_calls=[_call("view_spans", trace_id=t, span_ids=ids) for t, ids in views.items()])
@@ -155,6 +158,36 @@ def _example_traces(signatures: list[dict]) -> list[str]:
     """The first example trace of each signature, each once."""
     ids = [(s.get("example_trace_ids") or [None])[0] for s in signatures]
     return list(dict.fromkeys(i for i in ids if i))
+
+
+def _merge_searches(calls: list[_Call]) -> dict[str, dict]:
+    """Per trace id: every error-span match of its searches (by span id), whether any had more,
+    and whether a search by span name was made."""
+    merged: dict[str, dict] = {}
+    for c in calls:
+        if c.name != "search_trace":
+            continue
+        entry = merged.setdefault(c.args.get("trace_id"), {"matches": {}, "has_more": False, "by_name": False})
+        result = c.result or {}
+        entry["has_more"] |= bool(result.get("has_more"))
+        entry["by_name"] |= c.args.get("regex_pattern") != STATUS_ERROR
+        for match in result.get("matches") or []:
+            if match.get("status_code") == STATUS_ERROR and match.get("span_id"):
+                entry["matches"].setdefault(match["span_id"], match)
+    return {trace: {**e, "matches": list(e["matches"].values())} for trace, e in merged.items()}
+
+
+def _narrower_searches(signatures: list[dict], searches: dict[str, dict]) -> list[ToolCall]:
+    """A search by span name where the error search was cut (`has_more`) before the signature's spans."""
+    calls = []
+    for sig in signatures:
+        trace = (sig.get("example_trace_ids") or [None])[0]
+        entry = searches.get(trace) or {}
+        if trace and entry.get("has_more") and not entry.get("by_name") and not _matches(sig, searches):
+            name = json.dumps(sig.get("span_name", ""))  # the span's "name" field as the raw JSON spells it
+            calls.append(_call("search_trace", trace_id=trace, regex_pattern=f'"name":{re.escape(name)}',
+                               max_matches=SEARCH_MATCHES))
+    return calls
 
 
 def _matches(signature: dict, searches: dict[str, dict]) -> list[dict]:

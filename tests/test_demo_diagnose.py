@@ -131,18 +131,41 @@ def test_one_command_asks_offline_about_any_trace_path(demo_run, monkeypatch, ca
     assert answer.startswith(LABEL) and "suggested harness change" in answer
 
 
-def test_a_dataset_without_errors_gets_a_plain_answer(tmp_path, monkeypatch, capsys):
-    from exporter.format import SPAN_KIND_INTERNAL, STATUS_OK, canonical_line, encode_line
+def write_spans(path: Path, spans: list[tuple]) -> Path:
+    """Canonical lines from (trace n, span n, name, status, message, attributes)."""
+    from exporter.format import SPAN_KIND_INTERNAL, canonical_line, encode_line
 
-    shard = tmp_path / "ok.jsonl"
-    shard.write_bytes(b"".join(encode_line(canonical_line(
-        trace_id=f"{n + 1:032x}", span_id=f"{n + 1:016x}", parent_span_id="", name="task",
+    path.write_bytes(b"".join(encode_line(canonical_line(
+        trace_id=f"{t:032x}", span_id=f"{n:016x}", parent_span_id="", name=name,
         kind=SPAN_KIND_INTERNAL, start_time="2026-01-01T00:00:00Z", end_time="2026-01-01T00:00:01Z",
-        status_code=STATUS_OK, status_message="", resource_attributes={"service.name": "s"},
-        scope_name="t", scope_version="1", attributes={})) for n in range(2)))
+        status_code=status, status_message=message, resource_attributes={"service.name": "s"},
+        scope_name="t", scope_version="1", attributes=attrs)) for t, n, name, status, message, attrs in spans))
+    return path
+
+
+def test_a_dataset_without_errors_gets_a_plain_answer(tmp_path, monkeypatch, capsys):
+    from exporter.format import STATUS_OK
+
+    shard = write_spans(tmp_path / "ok.jsonl", [(t, t, "task", STATUS_OK, "", {}) for t in (1, 2)])
     no_key(monkeypatch)
     assert diagnose_main([str(shard), "--quiet"]) == 0
     assert "No error signatures" in capsys.readouterr().out
+
+
+def test_a_signature_buried_under_other_errors_is_found_by_a_narrower_search(tmp_path, monkeypatch, capsys):
+    from exporter.format import INF_OBSERVATION_KIND, OBS_TOOL, OI_INPUT_VALUE, OI_TOOL_NAME
+
+    noise = [(1, n, "step.retry", STATUS_ERROR, "flaky", {}) for n in range(1, 61)]
+    tool = {INF_OBSERVATION_KIND: OBS_TOOL, OI_TOOL_NAME: "fetch", OI_INPUT_VALUE: '{"url": "http://x"}',
+            OI_OUTPUT_VALUE: "error: TimeoutError: timed out after 30s"}
+    shard = write_spans(tmp_path / "t.jsonl", noise + [(1, 99, "function.fetch", STATUS_ERROR, "tool failed", tool)])
+    no_key(monkeypatch)
+    assert diagnose_main([str(shard), "--quiet"]) == 0
+    answer = capsys.readouterr().out
+    section = answer.split("`function.fetch`: ", 1)[1]
+    assert "TimeoutError: timed out after 30s" in section and f"{99:016x}" in section
+    assert "longer timeout" in section
+
 
 
 def test_halo_ask_offline_against_a_model_server_process(demo_run, monkeypatch, capsys):
