@@ -96,13 +96,16 @@ def render(report: dict[str, Any], title: str) -> None:
         facts.add_row(key, value)
     console.print(facts)
 
-    table = Table(title="Error signatures (error spans, traces hit)", title_justify="left")
-    for col, just in (("spans", "right"), ("traces", "right"), ("span: status message", "left"),
-                      ("example trace", "left")):
+    table = Table(title="Error signatures (traces hit, error spans)", title_justify="left")
+    for col, just in (("traces", "right"), ("spans", "right"),
+                      ("span: status message / example cause", "left"), ("example trace", "left")):
         table.add_column(col, justify=just, **_ID_COLUMN if col == "example trace" else {})
     for sig in report["error_signatures"]:
-        table.add_row(str(sig["error_span_count"]), str(sig["trace_count"]),
-                      f"[bold]{escape(_cut(sig['span_name'], 40))}[/]: {escape(_cut(sig['status_message']))}",
+        what = f"[bold]{escape(_cut(sig['span_name'], 40))}[/]: {escape(_cut(sig['status_message']))}"
+        cause = sig.get("example_cause") or ""
+        if cause and cause != _cut(sig["status_message"], len(cause)):
+            what += f"\n  [dim]cause:[/] {escape(cause)}"
+        table.add_row(str(sig["trace_count"]), str(sig["error_span_count"]), what,
                       sig["example_trace_ids"][0] if sig["example_trace_ids"] else "")
     console.print(table if report["error_signatures"] else "[green]No ERROR spans.[/green]")
 

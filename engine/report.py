@@ -21,6 +21,9 @@ from engine.store import TraceStore
 from exporter import format as f
 
 DEFAULT_TOP = 10
+CAUSE_CHARS = 160
+# How the Agents SDK ends an error text it withheld from the trace.
+_SDK_REDACTED = "Error details are redacted."
 # One substring scan per line instead of parsing every span: both tool-name
 # keys (`tool.name`, `gen_ai.tool.name`) end with these bytes.
 _TOOL_KEY_TAIL = f'{f.OI_TOOL_NAME}"'.encode()
@@ -78,16 +81,78 @@ def _iso(epoch: float) -> str | None:
 
 
 def _signatures(snap: Any, top: int) -> list[dict[str, Any]]:
-    """Every error signature in the dataset (not capped like the overview's taxonomy), ranked."""
+    """Every error signature in the dataset (not capped like the overview's taxonomy), ranked.
+
+    Ranked by distinct traces hit, then error spans: one trace retrying a tool
+    fifty times matters less than a failure every other run meets. (The
+    overview tool keeps the reference's order; this report is ours.)
+    """
     groups = snap.error_signatures()
-    ranked = sorted(groups, key=lambda g: (-g.error_span_count, -g.trace_count, g.span_name,
+    ranked = sorted(groups, key=lambda g: (-g.trace_count, -g.error_span_count, g.span_name,
                                            g.status_message))
     return [
         {"span_name": g.span_name, "status_message": g.status_message,
          "error_span_count": g.error_span_count, "trace_count": g.trace_count,
-         "example_trace_ids": list(g.example_trace_ids)}
+         "example_trace_ids": list(g.example_trace_ids),
+         "example_cause": example_cause(snap, g.example_trace_ids[:1], g.span_name,
+                                        g.status_message)}
         for g in ranked[:top]
     ]
+
+
+def example_cause(snap: Any, trace_ids: list[str], span_name: str, message: str) -> str:
+    """Why the first matching ERROR span of the example trace failed, cut to ~160 chars.
+
+    Every Agents SDK tool error has the same status message, "Error running
+    tool (non-fatal)"; the cause is in `sdk.error.data` (its "error") or, when
+    the SDK redacted that (its default tool error handler does), in the span's
+    output: the error text the model was given. Else the status message or
+    the exception event.
+    """
+    if not trace_ids:
+        return ""
+    errors = [r for r in snap.spans(trace_ids[0]) if r.status_code == f.STATUS_ERROR]
+    for ref in [r for r in errors if r.name == span_name] or errors:
+        try:
+            span = orjson.loads(snap.read_span(ref))
+        except (OSError, KeyError, orjson.JSONDecodeError):
+            continue  # a file rewritten under us: no example rather than a crash
+        status = span.get(f.STATUS) if isinstance(span, dict) else None
+        full = status.get(f.STATUS_MESSAGE_FIELD) if isinstance(status, dict) else None
+        if not isinstance(full, str) or full[:len(message)] != message:
+            continue
+        attrs = span.get(f.ATTRIBUTES)
+        attrs = attrs if isinstance(attrs, dict) else {}
+        sdk = _sdk_error(attrs.get(f.SDK_ERROR_DATA))
+        causes = (sdk, full, f.exception_message(span.get(f.EVENTS)),
+                  _text(attrs.get(f.OI_OUTPUT_VALUE)))
+        # the first that says more than the signature's (maybe cut) message itself
+        cause = next((c for c in causes if c and c != message
+                      and not c.endswith(_SDK_REDACTED)), sdk or full)
+        return _cut(cause, CAUSE_CHARS)
+    return ""
+
+
+def _sdk_error(data: Any) -> str:
+    if isinstance(data, str):
+        try:
+            data = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return data
+    if isinstance(data, dict):
+        return _text(data.get("error"))
+    return ""
+
+
+def _text(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _cut(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def tool_error_rates(snap: Any, rows: list[Any]) -> list[dict[str, Any]]:

@@ -122,6 +122,14 @@ GENAI_PROVIDER = "gen_ai.provider.name"
 GENAI_SYSTEM = "gen_ai.system"  # older spelling of the provider
 # Resource
 SERVICE_NAME = "service.name"
+# Events (keys inside each object of `events`) and OTel's exception event
+EVENT_NAME = "name"
+EVENT_ATTRIBUTES = "attributes"
+EXCEPTION_EVENT = "exception"
+EXCEPTION_TYPE = "exception.type"
+EXCEPTION_MESSAGE = "exception.message"
+# The Agents SDK's span error data (JSON text; a tool error's cause is its "error")
+SDK_ERROR_DATA = "sdk.error.data"
 
 _OI_KIND_TO_OBS = {
     "LLM": OBS_LLM,
@@ -190,6 +198,21 @@ def observation_kind(attrs: Mapping[str, Any]) -> str:
     if attrs.get(GENAI_TOOL_NAME) is not None:
         return OBS_TOOL
     return OBS_SPAN
+
+
+def exception_message(events: Any) -> str:
+    """"Type: message" of the first exception event in `events` ("" when there is none)."""
+    for event in events if isinstance(events, list) else ():
+        if not isinstance(event, dict) or event.get(EVENT_NAME) != EXCEPTION_EVENT:
+            continue
+        attrs = event.get(EVENT_ATTRIBUTES)
+        attrs = attrs if isinstance(attrs, dict) else {}
+        etype, emsg = attrs.get(EXCEPTION_TYPE), attrs.get(EXCEPTION_MESSAGE)
+        if etype and emsg:
+            return f"{etype}: {emsg}"
+        if emsg or etype:
+            return str(emsg or etype)
+    return ""
 
 
 def model_name(attrs: Mapping[str, Any]) -> str | None:

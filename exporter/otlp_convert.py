@@ -32,9 +32,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from exporter import format as fmt
 
 # Keys of the top-level extras and of the objects inside events / links.
-EVENT_NAME = "name"
+EVENT_NAME = fmt.EVENT_NAME
 EVENT_TIME = "time"
-EVENT_ATTRIBUTES = "attributes"
+EVENT_ATTRIBUTES = fmt.EVENT_ATTRIBUTES
 LINK_TRACE_ID = "trace_id"
 LINK_SPAN_ID = "span_id"
 LINK_TRACE_STATE = "trace_state"
@@ -47,9 +47,9 @@ RESOURCE_SCHEMA_URL = "resource_schema_url"
 SCOPE_SCHEMA_URL = "scope_schema_url"
 
 # OTel semantic conventions of an exception event.
-EXCEPTION_EVENT = "exception"
-EXCEPTION_TYPE = "exception.type"
-EXCEPTION_MESSAGE = "exception.message"
+EXCEPTION_EVENT = fmt.EXCEPTION_EVENT
+EXCEPTION_TYPE = fmt.EXCEPTION_TYPE
+EXCEPTION_MESSAGE = fmt.EXCEPTION_MESSAGE
 
 _MAX_MESSAGES = 3  # problems quoted in partial_success; the count says the rest
 
@@ -137,16 +137,7 @@ class SpanBatch:
 # --- the span -> line step shared by both encodings -----------------------------------
 
 
-def _exception_message(events: list[dict[str, Any]]) -> str:
-    for event in events:
-        if event[EVENT_NAME] == EXCEPTION_EVENT:
-            attrs = event[EVENT_ATTRIBUTES]
-            etype, emsg = attrs.get(EXCEPTION_TYPE), attrs.get(EXCEPTION_MESSAGE)
-            if etype and emsg:
-                return f"{etype}: {emsg}"
-            if emsg or etype:
-                return str(emsg or etype)
-    return ""
+_exception_message = fmt.exception_message
 
 
 def span_head(trace_id: str, span_id: str, parent_span_id: str, trace_state: str, name: str,
