@@ -33,6 +33,7 @@ from exporter.format import (
     ATTRIBUTES,
     INF_OBSERVATION_KIND,
     OBS_AGENT,
+    OBS_LLM,
     OBS_TOOL,
     OI_INPUT_VALUE,
     OI_OUTPUT_VALUE,
@@ -41,7 +42,9 @@ from exporter.format import (
     GENAI_TOOL_NAME,
     NAME,
     SPAN_ID,
+    STATUS,
     STATUS_ERROR,
+    STATUS_MESSAGE_FIELD,
 )
 
 MODEL_NAME = "halo-offline-diagnosis"
@@ -56,6 +59,7 @@ LABEL = ("> Written by halo's **offline stand-in model** (`demo.diagnostic_polic
 _MISSING = re.compile(r"no such|not found|does not exist|FileNotFound|unknown path", re.I)
 _LIMIT = re.compile(r"out of range|too (large|many|long|big)|exceed|at most|limit|maximum", re.I)
 _TIMEOUT = re.compile(r"time ?out|timed out|deadline", re.I)
+_INVALID = re.compile(r"invalid|validation|schema|malformed|JSONDecode|unexpected (keyword|argument)", re.I)
 _RATE = re.compile(r"rate.?limit|429|quota", re.I)
 _MAX_TURNS = re.compile(r"max.?turns", re.I)
 
@@ -230,14 +234,18 @@ def _find(attrs: dict, exact: Sequence[str], *needles: str) -> str:
 
 
 def _detail(span: dict) -> tuple[str, str, str]:
-    """(tool name, input, error text) as the span's attributes state them."""
+    """(tool name, input, error text) as the span states them: an output that reads as an
+    error, else an error/exception attribute, else the status message."""
     attrs = _attrs(span)
     tool = _find(attrs, (OI_TOOL_NAME, GENAI_TOOL_NAME))
     given = _find(attrs, (OI_INPUT_VALUE,), "arguments", "input")
     output = _find(attrs, (OI_OUTPUT_VALUE,), "result", "output")
-    error = output if "error" in output.lower()[:80] else ""
-    error = error or _find(attrs, (), "exception.message", "error") or output
-    return tool, given, error
+    error = output if re.search(r"error|exception|traceback", output[:80], re.I) else ""
+    return tool, given, error or _find(attrs, (), "exception.message", "error") or _status_message(span)
+
+
+def _status_message(span: dict) -> str:
+    return str((span.get(STATUS) or {}).get(STATUS_MESSAGE_FIELD) or "")
 
 
 def _short(text: str, limit: int = 160) -> str:
@@ -266,7 +274,7 @@ def _report(overview: dict, failing, signatures: list[dict], searches: dict, spa
              f"The top {len(signatures)} error signatures:"]
     for n, sig in enumerate(signatures, 1):
         lines += ["", *_section(n, sig, searches, spans)]
-    lines += ["", "Re-run the benchmark with the change and measure it with `halo compare BEFORE AFTER`."]
+    lines += ["", "Re-run with the change, then measure it: `halo compare BEFORE AFTER`."]
     return "\n".join(lines)
 
 
@@ -277,6 +285,8 @@ def _section(n: int, sig: dict, searches: dict, spans: dict) -> list[str]:
            f"examples: {', '.join(f'`{t}`' for t in examples) or '-'}"]
     matches = _matches(sig, searches)
     viewed = [spans[m["span_id"]] for m in matches if m.get("span_id") in spans]
+    message = sig.get("status_message") or ""  # two signatures may share a span name
+    viewed = [v for v in viewed if _status_message(v)[:200] == message[:200]] or viewed
     if not viewed:
         out.append("- **cause**: not found: the example trace's spans could not be read.")
         return out
@@ -286,9 +296,10 @@ def _section(n: int, sig: dict, searches: dict, spans: dict) -> list[str]:
     elif _kind(viewed[0]) == OBS_TOOL or _detail(viewed[0])[0]:
         cause, change = _tool_cause(viewed, trace, len(matches))
     else:
-        _, _, error = _detail(viewed[0])
-        cause = f"in trace `{trace}` span `{viewed[0].get(SPAN_ID)}` reports {_code(error or sig.get('status_message', ''))}."
-        change = "make this step's error say what went wrong and what to do next, then re-run."
+        error = _detail(viewed[0])[2] or sig.get("status_message", "")
+        what = "the model call" if _kind(viewed[0]) == OBS_LLM else f"`{sig.get('span_name')}`"
+        cause = f"in trace `{trace}` (span `{viewed[0].get(SPAN_ID)}`) {what} failed with {_code(error)}."
+        change = _change(what, "", f"{error} {sig.get('status_message', '')}")
     return out + [f"- **cause**: {cause}", f"- **suggested harness change**: {change}"]
 
 
@@ -296,7 +307,7 @@ def _tool_cause(viewed: list[dict], trace: str, in_trace: int) -> tuple[str, str
     tool, given, error = _detail(viewed[0])
     tool = tool or viewed[0].get(NAME, "the tool")
     cause = (f"in trace `{trace}` (span `{viewed[0].get(SPAN_ID)}`) `{tool}` was called with "
-             f"{_code(given or '{}')} and returned {_code(error or 'an error')}.")
+             f"{_code(given or '{}')} and failed with {_code(error or 'an error')}.")
     inputs = Counter(_detail(s)[1] for s in viewed)
     same, times = inputs.most_common(1)[0]
     if in_trace > 1 and times == len(viewed) and len(viewed) > 1:
@@ -305,26 +316,31 @@ def _tool_cause(viewed: list[dict], trace: str, in_trace: int) -> tuple[str, str
     elif in_trace > 1:
         asked = ", ".join(_code(i) for i in inputs)
         cause += f" {in_trace} failing `{tool}` calls in that trace, with inputs {asked}."
-    return cause, _tool_change(tool, given, error)
+    return cause, _change(f"`{tool}`", given, f"{error} {_status_message(viewed[0])}")
 
 
-def _tool_change(tool: str, given: str, error: str) -> str:
+def _change(subject: str, given: str, error: str) -> str:
+    """The harness change the error text points to (`subject`: what failed, as markdown)."""
+    if _RATE.search(error):
+        return (f"retry {subject} with backoff in the harness (honour Retry-After), and bound how many "
+                "calls the agent makes at once.")
+    if _TIMEOUT.search(error):
+        return f"give {subject} a longer timeout or have it return partial results, and say so in the error."
     if _MISSING.search(error):
-        return (f"tell the model how to recover when `{tool}` names a path that does not exist (in the "
+        return (f"tell the model how to recover when {subject} names a path that does not exist (in the "
                 "instructions or in the error text: list the parent folder, e.g. with a `list_files` "
                 "tool, instead of retrying the same path); the error should name what does exist.")
+    if _INVALID.search(error):
+        return (f"give {subject} a strict JSON schema (strict function calling) with each argument's format "
+                "in its description, and make the error name the bad argument and an example of a good one.")
     if _LIMIT.search(error):
         args = _json(given) or {}
         named = [k for k in args if k in error] or [k for k, v in args.items() if isinstance(v, int)]
         what = f"`{named[0]}`" if named else "the argument"
-        return (f"state the limit of {what} in `{tool}`'s description or the agent's instructions "
+        return (f"state the limit of {what} in {subject}'s description or the agent's instructions "
                 f"(\"at most N\"), and make the error say the allowed range, or clamp {what} instead "
                 "of rejecting the call.")
-    if _TIMEOUT.search(error):
-        return f"give `{tool}` a longer timeout or have it return partial results, and say so in the error."
-    if _RATE.search(error):
-        return f"retry `{tool}` with backoff in the harness, and bound the agent's parallel calls."
-    return f"make `{tool}`'s error say what was wrong with the input and what to try instead."
+    return f"make {subject}'s error say what was wrong and what to try instead."
 
 
 def _agent_cause(span: dict, trace: str, search: dict, sig: dict) -> tuple[str, str]:
