@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Summarize both sides through the index and print the comparison."""
     from engine.cli_paths import prepare
-    from engine.compare import CompareError, compare, summarize
+    from engine.compare import CompareError, SeveralRunsError, compare, summarize
     from indexer import DatasetError, IndexStorageError
 
     if args.top < 1:
@@ -53,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
         result = compare(
             summarize(args.before, run_before, index_dirs[0], score_file=args.score_before),
             summarize(args.after, run_after, index_dirs[1], score_file=args.score_after))
+    except SeveralRunsError as exc:
+        if _same_path(args.before, args.after):
+            raise CliError(exc.on_both_sides(run_before, run_after)) from exc
+        raise CliError(str(exc)) from exc
     except (CompareError, DatasetError, IndexStorageError) as exc:
         raise CliError(str(exc)) from exc
     except OSError as exc:
@@ -63,6 +67,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         render(result, args.top)
     return 0
+
+
+def _same_path(a: str, b: str) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return a == b
 
 
 def _num(value: Any, pct: bool = False, signed: bool = False) -> str:

@@ -30,6 +30,25 @@ class CompareError(ValueError):
     """A side can't be summarized (missing path, ambiguous or unknown run)."""
 
 
+class SeveralRunsError(CompareError):
+    """A side holds several runs and none was picked; `.runs` names them in dataset order."""
+
+    def __init__(self, path: str | Path, runs: list[str]) -> None:
+        self.path, self.runs = str(path), list(runs)
+        super().__init__(f"{path} holds {len(runs)} runs ({_show(runs)}): pick one with --run")
+
+    def on_both_sides(self, run_before: str | None = None, run_after: str | None = None) -> str:
+        """The message when this file is BEFORE and AFTER: name two runs to compare."""
+        first = run_before or next((r for r in self.runs if r != run_after), self.runs[0])
+        second = run_after or next((r for r in self.runs if r != first), first)
+        return (f"{self.path} holds {len(self.runs)} runs ({_show(self.runs)}) and is on both sides: "
+                f"compare two of them with --run-before {first} --run-after {second}")
+
+
+def _show(runs: list[str]) -> str:
+    return ", ".join(runs[:5]) + (" ..." if len(runs) > 5 else "")
+
+
 @dataclass
 class RunSummary:
     """One side of a comparison."""
@@ -82,8 +101,7 @@ def summarize(path: str | Path, run_id: str | None = None, index_dir: str | Path
         with index.snapshot() as snap:
             runs = list(snap.totals().run_ids)
             if run_id is None and len(runs) > 1:
-                shown = ", ".join(runs[:5]) + (" ..." if len(runs) > 5 else "")
-                raise CompareError(f"{path} holds {len(runs)} runs ({shown}): pick one with --run")
+                raise SeveralRunsError(path, runs)
             if run_id is not None and run_id not in runs:
                 raise CompareError(f"run {run_id!r} is not in {path} (runs: {', '.join(runs) or 'none'})")
             summary.other_runs = [r for r in runs if r != run_id] if run_id else []

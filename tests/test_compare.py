@@ -7,7 +7,7 @@ import json
 import pytest
 
 from engine.cli import main as halo
-from engine.compare import CompareError, compare, summarize
+from engine.compare import CompareError, SeveralRunsError, compare, summarize
 from exporter import format as f
 
 
@@ -120,3 +120,24 @@ def test_explicit_score_files(two_runs, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["delta"]["score"] == 0.5
     assert halo(["compare", str(before), str(after), "--score-after", str(tmp_path / "nope.json")]) == 1
     assert "no such score file" in capsys.readouterr().err
+
+
+def test_one_file_on_both_sides_names_its_runs_and_the_flags(two_runs, tmp_path, capsys):
+    before, after = two_runs
+    both = tmp_path / "both.jsonl"
+    both.write_bytes(before.read_bytes() + after.read_bytes())
+    with pytest.raises(SeveralRunsError) as caught:
+        summarize(both)
+    assert caught.value.runs == ["r1", "r2"]
+    want = (f"{both} holds 2 runs (r1, r2) and is on both sides: "
+            "compare two of them with --run-before r1 --run-after r2")
+    assert halo(["compare", str(both), str(both)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(want), err
+    assert halo(["compare", str(both), str(tmp_path / "." / "both.jsonl"), "--run-before", "r2"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith("--run-before r2 --run-after r1"), err
+    assert halo(["compare", str(both), str(after)]) == 1  # different files: pick one side's run
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds 2 runs (r1, r2): pick one with --run" in err[0]
+    assert halo(["compare", str(both), str(both), "--run-before", "r1", "--run-after", "r2"]) == 0
