@@ -111,17 +111,23 @@ class DiagnosticPolicy:
             return Reply(text="(offline stand-in model) " + _last_user_text(turn)[:2000])
         calls = _history(turn)
         overview = _last(calls, "get_dataset_overview")
-        if overview is None or overview.result is None:
+        if "do not call any tool" in _last_user_text(turn).lower():  # the agent's wrap-up: answer now
+            if overview is None or overview.result is None:
+                return Reply(text=f"{LABEL}\n\nThe turn budget ran out before the dataset overview.")
+            tools = set()
+        elif overview is None or overview.result is None:
             return Reply(tool_calls=[_call("get_dataset_overview")])
         signatures = list(overview.result.get("error_taxonomy") or [])[: self.top]
         if not signatures:
             return self._finish(tools, _no_errors(overview.result))
-        if _last(calls, "query_traces") is None:
+        if not tools:
+            pass  # wrap-up: report what the calls so far found
+        elif _last(calls, "query_traces") is None:
             return Reply(tool_calls=[_call("query_traces", filters={"has_errors": True}, limit=50)]
                          + [_call("search_trace", trace_id=t, regex_pattern=STATUS_ERROR,
                                   max_matches=SEARCH_MATCHES) for t in _example_traces(signatures)])
         searches = _merge_searches(calls)
-        if _last(calls, "view_spans") is None:
+        if tools and _last(calls, "view_spans") is None:
             narrow = _narrower_searches(signatures, searches)
             if narrow:
                 return Reply(tool_calls=narrow)
@@ -133,7 +139,7 @@ class DiagnosticPolicy:
             if c.name == "view_spans" and c.result:
                 for span in c.result.get("spans") or []:
                     spans[span.get(SPAN_ID)] = span
-        failing = (_last(calls, "query_traces").result or {}).get("total")
+        failing = ((_last(calls, "query_traces") or _Call("", {}, None)).result or {}).get("total")
         return self._finish(tools, _report(overview.result, failing, signatures, searches, spans))
 
     @staticmethod
@@ -288,7 +294,8 @@ def _section(n: int, sig: dict, searches: dict, spans: dict) -> list[str]:
     message = sig.get("status_message") or ""  # two signatures may share a span name
     viewed = [v for v in viewed if _status_message(v)[:200] == message[:200]] or viewed
     if not viewed:
-        out.append("- **cause**: not found: the example trace's spans could not be read.")
+        out.append("- **cause**: not established: no error span of this signature was read in its example "
+                   "trace (the turn budget ran out first, or the searches did not reach it).")
         return out
     trace = examples[0]
     if _kind(viewed[0]) == OBS_AGENT or _MAX_TURNS.search(sig.get("status_message") or ""):

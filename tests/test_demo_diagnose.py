@@ -143,6 +143,17 @@ def write_spans(path: Path, spans: list[tuple]) -> Path:
     return path
 
 
+def test_a_tight_turn_budget_still_gets_the_signatures_it_found(demo_run, monkeypatch, capsys):
+    out, _, _ = demo_run
+    no_key(monkeypatch)
+    assert diagnose_main([str(out), "--quiet", "--max-turns", "2"]) == 0  # the agent's wrap-up turn
+    answer = capsys.readouterr().out
+    signatures, trace_ids = index_facts(out)
+    assert answer.startswith(LABEL) and "not established" in answer
+    assert all(f"`{sig.span_name}`: " in answer for sig in signatures)
+    assert set(TRACE_ID.findall(answer)) <= trace_ids
+
+
 def test_a_dataset_without_errors_gets_a_plain_answer(tmp_path, monkeypatch, capsys):
     from exporter.format import STATUS_OK
 
