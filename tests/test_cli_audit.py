@@ -356,14 +356,6 @@ def test_demo_baseline_names_the_compare_command(tmp_path):
     assert f"halo compare {out} {tmp_path / 'fixed'}" in console.export_text()
 
 
-def test_demo_ask_without_a_key_fails_before_the_run(tmp_path, monkeypatch, capsys):
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    assert main(["demo", "--ask", "--out", str(tmp_path / "d")]) == 2
-    assert "OPENAI_API_KEY" in _one_line(capsys)[1]
-    assert not (tmp_path / "d").exists()
-
-
 def test_an_unquoted_glob_gets_a_hint(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["report", "a/x.jsonl", "a/y.jsonl"])
