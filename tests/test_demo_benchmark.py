@@ -135,6 +135,7 @@ def test_otlp_transport_through_a_halo_serve_child(tmp_path):
                                           transport="otlp"))
     assert [p.name for p in out.glob("traces-w*.jsonl")] == []
     [shard] = out.glob("traces-serve-*.jsonl")  # written by the server, not by the worker
+    assert json.loads((out / ".halo-benchmark.json").read_text())["globs"] == ["traces-serve-*.jsonl"]
     assert score["done"] == 4 and score["transport"] == "otlp"
     assert "0 rejected" in (out / "logs" / "serve.log").read_text()
     with TraceIndex.open(out) as index:
@@ -147,3 +148,36 @@ def test_otlp_transport_through_a_halo_serve_child(tmp_path):
             assert {name for row in rows for name in row.model_names} == {"halo-offline-1"}
             assert {row.project_id for row in rows} == {"halo-demo"}
             assert {name for row in rows for name in row.tool_names} == {"grep", "read_file"}
+
+
+def test_a_run_deletes_only_the_files_a_benchmark_wrote(tmp_path):
+    """The cleanup before a run checks ownership itself (the API, not only `halo demo`)."""
+    from demo.benchmark.layout import MARKER_FILE
+    from demo.benchmark.runner import BenchmarkRun, FolderNotOurs
+
+    def config(out, run_id):
+        return BenchmarkConfig(out=out, workers=1, tasks=2, latency=0, run_id=run_id)
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "traces-w0.jsonl").write_text('{"someone": "else"}\n')
+    with pytest.raises(FolderNotOurs, match="traces-w0.jsonl"):
+        BenchmarkRun(config(theirs, "x")).start()
+    assert (theirs / "traces-w0.jsonl").read_text() == '{"someone": "else"}\n'
+    assert not (theirs / MARKER_FILE).exists()
+
+    ours = tmp_path / "ours"
+    run_benchmark(config(ours, "first"))
+    assert json.loads((ours / MARKER_FILE).read_text())["files"] == [
+        "traces-w0.jsonl", "results-w0.ndjson", "score.json"]
+    for stranger in ("mine.jsonl", "traces-w7.jsonl"):  # added later by someone else
+        (ours / stranger).write_text("{}\n")
+        with pytest.raises(FolderNotOurs, match=stranger):
+            BenchmarkRun(config(ours, "second")).start()
+        assert (ours / stranger).exists() and (ours / "traces-w0.jsonl").exists()
+        (ours / stranger).unlink()
+    run_benchmark(config(ours, "second"))  # replaces its own shard: one run in the folder
+    with TraceIndex.open(ours) as index:
+        index.catch_up()
+        with index.snapshot() as snap:
+            assert snap.totals().run_ids == ["second"]

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from demo.benchmark.runner import BenchmarkConfig, BenchmarkRun
+from demo.benchmark.runner import BenchmarkConfig, BenchmarkRun, FolderNotOurs
 from demo.openai_agents_sdk.agent import FIXES, settings_from
 
 
@@ -35,11 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"benchmark: error: {exc}", file=sys.stderr)
         return 2
-    with BenchmarkRun(config) as run:
-        while run.running():
-            prog = run.progress()
-            print(f"\r{prog.done}/{prog.total} done, {prog.passed} passed", end="", flush=True)
-            time.sleep(0.5)
+    try:
+        with BenchmarkRun(config) as run:
+            while run.running():
+                prog = run.progress()
+                print(f"\r{prog.done}/{prog.total} done, {prog.passed} passed", end="", flush=True)
+                time.sleep(0.5)
+    except FolderNotOurs as exc:
+        print(f"benchmark: error: {exc}", file=sys.stderr)
+        return 2
     score = run.score
     print(f"\r{score['passed']}/{score['tasks']} passed (score {score['score']:.2f}) "
           f"in {score['elapsed_s']} s; traces and score.json in {args.out}")

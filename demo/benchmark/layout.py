@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 SCORE_FILE = "score.json"
+# Written in the run folder before any shard: which files this benchmark owns there.
+MARKER_FILE = ".halo-benchmark.json"
+SERVE_SHARDS = "traces-serve-*.jsonl"  # what the `halo serve` child writes (OTLP transport)
 
 
 def shard_path(out: Path, worker: int) -> Path:

@@ -28,7 +28,7 @@ from typing import Any
 
 from demo.benchmark.serve import HaloServeProcess
 from demo.benchmark.tasks import select
-from demo.benchmark.layout import SCORE_FILE, results_path
+from demo.benchmark.layout import MARKER_FILE, SCORE_FILE, SERVE_SHARDS, results_path, shard_path
 from demo.model_process import ModelServerProcess
 from demo.openai_agents_sdk.agent import HarnessSettings
 from demo.openai_agents_sdk.fake_repo import materialize
@@ -120,16 +120,32 @@ class BenchmarkRun:
         return self
 
     def _clean(self) -> None:
-        """Remove what a previous run wrote here (only our own files), so runs don't stack."""
+        """Remove what a previous benchmark wrote here, so runs don't stack; claim the folder.
+
+        Only files a benchmark recorded in the folder's marker are deleted. A folder
+        holding any other `.jsonl` (someone's traces) is refused: raises FolderNotOurs.
+        """
         self.out.mkdir(parents=True, exist_ok=True)
-        for pattern in ("traces-w*.jsonl", "traces-serve-*.jsonl", "results-w*.ndjson", SCORE_FILE):
-            for stale in self.out.glob(pattern):
-                stale.unlink()
-        for stale in (self.out / "logs").glob("*.log"):
-            if stale.name.startswith("w") or stale.name == "serve.log":
-                stale.unlink()
+        owned, claimed = owned_files(self.out)
+        foreign = sorted(p.name for p in self.out.glob("*.jsonl") if p.name not in owned)
+        if foreign:
+            raise FolderNotOurs(
+                f"{self.out} holds trace files this benchmark did not write ({', '.join(foreign[:3])}"
+                f"{', ...' if len(foreign) > 3 else ''}); a run replaces the shards in its folder: "
+                "pick another folder")
+        for name in sorted(owned):
+            (self.out / name).unlink(missing_ok=True)
+        if claimed:
+            for stale in (self.out / "logs").glob("*.log"):
+                if stale.name.startswith("w") or stale.name == "serve.log":
+                    stale.unlink()
         # The index is derived from the shards just removed; a stale one would only be reset.
         shutil.rmtree(self.out / ".halo-index", ignore_errors=True)
+        n = min(self.config.workers, len(self.tasks))
+        files = [p.name for k in range(n) for p in (shard_path(self.out, k), results_path(self.out, k))]
+        marker = {"run_id": self.run_id, "files": files + [SCORE_FILE],
+                  "globs": [SERVE_SHARDS] if self.config.transport == "otlp" else []}
+        (self.out / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
 
     def running(self) -> bool:
         return any(w.poll() is None for w in self._workers)
@@ -214,6 +230,41 @@ class BenchmarkRun:
             self.finish()
         else:
             self.stop()
+
+
+class FolderNotOurs(RuntimeError):
+    """The run folder holds trace files no benchmark recorded writing: never delete them."""
+
+
+def owned_files(out: Path) -> tuple[set[str], bool]:
+    """Names of the files in `out` a benchmark wrote, and whether the folder is a benchmark's.
+
+    From the marker a run writes before its first shard. A folder from before
+    markers counts as a benchmark's only when it holds a benchmark's score or
+    results files; then its `traces-w*`/`traces-serve-*` shards are its own.
+    """
+    try:
+        marker = json.loads((out / MARKER_FILE).read_text())
+    except (OSError, ValueError):
+        marker = None
+    if isinstance(marker, dict):
+        names = {n for n in marker.get("files") or [] if isinstance(n, str) and "/" not in n}
+        for pattern in marker.get("globs") or []:
+            names.update(p.name for p in out.glob(str(pattern)))
+        return {n for n in names if (out / n).is_file()}, True
+    if _legacy_score(out / SCORE_FILE) or any(out.glob("results-w*.ndjson")):
+        names = {p.name for pattern in ("traces-w*.jsonl", SERVE_SHARDS, "results-w*.ndjson", SCORE_FILE)
+                 for p in out.glob(pattern)}
+        return names, True
+    return set(), False
+
+
+def _legacy_score(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "run_id" in data and "score" in data
 
 
 def run_benchmark(config: BenchmarkConfig) -> dict[str, Any]:
