@@ -26,7 +26,7 @@ from exporter import config
 from exporter import format as f
 from exporter.otlp_convert import (
     DROPPED_ATTRIBUTES, DROPPED_EVENTS, DROPPED_LINKS, EVENT_ATTRIBUTES, EVENT_NAME, EVENT_TIME,
-    EXCEPTION_EVENT, EXCEPTION_MESSAGE, EXCEPTION_TYPE, LINK_ATTRIBUTES, LINK_SPAN_ID,
+    LINK_ATTRIBUTES, LINK_SPAN_ID,
     LINK_TRACE_ID, LINK_TRACE_STATE, RESOURCE_SCHEMA_URL, SCOPE_ATTRIBUTES, SCOPE_SCHEMA_URL,
 )
 from exporter.writer import JsonlWriter
@@ -56,16 +56,7 @@ def otel_attrs_to_json(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
     return {str(k): otel_value_to_json(v) for k, v in attrs.items()}
 
 
-def exception_message(events: Sequence[Mapping[str, Any]]) -> str:
-    """`type: message` of the first `exception` event (canonical event dicts), else ""."""
-    for event in events:
-        if event.get(EVENT_NAME) == EXCEPTION_EVENT:
-            attrs = event.get(EVENT_ATTRIBUTES) or {}
-            etype, emsg = attrs.get(EXCEPTION_TYPE), attrs.get(EXCEPTION_MESSAGE)
-            if etype and emsg:
-                return f"{etype}: {emsg}"
-            return str(emsg or etype or "")
-    return ""
+exception_message = f.exception_message  # one definition, shared with the OTLP receiver
 
 
 def readable_span_to_line(span: ReadableSpan, *, project_id: str = "") -> dict[str, Any]:
