@@ -66,6 +66,8 @@ def resolve(path: str | os.PathLike[str]) -> Dataset:
     if glob.has_magic(text):
         magic_at = min(i for i, part in enumerate(p.parts) if glob.has_magic(part))
         root = Path(*p.parts[:magic_at]) if magic_at else Path(".")
+        if not root.is_dir():  # never create a folder the user did not name
+            raise DatasetError(f"no such folder: {root} (in the glob {text})")
         return Dataset(root=root.resolve(), kind="glob", pattern=str(root.resolve() / Path(*p.parts[magic_at:])))
     raise DatasetError(f"no such trace file or folder: {text}")
 

@@ -284,3 +284,12 @@ def test_follow_picks_up_new_shards_in_a_folder(tmp_path):
         stop.set()
         thread.join(10)
     idx.close()
+
+
+def test_a_glob_under_a_missing_folder_names_nothing_and_creates_nothing(tmp_path):
+    from indexer import DatasetError
+
+    missing = tmp_path / "not-yet"
+    with pytest.raises(DatasetError, match="no such folder"):
+        TraceIndex.open(str(missing / "traces-*.jsonl"))
+    assert not missing.exists()
