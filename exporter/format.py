@@ -122,9 +122,22 @@ GENAI_PROVIDER = "gen_ai.provider.name"
 GENAI_SYSTEM = "gen_ai.system"  # older spelling of the provider
 # Resource
 SERVICE_NAME = "service.name"
-# Events (keys inside each object of `events`) and OTel's exception event
+# Top-level extras beyond the reference's fields (it tolerates them there, not
+# inside status/resource/scope): non-zero dropped counts, scope attributes, schema urls.
+DROPPED_ATTRIBUTES = "dropped_attributes_count"
+DROPPED_EVENTS = "dropped_events_count"
+DROPPED_LINKS = "dropped_links_count"
+SCOPE_ATTRIBUTES = "scope_attributes"
+RESOURCE_SCHEMA_URL = "resource_schema_url"
+SCOPE_SCHEMA_URL = "scope_schema_url"
+# Keys inside each object of `events` and of `links`, and OTel's exception event
 EVENT_NAME = "name"
+EVENT_TIME = "time"
 EVENT_ATTRIBUTES = "attributes"
+LINK_TRACE_ID = "trace_id"
+LINK_SPAN_ID = "span_id"
+LINK_TRACE_STATE = "trace_state"
+LINK_ATTRIBUTES = "attributes"
 EXCEPTION_EVENT = "exception"
 EXCEPTION_TYPE = "exception.type"
 EXCEPTION_MESSAGE = "exception.message"

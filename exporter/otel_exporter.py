@@ -24,11 +24,6 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from exporter import config
 from exporter import format as f
-from exporter.otlp_convert import (
-    DROPPED_ATTRIBUTES, DROPPED_EVENTS, DROPPED_LINKS, EVENT_ATTRIBUTES, EVENT_NAME, EVENT_TIME,
-    LINK_ATTRIBUTES, LINK_SPAN_ID,
-    LINK_TRACE_ID, LINK_TRACE_STATE, RESOURCE_SCHEMA_URL, SCOPE_ATTRIBUTES, SCOPE_SCHEMA_URL,
-)
 from exporter.writer import JsonlWriter
 
 logger = logging.getLogger(__name__)
@@ -56,9 +51,6 @@ def otel_attrs_to_json(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
     return {str(k): otel_value_to_json(v) for k, v in attrs.items()}
 
 
-exception_message = f.exception_message  # one definition, shared with the OTLP receiver
-
-
 def readable_span_to_line(span: ReadableSpan, *, project_id: str = "") -> dict[str, Any]:
     """One OTel SDK `ReadableSpan` as a canonical line dict."""
     ctx = span.context
@@ -67,38 +59,38 @@ def readable_span_to_line(span: ReadableSpan, *, project_id: str = "") -> dict[s
     scope = span.instrumentation_scope
     attrs = otel_attrs_to_json(span.attributes)
     events = [
-        {EVENT_NAME: e.name, EVENT_TIME: f.iso_from_ns(e.timestamp or 0),
-         EVENT_ATTRIBUTES: otel_attrs_to_json(e.attributes)}
+        {f.EVENT_NAME: e.name, f.EVENT_TIME: f.iso_from_ns(e.timestamp or 0),
+         f.EVENT_ATTRIBUTES: otel_attrs_to_json(e.attributes)}
         for e in span.events
     ]
     links = [
-        {LINK_TRACE_ID: f.hex_id(link.context.trace_id, 32),
-         LINK_SPAN_ID: f.hex_id(link.context.span_id, 16),
-         LINK_TRACE_STATE: link.context.trace_state.to_header() if link.context.trace_state else "",
-         LINK_ATTRIBUTES: otel_attrs_to_json(link.attributes)}
+        {f.LINK_TRACE_ID: f.hex_id(link.context.trace_id, 32),
+         f.LINK_SPAN_ID: f.hex_id(link.context.span_id, 16),
+         f.LINK_TRACE_STATE: link.context.trace_state.to_header() if link.context.trace_state else "",
+         f.LINK_ATTRIBUTES: otel_attrs_to_json(link.attributes)}
         for link in span.links
     ]
     status = span.status
     code = f.STATUS_CODES[status.status_code.value] if status is not None else f.STATUS_UNSET
     message = (status.description if status is not None else None) or ""
     if code == f.STATUS_ERROR and not message:
-        message = exception_message(events)
+        message = f.exception_message(events)
 
     extra: dict[str, Any] = {}
     if events:
         extra[f.EVENTS] = events
     if links:
         extra[f.LINKS] = links
-    for key, count in ((DROPPED_ATTRIBUTES, span.dropped_attributes),
-                       (DROPPED_EVENTS, span.dropped_events), (DROPPED_LINKS, span.dropped_links)):
+    for key, count in ((f.DROPPED_ATTRIBUTES, span.dropped_attributes),
+                       (f.DROPPED_EVENTS, span.dropped_events), (f.DROPPED_LINKS, span.dropped_links)):
         if count:
             extra[key] = count
     if scope is not None and getattr(scope, "attributes", None):
-        extra[SCOPE_ATTRIBUTES] = otel_attrs_to_json(scope.attributes)
+        extra[f.SCOPE_ATTRIBUTES] = otel_attrs_to_json(scope.attributes)
     if resource is not None and resource.schema_url:
-        extra[RESOURCE_SCHEMA_URL] = resource.schema_url
+        extra[f.RESOURCE_SCHEMA_URL] = resource.schema_url
     if scope is not None and scope.schema_url:
-        extra[SCOPE_SCHEMA_URL] = scope.schema_url
+        extra[f.SCOPE_SCHEMA_URL] = scope.schema_url
 
     attrs.update(f.project(attrs, project_id=project_id, resource_attrs=resource_attrs))
     parent = span.parent

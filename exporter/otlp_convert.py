@@ -31,26 +31,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from exporter import format as fmt
 
-# Keys of the top-level extras and of the objects inside events / links.
-EVENT_NAME = fmt.EVENT_NAME
-EVENT_TIME = "time"
-EVENT_ATTRIBUTES = fmt.EVENT_ATTRIBUTES
-LINK_TRACE_ID = "trace_id"
-LINK_SPAN_ID = "span_id"
-LINK_TRACE_STATE = "trace_state"
-LINK_ATTRIBUTES = "attributes"
-DROPPED_ATTRIBUTES = "dropped_attributes_count"
-DROPPED_EVENTS = "dropped_events_count"
-DROPPED_LINKS = "dropped_links_count"
-SCOPE_ATTRIBUTES = "scope_attributes"
-RESOURCE_SCHEMA_URL = "resource_schema_url"
-SCOPE_SCHEMA_URL = "scope_schema_url"
-
-# OTel semantic conventions of an exception event.
-EXCEPTION_EVENT = fmt.EXCEPTION_EVENT
-EXCEPTION_TYPE = fmt.EXCEPTION_TYPE
-EXCEPTION_MESSAGE = fmt.EXCEPTION_MESSAGE
-
 _MAX_MESSAGES = 3  # problems quoted in partial_success; the count says the rest
 
 
@@ -137,9 +117,6 @@ class SpanBatch:
 # --- the span -> line step shared by both encodings -----------------------------------
 
 
-_exception_message = fmt.exception_message
-
-
 def span_head(trace_id: str, span_id: str, parent_span_id: str, trace_state: str, name: str,
               kind: str, start_ns: int, end_ns: int, status_code: str, status_message: str,
               ) -> dict[str, Any]:
@@ -179,7 +156,7 @@ def build_line(parts: SpanParts, agent_hint: str | None = None) -> bytes:
     ctx, attributes, events = parts.ctx, parts.attributes, parts.events
     status = parts.head[fmt.STATUS]
     if not status[fmt.STATUS_MESSAGE_FIELD] and events:
-        status[fmt.STATUS_MESSAGE_FIELD] = _exception_message(events)
+        status[fmt.STATUS_MESSAGE_FIELD] = fmt.exception_message(events)
     attributes.update(fmt.project(attributes, project_id=ctx.project_id,
                                   resource_attrs=ctx.resource_attrs, agent_name_hint=agent_hint))
     tail: dict[str, Any] = {fmt.ATTRIBUTES: attributes}
@@ -188,7 +165,7 @@ def build_line(parts: SpanParts, agent_hint: str | None = None) -> bytes:
         tail[fmt.EVENTS] = events
     if parts.links:
         tail[fmt.LINKS] = parts.links
-    for key, count in zip((DROPPED_ATTRIBUTES, DROPPED_EVENTS, DROPPED_LINKS), parts.dropped):
+    for key, count in zip((fmt.DROPPED_ATTRIBUTES, fmt.DROPPED_EVENTS, fmt.DROPPED_LINKS), parts.dropped):
         if count:
             tail[key] = count
     # '{head...}\n' + '{tail...}\n' -> '{head..., resource, scope, tail...}\n'
@@ -278,13 +255,13 @@ def _pb_span(span: Any, ctx: ScopeContext) -> SpanParts:
     if not name:
         raise SpanProblem("span has no name")
     events = [
-        {EVENT_NAME: e.name, EVENT_TIME: fmt.iso_from_ns(e.time_unix_nano),
-         EVENT_ATTRIBUTES: _pb_attrs(e.attributes)}
+        {fmt.EVENT_NAME: e.name, fmt.EVENT_TIME: fmt.iso_from_ns(e.time_unix_nano),
+         fmt.EVENT_ATTRIBUTES: _pb_attrs(e.attributes)}
         for e in span.events
     ] if span.events else []
     links = [
-        {LINK_TRACE_ID: link.trace_id.hex(), LINK_SPAN_ID: link.span_id.hex(),
-         LINK_TRACE_STATE: link.trace_state, LINK_ATTRIBUTES: _pb_attrs(link.attributes)}
+        {fmt.LINK_TRACE_ID: link.trace_id.hex(), fmt.LINK_SPAN_ID: link.span_id.hex(),
+         fmt.LINK_TRACE_STATE: link.trace_state, fmt.LINK_ATTRIBUTES: _pb_attrs(link.attributes)}
         for link in span.links
     ] if span.links else []
     status = span.status
@@ -305,11 +282,11 @@ def convert_request(request: ExportTraceServiceRequest, *, project_id: str = "")
         for s, ss in enumerate(rs.scope_spans):
             extra: dict[str, Any] = {}
             if ss.scope.attributes:
-                extra[SCOPE_ATTRIBUTES] = _pb_attrs(ss.scope.attributes)
+                extra[fmt.SCOPE_ATTRIBUTES] = _pb_attrs(ss.scope.attributes)
             if rs.schema_url:
-                extra[RESOURCE_SCHEMA_URL] = rs.schema_url
+                extra[fmt.RESOURCE_SCHEMA_URL] = rs.schema_url
             if ss.schema_url:
-                extra[SCOPE_SCHEMA_URL] = ss.schema_url
+                extra[fmt.SCOPE_SCHEMA_URL] = ss.schema_url
             ctx = ScopeContext(project_id, resource_attrs, ss.scope.name, ss.scope.version, extra)
             for i, span in enumerate(ss.spans):
                 try:

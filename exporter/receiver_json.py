@@ -19,10 +19,8 @@ import orjson
 
 from exporter import format as fmt
 from exporter.otlp_convert import (
-    DROPPED_ATTRIBUTES, DROPPED_EVENTS, DROPPED_LINKS, EVENT_ATTRIBUTES, EVENT_NAME, EVENT_TIME,
-    LINK_ATTRIBUTES, LINK_SPAN_ID, LINK_TRACE_ID, LINK_TRACE_STATE, RESOURCE_SCHEMA_URL,
-    SCOPE_ATTRIBUTES, SCOPE_SCHEMA_URL, Conversion, InvalidRequest, ScopeContext, SpanBatch,
-    SpanParts, SpanProblem, check_ids, enum_name, span_head,
+    Conversion, InvalidRequest, ScopeContext, SpanBatch, SpanParts, SpanProblem, check_ids, enum_name,
+    span_head,
 )
 
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # int64 values and fixed64 times both fit
@@ -148,19 +146,19 @@ def _json_span(span: Any, ctx: ScopeContext) -> SpanParts:
     for e in _as_list(span.get("events"), "events", SpanProblem):
         e = _as_obj(e, "event", SpanProblem)
         events.append({
-            EVENT_NAME: str(e.get("name") or ""),
-            EVENT_TIME: fmt.iso_from_ns(
+            fmt.EVENT_NAME: str(e.get("name") or ""),
+            fmt.EVENT_TIME: fmt.iso_from_ns(
                 _json_int(_get(e, "timeUnixNano", "time_unix_nano", 0), "event timeUnixNano")),
-            EVENT_ATTRIBUTES: _json_attrs(e.get("attributes")),
+            fmt.EVENT_ATTRIBUTES: _json_attrs(e.get("attributes")),
         })
     links = []
     for link in _as_list(span.get("links"), "links", SpanProblem):
         link = _as_obj(link, "link", SpanProblem)
         links.append({
-            LINK_TRACE_ID: _json_id(_get(link, "traceId", "trace_id"), "link traceId"),
-            LINK_SPAN_ID: _json_id(_get(link, "spanId", "span_id"), "link spanId"),
-            LINK_TRACE_STATE: str(_get(link, "traceState", "trace_state", "")),
-            LINK_ATTRIBUTES: _json_attrs(link.get("attributes")),
+            fmt.LINK_TRACE_ID: _json_id(_get(link, "traceId", "trace_id"), "link traceId"),
+            fmt.LINK_SPAN_ID: _json_id(_get(link, "spanId", "span_id"), "link spanId"),
+            fmt.LINK_TRACE_STATE: str(_get(link, "traceState", "trace_state", "")),
+            fmt.LINK_ATTRIBUTES: _json_attrs(link.get("attributes")),
         })
     status = _as_obj(span.get("status"), "status", SpanProblem)
     message = status.get("message") or ""
@@ -174,9 +172,9 @@ def _json_span(span: Any, ctx: ScopeContext) -> SpanParts:
     )
     dropped = tuple(
         _json_int(_get(span, camel, snake, 0), camel)
-        for camel, snake in (("droppedAttributesCount", DROPPED_ATTRIBUTES),
-                             ("droppedEventsCount", DROPPED_EVENTS),
-                             ("droppedLinksCount", DROPPED_LINKS))
+        for camel, snake in (("droppedAttributesCount", fmt.DROPPED_ATTRIBUTES),
+                             ("droppedEventsCount", fmt.DROPPED_EVENTS),
+                             ("droppedLinksCount", fmt.DROPPED_LINKS))
     )
     return SpanParts(head, _json_attrs(span.get("attributes")), events, links,
                      dropped, ctx)  # type: ignore[arg-type]
@@ -210,13 +208,13 @@ def from_json(body: bytes, *, project_id: str = "") -> Conversion:
             extra: dict[str, Any] = {}
             try:
                 if scope.get("attributes"):
-                    extra[SCOPE_ATTRIBUTES] = _json_attrs(scope.get("attributes"))
+                    extra[fmt.SCOPE_ATTRIBUTES] = _json_attrs(scope.get("attributes"))
             except SpanProblem as exc:
                 raise InvalidRequest(f"{where}.scope: {exc}") from None
             if _get(rs, "schemaUrl", "schema_url"):
-                extra[RESOURCE_SCHEMA_URL] = str(_get(rs, "schemaUrl", "schema_url"))
+                extra[fmt.RESOURCE_SCHEMA_URL] = str(_get(rs, "schemaUrl", "schema_url"))
             if _get(ss, "schemaUrl", "schema_url"):
-                extra[SCOPE_SCHEMA_URL] = str(_get(ss, "schemaUrl", "schema_url"))
+                extra[fmt.SCOPE_SCHEMA_URL] = str(_get(ss, "schemaUrl", "schema_url"))
             ctx = ScopeContext(project_id, resource_attrs, str(scope.get("name") or ""),
                                 str(scope.get("version") or ""), extra)
             for i, span in enumerate(_as_list(ss.get("spans"), f"{where}.spans", InvalidRequest)):
