@@ -25,7 +25,9 @@ from exporter import format as f
 SCOPE_NAME = "openai-agents-sdk"
 PROVIDER = "openai"
 
-# SDK span type -> inference.observation_kind (as the reference maps them).
+# SDK span type -> inference.observation_kind (as the reference maps them). The
+# same names go in openinference.span.kind (the reference counts tool errors by
+# it), where other types are CHAIN rather than SPAN.
 OBSERVATION_KIND_BY_TYPE = {
     "agent": f.OBS_AGENT,
     "generation": f.OBS_LLM,
@@ -34,11 +36,6 @@ OBSERVATION_KIND_BY_TYPE = {
     "mcp_tools": f.OBS_TOOL,
     "handoff": f.OBS_CHAIN,
     "guardrail": f.OBS_GUARDRAIL,
-}
-# ... and -> openinference.span.kind (the reference counts tool errors by it).
-OI_KIND_BY_TYPE = {
-    "agent": "AGENT", "generation": "LLM", "response": "LLM", "function": "TOOL",
-    "mcp_tools": "TOOL", "handoff": "CHAIN", "guardrail": "GUARDRAIL",
 }
 _CLIENT_TYPES = ("generation", "response", "transcription", "speech")
 
@@ -65,7 +62,6 @@ A_SDK_TYPE = "sdk.span.type"
 A_SDK_NAME = "sdk.span.name"
 A_SDK_DATA = "sdk.data."
 A_SDK_METADATA = "sdk.span.metadata."
-A_SDK_ERROR_DATA = "sdk.error.data"
 A_SDK_TRACE_ID = "sdk.trace_id"
 A_SDK_SPAN_ID = "sdk.span_id"
 
@@ -149,9 +145,10 @@ def _scalar_or_json(value: Any) -> Any:
     return _json(value)
 
 
-def _flatten(prefix: str, data: Mapping[str, Any] | None, out: dict[str, Any]) -> None:
+def _flatten(prefix: str, data: Mapping[str, Any] | None, out: dict[str, Any],
+             skip: tuple[str, ...] = ()) -> None:
     for key, value in (data or {}).items():
-        if value is not None:
+        if value is not None and key not in skip:
             out[f"{prefix}{key}"] = _scalar_or_json(value)
 
 
@@ -305,9 +302,7 @@ def _media(d: Mapping[str, Any], attrs: dict[str, Any]) -> None:
     attrs[A_INVOCATION_PARAMS] = _json(d.get("model_config"))
     attrs[f.OI_INPUT_VALUE] = _scalar_or_json(d.get("input"))
     attrs[f.OI_OUTPUT_VALUE] = _scalar_or_json(d.get("output"))
-    for key, value in d.items():
-        if key not in ("type", "input", "output", "model", "model_config") and value is not None:
-            attrs[A_SDK_DATA + key] = _scalar_or_json(value)
+    _flatten(A_SDK_DATA, d, attrs, skip=("type", "input", "output", "model", "model_config"))
 
 
 def _generic(span_type: str, d: Mapping[str, Any], attrs: dict[str, Any]) -> None:
@@ -318,9 +313,7 @@ def _generic(span_type: str, d: Mapping[str, Any], attrs: dict[str, Any]) -> Non
     data = d.get("data")
     if isinstance(data, Mapping):
         _flatten(A_SDK_DATA, data, attrs)
-    for key, value in d.items():
-        if key not in ("type", "name", "data") and value is not None:
-            attrs[A_SDK_DATA + key] = _scalar_or_json(value)
+    _flatten(A_SDK_DATA, d, attrs, skip=("type", "name", "data"))
 
 
 def span_type_of(span_data: Any, exported: Mapping[str, Any]) -> str:
@@ -333,7 +326,8 @@ def span_type_of(span_data: Any, exported: Mapping[str, Any]) -> str:
 
 
 def span_name(span_type: str, d: Mapping[str, Any]) -> str:
-    """`type.name` (or `type.model`, `type.N` for turns, `type.to_agent` for handoffs) as the reference names spans."""
+    """`type.label` as the reference names spans: the name or model, a turn's number,
+    a handoff's target agent, an MCP server."""
     data = d.get("data") if isinstance(d.get("data"), Mapping) else {}
     if span_type in ("task", "turn"):
         label = data.get("name") if span_type == "task" else data.get("turn")
@@ -363,7 +357,7 @@ def span_to_line(
     d = raw.get("span_data") or {}
     span_type = span_type_of(span_data, d)
     attrs: dict[str, Any] = {}
-    attrs[f.OI_SPAN_KIND] = OI_KIND_BY_TYPE.get(span_type, "CHAIN")
+    attrs[f.OI_SPAN_KIND] = OBSERVATION_KIND_BY_TYPE.get(span_type, f.OBS_CHAIN)
     attrs[f.INF_OBSERVATION_KIND] = OBSERVATION_KIND_BY_TYPE.get(span_type, f.OBS_SPAN)
 
     if span_type == "agent":
@@ -403,7 +397,7 @@ def span_to_line(
         message = str(error.get("message") or "") or "error"
         status_code = f.STATUS_ERROR
         if error.get("data") is not None:
-            attrs[A_SDK_ERROR_DATA] = _json(error.get("data"))
+            attrs[f.SDK_ERROR_DATA] = _json(error.get("data"))
     else:
         message, status_code = "", f.STATUS_OK
 
