@@ -261,16 +261,14 @@ class LiveView:
 
 
 def _check_out(out: Path) -> None:
-    """A run replaces the trace shards in `out`: refuse a folder whose traces some other
-    program wrote (a user's `traces/traces-w0.jsonl` must never be deleted by a demo)."""
+    """Refuse, before the run starts, a folder the benchmark would refuse (`owned_files`):
+    a user's `traces/traces-w0.jsonl` must never be deleted by a demo."""
+    from demo.benchmark.runner import foreign_files
+
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {out} is a file; give a folder", EXIT_USAGE)
-    if not out.is_dir():
-        return
-    ours = ((out / "score.json").exists() or any(out.glob("results-w*.ndjson"))
-            or (out / "fake-repo").is_dir())
-    theirs = sorted(p.name for p in out.glob("*.jsonl"))
-    if theirs and not ours:
+    theirs = foreign_files(out) if out.is_dir() else []
+    if theirs:
         raise CliError(f"{out} holds trace files that halo demo did not write ({', '.join(theirs[:3])}"
                        f"{', ...' if len(theirs) > 3 else ''}); a demo run replaces the shards in its "
                        "folder: pick another --out", EXIT_USAGE)

@@ -38,6 +38,21 @@ def test_halo_demo_rejects_bad_flags_in_one_line(capsys):
     assert len(err) == 2 and "--tasks must be between 1 and" in err[1]
 
 
+def test_halo_demo_refuses_a_stranger_in_a_benchmark_folder_before_starting(tmp_path, capsys):
+    # a benchmark's folder (its score file) to which someone later added their own traces
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "score.json").write_text(json.dumps({"run_id": "old", "score": 0.5}))
+    (out / "traces-w0.jsonl").write_text("{}\n")
+    (out / "mine.jsonl").write_text('{"mine": 1}\n')
+    assert halo(["demo", "--out", str(out), "--tasks", "1", "--no-ask"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # refused before the banner: nothing started
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "did not write (mine.jsonl)" in err[0]
+    assert sorted(p.name for p in out.iterdir()) == ["mine.jsonl", "score.json", "traces-w0.jsonl"]
+
+
 # -- the offline model's failure modes, each switched off by one harness change --------------
 
 def ask_offline(task_id: str, settings, tmp_path):

@@ -127,7 +127,7 @@ class BenchmarkRun:
         """
         self.out.mkdir(parents=True, exist_ok=True)
         owned, claimed = owned_files(self.out)
-        foreign = sorted(p.name for p in self.out.glob("*.jsonl") if p.name not in owned)
+        foreign = foreign_files(self.out, owned)
         if foreign:
             raise FolderNotOurs(
                 f"{self.out} holds trace files this benchmark did not write ({', '.join(foreign[:3])}"
@@ -257,6 +257,13 @@ def owned_files(out: Path) -> tuple[set[str], bool]:
                  for p in out.glob(pattern)}
         return names, True
     return set(), False
+
+
+def foreign_files(out: Path, owned: set[str] | None = None) -> list[str]:
+    """The `.jsonl` files in `out` no benchmark recorded writing (a run must refuse the folder)."""
+    if owned is None:
+        owned = owned_files(out)[0]
+    return sorted(p.name for p in Path(out).glob("*.jsonl") if p.name not in owned)
 
 
 def _legacy_score(path: Path) -> bool:
