@@ -72,6 +72,11 @@ class _CatchUpLock:
             pass
         self._thread_lock.release()
 
+    def wait_in_process(self) -> None:
+        """Wait for a catch-up in another thread of this process (not in other processes)."""
+        with self._thread_lock:
+            pass
+
     def close(self) -> None:
         os.close(self._fd)
 
@@ -132,8 +137,7 @@ class TraceIndex:
         if not self._closed:
             self._closed = True
             self.notify()
-            with self._write_lock:  # a catch-up in another thread stops at its next commit
-                pass
+            self._write_lock.wait_in_process()  # a catch-up in another thread stops at its next commit
             _release_env(self.index_dir)
 
     def __enter__(self) -> TraceIndex:

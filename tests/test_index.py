@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 import time
@@ -260,6 +261,22 @@ def test_two_handles_in_one_process_share_the_environment(tmp_path):
     with b.snapshot() as snap:
         assert snap.count() == 5
     b.close()
+
+
+def test_close_does_not_wait_for_a_catch_up_in_another_process(tmp_path):
+    path = write_dataset(tmp_path / "t.jsonl", traces=2)
+    idx = TraceIndex.open(path, tmp_path / "idx")
+    # A second open file description holds the flock, as another process's catch-up would.
+    fd = os.open(tmp_path / "idx" / "catch-up.lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        closer = threading.Thread(target=idx.close)
+        closer.start()
+        closer.join(10)
+        assert not closer.is_alive()
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def test_follow_picks_up_new_shards_in_a_folder(tmp_path):
