@@ -16,6 +16,8 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
 from exporter import config
 from exporter.otlp_convert import Conversion, InvalidRequest, from_protobuf
 from exporter.receiver_json import from_json
@@ -44,6 +46,15 @@ class Outcome:
     accepted: int = 0
     rejected: int = 0
     message: str = ""
+
+
+def export_response(outcome: Outcome) -> ExportTraceServiceResponse:
+    """The protobuf answer to a written request, with `partial_success` if spans were rejected."""
+    response = ExportTraceServiceResponse()
+    if outcome.rejected:
+        response.partial_success.rejected_spans = outcome.rejected
+        response.partial_success.error_message = outcome.message
+    return response
 
 
 class Receiver:

@@ -21,9 +21,8 @@ import orjson
 import zstandard
 from aiohttp import web
 from google.rpc import code_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from exporter.receiver import RETRY_AFTER_SECONDS, Outcome, Receiver, Status
+from exporter.receiver import RETRY_AFTER_SECONDS, Outcome, Receiver, Status, export_response
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +87,8 @@ def _success(is_json: bool, outcome: Outcome) -> web.Response:
             payload["partialSuccess"] = {"rejectedSpans": str(outcome.rejected),
                                          "errorMessage": outcome.message}
         return web.Response(body=orjson.dumps(payload), content_type=JSON_TYPE)
-    response = trace_service_pb2.ExportTraceServiceResponse()
-    if outcome.rejected:
-        response.partial_success.rejected_spans = outcome.rejected
-        response.partial_success.error_message = outcome.message
-    return web.Response(body=response.SerializeToString(), content_type=PROTOBUF_TYPES[0])
+    return web.Response(body=export_response(outcome).SerializeToString(),
+                        content_type=PROTOBUF_TYPES[0])
 
 
 class HttpReceiver:
