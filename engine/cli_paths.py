@@ -15,8 +15,12 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.cli import CliError
+
+if TYPE_CHECKING:
+    from engine.store import TraceStore
 
 SNIFF_BYTES = 64 * 1024  # enough for a few lines of most traces
 SNIFF_LINES = 20
@@ -128,3 +132,14 @@ def prepare(trace_path: str, index_dir: str | None) -> str | None:
     except (DatasetError, IndexStorageError, OSError):
         pass  # the command opens it again and reports the failure in its own words
     return index_dir
+
+
+def open_store(trace_path: str, index_dir: str | None) -> TraceStore:
+    """`prepare`, then open the trace store; a dataset that cannot be opened is a `CliError`."""
+    from engine.store import ToolError, TraceStore
+
+    index_dir = prepare(trace_path, index_dir)
+    try:
+        return TraceStore.open(trace_path, index_dir)
+    except ToolError as exc:
+        raise CliError(str(exc)) from exc

@@ -37,17 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the report and print it."""
-    from engine.cli_paths import prepare
+    from engine.cli_paths import open_store
     from engine.report import build_report
-    from engine.tools import ToolError, open_store
 
     if args.top < 1:
         raise CliError("--top must be at least 1", EXIT_USAGE)
-    index_dir = prepare(args.trace_path, args.index_dir)
-    try:
-        store = open_store(args.trace_path, index_dir)
-    except ToolError as exc:
-        raise CliError(str(exc)) from exc
+    store = open_store(args.trace_path, args.index_dir)
     try:
         report = build_report(store, args.top)
     finally:

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 from engine.cli import EXIT_USAGE, CliError
-from engine.cli_paths import check_trace_path  # noqa: F401  (its old home; kept for importers)
 
 HELP = "run one trace tool (overview, query, count, view, search) and print its JSON result"
 
@@ -83,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--indent must be >= 0, not {args.indent}", EXIT_USAGE)
     if args.list:
         return _list(args)
-    from engine.cli_paths import prepare
-    from engine.tools import TOOLS, ToolError, open_store, parse_arguments
+    from engine.cli_paths import open_store
+    from engine.tools import TOOLS, ToolError, execute, parse_arguments
 
     if not args.name or not args.trace_path:
         raise CliError("usage: halo tool NAME TRACE_PATH --args JSON (or halo tool --list)", EXIT_USAGE)
@@ -95,16 +94,11 @@ def run(args: argparse.Namespace) -> int:
         parsed = parse_arguments(spec, _read_args(args.tool_args))
     except ToolError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
-    index_dir = prepare(args.trace_path, args.index_dir)
+    store = open_store(args.trace_path, args.index_dir)
     try:
-        store = open_store(args.trace_path, index_dir)
+        result = execute(store, spec, parsed)
     except ToolError as exc:
         raise CliError(str(exc)) from exc
-    try:
-        try:
-            result = json.loads(spec.run(store, parsed).model_dump_json())
-        except ToolError as exc:
-            raise CliError(str(exc)) from exc
     finally:
         store.close()
     sys.stdout.write(json.dumps(result, indent=args.indent, ensure_ascii=False) + "\n")

@@ -60,6 +60,8 @@ def compile_regex(pattern: str) -> re.Pattern[str]:
         return re.compile(pattern)
     except re.error as exc:
         raise ToolError(f"Invalid regex pattern {pattern!r}: {exc}") from exc
+    except RecursionError as exc:  # `re`'s parser recurses per nested group; matching does not
+        raise ToolError(f"the regex {pattern[:40]!r}... is too deeply nested to run; simplify it") from exc
 
 
 def _lines(snap: Any, trace_id: str) -> Iterable[bytes]:

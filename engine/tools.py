@@ -158,7 +158,7 @@ def parse_arguments(spec: ToolSpec, arguments: dict | str | None) -> BaseModel:
     if isinstance(arguments, (str, bytes)):
         try:
             arguments = json.loads(arguments)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ToolError(f"invalid arguments for {spec.name}: not JSON ({exc})") from exc
     if not isinstance(arguments, dict):
         raise ToolError(f"invalid arguments for {spec.name}: expected a JSON object, "
@@ -169,16 +169,17 @@ def parse_arguments(spec: ToolSpec, arguments: dict | str | None) -> BaseModel:
         raise ToolError(describe_validation_error(spec.name, exc)) from exc
 
 
+def execute(store: TraceStore, spec: ToolSpec, parsed: BaseModel) -> dict[str, Any]:
+    """Run a validated call and return its JSON-ready result; raises ToolError for a bad request."""
+    return json.loads(spec.run(store, parsed).model_dump_json())
+
+
 def run_tool(store: TraceStore, name: str, arguments: dict | str | None = None) -> dict[str, Any]:
     """Run tool `name` and return its JSON result, or `{"error": "..."}` for any bad request."""
     spec = TOOLS.get(name)
     if spec is None:
         return {"error": f"unknown tool {name!r}; tools: {', '.join(TOOLS)}"}
     try:
-        parsed = parse_arguments(spec, arguments)
-        result = spec.run(store, parsed)
+        return execute(store, spec, parse_arguments(spec, arguments))
     except ToolError as exc:
         return {"error": str(exc)}
-    except RecursionError:
-        return {"error": f"{name}: the regex is too complex to run; simplify it"}
-    return json.loads(result.model_dump_json())

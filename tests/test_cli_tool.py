@@ -73,6 +73,8 @@ def test_list_names_every_tool(capsys):
     (["tool", "search_trace", "{path}", "--args", '{"trace_id": "feedface", "regex_pattern": "("}'], 1,
      "Invalid regex pattern"),
     (["tool", "count_traces"], 2, "usage: halo tool"),
+    (["tool", "count_traces", "{path}", "--args", json.dumps({"filters": {"regex_pattern": "(" * 2000 + ")" * 2000}})],
+     1, "too deeply nested"),
 ])
 def test_bad_requests_are_one_line_and_an_exit_code(traces, capsys, argv, code, words):
     got, out, err = _run(capsys, *[a.replace("{path}", str(traces)) for a in argv])

@@ -93,6 +93,8 @@ def test_summaries_carry_tool_names_and_completeness(store, lines):
     ("search_trace", {"trace_id": "nope", "regex_pattern": "x"}, "unknown trace_id"),
     ("search_trace", {"trace_id": "nope", "regex_pattern": "[unclosed"}, "Invalid regex pattern '[unclosed'"),
     ("count_traces", {"filters": {"regex_pattern": "(?P<"}}, "Invalid regex pattern"),
+    ("count_traces", {"filters": {"regex_pattern": "(" * 2000 + ")" * 2000}}, "too deeply nested"),
+    ("count_traces", "[" * 100_000, "not JSON"),
     ("query_traces", {"limit": 501}, "limit: Input should be less than or equal to 500 (got 501)"),
     ("query_traces", {"filters": {"has_error": True}}, "filters.has_error: Extra inputs are not permitted"),
     ("view_trace", {}, "trace_id: Field required"),
@@ -143,11 +145,17 @@ def test_arguments_may_be_json_text(store):
     assert run_tool(store, "count_traces", "") == run_tool(store, "count_traces", {})
 
 
-def test_registry_shapes():
+def test_registry_shapes(store, lines):
     assert list(TOOLS) == ["get_dataset_overview", "query_traces", "count_traces", "view_trace",
                            "view_spans", "search_trace", "search_span"]
+    span = json.loads(lines[0])
+    ids = {"trace_id": span["trace_id"], "span_id": span["span_id"], "span_ids": [span["span_id"]],
+           "regex_pattern": "name"}
     for spec in TOOLS.values():
-        assert spec.description and spec.arguments_model and spec.result_model
+        assert spec.description
+        wanted = {k: v for k, v in ids.items() if k in spec.arguments_model.model_fields}
+        result = spec.run(store, spec.arguments_model.model_validate(wanted))
+        assert type(result) is spec.result_model, spec.name  # what the contract names is what runs
 
 
 def test_threads_share_one_store_while_the_file_grows(tmp_path):
