@@ -51,6 +51,16 @@ def setting(arg: T | None, env_name: str, default: T, parse: Callable[[str], T] 
         raise ValueError(f"{env_name}={raw!r} is not valid: {exc}") from None
 
 
+def checked(name: str, arg: Any, env_name: str | None, default: Any, parse: Callable[[Any], T]) -> T:
+    """`setting`, with a given `arg` checked by `parse` too (a `ValueError` naming `name`)."""
+    if arg is None:
+        return setting(None, env_name, default, parse) if env_name else default
+    try:
+        return parse(arg)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
 def parse_fsync(value: Any) -> str:
     """An fsync policy name ("never" | "batch" | "always"); booleans map to never/batch."""
     if isinstance(value, bool):

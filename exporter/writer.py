@@ -31,13 +31,6 @@ _DEFERRED_SIZE_GUESS = 2048  # queue accounting for items encoded on the worker 
 _MAX_FAILED_RANGES = 1024
 
 
-def _named(name: str, parse: Callable[[Any], Any], value: Any) -> Any:
-    try:
-        return parse(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: {exc}") from None
-
-
 class JsonlWriter:
     """Append canonical lines to `path` from a background thread.
 
@@ -62,16 +55,16 @@ class JsonlWriter:
         encode: Callable[[Any], bytes | None] | None = None,
     ) -> None:
         self.path = config.traces_path(path)
-        # Environment values are checked by `setting` (naming the variable), arguments here.
-        self.fsync = _named("fsync", config.parse_fsync, config.setting(
-            fsync, config.HALO_FSYNC, config.DEFAULT_FSYNC, config.parse_fsync))
-        self.max_queue_lines = _named("max_queue_lines", config.positive_int, config.setting(
-            max_queue_lines, config.HALO_MAX_QUEUE_LINES, config.DEFAULT_MAX_QUEUE_LINES,
-            config.positive_int))
-        self.max_queue_bytes = _named("max_queue_bytes", config.positive_int, max_queue_bytes)
-        self.flush_interval = _named("flush_interval", config.positive_float, config.setting(
-            flush_interval, config.HALO_FLUSH_INTERVAL, config.DEFAULT_FLUSH_INTERVAL,
-            config.positive_float))
+        self.fsync = config.checked("fsync", fsync, config.HALO_FSYNC, config.DEFAULT_FSYNC,
+                                    config.parse_fsync)
+        self.max_queue_lines = config.checked("max_queue_lines", max_queue_lines,
+                                              config.HALO_MAX_QUEUE_LINES,
+                                              config.DEFAULT_MAX_QUEUE_LINES, config.positive_int)
+        self.max_queue_bytes = config.checked("max_queue_bytes", max_queue_bytes, None, None,
+                                              config.positive_int)
+        self.flush_interval = config.checked("flush_interval", flush_interval,
+                                             config.HALO_FLUSH_INTERVAL,
+                                             config.DEFAULT_FLUSH_INTERVAL, config.positive_float)
         if block_timeout < 0:
             raise ValueError(f"block_timeout must be >= 0, not {block_timeout!r}")
         self.block_timeout = block_timeout
