@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 
@@ -16,24 +17,31 @@ class ModelServerProcess:
     """
 
     def __init__(self, policy: str, policy_kwargs: dict[str, Any] | None = None,
-                 *, port: int = 0, start_timeout: float = 30.0) -> None:
+                 *, port: int = 0) -> None:
         self.policy = policy
         self.policy_kwargs = policy_kwargs
         self.port = port
-        self.start_timeout = start_timeout
         self.base_url = ""
         self._proc: subprocess.Popen | None = None
+        self._stderr: Any = None
 
     def start(self) -> "ModelServerProcess":
         cmd = [sys.executable, "-m", "demo.model_server", "--port", str(self.port),
                "--policy", self.policy]
         if self.policy_kwargs is not None:
             cmd += ["--policy-kwargs", json.dumps(self.policy_kwargs)]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # stderr to a file, not a pipe: nobody reads a pipe while the server runs, and a
+        # child that logs enough into a full pipe would block its event loop.
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
         line = self._proc.stdout.readline().strip()  # the child prints one line once it listens
         if not line.startswith("listening on "):
-            err = self._proc.stderr.read().strip().splitlines()
+            stderr = self._stderr
+            self._stderr = None  # kept open through stop(), which reaps the child, to read it after
             self.stop()
+            stderr.seek(0)
+            err = stderr.read().strip().splitlines()
+            stderr.close()
             raise RuntimeError(f"model server did not start: {err[-1] if err else 'no output'}")
         self.base_url = line.split()[-1]
         return self
@@ -50,9 +58,11 @@ class ModelServerProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream:
-                stream.close()
+        if proc.stdout:
+            proc.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
 
     def __enter__(self) -> "ModelServerProcess":
         return self.start()

@@ -12,7 +12,7 @@ HTTP_READY = "OTLP/HTTP listening on "
 class HaloServeProcess:
     """`halo serve --out FOLDER/` on free ports; `endpoint` is its OTLP/HTTP traces URL."""
 
-    def __init__(self, out: Path, log: Path, start_timeout: float = 60.0) -> None:
+    def __init__(self, out: Path, log: Path) -> None:
         self.out = out
         self.log = log
         self.endpoint = ""
