@@ -175,9 +175,11 @@ class TraceIndex:
         return stats
 
     def _checkpoints(self) -> dict[str, tuple[int, dict]]:
-        with self.snapshot() as snap:
-            cur = snap._txn.cursor(db=self._dbs["files"])
-            return {cp["rel"]: (L.un32(k), cp) for k, cp in ((k, orjson.loads(v)) for k, v in cur)}
+        txn = L.begin_read(self._env)
+        try:
+            return L.checkpoints(txn, self._dbs)
+        finally:
+            txn.abort()
 
     def _stale(self, cps: dict[str, tuple[int, dict]], present: set[str]) -> str | None:
         """Why the index no longer matches the files (None when it does)."""
@@ -227,7 +229,7 @@ class TraceIndex:
                 if self._closed:
                     return
                 group.append(batch)
-                if sum(b.end - b.start for b in group) >= self.commit_bytes:
+                if group[-1].end - group[0].start >= self.commit_bytes:
                     done += self._commit(group, rel_of, stats)
                     group = []
                     if progress is not None:
@@ -275,7 +277,7 @@ class TraceIndex:
     def _register(self, rels: list[str]) -> None:
         def body(txn):
             files = self._dbs["files"]
-            known = {orjson.loads(v)["rel"] for _, v in txn.cursor(db=files)}
+            known = L.checkpoints(txn, self._dbs)
             with txn.cursor(db=files) as cur:
                 next_no = L.un32(cur.key()) + 1 if cur.last() else 0
             for rel in rels:
@@ -296,9 +298,7 @@ class TraceIndex:
 
         def body(txn):
             # Re-check inside the transaction: another process may have reset already.
-            cur = txn.cursor(db=self._dbs["files"])
-            cps = {cp["rel"]: (L.un32(k), cp) for k, cp in ((k, orjson.loads(v)) for k, v in cur)}
-            if not self._stale(cps, set(self.dataset.files())):
+            if not self._stale(L.checkpoints(txn, self._dbs), set(self.dataset.files())):
                 return
             for name, db in self._dbs.items():
                 txn.drop(db, delete=False)

@@ -100,6 +100,21 @@ def sig_key(name: str, message: str) -> bytes:
     return hashlib.blake2b(orjson.dumps([name, message]), digest_size=16).digest()
 
 
+def checkpoints(txn: lmdb.Transaction, dbs: dict) -> dict[str, tuple[int, dict]]:
+    """rel -> (fileno, checkpoint) of every file the index knows."""
+    return {cp["rel"]: (un32(k), cp)
+            for k, cp in ((k, orjson.loads(v)) for k, v in txn.cursor(db=dbs["files"]))}
+
+
+def begin_read(env: lmdb.Environment) -> lmdb.Transaction:
+    """A read transaction, adopting a map size another process grew the file to."""
+    try:
+        return env.begin(buffers=False)
+    except lmdb.MapResizedError:
+        adopt_map_size(env)
+        return env.begin(buffers=False)
+
+
 def open_env(index_dir: Path, *, readonly: bool = False) -> tuple[lmdb.Environment, dict]:
     """Open (creating) the environment and its sub-databases."""
     index_dir.mkdir(parents=True, exist_ok=True)

@@ -29,13 +29,14 @@ class Snapshot:
     """A consistent, read-only view; use as a context manager (or call `close()`)."""
 
     def __init__(self, env: lmdb.Environment, dbs: dict, root: Path) -> None:
-        self._txn = _begin_read(env)
+        self._txn = L.begin_read(env)
         self._dbs = dbs
         self._root = root
         self._fds: dict[int, int] = {}
-        self._rel: dict[int, str] = {
-            L.un32(k): orjson.loads(v)["rel"] for k, v in self._txn.cursor(db=dbs["files"])
-        }
+        cps = L.checkpoints(self._txn, dbs)
+        self._fileno: dict[str, int] = {rel: no for rel, (no, _) in cps.items()}
+        self._rel: dict[int, str] = {no: rel for rel, no in self._fileno.items()}
+        self._indexed_bytes = sum(cp["offset"] for _, cp in cps.values())
         meta = dbs["meta"]
         raw = self._txn.get(b"next_tno", db=meta)
         self._n = L.un32(raw) if raw else 0
@@ -62,8 +63,7 @@ class Snapshot:
         t = orjson.loads(raw) if raw else {}
         out = DatasetTotals(**{k: v for k, v in t.items() if k in DatasetTotals.__slots__})
         out.files = len(self._rel)
-        out.indexed_bytes = sum(orjson.loads(v)["offset"]
-                                for _, v in self._txn.cursor(db=self._dbs["files"]))
+        out.indexed_bytes = self._indexed_bytes
         with self._txn.cursor(db=self._dbs["by_start"]) as cur:
             if cur.first():
                 out.earliest_start_time = cur.key()[:-5].decode("utf-8", "surrogatepass")
@@ -138,7 +138,7 @@ class Snapshot:
 
     def read_span(self, ref: SpanRef) -> bytes:
         """The span's line, without its newline, read from the JSONL."""
-        fileno = next((n for n, rel in self._rel.items() if rel == ref.file), None)
+        fileno = self._fileno.get(ref.file)
         if fileno is None:
             raise KeyError(ref.file)
         fd = self._fds.get(fileno)
@@ -274,11 +274,3 @@ class Snapshot:
                         break
                     got.add(L.un32(key[-4:]))
             yield got
-
-
-def _begin_read(env: lmdb.Environment) -> lmdb.Transaction:
-    try:
-        return env.begin(buffers=False)
-    except lmdb.MapResizedError:
-        L.adopt_map_size(env)
-        return env.begin(buffers=False)
