@@ -37,12 +37,12 @@ _SET_FIELDS = (
 
 
 def load_totals(txn: lmdb.Transaction, dbs: dict) -> dict:
+    totals: dict = {k: 0 for k in TOTAL_KEYS}
+    totals.update({k: [] for k in TOTAL_SETS})
     raw = txn.get(b"totals", db=dbs["meta"])
-    if raw is None:
-        totals = {k: 0 for k in TOTAL_KEYS}
-        totals.update({k: [] for k in TOTAL_SETS})
-        return totals
-    return orjson.loads(raw)
+    if raw is not None:
+        totals.update(orjson.loads(raw))  # a key added since this index was built starts at zero
+    return totals
 
 
 def _empty_row(tid: str, fileno: int, first_off: int) -> list:
@@ -80,8 +80,7 @@ class BatchWriter:
         for off, reason in batch.bad:
             txn.put(L.order_key(batch.fileno, off), reason.encode(), db=dbs["bad"])
         self.totals["bad_lines"] += batch.bad_count
-        self.totals["spans_without_projection"] = (
-            self.totals.get("spans_without_projection", 0) + batch.unprojected)
+        self.totals["spans_without_projection"] += batch.unprojected
 
     def _merge_trace(self, tid: str, p: Partial, fileno: int) -> None:
         txn, dbs = self.txn, self.dbs

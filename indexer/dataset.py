@@ -74,7 +74,10 @@ def resolve(path: str | os.PathLike[str]) -> Dataset:
 
 @dataclass(frozen=True, slots=True)
 class FileIdentity:
-    """What tells "the same file, grown" from "a different file": dev, inode, head bytes."""
+    """A file's device, inode and size: a new (dev, ino) or a smaller size means a different file.
+
+    (A file rewritten in place is told by its head bytes: `head_hash`.)
+    """
 
     dev: int
     ino: int

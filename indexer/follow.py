@@ -9,7 +9,6 @@ a set `stop` goes unnoticed), whichever comes first.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import select
 import threading
@@ -31,8 +30,7 @@ _MASK = (_IN_MODIFY | _IN_ATTRIB | _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE
 
 def _libc():
     try:
-        name = ctypes.util.find_library("c")
-        lib = ctypes.CDLL(name or "libc.so.6", use_errno=True)
+        lib = ctypes.CDLL(None, use_errno=True)  # the loaded libc; find_library would run ldconfig
         lib.inotify_init1  # noqa: B018 - probe
         return lib
     except (OSError, AttributeError):

@@ -25,14 +25,13 @@ class Partial:
     """One trace's rollup over the spans of one batch."""
 
     __slots__ = (
-        "tid", "first_off", "blob", "n", "start", "end", "err", "services", "models",
+        "first_off", "blob", "n", "start", "end", "err", "services", "models",
         "agents", "agent_ids", "in_tok", "out_tok", "project", "projects", "sids", "pids",
         "miss_ident", "tool_err", "raw", "tools", "runs", "root", "errors", "entries",
         "ids", "missing", "duration",
     )
 
-    def __init__(self, tid: str, first_off: int) -> None:
-        self.tid = tid
+    def __init__(self, first_off: int) -> None:
         self.first_off = first_off
         self.entries: list | None = []  # span entries while parsing
         self.blob = b""  # then their encoding: "[...],[...],"
@@ -62,7 +61,6 @@ class Partial:
         self.ids = b""
         self.missing = 0
         self.duration: float | None = None  # of the trace if this batch were all of it
-
 
 
 @dataclass(slots=True)
@@ -134,7 +132,7 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
         spans += 1
         p = partials.get(tid)
         if p is None:
-            p = partials[tid] = Partial(tid, off)
+            p = partials[tid] = Partial(off)
 
         p.sids.add(sid)
         parent = span.get("parent_span_id") or ""
