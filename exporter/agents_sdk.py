@@ -150,7 +150,7 @@ def setup_tracing(
     too), `resource_attributes` (extra resource attributes), `writer` (share
     an existing `JsonlWriter`), `install` (False: build without installing),
     and the writer's `fsync`, `max_queue_lines`, `flush_interval`,
-    `block_timeout`. A bad value raises `ValueError` naming it.
+    `block_timeout`, `on_flush`. A bad value raises `ValueError` naming it.
     """
     run_id = config.setting(options.pop("run_id", None), config.HALO_RUN_ID, "") or new_run_id()
     keep_openai = bool(options.pop("keep_openai_exporter", False))

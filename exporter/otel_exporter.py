@@ -120,8 +120,9 @@ class HaloSpanExporter(SpanExporter):
     by default returns SUCCESS only once the lines are written (and synced,
     per `fsync`): `BatchSpanProcessor.force_flush()` does not call the
     exporter's, so this is what makes a provider flush reach the disk.
-    `wait_for_write=False` returns at once (the writer flushes on its interval). Options: `writer` (share one), `fsync`,
-    `max_queue_lines`, `flush_interval`, `block_timeout`, `on_flush`.
+    `wait_for_write=False` returns at once (the writer flushes on its
+    interval). Options: `writer` (share one), `fsync`, `max_queue_lines`,
+    `flush_interval`, `block_timeout`, `on_flush`.
     """
 
     def __init__(

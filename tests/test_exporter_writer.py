@@ -157,6 +157,14 @@ def test_default_path_comes_from_environment(tmp_path, monkeypatch):
     assert read_lines(tmp_path / "env.jsonl") == [{"n": 1}]
 
 
+def test_missing_folders_of_the_path_are_created(tmp_path):
+    path = tmp_path / "traces" / "w1" / "t.jsonl"
+    w = JsonlWriter(path)
+    assert w.wait(w.submit([line(n=1)]), timeout=10)
+    w.shutdown()
+    assert read_lines(path) == [{"n": 1}]
+
+
 def test_shutdown_twice_and_submit_after_shutdown(tmp_path):
     w = JsonlWriter(tmp_path / "t.jsonl")
     w.submit([line(n=1)])
