@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from demo.model_server import Reply, ToolCall, Turn
 from exporter.format import (
     ATTRIBUTES,
+    EXCEPTION_MESSAGE,
     INF_OBSERVATION_KIND,
     OBS_AGENT,
     OBS_LLM,
@@ -41,6 +42,7 @@ from exporter.format import (
     OI_TOOL_NAME,
     GENAI_TOOL_NAME,
     NAME,
+    SDK_ERROR_DATA,
     SPAN_ID,
     STATUS,
     STATUS_ERROR,
@@ -120,9 +122,8 @@ class DiagnosticPolicy:
         signatures = list(overview.result.get("error_taxonomy") or [])[: self.top]
         if not signatures:
             return self._finish(tools, _no_errors(overview.result))
-        if not tools:
-            pass  # wrap-up: report what the calls so far found
-        elif _last(calls, "query_traces") is None:
+        # On the wrap-up turn (no tools) the calls so far are all there is to report.
+        if tools and _last(calls, "query_traces") is None:
             return Reply(tool_calls=[_call("query_traces", filters={"has_errors": True}, limit=50)]
                          + [_call("search_trace", trace_id=t, regex_pattern=STATUS_ERROR,
                                   max_matches=SEARCH_MATCHES) for t in _example_traces(signatures)])
@@ -247,7 +248,7 @@ def _detail(span: dict) -> tuple[str, str, str]:
     given = _find(attrs, (OI_INPUT_VALUE,), "arguments", "input")
     output = _find(attrs, (OI_OUTPUT_VALUE,), "result", "output")
     error = output if re.search(r"error|exception|traceback", output[:80], re.I) else ""
-    return tool, given, error or _find(attrs, (), "exception.message", "error") or _status_message(span)
+    return tool, given, error or _find(attrs, (), EXCEPTION_MESSAGE, "error") or _status_message(span)
 
 
 def _status_message(span: dict) -> str:
@@ -352,7 +353,7 @@ def _change(subject: str, given: str, error: str) -> str:
 
 def _agent_cause(span: dict, trace: str, search: dict, sig: dict) -> tuple[str, str]:
     attrs = _attrs(span)
-    data = _json(attrs.get("sdk.error.data")) or {}
+    data = _json(attrs.get(SDK_ERROR_DATA)) or {}
     budget = f" of {data['max_turns']} turns" if "max_turns" in data else ""
     others = Counter(m.get("span_name") for m in search.get("matches") or []
                      if m.get("span_name") != sig.get("span_name"))
