@@ -87,8 +87,9 @@ def _num(value: Any, pct: bool = False, signed: bool = False) -> str:
 
 
 def _cut(text: str, n: int = 60) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
+    from engine.render import cut
+
+    return cut(text, n)
 
 
 def _cell(side: dict[str, Any]) -> str:

@@ -59,8 +59,9 @@ _ID_COLUMN = {"no_wrap": True, "min_width": 32}
 
 
 def _cut(text: str, n: int = 80) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
+    from engine.render import cut
+
+    return cut(text, n)
 
 
 def render(report: dict[str, Any], title: str) -> None:

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.store import group_error_spans
 from indexer import IndexFilters, TraceIndex
 
 SCORE_FILE = "score.json"
-MESSAGE_CAP = 200  # signatures group on the first 200 characters of the message, as the reference does
 
 
 class CompareError(ValueError):
@@ -64,7 +64,6 @@ class RunSummary:
     # (span name, status message) -> [error spans, distinct traces]
     signatures: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     score: dict[str, Any] | None = None
-    other_runs: list[str] = field(default_factory=list)
 
 
 def score_file_for(path: str | Path) -> Path:
@@ -104,7 +103,6 @@ def summarize(path: str | Path, run_id: str | None = None, index_dir: str | Path
                 raise SeveralRunsError(path, runs)
             if run_id is not None and run_id not in runs:
                 raise CompareError(f"run {run_id!r} is not in {path} (runs: {', '.join(runs) or 'none'})")
-            summary.other_runs = [r for r in runs if r != run_id] if run_id else []
             if run_id is None and runs:
                 summary.run_id = runs[0]  # the only run: name it, but read it unfiltered
             filters = IndexFilters(run_ids=[run_id]) if run_id else None
@@ -115,9 +113,9 @@ def summarize(path: str | Path, run_id: str | None = None, index_dir: str | Path
                     key = (sig.span_name, sig.status_message)
                     summary.signatures[key] = [sig.error_span_count, sig.trace_count]
             else:  # per-run signatures: the index aggregates the whole dataset only
-                for row in rows:
-                    if row.has_errors:
-                        _add_trace_signatures(summary, snap.error_spans(row.trace_id))
+                span_counts, traces = group_error_spans(snap, (r.trace_id for r in rows if r.has_errors))
+                for key, count in span_counts.items():
+                    summary.signatures[key] = [count, len(traces[key])]
     summary.score = _load_score(Path(score_file) if score_file else score_file_for(path), summary.run_id)
     return summary
 
@@ -131,17 +129,6 @@ def _rollup(summary: RunSummary, rows: list) -> None:
         summary.output_tokens += row.total_output_tokens
         if row.duration_ms is not None:
             summary.durations_ms.append(row.duration_ms)
-
-
-def _add_trace_signatures(summary: RunSummary, errors: list[tuple[str, str]]) -> None:
-    seen = set()
-    for name, message in errors:
-        key = (name, (message or "")[:MESSAGE_CAP])
-        counts = summary.signatures.setdefault(key, [0, 0])
-        counts[0] += 1
-        if key not in seen:
-            counts[1] += 1
-            seen.add(key)
 
 
 def _pct(values: list[float], q: float) -> float | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -71,3 +72,16 @@ def search(trace_id: str, indexed_lines: Iterable[tuple[int, bytes]], pattern: r
             ))
     return records, total
 
+
+
+def iso_from_epoch(seconds: float) -> str | None:
+    """Wall-clock Unix seconds as ISO-8601 UTC to the millisecond; None for 0 (never)."""
+    if not seconds:
+        return None
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+def cut(text: object, n: int) -> str:
+    """`text` on one line (whitespace runs collapsed), at most `n` characters, "…" if cut."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"

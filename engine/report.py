@@ -5,19 +5,20 @@ overview, error signatures ranked, per-tool error rates, the slowest and the
 most token-hungry traces, and the traces still in progress. Everything but the
 tool error rates comes from the index; per-tool rates need each TOOL span's
 tool name, which the index keeps per trace only, so the report reads the
-spans of traces that called a tool (once, in dataset order).
+spans of traces that called a tool (once, in dataset order). Everything is
+read from one snapshot, so the sections agree with each other.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 
 from engine.models import TraceFilters
-from engine.store import TraceStore
+from engine.render import cut, iso_from_epoch
+from engine.store import TraceStore, trace_lines
 from exporter import format as f
 
 DEFAULT_TOP = 10
@@ -32,9 +33,9 @@ assert f.GENAI_TOOL_NAME.endswith(f.OI_TOOL_NAME)
 
 def build_report(store: TraceStore, top: int = DEFAULT_TOP) -> dict[str, Any]:
     """The whole report as a dict (what `halo report --json` prints)."""
-    overview = store.get_overview(TraceFilters())
     with store.snapshot() as snap:
-        rows = [snap.trace(tid) for tid in snap.trace_ids(None)]
+        overview = store.overview_in(snap, TraceFilters())
+        rows = snap.rows(snap.trace_ids(None))
         signatures = _signatures(snap, top)
         tools = tool_error_rates(snap, rows)
     ov = overview.model_dump()
@@ -70,14 +71,8 @@ def _brief(row: Any) -> dict[str, Any]:
         "complete": row.complete,
         "start_time": row.start_time,
         "agent_names": list(row.agent_names),
-        "last_seen": _iso(row.last_seen),
+        "last_seen": iso_from_epoch(row.last_seen),
     }
-
-
-def _iso(epoch: float) -> str | None:
-    if not epoch:
-        return None
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _signatures(snap: Any, top: int) -> list[dict[str, Any]]:
@@ -129,7 +124,7 @@ def example_cause(snap: Any, trace_ids: list[str], span_name: str, message: str)
         # the first that says more than the signature's (maybe cut) message itself
         cause = next((c for c in causes if c and c != message
                       and not c.endswith(_SDK_REDACTED)), sdk or full)
-        return _cut(cause, CAUSE_CHARS)
+        return cut(cause, CAUSE_CHARS)
     return ""
 
 
@@ -150,11 +145,6 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
-def _cut(text: str, n: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
 def tool_error_rates(snap: Any, rows: list[Any]) -> list[dict[str, Any]]:
     """Per tool: calls (TOOL spans naming it), error spans, and their ratio, worst first."""
     calls: Counter[str] = Counter()
@@ -162,8 +152,7 @@ def tool_error_rates(snap: Any, rows: list[Any]) -> list[dict[str, Any]]:
     for row in rows:
         if not row.tool_names:
             continue
-        for ref in snap.spans(row.trace_id):
-            line = snap.read_span(ref)
+        for line in trace_lines(snap, row.trace_id):  # one range read per trace where it can
             if _TOOL_KEY_TAIL not in line:
                 continue  # cheap byte test: most spans (LLM payloads) are never parsed
             span = orjson.loads(line)

@@ -15,7 +15,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ def compile_regex(pattern: str) -> re.Pattern[str]:
         raise ToolError(f"the regex {pattern[:40]!r}... is too deeply nested to run; simplify it") from exc
 
 
-def _lines(snap: Any, trace_id: str) -> Iterable[bytes]:
+def trace_lines(snap: Any, trace_id: str) -> Iterable[bytes]:
     """The trace's span lines in file order.
 
     A trace's spans sit close together in its file (interleaved with a few
@@ -90,10 +90,6 @@ def _lines(snap: Any, trace_id: str) -> Iterable[bytes]:
     if len(blob) < high - low:  # the file shrank under us: let per-span reads report it
         return [snap.read_span(ref) for ref in refs]
     return [blob[ref.offset - low:ref.offset - low + ref.length] for ref in refs]
-
-
-def _iso_utc(epoch_seconds: float) -> str:
-    return datetime.fromtimestamp(epoch_seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
 # A date, or a date-time with optional seconds, fraction and Z/offset: the values the
@@ -214,10 +210,9 @@ class TraceStore:
 
     def _live_facts(self, snap: Any) -> dict[str, Any]:
         totals = snap.totals()
-        arrived = totals.last_indexed_at
         return {
             "spans_indexed": totals.total_spans,
-            "last_span_arrival": _iso_utc(arrived) if arrived else None,
+            "last_span_arrival": render.iso_from_epoch(totals.last_indexed_at),
             "index_lag_bytes": self._pending_bytes,
         }
 
@@ -234,7 +229,7 @@ class TraceStore:
     def _trace_matches(snap: Any, trace_id: str, pattern: re.Pattern[str]) -> bool:
         search = pattern.search
         return any(search(line.decode("utf-8", errors="replace"))
-                   for line in _lines(snap, trace_id))
+                   for line in trace_lines(snap, trace_id))
 
     def count_traces(self, filters: TraceFilters) -> TraceCountResult:
         """How many traces match `filters`."""
@@ -258,44 +253,48 @@ class TraceStore:
     def get_overview(self, filters: TraceFilters) -> DatasetOverview:
         """Rollup of the matching traces plus live facts about the index."""
         with self.snapshot() as snap:
-            live = self._live_facts(snap)
-            if filters == _NO_FILTERS:
-                return _whole_dataset_overview(snap, live, self._taxonomy)
-            ids = self._filtered_ids(snap, filters)
-            rows = self._rows(snap, ids)
-            if not rows:
-                return DatasetOverview(
-                    total_traces=0, total_spans=0, earliest_start_time="", latest_end_time="",
-                    service_names=[], model_names=[], agent_names=[], agent_ids=[],
-                    error_trace_count=0, total_input_tokens=0, total_output_tokens=0,
-                    raw_jsonl_bytes=0, in_progress_trace_count=0, **live,
-                )
-            union: dict[str, set[str]] = {key: set() for key in _UNION_FIELDS}
-            for row in rows:
-                for key, values in union.items():
-                    values.update(getattr(row, key))
-            sums = {key: sum(getattr(r, key) for r in rows) for key in _SUM_FIELDS}
+            return self.overview_in(snap, filters)
+
+    def overview_in(self, snap: Any, filters: TraceFilters) -> DatasetOverview:
+        """`get_overview` over a snapshot the caller holds (a report reads more from the same one)."""
+        live = self._live_facts(snap)
+        if filters == _NO_FILTERS:
+            return _whole_dataset_overview(snap, live, self._taxonomy)
+        ids = self._filtered_ids(snap, filters)
+        rows = self._rows(snap, ids)
+        if not rows:
             return DatasetOverview(
-                total_traces=len(rows),
-                total_spans=sum(r.span_count for r in rows),
-                earliest_start_time=min(r.start_time for r in rows),
-                latest_end_time=max(r.end_time for r in rows),
-                **{key: sorted(values) for key, values in union.items()},
-                error_trace_count=sum(1 for r in rows if r.has_errors),
-                error_taxonomy=self._taxonomy(snap, [r.trace_id for r in rows if r.has_errors]),
-                raw_jsonl_bytes=sum(r.raw_jsonl_bytes for r in rows),
-                sample_trace_ids=ids[:OVERVIEW_SAMPLE_TRACE_IDS],
-                in_progress_trace_count=sum(1 for r in rows if not r.complete),
-                **sums,
-                **live,
+                total_traces=0, total_spans=0, earliest_start_time="", latest_end_time="",
+                service_names=[], model_names=[], agent_names=[], agent_ids=[],
+                error_trace_count=0, total_input_tokens=0, total_output_tokens=0,
+                raw_jsonl_bytes=0, in_progress_trace_count=0, **live,
             )
+        union: dict[str, set[str]] = {key: set() for key in _UNION_FIELDS}
+        for row in rows:
+            for key, values in union.items():
+                values.update(getattr(row, key))
+        sums = {key: sum(getattr(r, key) for r in rows) for key in _SUM_FIELDS}
+        return DatasetOverview(
+            total_traces=len(rows),
+            total_spans=sum(r.span_count for r in rows),
+            earliest_start_time=min(r.start_time for r in rows),
+            latest_end_time=max(r.end_time for r in rows),
+            **{key: sorted(values) for key, values in union.items()},
+            error_trace_count=sum(1 for r in rows if r.has_errors),
+            error_taxonomy=self._taxonomy(snap, [r.trace_id for r in rows if r.has_errors]),
+            raw_jsonl_bytes=sum(r.raw_jsonl_bytes for r in rows),
+            sample_trace_ids=ids[:OVERVIEW_SAMPLE_TRACE_IDS],
+            in_progress_trace_count=sum(1 for r in rows if not r.complete),
+            **sums,
+            **live,
+        )
 
     # --- reading spans ---------------------------------------------------------------------
 
     def view_trace(self, trace_id: str) -> TraceView:
         """Every span of a trace, attributes capped at ~4 KB; a summary instead above 150 KB."""
         with self.snapshot() as snap:
-            lines = _lines(snap, self._known(snap, trace_id))
+            lines = trace_lines(snap, self._known(snap, trace_id))
             spans = [budget.capped_span(line, budget.DISCOVERY_ATTR_CAP_CHARS) for line in lines]
         return render.view(trace_id, spans, budget.VIEW_TRACE_BUDGET_BYTES, for_view_spans=False)
 
@@ -315,7 +314,7 @@ class TraceStore:
         """Regex matches over every span's raw JSON; the count stays exact past the cap."""
         pattern = compile_regex(regex_pattern)
         with self.snapshot() as snap:
-            lines = _lines(snap, self._known(snap, trace_id))
+            lines = trace_lines(snap, self._known(snap, trace_id))
             records, total = render.search(trace_id, enumerate(lines), pattern, context_buffer_chars, max_matches)
         return TraceSearchResult(trace_id=trace_id, match_count=total, returned_match_count=len(records),
                                  has_more=total > len(records), matches=records)
@@ -347,19 +346,26 @@ class TraceStore:
 # --- pure helpers over rows and lines ----------------------------------------------------
 
 
-def error_taxonomy(snap: Any, error_trace_ids: list[str]) -> list[ErrorTaxonomyGroup]:
-    """Group the ERROR spans of the first 2,000 error traces by (span name, message head).
+def group_error_spans(snap: Any, trace_ids: Iterable[str]
+                      ) -> tuple[Counter[tuple[str, str]], dict[tuple[str, str], set[str]]]:
+    """The ERROR spans of `trace_ids` by (span name, message head): span counts and traces hit.
 
-    Ties keep first-seen order (trace by trace in dataset order, spans in file
-    order), as the reference's `Counter.most_common` does.
+    Keys stay in first-seen order (trace by trace, spans in file order), which
+    is how the reference's `Counter.most_common` breaks ties.
     """
     span_counts: Counter[tuple[str, str]] = Counter()
     traces: dict[tuple[str, str], set[str]] = {}
-    for trace_id in error_trace_ids[:TAXONOMY_MAX_ERROR_TRACES]:
+    for trace_id in trace_ids:
         for name, message in snap.error_spans(trace_id):
             key = (name, (message or "")[:TAXONOMY_MESSAGE_CHARS])
             span_counts[key] += 1
             traces.setdefault(key, set()).add(trace_id)
+    return span_counts, traces
+
+
+def error_taxonomy(snap: Any, error_trace_ids: list[str]) -> list[ErrorTaxonomyGroup]:
+    """The overview's top error signatures, over the first 2,000 error traces."""
+    span_counts, traces = group_error_spans(snap, error_trace_ids[:TAXONOMY_MAX_ERROR_TRACES])
     return [
         ErrorTaxonomyGroup(span_name=name, status_message=message, error_span_count=count,
                            trace_count=len(traces[(name, message)]),
