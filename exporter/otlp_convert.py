@@ -185,6 +185,8 @@ def _iso(ns: int) -> str:
 
 @dataclass
 class ScopeContext:
+    """What every span of one scope shares: project, resource, scope, extras."""
+
     project_id: str
     resource_attrs: dict[str, Any]
     scope_name: str

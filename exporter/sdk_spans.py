@@ -86,11 +86,11 @@ class ExportContext:
 @lru_cache(maxsize=1)
 def sdk_version() -> str:
     """The installed openai-agents version (the scope version)."""
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
         return version("openai-agents")
-    except Exception:  # not installed as a distribution: still write lines
+    except PackageNotFoundError:  # not installed as a distribution: still write lines
         return "unknown"
 
 
@@ -411,12 +411,14 @@ def span_to_line(
                            agent_name_hint=agent_name))
     start = f.iso_from_datetime(raw.get("started_at"))
     end = f.iso_from_datetime(raw.get("ended_at")) or start
+    name = span_name(span_type, d)
+    if span_type == "response" and attrs.get(f.OI_LLM_MODEL_NAME):  # known from the response body only
+        name = f"response.{attrs[f.OI_LLM_MODEL_NAME]}"
     return f.canonical_line(
         trace_id=trace_id,
         span_id=span_id,
         parent_span_id=sdk_id(raw.get("parent_id"), "span_"),
-        name=span_name(span_type, d) if span_type != "response" or not attrs.get(f.OI_LLM_MODEL_NAME)
-        else f"response.{attrs[f.OI_LLM_MODEL_NAME]}",
+        name=name,
         kind=f.SPAN_KIND_CLIENT if span_type in _CLIENT_TYPES else f.SPAN_KIND_INTERNAL,
         start_time=start or end,
         end_time=end,
