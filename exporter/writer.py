@@ -136,17 +136,7 @@ class JsonlWriter:
         """True once `ticket`'s lines are written (and synced per policy); False on timeout or failure."""
         if ticket is None:
             return False
-        self._wake.set()  # someone is waiting: don't sit out the flush interval
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                inline = True
-            else:
-                inline = False
-                ok = self._done.wait_for(lambda: self._written_ticket >= ticket, timeout)
-        if inline:
-            self._drain()
-            ok = self._written_ticket >= ticket
-        return ok and not self._failed_ticket(ticket)
+        return self._await_written(ticket, timeout) and not self._failed_ticket(ticket)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Write everything submitted before this call.
@@ -157,16 +147,7 @@ class JsonlWriter:
         """
         with self._lock:
             ticket = self._next_ticket
-        if ticket == 0:
-            return self._nothing_lost_since_last_flush()
-        self._wake.set()
-        with self._lock:
-            alive = self._thread is not None and self._thread.is_alive()
-            if alive:
-                done = self._done.wait_for(lambda: self._written_ticket >= ticket, timeout)
-        if not alive:
-            self._drain()
-            done = self._written_ticket >= ticket
+        done = ticket == 0 or self._await_written(ticket, timeout)
         return self._nothing_lost_since_last_flush() and done
 
     force_flush = flush
@@ -185,6 +166,15 @@ class JsonlWriter:
         if thread is None or not thread.is_alive():
             self._drain()  # whatever the worker left (or it never started)
             self._close_fd()
+
+    def _await_written(self, ticket: int, timeout: float | None) -> bool:
+        """True once `ticket` is written: by the worker, or inline when none runs."""
+        self._wake.set()  # someone is waiting: don't sit out the flush interval
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return self._done.wait_for(lambda: self._written_ticket >= ticket, timeout)
+        self._drain()
+        return self._written_ticket >= ticket
 
     def _nothing_lost_since_last_flush(self) -> bool:
         # Each loss is reported by one flush only; `dropped` keeps the total.
