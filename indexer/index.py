@@ -181,12 +181,14 @@ class TraceIndex:
         finally:
             txn.abort()
 
-    def _stale(self, cps: dict[str, tuple[int, dict]], present: set[str]) -> str | None:
+    def _identities(self, rels: list[str]) -> dict[str, ds.FileIdentity | None]:
+        return {rel: ds.identity(self.dataset.path_of(rel)) for rel in rels}
+
+    def _stale(self, cps: dict[str, tuple[int, dict]],
+               idents: dict[str, ds.FileIdentity | None]) -> str | None:
         """Why the index no longer matches the files (None when it does)."""
         for rel, (_, cp) in cps.items():
-            if rel not in present:
-                return f"{rel} disappeared"
-            ident = ds.identity(self.dataset.path_of(rel))
+            ident = idents.get(rel)
             if ident is None:
                 return f"{rel} disappeared"
             if (ident.dev, ident.ino) != (cp["dev"], cp["ino"]):
@@ -200,7 +202,10 @@ class TraceIndex:
     def _catch_up_once(self, stats: CatchUpStats, progress: Progress | None) -> None:
         files = self.dataset.files()
         cps = self._checkpoints()
-        reason = self._stale(cps, set(files))
+        # One stat per file per round, after the checkpoints: a file that only grows is then
+        # at least as long as another process's committed offset, never "truncated".
+        idents = self._identities(files)
+        reason = self._stale(cps, idents)
         if reason:
             self._reset(reason)
             stats.reset = True
@@ -213,7 +218,7 @@ class TraceIndex:
         plan: list[tuple[str, int, int, int]] = []
         for rel in files:
             fileno, cp = cps[rel]
-            ident = ds.identity(self.dataset.path_of(rel))
+            ident = idents[rel]
             if ident is not None and ident.size > cp["offset"]:
                 plan.append((rel, fileno, cp["offset"], ident.size))
         total = sum(end - start for _, _, start, end in plan)
@@ -298,7 +303,7 @@ class TraceIndex:
 
         def body(txn):
             # Re-check inside the transaction: another process may have reset already.
-            if not self._stale(L.checkpoints(txn, self._dbs), set(self.dataset.files())):
+            if not self._stale(L.checkpoints(txn, self._dbs), self._identities(self.dataset.files())):
                 return
             for name, db in self._dbs.items():
                 txn.drop(db, delete=False)
