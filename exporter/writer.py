@@ -350,8 +350,8 @@ class JsonlWriter:
         if fd is not None:
             try:
                 os.close(fd)
-            except OSError:
-                pass
+            except OSError as exc:  # e.g. a delayed write error reported at close (NFS)
+                self._report_error(exc)
 
     def _after_fork_in_child(self) -> None:
         # The parent's queued lines are the parent's to write; the child starts clean.
