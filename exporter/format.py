@@ -199,7 +199,11 @@ def _as_int(value: Any) -> int | None:
 
 
 def observation_kind(attrs: Mapping[str, Any]) -> str:
-    """The observation kind a span's upstream attributes imply (SPAN when unknown)."""
+    """A span's observation kind: the sender's own projected one, else what its
+    upstream attributes imply (SPAN when unknown)."""
+    own = attrs.get(INF_OBSERVATION_KIND)
+    if own in OBSERVATION_KINDS:
+        return own
     oi = attrs.get(OI_SPAN_KIND)
     if isinstance(oi, str) and oi.upper() in _OI_KIND_TO_OBS:
         return _OI_KIND_TO_OBS[oi.upper()]
@@ -269,8 +273,7 @@ def project(
     out: dict[str, Any] = {INF_SCHEMA_VERSION: SCHEMA_VERSION}
     pid = attrs.get(INF_PROJECT_ID) or resource_attrs.get(INF_PROJECT_ID) or project_id or ""
     out[INF_PROJECT_ID] = str(pid)
-    kind = attrs.get(INF_OBSERVATION_KIND)
-    kind = out[INF_OBSERVATION_KIND] = kind if kind in OBSERVATION_KINDS else observation_kind(attrs)
+    kind = out[INF_OBSERVATION_KIND] = observation_kind(attrs)
     # The reference counts tool errors (and reads kinds) from `openinference.span.kind`
     # only: name the projected kind there too, so a GenAI `execute_tool` error counts.
     if attrs.get(OI_SPAN_KIND) in (None, "") and kind in _OI_KIND_TO_OBS.values():

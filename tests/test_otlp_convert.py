@@ -292,3 +292,14 @@ def test_json_spans_get_openinference_kind_only_when_the_sender_set_none():
     assert lines["retrieve"][fmt.OI_SPAN_KIND] == "RETRIEVER"  # never overrides the sender
     assert lines["guard"][fmt.OI_SPAN_KIND] == fmt.OBS_GUARDRAIL
     assert fmt.OI_SPAN_KIND not in lines["plain"] and fmt.OI_SPAN_KIND not in lines["embed"]
+
+
+def test_agent_hint_follows_a_kind_the_sender_projected_itself():
+    agent = json_span(spanId="a" * 16, parentSpanId="", name="agent", events=None, attributes=[
+        _attr("gen_ai.operation.name", "invoke_agent"), _attr("gen_ai.agent.name", "writer")])
+    tool = json_span(spanId="b" * 16, parentSpanId="a" * 16, name="lookup", events=None,
+                     attributes=[_attr(fmt.INF_OBSERVATION_KIND, fmt.OBS_TOOL)])
+    lines = {line[fmt.NAME]: line[fmt.ATTRIBUTES]
+             for line in _lines(from_json(json_request([tool, agent])))}
+    assert lines["lookup"][fmt.INF_OBSERVATION_KIND] == fmt.OBS_TOOL
+    assert lines["lookup"][fmt.INF_AGENT_NAME] == "writer"
