@@ -183,7 +183,8 @@ def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
     return None
 
 
-def _as_int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
+    """An integer count from an int, an integral float or a numeric string; else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -289,8 +290,8 @@ def project(
     provider = _first(attrs, _PROVIDER_KEYS)
     put(INF_LLM_PROVIDER, provider if isinstance(provider, str) else None)
     put(INF_LLM_MODEL_NAME, model_name(attrs))
-    put(INF_LLM_INPUT_TOKENS, _as_int(_first(attrs, _INPUT_TOKEN_KEYS)))
-    put(INF_LLM_OUTPUT_TOKENS, _as_int(_first(attrs, _OUTPUT_TOKEN_KEYS)))
+    put(INF_LLM_INPUT_TOKENS, as_int(_first(attrs, _INPUT_TOKEN_KEYS)))
+    put(INF_LLM_OUTPUT_TOKENS, as_int(_first(attrs, _OUTPUT_TOKEN_KEYS)))
     put(INF_LLM_COST_TOTAL, attrs.get(OI_COST_TOTAL))
     put(INF_USER_ID, _first(attrs, _USER_KEYS) or resource_attrs.get(OI_USER_ID))
     put(INF_SESSION_ID, _first(attrs, _SESSION_KEYS))
@@ -305,7 +306,7 @@ def project(
 
 
 def hex_id(value: bytes | int | str, width: int) -> str:
-    """Lowercase hex of an id given as raw bytes, an int, or a (possibly prefixed) string."""
+    """Lowercase hex of an id given as raw bytes, an int (zero-padded to `width`), or hex text."""
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, int):

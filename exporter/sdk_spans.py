@@ -128,15 +128,6 @@ def _to_jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _scalar_or_json(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
@@ -155,15 +146,15 @@ def _flatten(prefix: str, data: Mapping[str, Any] | None, out: dict[str, Any],
 def _usage(attrs: dict[str, Any], usage: Mapping[str, Any] | None) -> None:
     if not usage:
         return
-    attrs[f.OI_TOKENS_PROMPT] = _int(usage.get("input_tokens", usage.get("prompt_tokens")))
-    attrs[f.OI_TOKENS_COMPLETION] = _int(usage.get("output_tokens", usage.get("completion_tokens")))
-    attrs[A_TOKENS_TOTAL] = _int(usage.get("total_tokens"))
+    attrs[f.OI_TOKENS_PROMPT] = f.as_int(usage.get("input_tokens", usage.get("prompt_tokens")))
+    attrs[f.OI_TOKENS_COMPLETION] = f.as_int(usage.get("output_tokens", usage.get("completion_tokens")))
+    attrs[A_TOKENS_TOTAL] = f.as_int(usage.get("total_tokens"))
     details_in = usage.get("input_tokens_details") or usage.get("prompt_tokens_details") or {}
     details_out = usage.get("output_tokens_details") or usage.get("completion_tokens_details") or {}
     if isinstance(details_in, Mapping):
-        attrs[A_TOKENS_CACHED] = _int(details_in.get("cached_tokens"))
+        attrs[A_TOKENS_CACHED] = f.as_int(details_in.get("cached_tokens"))
     if isinstance(details_out, Mapping):
-        attrs[A_TOKENS_REASONING] = _int(details_out.get("reasoning_tokens"))
+        attrs[A_TOKENS_REASONING] = f.as_int(details_out.get("reasoning_tokens"))
 
 
 def expand_messages(prefix: str, messages: Iterable[Any] | None, out: dict[str, Any]) -> None:
