@@ -49,12 +49,10 @@ class HaloTracingProcessor(TracingProcessor):
         *,
         ctx: ExportContext,
         owns_writer: bool = True,
-        submit_timeout: float | None = None,
     ) -> None:
         self.writer = writer
         self.ctx = ctx
         self._owns_writer = owns_writer
-        self._submit_timeout = submit_timeout
         self._traces: dict[str, TraceInfo] = {}
         self._agents: dict[str, str | None] = {}  # open span id -> enclosing agent's name
         self._warned = False
@@ -96,7 +94,7 @@ class HaloTracingProcessor(TracingProcessor):
         try:
             item = partial(self._encode, span, self._agents.pop(span.span_id, None),
                            self._traces.get(span.trace_id))
-            self.writer.submit((item,), self._submit_timeout)
+            self.writer.submit((item,))
         except Exception as exc:
             self._warn(exc)
 
