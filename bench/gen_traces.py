@@ -167,7 +167,7 @@ def write_shard(path: Path, indices: list[int], seed: int, concurrency: int, err
         for at in range(0, len(indices), concurrency):
             group: list[tuple[int, bytes]] = []
             for i in indices[at:at + concurrency]:
-                # Shift each trace so the group overlaps in time: spans interleave by end time.
+                # Traces start 2 s apart and run for many seconds, so a group overlaps in time.
                 group.extend(gen.trace(i, run_id))
             group.sort(key=lambda item: item[0])
             buf = b"".join(line for _, line in group)

@@ -329,7 +329,11 @@ class TraceIndex:
     # --- follow ----------------------------------------------------------------------
     def follow(self, stop: threading.Event, *, on_update: Callable[[CatchUpStats], None] | None = None,
                poll_interval: float = 0.1) -> None:
-        """Keep the index current until `stop` is set (polls stat; `notify()` wakes it early)."""
+        """Keep the index current until `stop` is set (polls stat; `notify()` wakes it early).
+
+        `poll_interval` is capped at 0.1 s: the wait does not see `stop`, so the cap bounds
+        how long a set `stop` goes unnoticed.
+        """
         from indexer.follow import Watcher
 
         last: tuple | None = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-
 from bench.gen_traces import generate
 from exporter import format as f
 from indexer import IndexFilters, TraceIndex, TraceRow
