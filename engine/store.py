@@ -134,10 +134,11 @@ class TraceStore:
         # just avoids two threads of the same process queueing for the same work
         self._catch_up_lock = threading.Lock()
         self._pending_bytes = 0
-        self._taxonomy_cache: dict[tuple, list[ErrorTaxonomyGroup]] = {}
-        self._row_lock = threading.Lock()
-        self._row_state: tuple | None = None
+        # answers memoized for one index state (see `_caches`)
+        self._cache_lock = threading.Lock()
+        self._cache_state: tuple | None = None
         self._row_cache: dict[str, Any] = {}
+        self._taxonomy_cache: dict[tuple[str, ...], list[ErrorTaxonomyGroup]] = {}
 
     @classmethod
     def open(cls, path: str | Path, index_dir: str | Path | None = None) -> "TraceStore":
@@ -166,24 +167,35 @@ class TraceStore:
         """Index every complete line written since the last answer."""
         with self._catch_up_lock:
             stats = self._index.catch_up()
-            self._pending_bytes = getattr(stats, "pending_bytes", 0) or 0
+            self._pending_bytes = stats.pending_bytes
 
-    def snapshot(self):
+    def snapshot(self) -> Any:
         """Catch up, then open one consistent read snapshot of the index."""
         self.refresh()
         return self._index.snapshot()
 
-    def _taxonomy(self, snap: Any, error_trace_ids: list[str]) -> list[ErrorTaxonomyGroup]:
-        # Memoized like the reference's, but keyed by the index state too: a
-        # trace that gains an error span changes its groups without changing the id set.
-        ids = tuple(error_trace_ids[:TAXONOMY_MAX_ERROR_TRACES])
+    def _caches(self, snap: Any) -> tuple[dict[str, Any], dict[tuple[str, ...], list[ErrorTaxonomyGroup]]]:
+        """The row and taxonomy memos valid for `snap`'s index state; both start empty when it changed.
+
+        Any commit moves `indexed_bytes` or `last_indexed_at`, so a trace that
+        gains a span (or an error) is never answered from an older memo.
+        """
         t = snap.totals()
-        key = (t.total_spans, t.otel_error_span_count, t.last_indexed_at, hash(ids))
-        cached = self._taxonomy_cache.get(key)
+        state = (t.indexed_bytes, t.last_indexed_at, t.total_spans, t.bad_lines, t.total_traces)
+        with self._cache_lock:
+            if state != self._cache_state:
+                self._cache_state, self._row_cache, self._taxonomy_cache = state, {}, {}
+            return self._row_cache, self._taxonomy_cache
+
+    def _taxonomy(self, snap: Any, error_trace_ids: list[str]) -> list[ErrorTaxonomyGroup]:
+        # Memoized like the reference's, per error-trace id set of one index state.
+        ids = tuple(error_trace_ids[:TAXONOMY_MAX_ERROR_TRACES])
+        _, cache = self._caches(snap)
+        cached = cache.get(ids)
         if cached is None:
-            if len(self._taxonomy_cache) >= TAXONOMY_CACHE_ENTRIES:
-                self._taxonomy_cache.clear()
-            cached = self._taxonomy_cache[key] = error_taxonomy(snap, list(ids))
+            if len(cache) >= TAXONOMY_CACHE_ENTRIES:
+                cache.clear()
+            cached = cache[ids] = error_taxonomy(snap, list(ids))
         return [g.model_copy() for g in cached]
 
     def _rows(self, snap: Any, ids: list[str]) -> list[Any]:
@@ -192,20 +204,11 @@ class TraceStore:
         Decoding rows is most of a filtered overview's cost; on a quiet dataset
         (a finished benchmark, the agent's usual case) every later call reuses them.
         """
-        t = snap.totals()
-        state = (t.total_spans, t.indexed_bytes, t.last_indexed_at, t.bad_lines, t.total_traces)
-        with self._row_lock:
-            if state != self._row_state:
-                self._row_cache = {}
-                self._row_state = state
-            cache = self._row_cache
+        cache, _ = self._caches(snap)
         missing = [tid for tid in ids if tid not in cache]
-        fetched = {row.trace_id: row for row in snap.rows(missing)} if missing else {}
-        if fetched:
-            with self._row_lock:
-                if self._row_state == state:
-                    self._row_cache.update(fetched)
-        rows = (cache.get(tid) or fetched.get(tid) for tid in ids)
+        if missing:
+            cache.update((row.trace_id, row) for row in snap.rows(missing))
+        rows = (cache.get(tid) for tid in ids)
         return [row for row in rows if row is not None]
 
     def _live_facts(self, snap: Any) -> dict[str, Any]:
