@@ -80,13 +80,10 @@ class AgentSettings:
                 f"compaction_threshold_chars must be >= 1000, got {self.compaction_threshold_chars}"
             )
 
-    @property
-    def effective_synthesis_model(self) -> str:
-        return self.synthesis_model or self.model
-
-    @property
-    def effective_compaction_model(self) -> str:
-        return self.compaction_model or self.model
+    def model_for(self, role: str) -> str:
+        """The model of a call role: "agent", "synthesis" or "compaction" (else the agent's)."""
+        chosen = {"synthesis": self.synthesis_model, "compaction": self.compaction_model}.get(role)
+        return chosen or self.model
 
     def uses_responses_api(self) -> bool:
         """Responses on OpenAI's own endpoint (the reference's choice); Chat Completions
@@ -133,10 +130,7 @@ def model_settings(settings: AgentSettings, *, role: str = "agent") -> ModelSett
     Summarizers (synthesis, compaction) never get the reasoning effort meant
     for the agents, as in the reference; they use their model's own default.
     """
-    model = settings.model if role == "agent" else (
-        settings.effective_synthesis_model if role == "synthesis"
-        else settings.effective_compaction_model
-    )
+    model = settings.model_for(role)
     from agents import ModelSettings
     from openai.types.shared import Reasoning
 

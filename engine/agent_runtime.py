@@ -158,14 +158,10 @@ async def one_shot(runtime: AgentRuntime, *, role: str, instructions: str, text:
     from engine.agent_config import model_settings
 
     settings = runtime.settings
-    model = (
-        settings.effective_synthesis_model if role == "synthesis"
-        else settings.effective_compaction_model
-    )
     agent = Agent(
         name=f"halo-{role}",
         instructions=instructions,
-        model=model,
+        model=settings.model_for(role),
         model_settings=model_settings(settings, role=role),
     )
     result = await Runner.run(

@@ -72,6 +72,17 @@ def test_responses_is_the_default_on_openai_and_chat_elsewhere():
     assert AgentSettings(base_url="http://localhost:8000/v1", api="responses").uses_responses_api()
 
 
+def test_each_call_role_gets_its_model_and_only_agents_get_the_chosen_effort():
+    from engine.agent_config import model_settings
+
+    settings = AgentSettings(model="gpt-5.4-mini", synthesis_model="gpt-4.1", reasoning_effort="low")
+    assert [settings.model_for(r) for r in ("agent", "synthesis", "compaction")] == [
+        "gpt-5.4-mini", "gpt-4.1", "gpt-5.4-mini"]
+    assert model_settings(settings, role="agent").reasoning.effort == "low"
+    assert model_settings(settings, role="synthesis").reasoning is None  # gpt-4.1: none to send
+    assert model_settings(settings, role="compaction").reasoning.effort == "xhigh"  # the family's max
+
+
 def test_environment_supplies_key_and_endpoint(traces, capsys, monkeypatch):
     policy = RolePolicy(root=[Reply(text="from env")])
     with ModelServer(policy) as server:
