@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -69,6 +70,13 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-tools-"))
+    try:
+        _run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the data and both indexes: hundreds of MB
+
+
+def _run(args: argparse.Namespace, tmp: Path) -> None:
     lines = gen.generate(args.traces, seed=1, big_every=args.big_every, incomplete_every=50)
     path = gen.write(tmp / "traces.jsonl", lines)
     size_mb = path.stat().st_size / 1e6

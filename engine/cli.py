@@ -52,25 +52,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _load(module_name: str):
-    return importlib.import_module(module_name)
-
-
-def _available_subcommands() -> dict[str, object]:
-    modules = {}
-    for name, module_name in SUBCOMMANDS.items():
-        try:
-            modules[name] = _load(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-    return modules
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser: the ask form plus one subparser per subcommand."""
-    subcommands = _available_subcommands()
-    listing = "\n".join(f"  {name:<9} {mod.HELP}" for name, mod in subcommands.items())
+    listing = "\n".join(f"  {name:<9} {importlib.import_module(module).HELP}"
+                        for name, module in SUBCOMMANDS.items())
     parser = _Parser(
         prog="halo",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -90,8 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  halo traces/ -p \"...\" --base-url http://127.0.0.1:8000/v1   any OpenAI-compatible endpoint"
         ),
     )
-    ask = _load(ASK_MODULE)
-    ask.add_arguments(parser)
+    importlib.import_module(ASK_MODULE).add_arguments(parser)
     return parser
 
 
@@ -143,13 +127,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] in SUBCOMMANDS:
-            module = _load(SUBCOMMANDS[argv[0]])
+            module = importlib.import_module(SUBCOMMANDS[argv[0]])
             args = _subcommand_parser(argv[0], module).parse_args(argv[1:])
             code = module.run(args)
         else:
             _check_not_a_typo(argv)
             args = build_parser().parse_args(argv)
-            code = _load(ASK_MODULE).run(args)
+            code = importlib.import_module(ASK_MODULE).run(args)
         return int(code or 0)
     except CliError as exc:
         print(f"halo: error: {exc}", file=sys.stderr)

@@ -139,9 +139,12 @@ class _ThreadIndex:
         self.stop.set()
         self.idx.notify()
         self.thread.join(GRACE_SECONDS)
-        if not self.thread.is_alive():
-            self.idx.catch_up()  # everything acknowledged is written: index it all
-            self.idx.close()
+        if self.thread.is_alive():  # a daemon thread: it ends with the process
+            print("halo serve: the indexer did not stop in time; `halo index` resumes it",
+                  file=sys.stderr)
+            return
+        self.idx.catch_up()  # everything acknowledged is written: index it all
+        self.idx.close()
 
 
 class _ProcessIndex:
