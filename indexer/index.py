@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import lmdb
@@ -229,24 +229,34 @@ class TraceIndex:
             ranges = ds.line_ranges(path, start, end, self.chunk_bytes)
             consumed = ranges[-1][1] if ranges else start
             stats.pending_bytes += end - consumed
-            group: list[Batch] = []
-            for batch in parse_batches(str(path), fileno, ranges, self.workers, self.pool_min_bytes):
-                if self._closed:
-                    return
-                group.append(batch)
-                if group[-1].end - group[0].start >= self.commit_bytes:
-                    done += self._commit(group, rel_of, stats)
-                    group = []
+            batches = parse_batches(str(path), fileno, ranges, self.workers, self.pool_min_bytes)
+            try:
+                while not self._closed:
+                    moved = self._commit(batches, rel_of, stats)
+                    if not moved:
+                        break
+                    done += moved
                     if progress is not None:
                         progress(done, total)
-            if group:
-                done += self._commit(group, rel_of, stats)
+            finally:
+                batches.close()
+            if self._closed:
+                return
         if progress is not None:
             progress(total, total)
 
-    def _commit(self, group: list[Batch], rel_of: dict[int, str], stats: CatchUpStats) -> int:
-        """Apply consecutive batches of one file and advance its checkpoint, in one transaction."""
-        fileno = group[0].fileno
+    def _commit(self, batches: Iterator[Batch], rel_of: dict[int, str], stats: CatchUpStats) -> int:
+        """Apply the next batches of one file and advance its checkpoint, in one transaction.
+
+        Each batch is applied as it arrives, so the parse workers go on while this
+        process writes; the transaction commits once `commit_bytes` are in (or the
+        batches end). Returns the bytes committed, 0 when there were no batches left.
+        """
+        first = next(batches, None)
+        if first is None:
+            return 0
+        group = [first]  # kept to replay if the transaction must start over (map full)
+        fileno = first.fileno
         path = self.dataset.path_of(rel_of[fileno])
 
         def body(txn):
@@ -259,6 +269,12 @@ class TraceIndex:
                 raise _Retry  # replaced meanwhile: the next round resets
             writer = BatchWriter(txn, self._dbs, rel_of, time.time())
             for batch in group:
+                writer.apply(batch)
+            while group[-1].end - group[0].start < self.commit_bytes and not self._closed:
+                batch = next(batches, None)
+                if batch is None:
+                    break
+                group.append(batch)
                 writer.apply(batch)
             writer.finish()
             cp["offset"] = group[-1].end

@@ -5,6 +5,12 @@ keeps are touched (no validation of the rest). Rollups follow halo-engine
 0.3.5's `_RowAccumulator.absorb` rule for rule, so merged rows equal its
 `TraceIndexRow`s. Pure and picklable (no LMDB here), so a process pool can run
 it on several ranges at once; the single writer merges the results in order.
+
+When the compiled scanner `indexer._scan` was built (`pip install` compiles
+indexer/_scan.c when a C compiler is there), `parse_bytes` is its twin: it reads
+only the indexed fields of each line and hands any line it is not sure about
+to `normalize_line`, which decides it with orjson by these same rules.
+HALO_INDEX_NATIVE=0 turns it off.
 """
 
 from __future__ import annotations
@@ -12,13 +18,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import os
+import threading
+
 import orjson
 
 from exporter import format as f
 
+try:
+    from indexer import _scan
+except ImportError:  # built without a C compiler: the pure-Python loop below
+    _scan = None
+
 _ERROR = f.STATUS_ERROR
 _CODES = {code: i for i, code in enumerate(f.STATUS_CODES)}
 MAX_BAD_RECORDED = 1000  # offsets kept per batch; the count is always exact
+_buffers = threading.local()
 
 
 class Partial:
@@ -80,14 +95,34 @@ class Batch:
 
 def parse_file_range(path: str, fileno: int, start: int, end: int) -> Batch:
     """Read [start, end) of `path` (ending just after a newline) and parse it."""
-    with open(path, "rb") as fh:
+    with open(path, "rb", buffering=0) as fh:
         fh.seek(start)
-        data = fh.read(end - start)
-    return parse_bytes(data, fileno, start)
+        if not NATIVE:
+            return parse_bytes_python(fh.read(end - start), fileno, start)
+        # The scanner takes any buffer: read into one kept per thread, which spares the
+        # page faults of a fresh multi-megabyte allocation for every range.
+        buf = getattr(_buffers, "buf", None)
+        if buf is None or len(buf) < end - start:
+            buf = _buffers.buf = bytearray(end - start)
+        view = memoryview(buf)
+        got = 0
+        while got < end - start:
+            n = fh.readinto(view[got:end - start])
+            if not n:
+                break
+            got += n
+        return _parse_native(view[:got], fileno, start)
 
 
 def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
-    """Parse the complete lines of `data`, whose first byte is at file offset `base`.
+    """Parse the complete lines of `data`, whose first byte is at file offset `base`."""
+    if NATIVE:
+        return _parse_native(data, fileno, base)
+    return parse_bytes_python(data, fileno, base)
+
+
+def parse_bytes_python(data: bytes, fileno: int, base: int) -> Batch:
+    """`parse_bytes` in pure Python.
 
     Mirrors halo-engine 0.3.5 `_RowAccumulator.absorb` rule for rule (the
     comments mark halo-live's additions); written as one flat loop because it
@@ -229,6 +264,96 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
     return batch
 
 
+def normalize_line(line: bytes) -> str | tuple:
+    """One span line as the compiled scanner's rollups take it, or why it is a bad line.
+
+    For the lines `indexer._scan` is not sure about; the same rules as
+    `parse_bytes_python`'s loop. The tuple: trace id, span id, parent, start, end,
+    name, status key (an index into STATUS_CODES, or a string), is error, is tool
+    error, error message (None unless an error), service, has the projection, has
+    attributes, model, agent, agent id, input tokens, output tokens, project, tool,
+    run (None where the span has none).
+    """
+    try:
+        span = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return "not JSON"
+    if type(span) is not dict:
+        return "not a JSON object"
+    tid = span.get("trace_id")
+    sid = span.get("span_id")
+    if type(tid) is not str or type(sid) is not str:
+        return "not a span (no trace_id/span_id string)"
+    parent = span.get("parent_span_id") or ""
+    if type(parent) is not str:
+        parent = str(parent)
+    start = span.get("start_time") or ""
+    end = span.get("end_time") or ""
+    if type(start) is not str or type(end) is not str:
+        start, end = str(start), str(end)
+    attrs = span.get("attributes")
+    if type(attrs) is not dict:
+        attrs = {}
+    name = span.get("name") or ""
+    if type(name) is not str:
+        name = str(name)
+    status = span.get("status")
+    code = status.get("code") if type(status) is dict else None
+    is_error = code == _ERROR
+    message = None
+    if is_error:
+        message = status.get("message") or ""
+        if type(message) is not str:
+            message = str(message)
+    service = None
+    resource = span.get("resource")
+    if type(resource) is dict:
+        rattrs = resource.get("attributes")
+        if type(rattrs) is dict:
+            svc = rattrs.get(_SERVICE)
+            if isinstance(svc, str):
+                service = svc
+    key = _CODES.get(code) if type(code) is str else None
+    if key is None:
+        key = code if isinstance(code, str) else ""
+
+    def text(value):
+        return value if isinstance(value, str) and value else None
+
+    def tokens(value):
+        return int(value) if isinstance(value, int) else None
+
+    get = attrs.get
+    return (
+        tid, sid, parent, start, end, name, key, is_error,
+        is_error and get(_OI_KIND) == "TOOL", message, service, _OBS_KIND in attrs, bool(attrs),
+        text(get(_MODEL) or get(_OI_MODEL)), text(get(_AGENT)),
+        text(get(_AGENT_ID) or get(_OI_AGENT_ID)), tokens(get(_IN_TOKENS)), tokens(get(_OUT_TOKENS)),
+        text(get(_PROJECT)), text(get(_TOOL) or get(_GENAI_TOOL)), text(get(_RUN)),
+    )
+
+
+def _parse_native(data: bytes, fileno: int, base: int) -> Batch:
+    lines, spans, bad_count, unprojected, cut, bad, traces = _scan.scan(
+        data, fileno, base, normalize_line, MAX_BAD_RECORDED)
+    batch = Batch(fileno=fileno, start=base, end=base + cut, lines=lines, spans=spans,
+                  bad_count=bad_count, unprojected=unprojected, bad=bad)
+    partials = batch.partials
+    new = Partial.__new__
+    for (tid, first_off, n, start, end, err, services, models, agents, agent_ids, in_tok, out_tok,
+         project, miss_ident, tool_err, raw, projects, tools, root, blob, runs, ids, errors,
+         missing) in traces:
+        p = partials[tid] = new(Partial)
+        p.first_off, p.n, p.start, p.end, p.err = first_off, n, start, end, err
+        p.services, p.models, p.agents, p.agent_ids = services, models, agents, agent_ids
+        p.in_tok, p.out_tok, p.project, p.projects = in_tok, out_tok, project, projects
+        p.miss_ident, p.tool_err, p.raw, p.tools, p.runs = miss_ident, tool_err, raw, tools, runs
+        p.root, p.errors, p.blob, p.entries = root, errors, blob, None
+        p.ids, p.missing, p.sids, p.pids = ids, missing, None, None
+        p.duration = duration_ms(start, end)
+    return batch
+
+
 def _ns(value: str) -> int | None:
     # Fast path for the canonical "YYYY-MM-DDTHH:MM:SS.fffffffffZ"; anything else the slow way.
     if len(value) == 30 and value[19] == "." and value[29] == "Z":
@@ -268,3 +393,13 @@ _PROJECT = f.INF_PROJECT_ID
 _TOOL = f.OI_TOOL_NAME
 _GENAI_TOOL = f.GENAI_TOOL_NAME
 _RUN = f.INF_RUN_ID
+
+if _scan is not None:
+    # The scanner's names, in the order of the enum at the top of _scan.c's fields section.
+    _scan.configure(
+        ("trace_id", "span_id", "parent_span_id", "start_time", "end_time", "name", "status",
+         "resource", "attributes", "code", "message", "attributes", _SERVICE,
+         _OI_KIND, _OBS_KIND, _MODEL, _OI_MODEL, _AGENT, _AGENT_ID, _OI_AGENT_ID, _IN_TOKENS,
+         _OUT_TOKENS, _PROJECT, _TOOL, _GENAI_TOOL, _RUN),
+        f.STATUS_CODES, f.STATUS_CODES.index(_ERROR), "TOOL")
+NATIVE = _scan is not None and os.environ.get("HALO_INDEX_NATIVE", "1") != "0"

@@ -11,6 +11,7 @@ worker are in flight, which bounds memory.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pickle
 import struct
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from indexer.parse import Batch, parse_file_range
 
 POOL_MIN_BYTES = 48 << 20  # below this, starting workers costs more than it saves
+PIPE_BYTES = 1 << 20  # Linux's default limit for an unprivileged process
 _LEN = struct.Struct(">Q")
 
 
@@ -46,6 +48,18 @@ def recv(stream):
     return pickle.loads(stream.read(n))
 
 
+def _widen(pipe) -> None:
+    """Let a worker write a whole answer (a few hundred KB) without waiting for us to read it.
+
+    With the default 64 KB pipe, a worker finishing a batch while this process is busy
+    applying the previous one stalls until we read; then it cannot start its next range.
+    """
+    try:
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (AttributeError, OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size
+        pass
+
+
 class WorkerError(RuntimeError):
     """A parse worker died or failed."""
 
@@ -67,6 +81,8 @@ def _pooled(path: str, fileno: int, ranges, n: int) -> Iterator[Batch]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     procs = [subprocess.Popen([sys.executable, "-m", "indexer.worker"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, env=env) for _ in range(n)]
+    for proc in procs:
+        _widen(proc.stdout)
     try:
         inflight: deque[int] = deque()
         it = iter(enumerate(ranges))

@@ -5,6 +5,7 @@ Started by `indexer.pool`; exits when stdin closes. Imports only the parser.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from indexer.parse import parse_file_range
@@ -12,6 +13,7 @@ from indexer.pool import recv, send
 
 
 def main() -> int:
+    gc.disable()  # a parse makes many objects and no cycles: the collector would only cost time
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while True:
         try:

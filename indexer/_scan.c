@@ -1,0 +1,1076 @@
+/* The compiled twin of indexer/parse.py's `parse_bytes` loop.
+ *
+ * One pass over each line: validate the JSON (a strict subset of what orjson
+ * accepts), pick out only the fields the index keeps, and fold them into
+ * per-trace rollups, without building a Python object for the rest of the span.
+ * A line this scanner is not sure about (bad JSON, an odd type where a string is
+ * expected, an escaped key, deep nesting, a huge number) is handed to a Python
+ * callback that decides it with orjson exactly as the pure-Python loop does, so
+ * both paths give the same Batch; tests/test_index_native.py holds them equal.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#define MAX_DEPTH 200    /* deeper lines go to the callback (orjson's own limit is 1024) */
+#define MAX_DIGITS 200   /* longer numbers go to the callback (orjson turns > 308 digits into an error) */
+#define INT_DIGITS 18    /* an int this long always fits in int64 */
+
+/* ---- byte buffers ----------------------------------------------------------------- */
+
+typedef struct { char *p; Py_ssize_t n, cap; } Buf;
+
+static int buf_reserve(Buf *b, Py_ssize_t more) {
+    if (b->n + more <= b->cap) return 0;
+    Py_ssize_t cap = b->cap ? b->cap : 64;
+    while (cap < b->n + more) cap *= 2;
+    char *p = PyMem_Realloc(b->p, cap);
+    if (!p) { PyErr_NoMemory(); return -1; }
+    b->p = p; b->cap = cap;
+    return 0;
+}
+
+static int buf_put(Buf *b, const char *s, Py_ssize_t n) {
+    if (buf_reserve(b, n) < 0) return -1;
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    return 0;
+}
+
+static int buf_int(Buf *b, long long v) {
+    char tmp[24], *o = tmp + sizeof tmp;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do { *--o = (char)('0' + u % 10); u /= 10; } while (u);
+    if (v < 0) *--o = '-';
+    return buf_put(b, o, tmp + sizeof tmp - o);
+}
+
+/* A JSON string as orjson writes it: escapes for '"', '\\' and control bytes only. */
+static int buf_json_str(Buf *b, const char *s, Py_ssize_t n) {
+    static const char hex[] = "0123456789abcdef";
+    if (buf_reserve(b, 6 * n + 2) < 0) return -1;
+    char *o = b->p + b->n;
+    *o++ = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') { *o++ = (char)c; continue; }
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default: *o++ = 'u'; *o++ = '0'; *o++ = '0'; *o++ = hex[c >> 4]; *o++ = hex[c & 15];
+        }
+    }
+    *o++ = '"';
+    b->n = o - b->p;
+    return 0;
+}
+
+/* ---- the JSON scanner --------------------------------------------------------------- */
+
+typedef struct { const char *p; Py_ssize_t n; } Str;
+
+enum { K_ABSENT = 0, K_NULL, K_FALSE, K_TRUE, K_INT, K_BIGINT, K_FLOAT, K_STR, K_ARR, K_OBJ };
+
+typedef struct { int kind; Str s; long long i; int escaped; } Val;
+
+typedef struct {
+    const char *end;   /* end of the line */
+    char *arena;       /* decoded strings; as long as the line, so it never moves */
+    Py_ssize_t used;
+} Scan;
+
+#define HI8 0x8080808080808080ULL
+#define LO8 0x0101010101010101ULL
+
+static inline const char *ws(const char *p, const char *end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r')) p++;
+    return p;
+}
+
+/* Length of a valid UTF-8 sequence at p (first byte >= 0x80), or 0. */
+static inline int utf8_len(const unsigned char *p, const unsigned char *end) {
+    unsigned char c = p[0];
+    if (c >= 0xC2 && c <= 0xDF) {
+        return (end - p >= 2 && (p[1] & 0xC0) == 0x80) ? 2 : 0;
+    }
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+        if (c == 0xE0 && p[1] < 0xA0) return 0;   /* overlong */
+        if (c == 0xED && p[1] > 0x9F) return 0;   /* a surrogate */
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
+        if (c == 0xF0 && p[1] < 0x90) return 0;   /* overlong */
+        if (c == 0xF4 && p[1] > 0x8F) return 0;   /* beyond U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+static inline int hex4(const char *p, unsigned *out) {
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= c - '0';
+        else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
+        else return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* How many bytes from p on need no attention in a string: not '"', '\\', a control
+ * byte or non-ASCII. Sixteen bytes a step with SSE2 (every x86-64 has it), else eight. */
+static inline Py_ssize_t plain_run(const char *p, const char *end) {
+    const char *s = p;
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)p);
+        /* signed: bytes >= 0x80 are negative, so "less than 0x20" also catches them */
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, slash)),
+                                   _mm_cmplt_epi8(x, space));
+        int mask = _mm_movemask_epi8(hit);
+        if (mask) return (p - s) + __builtin_ctz(mask);
+        p += 16;
+    }
+#endif
+    while (end - p >= 8) {
+        uint64_t w, q, b, hit;
+        memcpy(&w, p, 8);
+        q = w ^ (LO8 * '"');
+        b = w ^ (LO8 * '\\');
+        hit = (w | ((w - LO8 * 0x20) & ~w) | ((q - LO8) & ~q) | ((b - LO8) & ~b)) & HI8;
+        if (hit) {
+#if PY_LITTLE_ENDIAN
+            return (p - s) + (__builtin_ctzll(hit) >> 3);  /* the lowest flag is always a true one */
+#else
+            break;
+#endif
+        }
+        p += 8;
+    }
+    while (p < end && (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x80 && *p != '"' && *p != '\\') p++;
+    return p - s;
+}
+
+/* One escape after the backslash at p; returns the pointer after it (NULL: not sure).
+ * With `out`, appends the decoded UTF-8 there. */
+static const char *escape(const char *p, const char *end, char **out) {
+    if (p + 1 >= end) return NULL;
+    char c = p[1], d;
+    switch (c) {
+    case '"': d = '"'; break;
+    case '\\': d = '\\'; break;
+    case '/': d = '/'; break;
+    case 'b': d = '\b'; break;
+    case 'f': d = '\f'; break;
+    case 'n': d = '\n'; break;
+    case 'r': d = '\r'; break;
+    case 't': d = '\t'; break;
+    case 'u': {
+        unsigned cp, lo;
+        if (end - p < 6 || hex4(p + 2, &cp) < 0) return NULL;
+        p += 6;
+        if (cp >= 0xDC00 && cp <= 0xDFFF) return NULL;  /* a lone low surrogate */
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) < 0) return NULL;
+            if (lo < 0xDC00 || lo > 0xDFFF) return NULL;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            p += 6;
+        }
+        if (out) {
+            unsigned char *o = (unsigned char *)*out;
+            if (cp < 0x80) { *o++ = (unsigned char)cp; }
+            else if (cp < 0x800) { *o++ = 0xC0 | (cp >> 6); *o++ = 0x80 | (cp & 0x3F); }
+            else if (cp < 0x10000) {
+                *o++ = 0xE0 | (cp >> 12); *o++ = 0x80 | ((cp >> 6) & 0x3F); *o++ = 0x80 | (cp & 0x3F);
+            } else {
+                *o++ = 0xF0 | (cp >> 18); *o++ = 0x80 | ((cp >> 12) & 0x3F);
+                *o++ = 0x80 | ((cp >> 6) & 0x3F); *o++ = 0x80 | (cp & 0x3F);
+            }
+            *out = (char *)o;
+        }
+        return p;
+    }
+    default: return NULL;
+    }
+    if (out) *(*out)++ = d;
+    return p + 2;
+}
+
+/* A string whose opening quote is at p[-1]. With `v`, the decoded text goes to v->s:
+ * a slice of the line when it has no escape, else a copy in the arena. */
+static const char *string(Scan *sc, const char *p, Val *v) {
+    const char *end = sc->end, *start = p;
+    char *out = NULL;  /* set once an escape is met while decoding */
+    for (;;) {
+        /* jump over plain ASCII to the next quote, backslash, control or non-ASCII byte */
+        Py_ssize_t k = plain_run(p, end);
+        if (out) { memcpy(out, p, k); out += k; }
+        p += k;
+        if (p >= end) return NULL;
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') break;
+        if (c == '\\') {
+            if (v && !out) {
+                out = sc->arena + sc->used;
+                memcpy(out, start, p - start);
+                out += p - start;
+            }
+            p = escape(p, end, v ? &out : NULL);
+            if (!p) return NULL;
+            continue;
+        }
+        if (c < 0x20) return NULL;
+        if (c < 0x80) {
+            if (out) *out++ = (char)c;
+            p++;
+            continue;
+        }
+        int n = utf8_len((const unsigned char *)p, (const unsigned char *)end);
+        if (!n) return NULL;
+        if (out) { memcpy(out, p, n); out += n; }
+        p += n;
+    }
+    if (v) {
+        v->kind = K_STR;
+        if (out) {
+            v->s.p = sc->arena + sc->used;
+            v->s.n = out - v->s.p;
+            sc->used += v->s.n;
+            v->escaped = 1;
+        } else {
+            v->s.p = start;
+            v->s.n = p - start;
+            v->escaped = 0;
+        }
+    }
+    return p + 1;
+}
+
+static const char *number(const char *p, const char *end, Val *v) {
+    int neg = 0, digits = 0, is_int = 1;
+    long long acc = 0;
+    if (*p == '-') { neg = 1; p++; }
+    if (p >= end || *p < '0' || *p > '9') return NULL;
+    if (*p == '0') {
+        p++;
+        digits = 1;
+        if (p < end && *p >= '0' && *p <= '9') return NULL;  /* a leading zero */
+    } else {
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (digits < INT_DIGITS) acc = acc * 10 + (*p - '0');
+            digits++;
+            p++;
+        }
+    }
+    if (p < end && *p == '.') {
+        is_int = 0;
+        p++;
+        if (p >= end || *p < '0' || *p > '9') return NULL;
+        while (p < end && *p >= '0' && *p <= '9') { digits++; p++; }
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        int exp_digits = 0;
+        is_int = 0;
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p >= end || *p < '0' || *p > '9') return NULL;
+        while (p < end && *p >= '0' && *p <= '9') { exp_digits++; p++; }
+        if (exp_digits > 2) return NULL;  /* could overflow to infinity, which orjson rejects */
+    }
+    if (digits > MAX_DIGITS) return NULL;
+    if (v) {
+        if (!is_int) v->kind = K_FLOAT;
+        else if (digits > INT_DIGITS) v->kind = K_BIGINT;
+        else { v->kind = K_INT; v->i = neg ? -acc : acc; }
+    }
+    return p;
+}
+
+static const char *value(Scan *sc, const char *p, Val *v, int depth);
+
+static const char *skip_object(Scan *sc, const char *p, int depth, Val *v) {
+    /* p is after '{' */
+    const char *end = sc->end;
+    if (depth > MAX_DEPTH) return NULL;
+    p = ws(p, end);
+    if (p < end && *p == '}') { if (v) { v->kind = K_OBJ; v->i = 0; } return p + 1; }
+    for (;;) {
+        if (p >= end || *p != '"') return NULL;
+        if (!(p = string(sc, p + 1, NULL))) return NULL;
+        p = ws(p, end);
+        if (p >= end || *p != ':') return NULL;
+        if (!(p = value(sc, ws(p + 1, end), NULL, depth + 1))) return NULL;
+        p = ws(p, end);
+        if (p >= end) return NULL;
+        if (*p == '}') break;
+        if (*p != ',') return NULL;
+        p = ws(p + 1, end);
+    }
+    if (v) { v->kind = K_OBJ; v->i = 1; }
+    return p + 1;
+}
+
+static const char *skip_array(Scan *sc, const char *p, int depth, Val *v) {
+    const char *end = sc->end;
+    if (depth > MAX_DEPTH) return NULL;
+    p = ws(p, end);
+    if (p < end && *p == ']') { if (v) { v->kind = K_ARR; v->i = 0; } return p + 1; }
+    for (;;) {
+        if (!(p = value(sc, p, NULL, depth + 1))) return NULL;
+        p = ws(p, end);
+        if (p >= end) return NULL;
+        if (*p == ']') break;
+        if (*p != ',') return NULL;
+        p = ws(p + 1, end);
+    }
+    if (v) { v->kind = K_ARR; v->i = 1; }
+    return p + 1;
+}
+
+static inline const char *literal(const char *p, const char *end, const char *word, int n, int kind, Val *v) {
+    if (end - p < n || memcmp(p, word, n) != 0) return NULL;
+    if (v) v->kind = kind;
+    return p + n;
+}
+
+/* Any JSON value at p (whitespace already skipped); with `v`, what it is. */
+static const char *value(Scan *sc, const char *p, Val *v, int depth) {
+    const char *end = sc->end;
+    if (p >= end) return NULL;
+    switch (*p) {
+    case '"': return string(sc, p + 1, v);
+    case '{': return skip_object(sc, p + 1, depth, v);
+    case '[': return skip_array(sc, p + 1, depth, v);
+    case 't': return literal(p, end, "true", 4, K_TRUE, v);
+    case 'f': return literal(p, end, "false", 5, K_FALSE, v);
+    case 'n': return literal(p, end, "null", 4, K_NULL, v);
+    default: return number(p, end, v);
+    }
+}
+
+/* ---- the fields one span line holds ------------------------------------------------ */
+
+/* Names the index reads, set once by configure() from exporter.format. */
+enum {
+    T_TRACE, T_SPAN, T_PARENT, T_START, T_END, T_NAME, T_STATUS, T_RESOURCE, T_ATTRS,
+    S_CODE, S_MESSAGE, R_ATTRS, R_SERVICE,
+    A_OI_KIND, A_OBS, A_MODEL, A_OI_MODEL, A_AGENT, A_AGENT_ID, A_OI_AGENT_ID, A_IN, A_OUT,
+    A_PROJECT, A_TOOL, A_GENAI_TOOL, A_RUN,
+    N_NAMES
+};
+static Str names[N_NAMES];
+static PyObject *names_owner;          /* keeps the names' bytes alive */
+static Str status_codes[3];            /* code -> index 0, 1, 2 as exporter.format orders them */
+static int error_code = -1;            /* the index of the error code */
+static Str tool_kind;                  /* the span kind of a tool span */
+
+#define TOP_FIRST T_TRACE
+#define TOP_LAST T_ATTRS
+#define ATTR_FIRST A_OI_KIND
+#define ATTR_LAST A_RUN
+
+typedef struct {
+    Val f[N_NAMES];      /* by name; kind K_ABSENT when missing */
+    int status_obj;      /* the last "status" was an object */
+    int resource_obj, rattrs_obj;
+    int attrs_keys;      /* "attributes" was an object with this many keys (0: empty or not an object) */
+} Line;
+
+static inline int is_name(const Val *key, int which) {
+    const Str *name = &names[which];
+    Py_ssize_t n = key->s.n;
+    return n == name->n && n && key->s.p[0] == name->p[0] && key->s.p[n - 1] == name->p[n - 1]
+           && memcmp(key->s.p, name->p, n) == 0;
+}
+
+static int find_name(const Val *key, int first, int last) {
+    for (int i = first; i <= last; i++) if (is_name(key, i)) return i;
+    return -1;
+}
+
+/* An object whose keys we look up: top level, status, resource, resource attributes,
+ * attributes. Returns NULL on anything not certain (an escaped key included). */
+static const char *fields(Scan *sc, const char *p, Line *ln, int level, int depth);
+
+enum { LV_TOP, LV_STATUS, LV_RESOURCE, LV_RATTRS, LV_ATTRS };
+
+static void reset(Line *ln, int first, int last) {
+    for (int i = first; i <= last; i++) ln->f[i].kind = K_ABSENT;
+}
+
+static const char *fields(Scan *sc, const char *p, Line *ln, int level, int depth) {
+    const char *end = sc->end;
+    Val key;
+    int keys = 0;
+    p = ws(p, end);
+    if (p < end && *p == '}') goto done_empty;
+    for (;;) {
+        if (p >= end || *p != '"') return NULL;
+        if (!(p = string(sc, p + 1, &key))) return NULL;
+        if (key.escaped) return NULL;
+        keys++;
+        p = ws(p, end);
+        if (p >= end || *p != ':') return NULL;
+        p = ws(p + 1, end);
+        if (p >= end) return NULL;
+        int which = -1;
+        switch (level) {
+        case LV_TOP: which = find_name(&key, TOP_FIRST, TOP_LAST); break;
+        case LV_STATUS: which = find_name(&key, S_CODE, S_MESSAGE); break;
+        case LV_RESOURCE: which = is_name(&key, R_ATTRS) ? R_ATTRS : -1; break;
+        case LV_RATTRS: which = is_name(&key, R_SERVICE) ? R_SERVICE : -1; break;
+        case LV_ATTRS: which = find_name(&key, ATTR_FIRST, ATTR_LAST); break;
+        }
+        /* a repeated key: the last one wins, as in orjson's dict */
+        if (which == T_STATUS) {
+            reset(ln, S_CODE, S_MESSAGE);
+            ln->status_obj = *p == '{';
+            p = ln->status_obj ? fields(sc, p + 1, ln, LV_STATUS, depth + 1) : value(sc, p, NULL, depth + 1);
+        } else if (which == T_RESOURCE) {
+            ln->rattrs_obj = 0;
+            reset(ln, R_SERVICE, R_SERVICE);
+            ln->resource_obj = *p == '{';
+            p = ln->resource_obj ? fields(sc, p + 1, ln, LV_RESOURCE, depth + 1) : value(sc, p, NULL, depth + 1);
+        } else if (which == R_ATTRS) {
+            reset(ln, R_SERVICE, R_SERVICE);
+            ln->rattrs_obj = *p == '{';
+            p = ln->rattrs_obj ? fields(sc, p + 1, ln, LV_RATTRS, depth + 1) : value(sc, p, NULL, depth + 1);
+        } else if (which == T_ATTRS) {
+            reset(ln, ATTR_FIRST, ATTR_LAST);
+            ln->attrs_keys = 0;
+            p = *p == '{' ? fields(sc, p + 1, ln, LV_ATTRS, depth + 1) : value(sc, p, NULL, depth + 1);
+        } else {
+            p = value(sc, p, which >= 0 ? &ln->f[which] : NULL, depth + 1);
+        }
+        if (!p) return NULL;
+        p = ws(p, end);
+        if (p >= end) return NULL;
+        if (*p == '}') break;
+        if (*p != ',') return NULL;
+        p = ws(p + 1, end);
+    }
+    if (level == LV_ATTRS) ln->attrs_keys = keys;
+    return p + 1;
+done_empty:
+    if (level == LV_ATTRS) ln->attrs_keys = 0;
+    return p + 1;
+}
+
+/* ---- one span, as the rollups see it ------------------------------------------------- */
+
+typedef struct {
+    Str tid, sid, parent, start, end, name;
+    int code_index;       /* 0..2: a known code; -1: code_str is the key; -2: not a string */
+    Str code_str;
+    int is_error, is_tool_error;
+    int has_message; Str message;
+    int has_service; Str service;
+    int has_obs, has_attrs;
+    int has_model; Str model;
+    int has_agent; Str agent;
+    int has_agent_id; Str agent_id;
+    int has_in, has_out; long long in_tok, out_tok;
+    PyObject *in_big, *out_big;    /* tokens beyond int64, from the callback */
+    int has_project; Str project;
+    int has_tool; Str tool;
+    int has_run; Str run;
+} Span;
+
+static const Str EMPTY = {"", 0};
+
+/* "x or ''" for a field that must end up a string: 1 ok, 0 not sure. */
+static int str_or_empty(const Val *v, Str *out) {
+    switch (v->kind) {
+    case K_STR: *out = v->s; return 1;
+    case K_ABSENT: case K_NULL: case K_FALSE: *out = EMPTY; return 1;
+    default: return 0;
+    }
+}
+
+/* A non-empty string, or nothing. */
+static inline int nonempty(const Val *v, Str *out) {
+    if (v->kind == K_STR && v->s.n) { *out = v->s; return 1; }
+    return 0;
+}
+
+/* `a or b`, kept when it is a non-empty string: 1/0 as found, -1 not sure. */
+static int either(const Val *a, const Val *b, Str *out) {
+    switch (a->kind) {
+    case K_STR:
+        if (a->s.n) { *out = a->s; return 1; }
+        break;
+    case K_ABSENT: case K_NULL: case K_FALSE: break;
+    case K_INT: if (a->i != 0) return 0; break;
+    case K_TRUE: return 0;
+    default: return -1;
+    }
+    return nonempty(b, out);
+}
+
+static int tokens(const Val *v, long long *out) {
+    switch (v->kind) {
+    case K_INT: *out = v->i; return 1;
+    case K_TRUE: *out = 1; return 1;
+    case K_FALSE: *out = 0; return 1;
+    case K_BIGINT: return -1;
+    default: return 0;
+    }
+}
+
+static inline int str_eq(Str a, Str b) { return a.n == b.n && memcmp(a.p, b.p, a.n) == 0; }
+
+/* The Span of a line the scanner read: 1, or 0 when the callback must decide. */
+static int span_from_line(const Line *ln, Span *s) {
+    const Val *f = ln->f;
+    if (f[T_TRACE].kind != K_STR || f[T_SPAN].kind != K_STR) return 0;
+    s->tid = f[T_TRACE].s;
+    s->sid = f[T_SPAN].s;
+    if (!str_or_empty(&f[T_PARENT], &s->parent) || !str_or_empty(&f[T_START], &s->start)
+        || !str_or_empty(&f[T_END], &s->end) || !str_or_empty(&f[T_NAME], &s->name)) return 0;
+    s->code_index = -2;
+    s->is_error = 0;
+    s->has_message = 0;
+    if (ln->status_obj && f[S_CODE].kind == K_STR) {
+        s->code_index = -1;
+        s->code_str = f[S_CODE].s;
+        for (int i = 0; i < 3; i++) if (str_eq(f[S_CODE].s, status_codes[i])) s->code_index = i;
+        if (s->code_index == error_code) {
+            s->is_error = 1;
+            s->has_message = 1;
+            if (!str_or_empty(&f[S_MESSAGE], &s->message)) return 0;
+        }
+    }
+    s->has_service = ln->resource_obj && ln->rattrs_obj && f[R_SERVICE].kind == K_STR;
+    if (s->has_service) s->service = f[R_SERVICE].s;
+    s->has_obs = f[A_OBS].kind != K_ABSENT;
+    s->has_attrs = ln->attrs_keys > 0;
+    s->is_tool_error = s->is_error && f[A_OI_KIND].kind == K_STR && str_eq(f[A_OI_KIND].s, tool_kind);
+    s->in_big = s->out_big = NULL;
+    s->has_model = s->has_agent = s->has_agent_id = s->has_in = s->has_out = 0;
+    s->has_project = s->has_tool = s->has_run = 0;
+    if (!s->has_attrs) return 1;
+    if ((s->has_model = either(&f[A_MODEL], &f[A_OI_MODEL], &s->model)) < 0) return 0;
+    s->has_agent = nonempty(&f[A_AGENT], &s->agent);
+    if ((s->has_agent_id = either(&f[A_AGENT_ID], &f[A_OI_AGENT_ID], &s->agent_id)) < 0) return 0;
+    if ((s->has_in = tokens(&f[A_IN], &s->in_tok)) < 0) return 0;
+    if ((s->has_out = tokens(&f[A_OUT], &s->out_tok)) < 0) return 0;
+    s->has_project = nonempty(&f[A_PROJECT], &s->project);
+    if ((s->has_tool = either(&f[A_TOOL], &f[A_GENAI_TOOL], &s->tool)) < 0) return 0;
+    s->has_run = nonempty(&f[A_RUN], &s->run);
+    return 1;
+}
+
+/* ---- per-trace rollups -------------------------------------------------------------- */
+
+enum { SET_SERVICES, SET_MODELS, SET_AGENTS, SET_AGENT_IDS, SET_PROJECTS, SET_TOOLS, SET_RUNS, N_SETS };
+
+typedef struct {
+    PyObject *tid;
+    long long first_off, raw;
+    Py_ssize_t n;
+    Buf start, end;
+    int has_start, has_end;
+    long err, tool_err, miss_ident;
+    PyObject *sets[N_SETS];
+    PyObject *last[N_SETS];        /* the value last added, to skip re-adding a repeat */
+    PyObject *project;
+    long long in_tok, out_tok;
+    PyObject *in_big, *out_big;    /* the sums, once they leave int64 */
+    int root;
+    PyObject *errors;
+    Buf blob;
+    Buf ids;                       /* span and parent ids, back to back */
+    Buf sid_at, pid_at;            /* Span-sized (offset, length) records into ids */
+    const char *key;               /* the trace id's UTF-8, owned by tid */
+    Py_ssize_t key_n;
+    uint64_t hash;
+} Trace;
+
+static void trace_free(Trace *t) {
+    Py_XDECREF(t->tid);
+    for (int i = 0; i < N_SETS; i++) { Py_XDECREF(t->sets[i]); Py_XDECREF(t->last[i]); }
+    Py_XDECREF(t->project);
+    Py_XDECREF(t->in_big);
+    Py_XDECREF(t->out_big);
+    Py_XDECREF(t->errors);
+    PyMem_Free(t->start.p);
+    PyMem_Free(t->end.p);
+    PyMem_Free(t->blob.p);
+    PyMem_Free(t->ids.p);
+    PyMem_Free(t->sid_at.p);
+    PyMem_Free(t->pid_at.p);
+}
+
+static inline PyObject *unicode(Str s) { return PyUnicode_DecodeUTF8(s.p, s.n, "strict"); }
+
+static int set_add(Trace *t, int which, Str s) {
+    PyObject *last = t->last[which];
+    if (last) {
+        Py_ssize_t n;
+        const char *p = PyUnicode_AsUTF8AndSize(last, &n);
+        if (!p) return -1;
+        if (n == s.n && memcmp(p, s.p, n) == 0) return 0;
+    }
+    if (!t->sets[which] && !(t->sets[which] = PySet_New(NULL))) return -1;
+    PyObject *u = unicode(s);
+    if (!u) return -1;
+    int rc = PySet_Add(t->sets[which], u);
+    Py_XSETREF(t->last[which], u);  /* an equal value already in the set stays there: keep our own */
+    return rc;
+}
+
+typedef struct { Py_ssize_t off, n; } Slice;
+
+static int add_id(Trace *t, Buf *at, Str s) {
+    Slice sl = {t->ids.n, s.n};
+    if (buf_put(&t->ids, s.p, s.n) < 0) return -1;
+    return buf_put(at, (const char *)&sl, sizeof sl);
+}
+
+static int str_cmp(const void *a, const void *b) {
+    const Str *x = a, *y = b;
+    Py_ssize_t m = x->n < y->n ? x->n : y->n;
+    int c = memcmp(x->p, y->p, m);
+    return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+/* The distinct ids of `at`, sorted, written to `out` as a JSON array; returns how many. */
+static Py_ssize_t unique_ids(Trace *t, Buf *at, Str *ids) {
+    Py_ssize_t n = at->n / (Py_ssize_t)sizeof(Slice), m = 0;
+    const Slice *sl = (const Slice *)at->p;
+    for (Py_ssize_t i = 0; i < n; i++) { ids[i].p = t->ids.p + sl[i].off; ids[i].n = sl[i].n; }
+    qsort(ids, n, sizeof(Str), str_cmp);
+    for (Py_ssize_t i = 0; i < n; i++) if (!m || str_cmp(&ids[m - 1], &ids[i])) ids[m++] = ids[i];
+    return m;
+}
+
+static int json_ids(Buf *out, const Str *ids, Py_ssize_t n) {
+    if (buf_put(out, "[", 1) < 0) return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if ((i && buf_put(out, ",", 1) < 0) || buf_json_str(out, ids[i].p, ids[i].n) < 0) return -1;
+    }
+    return buf_put(out, "]", 1);
+}
+
+/* `[[span ids], [parent ids]]` as the index stores them, and how many parents are not
+ * spans of this batch. */
+static PyObject *ids_json(Trace *t, Py_ssize_t *missing) {
+    Py_ssize_t ns = t->sid_at.n / (Py_ssize_t)sizeof(Slice), np = t->pid_at.n / (Py_ssize_t)sizeof(Slice);
+    Str *sids = PyMem_Malloc((ns + np + 1) * sizeof(Str)), *pids = sids + ns;
+    Buf out = {NULL, 0, 0};
+    PyObject *r = NULL;
+    if (!sids) return PyErr_NoMemory();
+    ns = unique_ids(t, &t->sid_at, sids);
+    np = unique_ids(t, &t->pid_at, pids);
+    *missing = 0;
+    for (Py_ssize_t i = 0, j = 0; i < np; i++) {  /* both sorted: one merge walk */
+        while (j < ns && str_cmp(&sids[j], &pids[i]) < 0) j++;
+        if (j == ns || str_cmp(&sids[j], &pids[i]) != 0) (*missing)++;
+    }
+    if (buf_put(&out, "[", 1) == 0 && json_ids(&out, sids, ns) == 0 && buf_put(&out, ",", 1) == 0
+        && json_ids(&out, pids, np) == 0 && buf_put(&out, "]", 1) == 0)
+        r = PyBytes_FromStringAndSize(out.p, out.n);
+    PyMem_Free(out.p);
+    PyMem_Free(sids);
+    return r;
+}
+
+/* sum += v, moving to a Python int when int64 would overflow */
+static int add_tokens(long long *sum, PyObject **big, long long v, PyObject *v_big) {
+    long long fits;
+    if (!*big && !v_big && !__builtin_add_overflow(*sum, v, &fits)) { *sum = fits; return 0; }
+    if (!*big && !(*big = PyLong_FromLongLong(*sum))) return -1;
+    PyObject *x = v_big ? (Py_INCREF(v_big), v_big) : PyLong_FromLongLong(v);
+    if (!x) return -1;
+    PyObject *r = PyNumber_Add(*big, x);
+    Py_DECREF(x);
+    if (!r) return -1;
+    Py_SETREF(*big, r);
+    return 0;
+}
+
+static int keep_bound(Buf *b, int *has, Str s, int less) {
+    /* `if not cur or s < cur` (start) / `if not cur or s > cur` (end), as Python compares str:
+     * code point order, which is UTF-8 byte order */
+    if (*has && b->n) {
+        Py_ssize_t m = s.n < b->n ? s.n : b->n;
+        int c = memcmp(s.p, b->p, m);
+        if (c == 0) c = (s.n > b->n) - (s.n < b->n);
+        if (less ? c >= 0 : c <= 0) return 0;
+    }
+    b->n = 0;
+    *has = 1;
+    return buf_put(b, s.p, s.n);
+}
+
+typedef struct {
+    Trace *traces;
+    Py_ssize_t n, cap;
+    Py_ssize_t *slots;    /* open addressing: trace position + 1, 0 when free */
+    Py_ssize_t mask;
+    long long fileno;
+} Traces;
+
+static inline uint64_t hash_bytes(const char *p, Py_ssize_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+        h ^= h >> 32;
+        p += 8;
+        n -= 8;
+    }
+    while (n--) h = (h ^ (unsigned char)*p++) * 0x100000001B3ULL;
+    return h ^ (h >> 29);
+}
+
+static int table_grow(Traces *ts) {
+    Py_ssize_t size = ts->mask ? (ts->mask + 1) * 2 : 1024;
+    Py_ssize_t *slots = PyMem_Calloc(size, sizeof(Py_ssize_t));
+    if (!slots) { PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t i = 0; i < ts->n; i++) {
+        Py_ssize_t j = (Py_ssize_t)(ts->traces[i].hash & (uint64_t)(size - 1));
+        while (slots[j]) j = (j + 1) & (size - 1);
+        slots[j] = i + 1;
+    }
+    PyMem_Free(ts->slots);
+    ts->slots = slots;
+    ts->mask = size - 1;
+    return 0;
+}
+
+/* The trace `tid` names, made on its first span (in first-appearance order). */
+static Trace *trace_for(Traces *ts, Str tid, long long off) {
+    uint64_t h = hash_bytes(tid.p, tid.n);
+    Py_ssize_t j = (Py_ssize_t)(h & (uint64_t)ts->mask);
+    for (; ts->slots[j]; j = (j + 1) & ts->mask) {
+        Trace *t = &ts->traces[ts->slots[j] - 1];
+        if (t->hash == h && t->key_n == tid.n && memcmp(t->key, tid.p, tid.n) == 0) return t;
+    }
+    if (ts->n == ts->cap) {
+        Py_ssize_t cap = ts->cap ? ts->cap * 2 : 256;
+        Trace *mem = PyMem_Realloc(ts->traces, cap * sizeof(Trace));
+        if (!mem) { PyErr_NoMemory(); return NULL; }
+        ts->traces = mem;
+        ts->cap = cap;
+    }
+    Trace *t = &ts->traces[ts->n];
+    memset(t, 0, sizeof *t);
+    if (!(t->tid = unicode(tid))) return NULL;
+    if (!(t->key = PyUnicode_AsUTF8AndSize(t->tid, &t->key_n))) { Py_CLEAR(t->tid); return NULL; }
+    t->hash = h;
+    t->first_off = off;
+    ts->slots[j] = ++ts->n;
+    if (ts->n * 2 > ts->mask + 1 && table_grow(ts) < 0) return NULL;
+    return &ts->traces[ts->n - 1];
+}
+
+static int absorb(Traces *ts, const Span *s, long long off, Py_ssize_t length) {
+    Trace *t = trace_for(ts, s->tid, off);
+    if (!t) return -1;
+    if (add_id(t, &t->sid_at, s->sid) < 0) return -1;
+    if (s->parent.n) {
+        if (add_id(t, &t->pid_at, s->parent) < 0) return -1;
+    } else {
+        t->root = 1;
+    }
+    if (keep_bound(&t->start, &t->has_start, s->start, 1) < 0) return -1;
+    if (keep_bound(&t->end, &t->has_end, s->end, 0) < 0) return -1;
+    if (s->is_error) {
+        t->err++;
+        if (!t->errors && !(t->errors = PyList_New(0))) return -1;
+        PyObject *e = Py_BuildValue("(s#s#n)", s->name.p, s->name.n, s->message.p, s->message.n, t->n);
+        if (!e) return -1;
+        int rc = PyList_Append(t->errors, e);
+        Py_DECREF(e);
+        if (rc < 0) return -1;
+        if (s->is_tool_error) t->tool_err++;
+    }
+    if (s->has_service && set_add(t, SET_SERVICES, s->service) < 0) return -1;
+    if (s->has_attrs) {
+        if (s->has_model && set_add(t, SET_MODELS, s->model) < 0) return -1;
+        if (s->has_agent && set_add(t, SET_AGENTS, s->agent) < 0) return -1;
+        if (s->has_agent_id) {
+            if (set_add(t, SET_AGENT_IDS, s->agent_id) < 0) return -1;
+        } else if (!s->has_agent) {
+            t->miss_ident++;
+        }
+        if (s->has_in && add_tokens(&t->in_tok, &t->in_big, s->in_tok, s->in_big) < 0) return -1;
+        if (s->has_out && add_tokens(&t->out_tok, &t->out_big, s->out_tok, s->out_big) < 0) return -1;
+        if (s->has_project) {
+            if (set_add(t, SET_PROJECTS, s->project) < 0) return -1;
+            if (!t->project && !(t->project = unicode(s->project))) return -1;
+        }
+        if (s->has_tool && set_add(t, SET_TOOLS, s->tool) < 0) return -1;
+        if (s->has_run && set_add(t, SET_RUNS, s->run) < 0) return -1;
+    } else {
+        t->miss_ident++;
+    }
+    /* the span's entry: [fileno,off,length,"sid","parent","name",code,message], */
+    Buf *b = &t->blob;
+    if (buf_put(b, "[", 1) < 0 || buf_int(b, ts->fileno) < 0 || buf_put(b, ",", 1) < 0
+        || buf_int(b, off) < 0 || buf_put(b, ",", 1) < 0 || buf_int(b, length) < 0
+        || buf_put(b, ",", 1) < 0 || buf_json_str(b, s->sid.p, s->sid.n) < 0
+        || buf_put(b, ",", 1) < 0 || buf_json_str(b, s->parent.p, s->parent.n) < 0
+        || buf_put(b, ",", 1) < 0 || buf_json_str(b, s->name.p, s->name.n) < 0
+        || buf_put(b, ",", 1) < 0) return -1;
+    int rc;
+    if (s->code_index >= 0) rc = buf_int(b, s->code_index);
+    else if (s->code_index == -1) rc = buf_json_str(b, s->code_str.p, s->code_str.n);
+    else rc = buf_put(b, "\"\"", 2);
+    if (rc < 0 || buf_put(b, ",", 1) < 0) return -1;
+    rc = s->has_message ? buf_json_str(b, s->message.p, s->message.n) : buf_put(b, "null", 4);
+    if (rc < 0 || buf_put(b, "],", 2) < 0) return -1;
+    t->n++;
+    t->raw += length;
+    return 0;
+}
+
+/* ---- the callback's answer ---------------------------------------------------------- */
+
+/* A str as a Str (borrowed from the object); None gives has = 0. */
+static int tuple_str(PyObject *o, Str *s, int *has) {
+    if (o == Py_None) { if (has) *has = 0; else *s = EMPTY; return 0; }
+    if (has) *has = 1;
+    const char *p = PyUnicode_AsUTF8AndSize(o, &s->n);
+    if (!p) return -1;
+    s->p = p;
+    return 0;
+}
+
+static int tuple_tokens(PyObject *o, int *has, long long *v, PyObject **big) {
+    *has = o != Py_None;
+    *big = NULL;
+    if (!*has) return 0;
+    int overflow;
+    *v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow) { *big = o; return 0; }
+    return (*v == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* Fills `s` from parse.normalize_line's tuple (see its docstring for the order). */
+static int span_from_tuple(PyObject *tup, Span *s) {
+    if (!PyTuple_Check(tup) || PyTuple_GET_SIZE(tup) != 21) {
+        PyErr_SetString(PyExc_TypeError, "normalize_line must return a str or a 21-tuple");
+        return -1;
+    }
+    PyObject **it = &PyTuple_GET_ITEM(tup, 0);
+    if (tuple_str(it[0], &s->tid, NULL) < 0 || tuple_str(it[1], &s->sid, NULL) < 0
+        || tuple_str(it[2], &s->parent, NULL) < 0 || tuple_str(it[3], &s->start, NULL) < 0
+        || tuple_str(it[4], &s->end, NULL) < 0 || tuple_str(it[5], &s->name, NULL) < 0) return -1;
+    if (PyLong_Check(it[6])) {
+        s->code_index = (int)PyLong_AsLong(it[6]);
+    } else {
+        int has;
+        if (tuple_str(it[6], &s->code_str, &has) < 0) return -1;
+        s->code_index = s->code_str.n ? -1 : -2;
+    }
+    s->is_error = PyObject_IsTrue(it[7]);
+    s->is_tool_error = PyObject_IsTrue(it[8]);
+    if (tuple_str(it[9], &s->message, &s->has_message) < 0) return -1;
+    if (tuple_str(it[10], &s->service, &s->has_service) < 0) return -1;
+    s->has_obs = PyObject_IsTrue(it[11]);
+    s->has_attrs = PyObject_IsTrue(it[12]);
+    if (tuple_str(it[13], &s->model, &s->has_model) < 0 || tuple_str(it[14], &s->agent, &s->has_agent) < 0
+        || tuple_str(it[15], &s->agent_id, &s->has_agent_id) < 0) return -1;
+    if (tuple_tokens(it[16], &s->has_in, &s->in_tok, &s->in_big) < 0
+        || tuple_tokens(it[17], &s->has_out, &s->out_tok, &s->out_big) < 0) return -1;
+    if (tuple_str(it[18], &s->project, &s->has_project) < 0 || tuple_str(it[19], &s->tool, &s->has_tool) < 0
+        || tuple_str(it[20], &s->run, &s->has_run) < 0) return -1;
+    return 0;
+}
+
+/* ---- the module's functions --------------------------------------------------------- */
+
+static PyObject *scan(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer data;
+    long long fileno, base;
+    PyObject *fallback;
+    Py_ssize_t max_bad;
+    if (!PyArg_ParseTuple(args, "y*LLOn", &data, &fileno, &base, &fallback, &max_bad)) return NULL;
+    if (error_code < 0) {
+        PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_RuntimeError, "indexer._scan.configure() was not called");
+        return NULL;
+    }
+    const char *buf = data.buf;
+    Py_ssize_t size = data.len, cut = 0;
+    for (Py_ssize_t i = size; i > 0; i--) if (buf[i - 1] == '\n') { cut = i; break; }
+
+    Traces ts = {NULL, 0, 0, NULL, 0, fileno};
+    PyObject *bad = PyList_New(0), *result = NULL, *out = NULL;
+    Scan sc = {NULL, NULL, 0};
+    Py_ssize_t arena_cap = 0, lines = 0, spans = 0, bad_count = 0, unprojected = 0;
+    if (!bad || table_grow(&ts) < 0) goto fail;
+
+    const char *at = buf, *stop = buf + cut;
+    while (at < stop) {
+        /* Read the object first and look for the newline only when that fails: a good line
+         * ends at its closing brace (plus blanks), and a newline never passes inside one
+         * (a raw control byte ends the scan). */
+        const char *line = at, *nl = NULL;
+        long long off = base + (at - buf);
+        Line ln;
+        Span s;
+        int sure = 0;
+        if (*line == '\n') { at++; continue; }
+        lines++;
+        if (stop - line > arena_cap) {
+            /* sized for the rest of the chunk once: every decoded string fits */
+            char *mem = PyMem_Realloc(sc.arena, stop - line);
+            if (!mem) { PyErr_NoMemory(); goto fail; }
+            sc.arena = mem;
+            arena_cap = stop - line;
+        }
+        sc.end = stop;
+        sc.used = 0;
+        memset(&ln, 0, sizeof ln);
+        const char *p = ws(line, stop);
+        if (p < stop && *p == '{' && (p = fields(&sc, p + 1, &ln, LV_TOP, 1)) != NULL) {
+            p = ws(p, stop);
+            if (p < stop && *p == '\n') {
+                nl = p;
+                sure = span_from_line(&ln, &s);
+            }
+        }
+        if (!nl) nl = memchr(line, '\n', stop - line);
+        Py_ssize_t length = nl - line;
+        at = nl + 1;
+        if (sure) {
+            if (!s.has_obs) unprojected++;
+            if (absorb(&ts, &s, off, length) < 0) goto fail;
+            spans++;
+            continue;
+        }
+        PyObject *said = PyObject_CallFunction(fallback, "y#", line, length);
+        if (!said) goto fail;
+        if (PyUnicode_Check(said)) {
+            bad_count++;
+            if (PyList_GET_SIZE(bad) < max_bad) {
+                PyObject *item = Py_BuildValue("(LO)", off, said);
+                if (!item || PyList_Append(bad, item) < 0) { Py_XDECREF(item); Py_DECREF(said); goto fail; }
+                Py_DECREF(item);
+            }
+            Py_DECREF(said);
+            continue;
+        }
+        int rc = span_from_tuple(said, &s);
+        if (rc == 0) {
+            if (!s.has_obs) unprojected++;
+            rc = absorb(&ts, &s, off, length);
+        }
+        Py_DECREF(said);
+        if (rc < 0) goto fail;
+        spans++;
+    }
+
+    out = PyList_New(ts.n);
+    if (!out) goto fail;
+    for (Py_ssize_t i = 0; i < ts.n; i++) {
+        Trace *t = &ts.traces[i];
+        PyObject *sets[N_SETS];
+        Py_ssize_t missing = 0;
+        PyObject *ids = ids_json(t, &missing);
+        if (!ids) goto fail;
+        int k;
+        for (k = 0; k < N_SETS; k++) {
+            sets[k] = t->sets[k] ? (Py_INCREF(t->sets[k]), t->sets[k]) : PySet_New(NULL);
+            if (!sets[k]) break;
+        }
+        if (k < N_SETS) { while (k--) Py_DECREF(sets[k]); Py_DECREF(ids); goto fail; }
+        PyObject *in_tok = t->in_big ? (Py_INCREF(t->in_big), t->in_big) : PyLong_FromLongLong(t->in_tok);
+        PyObject *out_tok = t->out_big ? (Py_INCREF(t->out_big), t->out_big) : PyLong_FromLongLong(t->out_tok);
+        PyObject *errors = t->errors ? (Py_INCREF(t->errors), t->errors) : PyList_New(0);
+        /* N steals a reference: every object built above goes to the tuple (a NULL fails it) */
+        PyObject *item = Py_BuildValue(
+            "(OLns#s#lNNNNNNOllLNNOy#NNNn)",
+            t->tid, t->first_off, t->n,
+            t->start.p ? t->start.p : "", t->start.n, t->end.p ? t->end.p : "", t->end.n,
+            t->err, sets[SET_SERVICES], sets[SET_MODELS], sets[SET_AGENTS], sets[SET_AGENT_IDS],
+            in_tok, out_tok, t->project ? t->project : Py_None, t->miss_ident, t->tool_err, t->raw,
+            sets[SET_PROJECTS], sets[SET_TOOLS], t->root ? Py_True : Py_False,
+            t->blob.p ? t->blob.p : "", t->blob.n, sets[SET_RUNS], ids, errors, missing);
+        if (!item) goto fail;
+        PyList_SET_ITEM(out, i, item);
+    }
+    result = Py_BuildValue("(nnnnnNN)", lines, spans, bad_count, unprojected, cut, bad, out);
+    bad = out = NULL;
+fail:
+    Py_XDECREF(bad);
+    Py_XDECREF(out);
+    for (Py_ssize_t i = 0; i < ts.n; i++) trace_free(&ts.traces[i]);
+    PyMem_Free(ts.traces);
+    PyMem_Free(ts.slots);
+    PyMem_Free(sc.arena);
+    PyBuffer_Release(&data);
+    return result;
+}
+
+static PyObject *configure(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *keys, *codes, *owner;
+    Py_ssize_t error_at;
+    const char *tool;
+    Py_ssize_t tool_n;
+    if (!PyArg_ParseTuple(args, "O!O!ns#", &PyTuple_Type, &keys, &PyTuple_Type, &codes, &error_at, &tool, &tool_n))
+        return NULL;
+    if (PyTuple_GET_SIZE(keys) != N_NAMES || PyTuple_GET_SIZE(codes) != 3 || error_at < 0 || error_at > 2) {
+        PyErr_Format(PyExc_ValueError, "configure() takes %d key names and 3 status codes", N_NAMES);
+        return NULL;
+    }
+    /* one bytes object per name, owned by a tuple this module keeps */
+    owner = PyTuple_New(N_NAMES + 4);
+    if (!owner) return NULL;
+    for (Py_ssize_t i = 0; i < N_NAMES + 4; i++) {
+        PyObject *src = i < N_NAMES ? PyTuple_GET_ITEM(keys, i)
+                      : i < N_NAMES + 3 ? PyTuple_GET_ITEM(codes, i - N_NAMES) : NULL;
+        PyObject *b = src ? PyUnicode_AsUTF8String(src) : PyBytes_FromStringAndSize(tool, tool_n);
+        if (!b) { Py_DECREF(owner); return NULL; }
+        PyTuple_SET_ITEM(owner, i, b);
+    }
+    for (int i = 0; i < N_NAMES; i++) {
+        PyObject *b = PyTuple_GET_ITEM(owner, i);
+        names[i].p = PyBytes_AS_STRING(b);
+        names[i].n = PyBytes_GET_SIZE(b);
+    }
+    for (int i = 0; i < 3; i++) {
+        PyObject *b = PyTuple_GET_ITEM(owner, N_NAMES + i);
+        status_codes[i].p = PyBytes_AS_STRING(b);
+        status_codes[i].n = PyBytes_GET_SIZE(b);
+    }
+    PyObject *b = PyTuple_GET_ITEM(owner, N_NAMES + 3);
+    tool_kind.p = PyBytes_AS_STRING(b);
+    tool_kind.n = PyBytes_GET_SIZE(b);
+    Py_XSETREF(names_owner, owner);
+    error_code = (int)error_at;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"configure", configure, METH_VARARGS,
+     "configure(keys, status_codes, error_index, tool_kind): the names scan() reads."},
+    {"scan", scan, METH_VARARGS,
+     "scan(data, fileno, base, fallback, max_bad) -> (lines, spans, bad_count, unprojected, cut, bad, traces)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "indexer._scan",
+    "Compiled span-line scanner for indexer.parse.", -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__scan(void) { return PyModule_Create(&module); }

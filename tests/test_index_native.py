@@ -1,0 +1,256 @@
+"""The compiled scanner (indexer/_scan.c) against the pure-Python parse it replaces.
+
+Both must give the same Batch for any bytes: the same lines, bad lines, rollups,
+span entries and error lists. Lines the scanner is unsure of go to
+`parse.normalize_line`; these tests feed both kinds, and random mutations of real
+lines, through both paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from exporter import format as f
+from indexer import parse
+from tests._index_helpers import build, dump, odd_lines, span_line, write_dataset
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_the_scanner_is_built():
+    # `pip install -e .` compiles it; without it the index is correct but several times slower.
+    assert parse._scan is not None, "indexer._scan is not built: pip install -e . needs a C compiler"
+    assert parse.NATIVE
+
+
+def as_dict(batch: parse.Batch) -> dict:
+    out = {name: getattr(batch, name) for name in batch.__slots__ if name != "partials"}
+    out["order"] = list(batch.partials)
+    partials = {}
+    for tid, p in batch.partials.items():
+        d = {name: getattr(p, name) for name in p.__slots__ if name != "ids"}
+        sids, pids = orjson.loads(p.ids)  # sets: their order is free
+        d["ids"] = (sorted(sids), len(sids), sorted(pids), len(pids))
+        partials[tid] = d
+    out["partials"] = partials
+    return out
+
+
+def assert_same(data: bytes, fileno: int = 2, base: int = 1000) -> parse.Batch:
+    native = parse.parse_bytes(data, fileno, base)
+    python = parse.parse_bytes_python(data, fileno, base)
+    assert as_dict(native) == as_dict(python)
+    return native
+
+
+def line(obj) -> bytes:
+    return json.dumps(obj).encode() + b"\n"  # json, not orjson: ints beyond 64 bits too
+
+
+def span(**over) -> dict:
+    base = {"trace_id": "t1", "span_id": "s1", "parent_span_id": "p1", "name": "step",
+            "start_time": "2026-01-01T00:00:01.000000000Z", "end_time": "2026-01-01T00:00:02.000000000Z",
+            "status": {"code": f.STATUS_ERROR, "message": "boom"},
+            "resource": {"attributes": {f.SERVICE_NAME: "svc"}},
+            "attributes": {f.INF_OBSERVATION_KIND: "LLM", f.INF_AGENT_NAME: "a"}}
+    base.update(over)
+    return base
+
+
+def attrs(**kv) -> dict:
+    return span(attributes=kv)
+
+
+ODD_VALUES = [None, True, False, 0, 1, -3, 2.5, 0.0, "", "x", [], [1], {}, {"a": 1}, 2**63, 2**64 + 1]
+
+KEYS = [f.INF_LLM_MODEL_NAME, f.OI_LLM_MODEL_NAME, f.INF_AGENT_NAME, f.INF_AGENT_ID, f.OI_AGENT_ID,
+        f.INF_LLM_INPUT_TOKENS, f.INF_LLM_OUTPUT_TOKENS, f.INF_PROJECT_ID, f.OI_TOOL_NAME,
+        f.GENAI_TOOL_NAME, f.INF_RUN_ID, f.OI_SPAN_KIND, f.INF_OBSERVATION_KIND]
+
+
+def test_generated_traces_and_the_odd_lines_of_the_index_tests(tmp_path):
+    path = write_dataset(tmp_path / "t.jsonl", traces=80, extra=odd_lines())
+    batch = assert_same(path.read_bytes())
+    assert batch.spans > 1000 and batch.bad_count == 0
+
+
+@pytest.mark.parametrize("field", ["trace_id", "span_id", "parent_span_id", "name", "start_time",
+                                   "end_time", "status", "resource", "attributes"])
+def test_every_top_level_field_with_every_json_type(field):
+    data = b"".join(line(span(**{field: value})) for value in ODD_VALUES)
+    data += line({k: v for k, v in span().items() if k != field})  # and missing
+    assert_same(data)
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_every_indexed_attribute_with_every_json_type(key):
+    data = b"".join(line(attrs(**{key: value})) for value in ODD_VALUES)
+    # an `a or b` pair: each falsy or odd first value, with a good second one
+    data += b"".join(line(attrs(**{f.INF_LLM_MODEL_NAME: v, f.OI_LLM_MODEL_NAME: "m2",
+                                   f.INF_AGENT_ID: v, f.OI_AGENT_ID: "id2",
+                                   f.OI_TOOL_NAME: v, f.GENAI_TOOL_NAME: "tool2"}))
+                     for v in ODD_VALUES)
+    assert_same(data)
+
+
+def test_status_and_resource_shapes():
+    shapes = [
+        {"status": {"code": f.STATUS_ERROR}},
+        {"status": {"code": f.STATUS_ERROR, "message": None}},
+        {"status": {"code": f.STATUS_ERROR, "message": 7}},
+        {"status": {"code": f.STATUS_ERROR, "message": ["x"]}},
+        {"status": {"code": f.STATUS_OK, "message": "ignored"}},
+        {"status": {"code": "SOMETHING_ELSE"}},
+        {"status": {"code": ""}},
+        {"status": {"code": 2}},
+        {"status": {}},
+        {"resource": {"attributes": {f.SERVICE_NAME: ""}}},
+        {"resource": {"attributes": {f.SERVICE_NAME: 5}}},
+        {"resource": {"attributes": []}},
+        {"resource": {}},
+        {"status": {"code": f.STATUS_ERROR}, "attributes": {f.OI_SPAN_KIND: "TOOL"}},
+        {"status": {"code": f.STATUS_ERROR}, "attributes": {f.OI_SPAN_KIND: "tool"}},
+    ]
+    assert_same(b"".join(line(span(**shape)) for shape in shapes))
+
+
+RAW = [
+    b"",                                   # an empty line: skipped, not counted
+    b"   ",                                # blanks only: a bad line
+    b"\r",
+    b"not json",
+    b"[1, 2]",
+    b'"a string"',
+    b"{}",
+    b'{"trace_id": "t", "span_id": "s"}',  # the least span there is
+    b'  {"trace_id": "t", "span_id": "s2"}  \r',
+    b'{"trace_id": "t", "span_id": "s3"} trailing',
+    b'{"trace_id": "t", "span_id": "s4",}',
+    b'{"trace_id": "t" "span_id": "s5"}',
+    b'{"trace_id": "t", "span_id": "s6"',
+    b'\xef\xbb\xbf{"trace_id": "t", "span_id": "bom"}',
+    b'{"trace_id": "t", "span_id": "s7", "x": 01}',
+    b'{"trace_id": "t", "span_id": "s8", "x": 1.}',
+    b'{"trace_id": "t", "span_id": "s9", "x": 1e400}',
+    b'{"trace_id": "t", "span_id": "s10", "x": 1e-400}',
+    b'{"trace_id": "t", "span_id": "s11", "x": -0, "y": 1E+2, "z": -1.5e-3}',
+    b'{"trace_id": "t", "span_id": "s12", "x": ' + b"9" * 400 + b"}",
+    b'{"trace_id": "t", "span_id": "s13", "x": NaN}',
+    b'{"trace_id": "t", "span_id": "s14", "x": tru}',
+    b'{"trace_id": "t", "span_id": "s15", "x": "\\ud800"}',            # lone high surrogate
+    b'{"trace_id": "t", "span_id": "s16", "x": "\\udc00"}',            # lone low surrogate
+    b'{"trace_id": "t", "span_id": "s17", "name": "\\ud83d\\ude00 \\u00e9\\n\\"q\\" \\/ \\u0000"}',
+    b'{"trace_id": "t", "span_id": "s18", "x": "\\q"}',
+    b'{"trace_id": "t", "span_id": "s19", "x": "\\u12G4"}',
+    b'{"trace_id": "t", "span_id": "s20", "x": "a\tb"}',               # a raw tab in a string
+    b'{"trace_id": "t", "span_id": "s21", "x": "\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"}',
+    b'{"trace_id": "t", "span_id": "s22", "x": "\xc0\x80"}',           # overlong
+    b'{"trace_id": "t", "span_id": "s23", "x": "\xed\xa0\x80"}',       # an encoded surrogate
+    b'{"trace_id": "t", "span_id": "s24", "x": "\xf4\x90\x80\x80"}',   # beyond U+10FFFF
+    b'{"trace_id": "t", "span_id": "s25", "x": "\xe2\x82"}',           # cut short
+    b'{"trace_id": "t", "span_id": "s26", "x": "\xff"}',
+    b'{"trace\\u005fid": "t-escaped-key", "span_id": "s27"}',
+    b'{"trace_id": "t", "span_id": "s28", "attributes": {"inference.agent\\u005fname": "esc"}}',
+    b'{"trace_id": "t", "trace_id": "t-last", "span_id": "s29"}',        # repeated keys: last wins
+    b'{"trace_id": "t", "span_id": "s30", "status": {"code": "STATUS_CODE_ERROR"}, "status": 5}',
+    b'{"trace_id": "t", "span_id": "s31", "attributes": {"inference.agent_name": "a"}, "attributes": []}',
+    b'{"trace_id": "t", "span_id": "s32", "attributes": {"inference.agent_name": "a", '
+    b'"inference.agent_name": 3}}',
+    b'{"trace_id": "t", "span_id": "s33", "resource": {"attributes": {"service.name": "a"}, '
+    b'"attributes": {}}}',
+    b'{"trace_id": "t", "span_id": "s34", "name": 5, "name": "five"}',
+    b'{"trace_id": "t", "span_id": "s35", "x": ' + b"[" * 300 + b"]" * 300 + b"}",
+    b'{"trace_id": "t", "span_id": "s36", "x": ' + b"[" * 1100 + b"]" * 1100 + b"}",
+    b'{"trace_id": "t", "span_id": "s37", "x": {"a": [1, {"b": null}], "c": "\\\\"}}',
+    b'{"trace_id": "t", "span_id": "s38", "start_time": "\xc3\xa9", "end_time": "\\u00e9"}',
+    b'{"trace_id": "t", "span_id": "s39", "start_time": "", "end_time": ""}',
+    b'{"trace_id": "\xc3\xbcber", "span_id": "s40"}',
+    b'{"trace_id": "t", "span_id": "s41", "x": 1}\x00',
+    b'{"trace_id": "t", "span_id": "s42", "attributes": {"inference.llm.input_tokens": '
+    b'9223372036854775807}}',
+    b'{"trace_id": "t", "span_id": "s43", "attributes": {"inference.llm.input_tokens": '
+    b'9223372036854775807}}',                                            # the sum leaves int64
+    b'{"trace_id": "t", "span_id": "s44", "attributes": {"inference.llm.input_tokens": '
+    b'-9223372036854775808}}',
+    b'{"trace_id": "t", "span_id": "s45", "attributes": {"inference.llm.input_tokens": '
+    b'18446744073709551615}}',
+    b'{"trace_id": "t", "span_id": "s46", "attributes": {"inference.llm.input_tokens": '
+    b'99999999999999999999999}}',
+    b'{"trace_id": "t", "span_id": "s47", "attributes": {"inference.llm.input_tokens": '
+    b'123456789012345678}}',
+]
+
+
+def test_raw_lines_valid_and_not():
+    batch = assert_same(b"\n".join(RAW) + b"\n")
+    assert batch.bad_count > 20 and batch.spans > 20
+
+
+def test_each_raw_line_alone_and_a_partial_last_line():
+    for raw in RAW:
+        assert_same(raw + b"\n")
+        assert_same(raw)  # no newline: nothing is parsed
+    assert_same(b"\n".join(RAW[7:12]) + b"\n" + RAW[12][:10])
+
+
+def test_start_and_end_bounds_follow_python_string_order():
+    times = ["2026-01-01T00:00:03Z", "", "2026-01-01T00:00:01Z", "\u00e9", "2026-01-01T00:00:02Z",
+             "2026-01-01T00:00:01", "\U0001f600", "z"]
+    data = b"".join(line(span(span_id=f"s{i}", start_time=a, end_time=b))
+                    for i, a in enumerate(times) for b in times)
+    assert_same(data)
+
+
+def test_many_traces_in_one_batch_and_first_appearance_order():
+    rng = random.Random(5)
+    lines = [span_line(f"trace-{rng.randrange(3000)}", f"s{i}", f"s{i - 1}" if i % 4 else "")
+             for i in range(20_000)]
+    batch = assert_same(b"".join(lines))
+    assert len(batch.partials) > 2000
+
+
+def test_bad_line_offsets_are_capped_but_counted():
+    data = b"junk\n" * (parse.MAX_BAD_RECORDED + 50)
+    batch = assert_same(data)
+    assert batch.bad_count == parse.MAX_BAD_RECORDED + 50
+    assert len(batch.bad) == parse.MAX_BAD_RECORDED
+
+
+def test_random_mutations_of_real_lines(tmp_path):
+    # A cheap fuzzer: flip, drop, insert and repeat bytes in generated span lines.
+    source = write_dataset(tmp_path / "t.jsonl", traces=6, extra=odd_lines()).read_bytes().splitlines()
+    alphabet = b'{}[]",:\\ 0123456789.eE+-tfnul\x00\x1f\x7f\x80\xc3\xa9\xed\xf0\xff\r'
+    rng = random.Random(11)
+    for _ in range(40):
+        lines = []
+        for _ in range(60):
+            raw = bytearray(rng.choice(source))
+            for _ in range(rng.randrange(1, 4)):
+                at = rng.randrange(len(raw))
+                op = rng.randrange(4)
+                if op == 0:
+                    raw[at] = rng.choice(alphabet)
+                elif op == 1:
+                    del raw[at:at + rng.randrange(1, 8)]
+                elif op == 2:
+                    raw[at:at] = bytes([rng.choice(alphabet)])
+                else:
+                    raw[at:at] = raw[at:at + rng.randrange(1, 30)]
+            lines.append(bytes(raw).replace(b"\n", b""))
+        assert_same(b"\n".join(lines) + b"\n")
+
+
+def test_an_index_built_by_either_parser_is_the_same(tmp_path):
+    path = write_dataset(tmp_path / "t.jsonl", traces=120, extra=odd_lines() + [b"junk\n"] + RAW[7:20])
+    env = dict(os.environ, HALO_INDEX_NATIVE="0", PYTHONPATH=ROOT)
+    subprocess.run([sys.executable, "-m", "engine.cli", "index", str(path), "--index-dir",
+                    str(tmp_path / "python")], env=env, check=True, capture_output=True)
+    with build(path, tmp_path / "python") as pure, build(path, tmp_path / "native") as native:
+        assert dump(native) == dump(pure)
