@@ -9,6 +9,7 @@ difference between a row before and after the batch.
 from __future__ import annotations
 
 from array import array
+from collections import defaultdict
 
 import lmdb
 import orjson
@@ -36,6 +37,14 @@ _SET_FIELDS = (
 )
 
 
+_SUMMED = (  # dataset totals that are sums of a row field
+    ("total_spans", L.R_N), ("missing_parent_count", L.R_MISS_PARENT),
+    ("missing_agent_identity_count", L.R_MISS_IDENT), ("project_id_mismatch_count", L.R_MISMATCH),
+    ("otel_error_span_count", L.R_OTEL_ERR), ("tool_error_span_count", L.R_TOOL_ERR),
+    ("total_input_tokens", L.R_IN), ("total_output_tokens", L.R_OUT), ("raw_jsonl_bytes", L.R_RAW),
+)
+
+
 def load_totals(txn: lmdb.Transaction, dbs: dict) -> dict:
     totals: dict = {k: 0 for k in TOTAL_KEYS}
     totals.update({k: [] for k in TOTAL_SETS})
@@ -43,11 +52,6 @@ def load_totals(txn: lmdb.Transaction, dbs: dict) -> dict:
     if raw is not None:
         totals.update(orjson.loads(raw))  # a key added since this index was built starts at zero
     return totals
-
-
-def _empty_row(tid: str, fileno: int, first_off: int) -> list:
-    return [tid, 0, "", "", False, [], [], [], [], 0, 0, None, 0, 0, 0, 0, 0, 0, [], [], False,
-            0.0, [], None, fileno, first_off, [], []]
 
 
 class BatchWriter:
@@ -66,8 +70,9 @@ class BatchWriter:
         self.ordered = txn.get(b"ordered", db=meta) != b"0"
         raw = txn.get(b"max_order", db=meta)
         self.max_order = tuple(orjson.loads(raw)) if raw else None
-        self.postings: dict[bytes, list[int]] = {}
-        self._keys: dict[tuple[bytes, str], bytes] = {}
+        self.postings: defaultdict[bytes, list[int]] = defaultdict(list)
+        self._keys: dict[bytes, dict[str, bytes]] = {tag: {} for _, tag, _ in _SET_FIELDS if tag}
+        self._set_fields = [(pos, tag, self.total_sets[name]) for pos, tag, name in _SET_FIELDS]
         self.pages: dict[int, list[str]] = {}
         self.sigs: dict[bytes, dict] = {}
         self.new_traces = 0
@@ -87,18 +92,14 @@ class BatchWriter:
         key = L.tid_key(tid)
         raw_no = txn.get(key, db=dbs["tid2no"])
         if raw_no is None:
-            tno = self._new_trace(tid, key, fileno, p.first_off)
-            row = _empty_row(tid, fileno, p.first_off)
-            old = None
-            blob = b""
-        else:
-            tno = L.un32(raw_no)
-            tk = bytes(raw_no)
-            row = orjson.loads(txn.get(tk, db=dbs["rows"]))
-            old = list(row)
-            blob = txn.get(tk, db=dbs["spans"]) or b""
-            self._maybe_reorder(row, tno, fileno, p.first_off)
-        tk = L.u32(tno)
+            self._add_trace(tid, key, p, fileno)
+            return
+        tno = L.un32(raw_no)
+        tk = bytes(raw_no)
+        row = orjson.loads(txn.get(tk, db=dbs["rows"]))
+        old = list(row)
+        blob = txn.get(tk, db=dbs["spans"]) or b""
+        self._maybe_reorder(row, tno, fileno, p.first_off)
 
         spans_before = row[L.R_N]
         row[L.R_N] += p.n
@@ -120,16 +121,12 @@ class BatchWriter:
         if p.projects and not p.projects.issubset(row[L.R_PROJECTS]):
             row[L.R_PROJECTS] = sorted(p.projects.union(row[L.R_PROJECTS]))
         row[L.R_MISMATCH] = max(0, len(row[L.R_PROJECTS]) - 1)
-        if old is None:
-            ids = p.ids
-            row[L.R_MISS_PARENT] = p.missing
-        else:
-            sids, pids = (set(x) for x in orjson.loads(txn.get(tk, db=dbs["ids"])))
-            more_sids, more_pids = orjson.loads(p.ids)
-            sids.update(more_sids)
-            pids.update(more_pids)
-            row[L.R_MISS_PARENT] = sum(1 for x in pids if x not in sids)
-            ids = orjson.dumps([list(sids), list(pids)])
+        sids, pids = (set(x) for x in orjson.loads(txn.get(tk, db=dbs["ids"])))
+        more_sids, more_pids = orjson.loads(p.ids)
+        sids.update(more_sids)
+        pids.update(more_pids)
+        row[L.R_MISS_PARENT] = sum(1 for x in pids if x not in sids)
+        ids = orjson.dumps([list(sids), list(pids)])
         row[L.R_MISS_IDENT] += p.miss_ident
         row[L.R_OTEL_ERR] += p.err
         row[L.R_TOOL_ERR] += p.tool_err
@@ -141,12 +138,31 @@ class BatchWriter:
             if not names.issubset(row[L.R_ERR_NAMES]):
                 row[L.R_ERR_NAMES] = sorted(names.union(row[L.R_ERR_NAMES]))
             self._signatures(tid, row, p.errors, spans_before)
-        row[L.R_DURATION] = p.duration if old is None else duration_ms(row[L.R_START], row[L.R_END])
+        row[L.R_DURATION] = duration_ms(row[L.R_START], row[L.R_END])
 
         txn.put(tk, orjson.dumps(row), db=dbs["rows"])
         txn.put(tk, ids, db=dbs["ids"])
         txn.put(tk, blob + p.blob, db=dbs["spans"])
         self._index_changes(tno, old, row)
+
+    def _add_trace(self, tid: str, key: bytes, p: Partial, fileno: int) -> None:
+        """A trace the index has not seen: its row is the partial's (what merging it into
+        an empty row gives, built directly: most traces of a cold build come this way)."""
+        txn, dbs = self.txn, self.dbs
+        tno = self._new_trace(tid, key, fileno, p.first_off)
+        errors = p.errors
+        row = [tid, p.n, p.start, p.end, bool(p.err), sorted(p.services), sorted(p.models),
+               sorted(p.agents), sorted(p.agent_ids), p.in_tok, p.out_tok, p.project, p.missing,
+               p.miss_ident, max(0, len(p.projects) - 1), p.err, p.tool_err, p.raw, sorted(p.tools),
+               sorted(p.runs), p.root, self.now, sorted({e[0] for e in errors}) if errors else [],
+               p.duration, fileno, p.first_off, sorted(p.projects), []]
+        if errors:
+            self._signatures(tid, row, errors, 0)
+        tk = L.u32(tno)
+        txn.put(tk, orjson.dumps(row), db=dbs["rows"])
+        txn.put(tk, p.ids, db=dbs["ids"])
+        txn.put(tk, p.blob, db=dbs["spans"])
+        self._index_changes(tno, None, row)
 
     def _new_trace(self, tid: str, key: bytes, fileno: int, first_off: int) -> int:
         txn, dbs = self.txn, self.dbs
@@ -210,23 +226,28 @@ class BatchWriter:
     def _index_changes(self, tno: int, old: list | None, row: list) -> None:
         t, txn, dbs = self.totals, self.txn, self.dbs
         post = self.postings
-        for pos, tag, total_name in _SET_FIELDS:
-            before = old[pos] if old else ()
-            for value in row[pos]:
-                if value not in before:
-                    if tag is not None:
-                        key = self._keys.get((tag, value))
-                        if key is None:
-                            key = self._keys[(tag, value)] = L.posting_key(tag, value)
-                        post.setdefault(key, []).append(tno)
-                    self.total_sets[total_name].add(value)
+        for pos, tag, total_set in self._set_fields:
+            values = row[pos]
+            if not values:
+                continue
+            if old is not None:
+                before = old[pos]
+                values = [value for value in values if value not in before]
+            total_set.update(values)
+            if tag is not None:
+                keys = self._keys[tag]
+                for value in values:
+                    key = keys.get(value)
+                    if key is None:
+                        key = keys[value] = L.posting_key(tag, value)
+                    post[key].append(tno)
         if row[L.R_PROJECT] is not None and (old is None or old[L.R_PROJECT] is None):
-            post.setdefault(L.posting_key(L.TAG_PROJECT, row[L.R_PROJECT]), []).append(tno)
+            post[L.posting_key(L.TAG_PROJECT, row[L.R_PROJECT])].append(tno)
         if row[L.R_HAS_ERR] and not (old and old[L.R_HAS_ERR]):
-            post.setdefault(L.KEY_ERRORS, []).append(tno)
+            post[L.KEY_ERRORS].append(tno)
             t["error_trace_count"] += 1
         if row[L.R_COMPLETE] and not (old and old[L.R_COMPLETE]):
-            post.setdefault(L.KEY_COMPLETE, []).append(tno)
+            post[L.KEY_COMPLETE].append(tno)
             t["complete_traces"] += 1
         for pos, db in ((L.R_START, "by_start"), (L.R_END, "by_end")):
             if old is None or old[pos] != row[pos]:
@@ -235,24 +256,23 @@ class BatchWriter:
                 txn.put(L.time_key(row[pos], tno), b"", db=dbs[db])
         if old is None:
             t["total_traces"] += 1
-        for name, pos in (("total_spans", L.R_N), ("missing_parent_count", L.R_MISS_PARENT),
-                          ("missing_agent_identity_count", L.R_MISS_IDENT),
-                          ("project_id_mismatch_count", L.R_MISMATCH),
-                          ("otel_error_span_count", L.R_OTEL_ERR),
-                          ("tool_error_span_count", L.R_TOOL_ERR),
-                          ("total_input_tokens", L.R_IN), ("total_output_tokens", L.R_OUT),
-                          ("raw_jsonl_bytes", L.R_RAW)):
-            t[name] += row[pos] - (old[pos] if old else 0)
+            for name, pos in _SUMMED:
+                t[name] += row[pos]
+        else:
+            for name, pos in _SUMMED:
+                t[name] += row[pos] - old[pos]
 
     # --- once per transaction --------------------------------------------------------
     def finish(self) -> None:
         txn, dbs = self.txn, self.dbs
         meta = dbs["meta"]
+        shift = L.POSTING_SHIFT
         for key, tnos in self.postings.items():
-            chunks: dict[bytes, list[int]] = {}
+            chunks: defaultdict[int, list[int]] = defaultdict(list)
             for tno in tnos:
-                chunks.setdefault(L.posting_chunk_key(key, tno), []).append(tno)
-            for chunk_key, more in chunks.items():
+                chunks[tno >> shift].append(tno)
+            for chunk, more in chunks.items():
+                chunk_key = L.posting_chunk_key(key, chunk << shift)
                 raw = txn.get(chunk_key, db=dbs["idx"]) or b""
                 txn.put(chunk_key, raw + array("I", more).tobytes(), db=dbs["idx"])
         for page_no, page in self.pages.items():

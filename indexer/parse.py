@@ -103,7 +103,8 @@ def parse_file_range(path: str, fileno: int, start: int, end: int) -> Batch:
         # page faults of a fresh multi-megabyte allocation for every range.
         buf = getattr(_buffers, "buf", None)
         if buf is None or len(buf) < end - start:
-            buf = _buffers.buf = bytearray(end - start)
+            # ranges differ by a line or so: room to spare saves a new buffer for each
+            buf = _buffers.buf = bytearray(end - start + (end - start >> 3))
         view = memoryview(buf)
         got = 0
         while got < end - start:
