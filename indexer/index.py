@@ -28,6 +28,7 @@ from indexer.parse import Batch
 from indexer.pool import POOL_MIN_BYTES, parse_batches
 from indexer.snapshot import Snapshot
 
+RELEASE_BYTES = 256 << 20  # of JSONL indexed between two unmappings of the index's pages
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
@@ -123,6 +124,7 @@ class TraceIndex:
         self._wake = threading.Event()
         self._watcher = None
         self._closed = False
+        self._unreleased = 0  # bytes indexed since the index's pages were last unmapped
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], index_dir: str | os.PathLike[str] | None = None,
@@ -285,8 +287,10 @@ class TraceIndex:
             return writer.new_traces
 
         stats.new_traces += self._write(body)
-        if group[-1].end - group[0].start >= self.commit_bytes // 2:
-            L.release_mapped_pages(self.index_dir)  # a big build: keep RSS to what we use
+        self._unreleased += group[-1].end - group[0].start
+        if self._unreleased >= RELEASE_BYTES:  # a big build: keep RSS to what we use
+            self._unreleased = 0
+            L.release_mapped_pages(self.index_dir)
         stats.batches += 1
         for batch in group:
             stats.bytes_read += batch.end - batch.start
