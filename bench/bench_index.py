@@ -9,6 +9,7 @@ catch-up after a 1% append, append-to-visible latency under `--follow`
     python bench/bench_index.py --traces 50000            # full size: ~1.27M spans / ~3.3 GB
     python bench/bench_index.py --traces 5000 --skip-reference
     python bench/bench_index.py --reference-cache /tmp/ref.json   # measure the reference once, then reuse
+    python bench/bench_index.py --pure-python     # our build without the compiled scanner
 """
 
 from __future__ import annotations
@@ -32,14 +33,14 @@ from bench.gen_traces import Gen, generate  # noqa: E402
 # Each child measures itself and prints one JSON line.
 BUILD = r"""
 import json, resource, sys, time
-from indexer import TraceIndex
+from indexer import TraceIndex, parse
 path, index_dir, workers = sys.argv[1], sys.argv[2], sys.argv[3]
 t = time.perf_counter()
 idx = TraceIndex.open(path, index_dir, workers=None if workers == "auto" else int(workers))
 stats = idx.catch_up()
 secs = time.perf_counter() - t
 idx.close()
-print(json.dumps({"seconds": secs, "spans": stats.spans,
+print(json.dumps({"seconds": secs, "spans": stats.spans, "native": parse.NATIVE,
     "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 """
@@ -120,9 +121,12 @@ print(json.dumps({"seconds": build, "reopen_s": reopen,
 """
 
 
+ENV: dict[str, str] = {}  # for our children: HALO_INDEX_NATIVE=0 with --pure-python
+
+
 def run_json(args: list[str], **kw) -> dict:
     """Run a child that prints one JSON line; adds its CPU seconds, workers included."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **ENV)
     timer = ["/usr/bin/time", "-f", "@@cpu %U %S"] if os.path.exists("/usr/bin/time") else []
     done = subprocess.run(timer + args, capture_output=True, text=True, env=env, cwd=ROOT, **kw)
     if done.returncode != 0:
@@ -153,7 +157,7 @@ def follow_latency(path: Path, index_dir: Path, samples: int) -> dict:
     """Append one span at a time while `halo index --follow` runs; time until a reader sees it."""
     from indexer import TraceIndex
 
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **ENV)
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "index", str(path), "--index-dir",
                              str(index_dir), "--follow"], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     proc.stdout.readline()  # the catch-up summary: the index is current
@@ -220,7 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--follow-samples", type=int, default=200)
     ap.add_argument("--reference-cache", type=Path, default=None,
                     help="JSON file of the reference's figures: reused if it exists (same data), else written")
+    ap.add_argument("--pure-python", action="store_true",
+                    help="index without the compiled scanner (HALO_INDEX_NATIVE=0), as on a machine with no C compiler")
     args = ap.parse_args(argv)
+    if args.pure_python:
+        ENV["HALO_INDEX_NATIVE"] = "0"
 
     args.data_dir.mkdir(parents=True, exist_ok=True)
     data = args.data_dir / f"traces-{args.traces}.jsonl"
@@ -241,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
           f"data: {size / 1e9:.2f} GB, {args.traces} traces")
     cold = run_json([sys.executable, "-c", BUILD, str(live), str(work / "idx"), args.workers])
     rate = cold["spans"] / cold["seconds"]
-    print(f"ours  cold build: {cold['seconds']:.1f}s, {rate:,.0f} spans/s, {cold['spans']:,} spans, "
+    parser = "compiled scanner" if cold["native"] else "pure-Python parse"
+    print(f"ours  cold build ({parser}): {cold['seconds']:.1f}s, {rate:,.0f} spans/s, {cold['spans']:,} spans, "
           f"{cold.get('cpu_s', 0):.1f} CPU-s ({cold.get('cpu_s', 0) / cold['spans'] * 1e6:.1f} us/span); peak RSS {cold['rss_mb']:.0f} MB "
           f"(+ workers {cold['worker_rss_mb']:.0f} MB each); {load()}")
     q = run_json([sys.executable, "-c", QUERIES, str(live), str(work / "idx")])
