@@ -999,14 +999,16 @@ static PyObject *scan(PyObject *Py_UNUSED(self), PyObject *args) {
         PyObject *out_tok = t->out_big ? (Py_INCREF(t->out_big), t->out_big) : PyLong_FromLongLong(t->out_tok);
         PyObject *errors = t->errors ? (Py_INCREF(t->errors), t->errors) : PyList_New(0);
         /* N steals a reference: every object built above goes to the tuple (a NULL fails it) */
+        /* the order of parse.py's P_* positions, less P_DURATION */
         PyObject *item = Py_BuildValue(
-            "(OLns#s#lNNNNNNOllLNNOy#NNNn)",
+            "(OLns#s#lllnLNNOONNNNNNNNNy#)",
             t->tid, t->first_off, t->n,
             t->start.p ? t->start.p : "", t->start.n, t->end.p ? t->end.p : "", t->end.n,
-            t->err, sets[SET_SERVICES], sets[SET_MODELS], sets[SET_AGENTS], sets[SET_AGENT_IDS],
-            in_tok, out_tok, t->project ? t->project : Py_None, t->miss_ident, t->tool_err, t->raw,
-            sets[SET_PROJECTS], sets[SET_TOOLS], t->root ? Py_True : Py_False,
-            t->blob.p ? t->blob.p : "", t->blob.n, sets[SET_RUNS], ids, errors, missing);
+            t->err, t->tool_err, t->miss_ident, missing, t->raw, in_tok, out_tok,
+            t->project ? t->project : Py_None, t->root ? Py_True : Py_False,
+            sets[SET_SERVICES], sets[SET_MODELS], sets[SET_AGENTS], sets[SET_AGENT_IDS],
+            sets[SET_PROJECTS], sets[SET_TOOLS], sets[SET_RUNS], errors, ids,
+            t->blob.p ? t->blob.p : "", t->blob.n);
         if (!item) goto fail;
         PyList_SET_ITEM(out, i, item);
     }
@@ -1066,7 +1068,8 @@ static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS,
      "configure(keys, status_codes, error_index, tool_kind): the names scan() reads."},
     {"scan", scan, METH_VARARGS,
-     "scan(data, fileno, base, fallback, max_bad) -> (lines, spans, bad_count, unprojected, cut, bad, traces)"},
+     "scan(data, fileno, base, fallback, max_bad) -> (lines, spans, bad_count, unprojected, cut, bad, traces)\n"
+     "traces: one tuple per trace in first-appearance order, fields as parse.py's P_* less P_DURATION."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -15,7 +15,7 @@ import lmdb
 import orjson
 
 from indexer import layout as L
-from indexer.parse import Batch, Partial, duration_ms
+from indexer.parse import Batch, duration_ms
 
 _SIG_MESSAGE_CHARS = 200  # the reference groups by message[:200]
 _SIG_EXAMPLES = 3
@@ -80,88 +80,94 @@ class BatchWriter:
     # --- per batch -----------------------------------------------------------------
     def apply(self, batch: Batch) -> None:
         txn, dbs = self.txn, self.dbs
-        for tid, p in batch.partials.items():
-            self._merge_trace(tid, p, batch.fileno)
+        for p in batch.partials:
+            self._merge_trace(p, batch.fileno)
         for off, reason in batch.bad:
             txn.put(L.order_key(batch.fileno, off), reason.encode(), db=dbs["bad"])
         self.totals["bad_lines"] += batch.bad_count
         self.totals["spans_without_projection"] += batch.unprojected
 
-    def _merge_trace(self, tid: str, p: Partial, fileno: int) -> None:
+    def _merge_trace(self, p: tuple, fileno: int) -> None:
+        """Fold one trace's partial (parse.P_* fields) into its row."""
+        (tid, first_off, n, start, end, err, tool_err, miss_ident, _, raw, in_tok, out_tok,
+         project, root, services, models, agents, agent_ids, projects, tools, runs, errors,
+         more_ids, more_blob, _) = p
         txn, dbs = self.txn, self.dbs
         key = L.tid_key(tid)
         raw_no = txn.get(key, db=dbs["tid2no"])
         if raw_no is None:
-            self._add_trace(tid, key, p, fileno)
+            self._add_trace(key, p, fileno)
             return
         tno = L.un32(raw_no)
         tk = bytes(raw_no)
         row = orjson.loads(txn.get(tk, db=dbs["rows"]))
         old = list(row)
         blob = txn.get(tk, db=dbs["spans"]) or b""
-        self._maybe_reorder(row, tno, fileno, p.first_off)
+        self._maybe_reorder(row, tno, fileno, first_off)
 
         spans_before = row[L.R_N]
-        row[L.R_N] += p.n
-        if not row[L.R_START] or (p.start and p.start < row[L.R_START]):
-            row[L.R_START] = p.start
-        if not row[L.R_END] or p.end > row[L.R_END]:
-            row[L.R_END] = p.end
-        if p.err:
+        row[L.R_N] += n
+        if not row[L.R_START] or (start and start < row[L.R_START]):
+            row[L.R_START] = start
+        if not row[L.R_END] or end > row[L.R_END]:
+            row[L.R_END] = end
+        if err:
             row[L.R_HAS_ERR] = True
-        for pos, values in ((L.R_SERVICES, p.services), (L.R_MODELS, p.models),
-                            (L.R_AGENTS, p.agents), (L.R_AGENT_IDS, p.agent_ids),
-                            (L.R_TOOLS, p.tools), (L.R_RUNS, p.runs)):
+        for pos, values in ((L.R_SERVICES, services), (L.R_MODELS, models),
+                            (L.R_AGENTS, agents), (L.R_AGENT_IDS, agent_ids),
+                            (L.R_TOOLS, tools), (L.R_RUNS, runs)):
             if values and not values.issubset(row[pos]):
                 row[pos] = sorted(values.union(row[pos]))
-        row[L.R_IN] += p.in_tok
-        row[L.R_OUT] += p.out_tok
+        row[L.R_IN] += in_tok
+        row[L.R_OUT] += out_tok
         if row[L.R_PROJECT] is None:
-            row[L.R_PROJECT] = p.project
-        if p.projects and not p.projects.issubset(row[L.R_PROJECTS]):
-            row[L.R_PROJECTS] = sorted(p.projects.union(row[L.R_PROJECTS]))
+            row[L.R_PROJECT] = project
+        if projects and not projects.issubset(row[L.R_PROJECTS]):
+            row[L.R_PROJECTS] = sorted(projects.union(row[L.R_PROJECTS]))
         row[L.R_MISMATCH] = max(0, len(row[L.R_PROJECTS]) - 1)
         sids, pids = (set(x) for x in orjson.loads(txn.get(tk, db=dbs["ids"])))
-        more_sids, more_pids = orjson.loads(p.ids)
+        more_sids, more_pids = orjson.loads(more_ids)
         sids.update(more_sids)
         pids.update(more_pids)
         row[L.R_MISS_PARENT] = sum(1 for x in pids if x not in sids)
         ids = orjson.dumps([list(sids), list(pids)])
-        row[L.R_MISS_IDENT] += p.miss_ident
-        row[L.R_OTEL_ERR] += p.err
-        row[L.R_TOOL_ERR] += p.tool_err
-        row[L.R_RAW] += p.raw
-        row[L.R_COMPLETE] = row[L.R_COMPLETE] or p.root
+        row[L.R_MISS_IDENT] += miss_ident
+        row[L.R_OTEL_ERR] += err
+        row[L.R_TOOL_ERR] += tool_err
+        row[L.R_RAW] += raw
+        row[L.R_COMPLETE] = row[L.R_COMPLETE] or root
         row[L.R_LAST_SEEN] = self.now
-        if p.errors:
-            names = {e[0] for e in p.errors}
+        if errors:
+            names = {e[0] for e in errors}
             if not names.issubset(row[L.R_ERR_NAMES]):
                 row[L.R_ERR_NAMES] = sorted(names.union(row[L.R_ERR_NAMES]))
-            self._signatures(tid, row, p.errors, spans_before)
+            self._signatures(tid, row, errors, spans_before)
         row[L.R_DURATION] = duration_ms(row[L.R_START], row[L.R_END])
 
         txn.put(tk, orjson.dumps(row), db=dbs["rows"])
         txn.put(tk, ids, db=dbs["ids"])
-        txn.put(tk, blob + p.blob, db=dbs["spans"])
+        txn.put(tk, blob + more_blob, db=dbs["spans"])
         self._index_changes(tno, old, row)
 
-    def _add_trace(self, tid: str, key: bytes, p: Partial, fileno: int) -> None:
+    def _add_trace(self, key: bytes, p: tuple, fileno: int) -> None:
         """A trace the index has not seen: its row is the partial's (what merging it into
         an empty row gives, built directly: most traces of a cold build come this way)."""
+        (tid, first_off, n, start, end, err, tool_err, miss_ident, missing, raw, in_tok, out_tok,
+         project, root, services, models, agents, agent_ids, projects, tools, runs, errors,
+         ids, blob, duration) = p
         txn, dbs = self.txn, self.dbs
-        tno = self._new_trace(tid, key, fileno, p.first_off)
-        errors = p.errors
-        row = [tid, p.n, p.start, p.end, bool(p.err), sorted(p.services), sorted(p.models),
-               sorted(p.agents), sorted(p.agent_ids), p.in_tok, p.out_tok, p.project, p.missing,
-               p.miss_ident, max(0, len(p.projects) - 1), p.err, p.tool_err, p.raw, sorted(p.tools),
-               sorted(p.runs), p.root, self.now, sorted({e[0] for e in errors}) if errors else [],
-               p.duration, fileno, p.first_off, sorted(p.projects), []]
+        tno = self._new_trace(tid, key, fileno, first_off)
+        row = [tid, n, start, end, bool(err), sorted(services), sorted(models), sorted(agents),
+               sorted(agent_ids), in_tok, out_tok, project, missing, miss_ident,
+               max(0, len(projects) - 1), err, tool_err, raw, sorted(tools), sorted(runs), root,
+               self.now, sorted({e[0] for e in errors}) if errors else [], duration, fileno,
+               first_off, sorted(projects), []]
         if errors:
             self._signatures(tid, row, errors, 0)
         tk = L.u32(tno)
         txn.put(tk, orjson.dumps(row), db=dbs["rows"])
-        txn.put(tk, p.ids, db=dbs["ids"])
-        txn.put(tk, p.blob, db=dbs["spans"])
+        txn.put(tk, ids, db=dbs["ids"])
+        txn.put(tk, blob, db=dbs["spans"])
         self._index_changes(tno, None, row)
 
     def _new_trace(self, tid: str, key: bytes, fileno: int, first_off: int) -> int:

@@ -36,21 +36,30 @@ MAX_BAD_RECORDED = 1000  # offsets kept per batch; the count is always exact
 _buffers = threading.local()
 
 
-class Partial:
-    """One trace's rollup over the spans of one batch."""
+# A trace's rollup over the spans of one batch travels as a plain tuple (a worker
+# pickles it to the writer: a tuple costs half what an object with slots does),
+# with its fields at these positions:
+(P_TID, P_FIRST_OFF, P_N, P_START, P_END, P_ERR, P_TOOL_ERR, P_MISS_IDENT, P_MISSING, P_RAW,
+ P_IN, P_OUT, P_PROJECT, P_ROOT, P_SERVICES, P_MODELS, P_AGENTS, P_AGENT_IDS, P_PROJECTS,
+ P_TOOLS, P_RUNS, P_ERRORS, P_IDS, P_BLOB, P_DURATION) = range(25)
+# P_ERRORS: [(span name, status message, span index in the batch)] of its ERROR spans
+# P_IDS: JSON [[span ids], [parent ids]], what the index stores
+# P_MISSING: parents this batch alone cannot resolve
+# P_BLOB: the span entries' JSON, "[e],[e],", appended to the trace's stored entries
+
+
+class _Acc:
+    """One trace's rollup while the pure-Python loop runs."""
 
     __slots__ = (
-        "first_off", "blob", "n", "start", "end", "err", "services", "models",
-        "agents", "agent_ids", "in_tok", "out_tok", "project", "projects", "sids", "pids",
-        "miss_ident", "tool_err", "raw", "tools", "runs", "root", "errors", "entries",
-        "ids", "missing", "duration",
+        "first_off", "entries", "start", "end", "err", "services", "models", "agents",
+        "agent_ids", "in_tok", "out_tok", "project", "projects", "sids", "pids", "miss_ident",
+        "tool_err", "tools", "runs", "root", "errors",
     )
 
     def __init__(self, first_off: int) -> None:
         self.first_off = first_off
-        self.entries: list | None = []  # span entries while parsing
-        self.blob = b""  # then their encoding: "[...],[...],"
-        self.n = 0
+        self.entries: list = []
         self.start = ""
         self.end = ""
         self.err = 0
@@ -66,16 +75,10 @@ class Partial:
         self.pids: set[str] = set()
         self.miss_ident = 0
         self.tool_err = 0
-        self.raw = 0
         self.tools: set[str] = set()
         self.runs: set[str] = set()
         self.root = False
-        self.errors: list[tuple[str, str, int]] = []  # (name, message, span index in batch)
-        # sent instead of sids/pids: their JSON (what the index stores) and the
-        # parents this batch alone cannot resolve; one bytes object pickles far cheaper
-        self.ids = b""
-        self.missing = 0
-        self.duration: float | None = None  # of the trace if this batch were all of it
+        self.errors: list[tuple[str, str, int]] = []
 
 
 @dataclass(slots=True)
@@ -90,7 +93,7 @@ class Batch:
     bad_count: int = 0
     unprojected: int = 0  # spans without the inference.* projection (indexed all the same)
     bad: list[tuple[int, str]] = field(default_factory=list)
-    partials: dict[str, Partial] = field(default_factory=dict)  # first-appearance order
+    partials: list[tuple] = field(default_factory=list)  # one per trace, first-appearance order
 
 
 def parse_file_range(path: str, fileno: int, start: int, end: int) -> Batch:
@@ -131,7 +134,7 @@ def parse_bytes_python(data: bytes, fileno: int, base: int) -> Batch:
     """
     cut = data.rfind(b"\n") + 1
     batch = Batch(fileno=fileno, start=base, end=base + cut)
-    partials = batch.partials
+    partials: dict[str, _Acc] = {}
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
     codes = _CODES
@@ -168,7 +171,7 @@ def parse_bytes_python(data: bytes, fileno: int, base: int) -> Batch:
         spans += 1
         p = partials.get(tid)
         if p is None:
-            p = partials[tid] = Partial(off)
+            p = partials[tid] = _Acc(off)
 
         p.sids.add(sid)
         parent = span.get("parent_span_id") or ""
@@ -250,18 +253,17 @@ def parse_bytes_python(data: bytes, fileno: int, base: int) -> Batch:
             code_key = code if isinstance(code, str) else ""
         p.entries.append((fileno, off, length, sid, parent, name, code_key, message))
     batch.lines, batch.spans = lines, spans
-    for p in partials.values():
+    out = batch.partials
+    for tid, p in partials.items():
         entries = p.entries
-        p.n = len(entries)
-        p.raw = sum([e[2] for e in entries])
-        # One encode per trace: "[e],[e]," appends to the trace's stored entries.
-        p.blob = orjson.dumps(entries)[1:-1] + b","
-        p.entries = None
         sids, pids = p.sids, p.pids
-        p.ids = orjson.dumps([list(sids), list(pids)])
-        p.missing = sum(1 for x in pids if x not in sids)
-        p.sids = p.pids = None
-        p.duration = duration_ms(p.start, p.end)
+        out.append((
+            tid, p.first_off, len(entries), p.start, p.end, p.err, p.tool_err, p.miss_ident,
+            sum(1 for x in pids if x not in sids), sum([e[2] for e in entries]), p.in_tok,
+            p.out_tok, p.project, p.root, p.services, p.models, p.agents, p.agent_ids, p.projects,
+            p.tools, p.runs, p.errors, orjson.dumps([list(sids), list(pids)]),
+            orjson.dumps(entries)[1:-1] + b",", duration_ms(p.start, p.end),
+        ))
     return batch
 
 
@@ -337,22 +339,10 @@ def normalize_line(line: bytes) -> str | tuple:
 def _parse_native(data: bytes, fileno: int, base: int) -> Batch:
     lines, spans, bad_count, unprojected, cut, bad, traces = _scan.scan(
         data, fileno, base, normalize_line, MAX_BAD_RECORDED)
-    batch = Batch(fileno=fileno, start=base, end=base + cut, lines=lines, spans=spans,
-                  bad_count=bad_count, unprojected=unprojected, bad=bad)
-    partials = batch.partials
-    new = Partial.__new__
-    for (tid, first_off, n, start, end, err, services, models, agents, agent_ids, in_tok, out_tok,
-         project, miss_ident, tool_err, raw, projects, tools, root, blob, runs, ids, errors,
-         missing) in traces:
-        p = partials[tid] = new(Partial)
-        p.first_off, p.n, p.start, p.end, p.err = first_off, n, start, end, err
-        p.services, p.models, p.agents, p.agent_ids = services, models, agents, agent_ids
-        p.in_tok, p.out_tok, p.project, p.projects = in_tok, out_tok, project, projects
-        p.miss_ident, p.tool_err, p.raw, p.tools, p.runs = miss_ident, tool_err, raw, tools, runs
-        p.root, p.errors, p.blob, p.entries = root, errors, blob, None
-        p.ids, p.missing, p.sids, p.pids = ids, missing, None, None
-        p.duration = duration_ms(start, end)
-    return batch
+    # the scanner's tuples lack only the duration, which takes Python's time parsing
+    partials = [t + (duration_ms(t[P_START], t[P_END]),) for t in traces]
+    return Batch(fileno=fileno, start=base, end=base + cut, lines=lines, spans=spans,
+                 bad_count=bad_count, unprojected=unprojected, bad=bad, partials=partials)
 
 
 def _ns(value: str) -> int | None:

@@ -32,13 +32,12 @@ def test_the_scanner_is_built():
 
 def as_dict(batch: parse.Batch) -> dict:
     out = {name: getattr(batch, name) for name in batch.__slots__ if name != "partials"}
-    out["order"] = list(batch.partials)
-    partials = {}
-    for tid, p in batch.partials.items():
-        d = {name: getattr(p, name) for name in p.__slots__ if name != "ids"}
-        sids, pids = orjson.loads(p.ids)  # sets: their order is free
-        d["ids"] = (sorted(sids), len(sids), sorted(pids), len(pids))
-        partials[tid] = d
+    partials = []
+    for p in batch.partials:
+        p = list(p)
+        sids, pids = orjson.loads(p[parse.P_IDS])  # sets: their order is free
+        p[parse.P_IDS] = (sorted(sids), len(sids), sorted(pids), len(pids))
+        partials.append(p)
     out["partials"] = partials
     return out
 
