@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from engine.cli import main
@@ -32,17 +34,32 @@ def test_missing_path_is_one_line_error(tmp_path, capsys):
     assert err == [f"halo: error: no such trace file or folder: {tmp_path / 'nope.jsonl'}"]
 
 
+def lines_of(proc: subprocess.Popen) -> queue.Queue:
+    """The child's stdout lines as they come, so a test can wait for one with a timeout."""
+    lines: queue.Queue = queue.Queue()
+
+    def pump():
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put("")  # end of output
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
 def test_follow_keeps_the_index_current_until_sigterm(tmp_path):
     path = tmp_path / "t.jsonl"
     path.write_bytes(span_line("first", "a"))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "index", str(path), "--follow"],
                             stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    out = lines_of(proc)
     try:
-        assert "1 traces" in proc.stdout.readline()
-        assert proc.stdout.readline().startswith("following ")
+        # a child that never prints fails the test (queue.Empty) rather than hanging it
+        assert "1 traces" in out.get(timeout=60)
+        assert out.get(timeout=60).startswith("following ")
         path.open("ab").write(span_line("second", "b"))
-        assert "+1 spans" in proc.stdout.readline()
+        assert "+1 spans" in out.get(timeout=60)
         with TraceIndex.open(path) as idx, idx.snapshot() as snap:
             assert snap.trace("second") is not None
     finally:
