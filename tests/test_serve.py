@@ -209,6 +209,20 @@ def test_token_from_flag_is_enforced(tmp_path):
     assert len(read_lines(tmp_path / "t.jsonl")) == 3
 
 
+@pytest.mark.parametrize("policy", ["never", "batch", "always"])
+def test_every_fsync_policy_writes_what_it_acknowledged(tmp_path, policy):
+    serve = ServeProcess(str(tmp_path / "t.jsonl"), "--no-index", "--fsync", policy)
+    try:
+        spans = make_agent_spans()
+        assert GrpcExporter(endpoint=f"127.0.0.1:{serve.grpc_port}", insecure=True,
+                            timeout=5).export(spans) == SpanExportResult.SUCCESS
+        assert HttpExporter(endpoint=serve.http_url, timeout=5).export(spans) == SpanExportResult.SUCCESS
+        assert len(read_lines(tmp_path / "t.jsonl")) == 6  # success is answered after the write
+    finally:
+        code, _ = serve.terminate()
+    assert code == 0
+
+
 def test_help_lists_the_options():
     result = _halo("serve", "--help")
     assert result.returncode == 0
