@@ -17,7 +17,7 @@
 #endif
 
 #define MAX_DEPTH 200    /* deeper lines go to the callback (orjson's own limit is 1024) */
-#define MAX_DIGITS 200   /* longer numbers go to the callback (orjson turns > 308 digits into an error) */
+#define MAX_DIGITS 200   /* longer numbers go to the callback (orjson rejects one that overflows a double) */
 #define INT_DIGITS 18    /* an int this long always fits in int64 */
 
 /* ---- byte buffers ----------------------------------------------------------------- */
@@ -35,6 +35,7 @@ static int buf_reserve(Buf *b, Py_ssize_t more) {
 }
 
 static int buf_put(Buf *b, const char *s, Py_ssize_t n) {
+    if (n == 0) return 0;  /* b->p may still be NULL */
     if (buf_reserve(b, n) < 0) return -1;
     memcpy(b->p + b->n, s, n);
     b->n += n;
@@ -84,10 +85,18 @@ enum { K_ABSENT = 0, K_NULL, K_FALSE, K_TRUE, K_INT, K_BIGINT, K_FLOAT, K_STR, K
 typedef struct { int kind; Str s; long long i; int escaped; } Val;
 
 typedef struct {
-    const char *end;   /* end of the line */
-    char *arena;       /* decoded strings; as long as the line, so it never moves */
+    const char *end;   /* end of the data: a line's end is found only once it is read */
+    char *arena;       /* decoded strings of escaped values; made once, never moved */
     Py_ssize_t used;
+    Py_ssize_t room;   /* bytes from this line to the end: the most its strings decode to */
 } Scan;
+
+/* Room for a decoded string at sc->arena + sc->used, made on the first escaped value of a
+ * scan: as long as the rest of the data, so later lines never make it move. */
+static char *arena(Scan *sc) {
+    if (!sc->arena && !(sc->arena = PyMem_Malloc(sc->room > 0 ? sc->room : 1))) return NULL;
+    return sc->arena + sc->used;
+}
 
 #define HI8 0x8080808080808080ULL
 #define LO8 0x0101010101010101ULL
@@ -227,7 +236,7 @@ static const char *string(Scan *sc, const char *p, Val *v) {
         if (c == '"') break;
         if (c == '\\') {
             if (v && !out) {
-                out = sc->arena + sc->used;
+                if (!(out = arena(sc))) { PyErr_Clear(); return NULL; }  /* the callback decides */
                 memcpy(out, start, p - start);
                 out += p - start;
             }
@@ -646,7 +655,7 @@ static int add_id(Trace *t, Buf *at, Str s) {
 static int str_cmp(const void *a, const void *b) {
     const Str *x = a, *y = b;
     Py_ssize_t m = x->n < y->n ? x->n : y->n;
-    int c = memcmp(x->p, y->p, m);
+    int c = m ? memcmp(x->p, y->p, m) : 0;
     return c ? c : (x->n > y->n) - (x->n < y->n);
 }
 
@@ -866,28 +875,40 @@ static int tuple_tokens(PyObject *o, int *has, long long *v, PyObject **big) {
 }
 
 /* Fills `s` from parse.normalize_line's tuple (see its docstring for the order). */
+static int tuple_flag(PyObject *o, int *flag) {
+    return (*flag = PyObject_IsTrue(o)) < 0 ? -1 : 0;
+}
+
 static int span_from_tuple(PyObject *tup, Span *s) {
     if (!PyTuple_Check(tup) || PyTuple_GET_SIZE(tup) != 21) {
         PyErr_SetString(PyExc_TypeError, "normalize_line must return a str or a 21-tuple");
         return -1;
     }
+    memset(s, 0, sizeof *s);
     PyObject **it = &PyTuple_GET_ITEM(tup, 0);
     if (tuple_str(it[0], &s->tid, NULL) < 0 || tuple_str(it[1], &s->sid, NULL) < 0
         || tuple_str(it[2], &s->parent, NULL) < 0 || tuple_str(it[3], &s->start, NULL) < 0
         || tuple_str(it[4], &s->end, NULL) < 0 || tuple_str(it[5], &s->name, NULL) < 0) return -1;
     if (PyLong_Check(it[6])) {
-        s->code_index = (int)PyLong_AsLong(it[6]);
+        long code = PyLong_AsLong(it[6]);
+        if (code < 0 || code > 2) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a status code index is 0, 1 or 2");
+            return -1;
+        }
+        s->code_index = (int)code;
     } else {
         int has;
         if (tuple_str(it[6], &s->code_str, &has) < 0) return -1;
-        s->code_index = s->code_str.n ? -1 : -2;
+        s->code_index = has && s->code_str.n ? -1 : -2;
     }
-    s->is_error = PyObject_IsTrue(it[7]);
-    s->is_tool_error = PyObject_IsTrue(it[8]);
+    if (tuple_flag(it[7], &s->is_error) < 0 || tuple_flag(it[8], &s->is_tool_error) < 0) return -1;
     if (tuple_str(it[9], &s->message, &s->has_message) < 0) return -1;
+    if (s->is_error != s->has_message) {
+        PyErr_SetString(PyExc_ValueError, "an error span has a message (a str), any other None");
+        return -1;
+    }
     if (tuple_str(it[10], &s->service, &s->has_service) < 0) return -1;
-    s->has_obs = PyObject_IsTrue(it[11]);
-    s->has_attrs = PyObject_IsTrue(it[12]);
+    if (tuple_flag(it[11], &s->has_obs) < 0 || tuple_flag(it[12], &s->has_attrs) < 0) return -1;
     if (tuple_str(it[13], &s->model, &s->has_model) < 0 || tuple_str(it[14], &s->agent, &s->has_agent) < 0
         || tuple_str(it[15], &s->agent_id, &s->has_agent_id) < 0) return -1;
     if (tuple_tokens(it[16], &s->has_in, &s->in_tok, &s->in_big) < 0
@@ -916,8 +937,8 @@ static PyObject *scan(PyObject *Py_UNUSED(self), PyObject *args) {
 
     Traces ts = {NULL, 0, 0, NULL, 0, fileno};
     PyObject *bad = PyList_New(0), *result = NULL, *out = NULL;
-    Scan sc = {NULL, NULL, 0};
-    Py_ssize_t arena_cap = 0, lines = 0, spans = 0, bad_count = 0, unprojected = 0;
+    Scan sc = {NULL, NULL, 0, 0};
+    Py_ssize_t lines = 0, spans = 0, bad_count = 0, unprojected = 0;
     if (!bad || table_grow(&ts) < 0) goto fail;
 
     const char *at = buf, *stop = buf + cut;
@@ -932,15 +953,9 @@ static PyObject *scan(PyObject *Py_UNUSED(self), PyObject *args) {
         int sure = 0;
         if (*line == '\n') { at++; continue; }
         lines++;
-        if (stop - line > arena_cap) {
-            /* sized for the rest of the chunk once: every decoded string fits */
-            char *mem = PyMem_Realloc(sc.arena, stop - line);
-            if (!mem) { PyErr_NoMemory(); goto fail; }
-            sc.arena = mem;
-            arena_cap = stop - line;
-        }
         sc.end = stop;
         sc.used = 0;
+        if (!sc.arena) sc.room = stop - line;
         memset(&ln, 0, sizeof ln);
         const char *p = ws(line, stop);
         if (p < stop && *p == '{' && (p = fields(&sc, p + 1, &ln, LV_TOP, 1)) != NULL) {

@@ -253,3 +253,30 @@ def test_an_index_built_by_either_parser_is_the_same(tmp_path):
                     str(tmp_path / "python")], env=env, check=True, capture_output=True)
     with build(path, tmp_path / "python") as pure, build(path, tmp_path / "native") as native:
         assert dump(native) == dump(pure)
+
+
+def test_a_callback_that_breaks_its_contract_raises_cleanly():
+    # normalize_line keeps the contract; this holds the C side to checking it anyway.
+    from indexer import _scan
+
+    good = parse.normalize_line(span_line("t", "s"))
+
+    def broken(**at):
+        fields = list(good)
+        for i, v in at.items():
+            fields[int(i[1:])] = v
+        return lambda line: tuple(fields)
+
+    class Falsy:
+        def __bool__(self):
+            raise RuntimeError("no truth")
+
+    cases = [(lambda line: ("too", "short"), TypeError), (lambda line: 7, TypeError),
+             (broken(i6=2**100), OverflowError), (broken(i6=9), ValueError),
+             (broken(i7=Falsy()), RuntimeError), (broken(i7=True, i9=None), ValueError),
+             (broken(i0=5), TypeError), (broken(i16="many"), TypeError)]
+    for fallback, error in cases:
+        with pytest.raises(error):
+            _scan.scan(b"not json\n", 0, 0, fallback, 10)
+    with pytest.raises(ZeroDivisionError):
+        _scan.scan(b"not json\n", 0, 0, lambda line: 1 / 0, 10)
