@@ -126,24 +126,16 @@ def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
 
 
 def parse_bytes_python(data: bytes, fileno: int, base: int) -> Batch:
-    """`parse_bytes` in pure Python.
+    """`parse_bytes` in pure Python: `normalize_line` for each line, then the rollups.
 
-    Mirrors halo-engine 0.3.5 `_RowAccumulator.absorb` rule for rule (the
-    comments mark halo-live's additions); written as one flat loop because it
-    runs once per span and Python call overhead is most of its cost.
+    The rollups are those of `_scan.c`'s `absorb` (and, rule for rule, of
+    halo-engine 0.3.5's `_RowAccumulator.absorb`).
     """
     cut = data.rfind(b"\n") + 1
     batch = Batch(fileno=fileno, start=base, end=base + cut)
     partials: dict[str, _Acc] = {}
-    loads = orjson.loads
-    decode_error = orjson.JSONDecodeError
-    codes = _CODES
     view = memoryview(data)  # lines are parsed in place: no copy of the chunk
     find = data.find
-    # module constants as locals: this loop runs once per span
-    k_oi_kind, k_obs, k_service, k_model, k_oi_model = _OI_KIND, _OBS_KIND, _SERVICE, _MODEL, _OI_MODEL
-    k_agent, k_agent_id, k_oi_agent_id, k_in, k_out = _AGENT, _AGENT_ID, _OI_AGENT_ID, _IN_TOKENS, _OUT_TOKENS
-    k_project, k_tool, k_genai_tool, k_run, error_code = _PROJECT, _TOOL, _GENAI_TOOL, _RUN, _ERROR
     lines = spans = 0
     at = 0
     while at < cut:
@@ -155,102 +147,57 @@ def parse_bytes_python(data: bytes, fileno: int, base: int) -> Batch:
         if not length:
             continue  # the reference skips empty lines too
         lines += 1
-        try:
-            span = loads(line)
-        except decode_error:
-            _bad(batch, off, "not JSON")
+        fields = normalize_line(line)
+        if type(fields) is str:
+            _bad(batch, off, fields)
             continue
-        if type(span) is not dict:
-            _bad(batch, off, "not a JSON object")
-            continue
-        tid = span.get("trace_id")
-        sid = span.get("span_id")
-        if type(tid) is not str or type(sid) is not str:
-            _bad(batch, off, "not a span (no trace_id/span_id string)")
-            continue
+        (tid, sid, parent, start, end, name, code_key, is_error, is_tool_error, message, service,
+         has_obs, has_attrs, model, agent, agent_id, in_tok, out_tok, project, tool, run) = fields
         spans += 1
         p = partials.get(tid)
         if p is None:
             p = partials[tid] = _Acc(off)
-
         p.sids.add(sid)
-        parent = span.get("parent_span_id") or ""
-        if type(parent) is not str:
-            parent = str(parent)
         if parent:
             p.pids.add(parent)
         else:
             p.root = True  # ours: the root span arrived
-        start = span.get("start_time") or ""
-        end = span.get("end_time") or ""
-        if type(start) is not str or type(end) is not str:  # the reference rejects these lines
-            start, end = str(start), str(end)
         if not p.start or start < p.start:
             p.start = start
         if not p.end or end > p.end:
             p.end = end
-        attrs = span.get("attributes")
-        if type(attrs) is not dict:
-            attrs = {}
-        name = span.get("name") or ""
-        if type(name) is not str:
-            name = str(name)
-        status = span.get("status")
-        code = status.get("code") if type(status) is dict else None
-        message = None
-        if code == error_code:
+        if is_error:
             p.err += 1
-            message = status.get("message") or ""
-            if type(message) is not str:
-                message = str(message)
             p.errors.append((name, message, len(p.entries)))
-            if attrs.get(k_oi_kind) == "TOOL":
+            if is_tool_error:
                 p.tool_err += 1
-        resource = span.get("resource")
-        if type(resource) is dict:
-            rattrs = resource.get("attributes")
-            if type(rattrs) is dict:
-                svc = rattrs.get(k_service)
-                if isinstance(svc, str):
-                    p.services.add(svc)
-        if k_obs not in attrs:
+        if service is not None:
+            p.services.add(service)
+        if not has_obs:
             batch.unprojected += 1
-        if attrs:
-            model = attrs.get(k_model) or attrs.get(k_oi_model)
-            if isinstance(model, str) and model:
+        if has_attrs:
+            if model:
                 p.models.add(model)
-            agent = attrs.get(k_agent)
-            has_agent = isinstance(agent, str) and agent
-            if has_agent:
+            if agent:
                 p.agents.add(agent)
-            agent_id = attrs.get(k_agent_id) or attrs.get(k_oi_agent_id)
-            if isinstance(agent_id, str) and agent_id:
+            if agent_id:
                 p.agent_ids.add(agent_id)
-            elif not has_agent:
+            elif not agent:
                 p.miss_ident += 1
-            tokens = attrs.get(k_in)
-            if isinstance(tokens, int):
-                p.in_tok += tokens
-            tokens = attrs.get(k_out)
-            if isinstance(tokens, int):
-                p.out_tok += tokens
-            proj = attrs.get(k_project)
-            if isinstance(proj, str) and proj:
-                p.projects.add(proj)
+            if in_tok is not None:
+                p.in_tok += in_tok
+            if out_tok is not None:
+                p.out_tok += out_tok
+            if project:
+                p.projects.add(project)
                 if p.project is None:
-                    p.project = proj
-            # ours: tool and run names
-            tool = attrs.get(k_tool) or attrs.get(k_genai_tool)
-            if isinstance(tool, str) and tool:
+                    p.project = project
+            if tool:  # ours: tool and run names
                 p.tools.add(tool)
-            run = attrs.get(k_run)
-            if isinstance(run, str) and run:
+            if run:
                 p.runs.add(run)
         else:
             p.miss_ident += 1
-        code_key = codes.get(code) if type(code) is str else None  # a list would not hash
-        if code_key is None:
-            code_key = code if isinstance(code, str) else ""
         p.entries.append((fileno, off, length, sid, parent, name, code_key, message))
     batch.lines, batch.spans = lines, spans
     out = batch.partials
@@ -268,14 +215,15 @@ def parse_bytes_python(data: bytes, fileno: int, base: int) -> Batch:
 
 
 def normalize_line(line: bytes) -> str | tuple:
-    """One span line as the compiled scanner's rollups take it, or why it is a bad line.
+    """What the rollups take from one span line, or why it is a bad line.
 
-    For the lines `indexer._scan` is not sure about; the same rules as
-    `parse_bytes_python`'s loop. The tuple: trace id, span id, parent, start, end,
-    name, status key (an index into STATUS_CODES, or a string), is error, is tool
-    error, error message (None unless an error), service, has the projection, has
-    attributes, model, agent, agent id, input tokens, output tokens, project, tool,
-    run (None where the span has none).
+    The index's reading of a span, field by field as halo-engine 0.3.5's
+    `_RowAccumulator.absorb` reads it; `_scan.c` reads the lines it is sure of
+    the same way and hands this function the others. The tuple: trace id, span
+    id, parent, start, end, name, status key (an index into STATUS_CODES, or a
+    string), is error, is tool error, error message (None unless an error),
+    service, has the projection, has attributes, model, agent, agent id, input
+    tokens, output tokens, project, tool, run (None where the span has none).
     """
     try:
         span = orjson.loads(line)
@@ -292,7 +240,7 @@ def normalize_line(line: bytes) -> str | tuple:
         parent = str(parent)
     start = span.get("start_time") or ""
     end = span.get("end_time") or ""
-    if type(start) is not str or type(end) is not str:
+    if type(start) is not str or type(end) is not str:  # the reference rejects these lines
         start, end = str(start), str(end)
     attrs = span.get("attributes")
     if type(attrs) is not dict:
@@ -316,24 +264,25 @@ def normalize_line(line: bytes) -> str | tuple:
             svc = rattrs.get(_SERVICE)
             if isinstance(svc, str):
                 service = svc
-    key = _CODES.get(code) if type(code) is str else None
+    key = _CODES.get(code) if type(code) is str else None  # a list would not hash
     if key is None:
         key = code if isinstance(code, str) else ""
-
-    def text(value):
-        return value if isinstance(value, str) and value else None
-
-    def tokens(value):
-        return int(value) if isinstance(value, int) else None
-
     get = attrs.get
     return (
         tid, sid, parent, start, end, name, key, is_error,
         is_error and get(_OI_KIND) == "TOOL", message, service, _OBS_KIND in attrs, bool(attrs),
-        text(get(_MODEL) or get(_OI_MODEL)), text(get(_AGENT)),
-        text(get(_AGENT_ID) or get(_OI_AGENT_ID)), tokens(get(_IN_TOKENS)), tokens(get(_OUT_TOKENS)),
-        text(get(_PROJECT)), text(get(_TOOL) or get(_GENAI_TOOL)), text(get(_RUN)),
+        _text(get(_MODEL) or get(_OI_MODEL)), _text(get(_AGENT)),
+        _text(get(_AGENT_ID) or get(_OI_AGENT_ID)), _tokens(get(_IN_TOKENS)), _tokens(get(_OUT_TOKENS)),
+        _text(get(_PROJECT)), _text(get(_TOOL) or get(_GENAI_TOOL)), _text(get(_RUN)),  # ours: tools, runs
     )
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _tokens(value) -> int | None:
+    return int(value) if isinstance(value, int) else None  # a bool counts, as in the reference
 
 
 def _parse_native(data: bytes, fileno: int, base: int) -> Batch:
