@@ -1,12 +1,13 @@
-/* The compiled twin of indexer/parse.py's `parse_bytes` loop.
+/* The compiled twin of indexer/parse.py's pure-Python parse.
  *
  * One pass over each line: validate the JSON (a strict subset of what orjson
  * accepts), pick out only the fields the index keeps, and fold them into
  * per-trace rollups, without building a Python object for the rest of the span.
  * A line this scanner is not sure about (bad JSON, an odd type where a string is
  * expected, an escaped key, deep nesting, a huge number) is handed to a Python
- * callback that decides it with orjson exactly as the pure-Python loop does, so
- * both paths give the same Batch; tests/test_index_native.py holds them equal.
+ * callback, parse.normalize_line, which reads it with orjson as the pure-Python
+ * parse does; `absorb` below folds either reading in. Both paths give the same
+ * Batch; tests/test_index_native.py holds them equal.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
