@@ -8,7 +8,9 @@ Python API (the CLI `halo TRACE_PATH -p` is a thin layer over it):
 
 The root agent has the seven trace tools, `synthesize_traces`, `call_subagent`
 (below `--max-depth`) and `final_answer`; subagents have the same minus
-`final_answer`. Works against any OpenAI-compatible endpoint.
+`final_answer`. With `AgentSettings(repo_path=...)` every agent also gets the
+read-only code tools, and the git tools when the folder is a git work tree.
+Works against any OpenAI-compatible endpoint.
 """
 
 from __future__ import annotations
@@ -22,13 +24,20 @@ from agents import Agent
 from agents.agent import StopAtTools
 from openai import AsyncOpenAI
 
+from engine.agent_code_tools import Repos
 from engine.agent_config import AgentSettings, model_settings
 from engine.agent_display import RetryNotices, StepPrinter
 from engine.agent_prompts import root_instructions, subagent_instructions
 from engine.agent_runner import run_agent
 from engine.agent_runtime import AgentRuntime, RunStats
 from engine.agent_subagents import subagent_tool
-from engine.agent_tools import FINAL_ANSWER, final_answer_tool, synthesize_tool, trace_tools
+from engine.agent_tools import (
+    FINAL_ANSWER,
+    final_answer_tool,
+    repo_tools,
+    synthesize_tool,
+    trace_tools,
+)
 
 # The openai client's own per-request retries (it honours Retry-After); the SDK
 # runner adds `--max-retries` more with backoff on top.
@@ -59,12 +68,18 @@ def build_client(settings: AgentSettings) -> AsyncOpenAI:
     )
 
 
-def build_agent(runtime: AgentRuntime, *, depth: int) -> Agent[Any]:
-    """The root agent (depth 0) or a subagent at `depth`, with the tools of that depth."""
+def build_agent(runtime: AgentRuntime, *, depth: int, repos: Repos | None = None) -> Agent[Any]:
+    """The root agent (depth 0) or a subagent at `depth`, with the tools of that depth.
+
+    `repos` (the opened `--repo-path`) adds the code and git tools at every depth.
+    """
     settings = runtime.settings
-    tools = [*trace_tools(runtime, depth), synthesize_tool(runtime, depth)]
+    tools = [*trace_tools(runtime, depth), *repo_tools(runtime, depth, repos),
+             synthesize_tool(runtime, depth)]
     if depth < settings.max_depth:
-        tools.append(subagent_tool(runtime, depth + 1))
+        tools.append(subagent_tool(runtime, depth + 1, repos=repos))
+    code = {"repo_root": str(repos.code.root) if repos else None,
+            "git": bool(repos and repos.git)}
     common = {
         "model": settings.model,
         "model_settings": model_settings(settings, role="agent"),
@@ -74,7 +89,7 @@ def build_agent(runtime: AgentRuntime, *, depth: int) -> Agent[Any]:
             name="halo-root",
             instructions=root_instructions(
                 max_turns=settings.max_turns, max_depth=settings.max_depth,
-                max_parallel=settings.max_parallel,
+                max_parallel=settings.max_parallel, **code,
             ),
             tools=[*tools, final_answer_tool(runtime)],
             tool_use_behavior=StopAtTools(stop_at_tool_names=[FINAL_ANSWER]),
@@ -84,7 +99,7 @@ def build_agent(runtime: AgentRuntime, *, depth: int) -> Agent[Any]:
         name=f"halo-sub-{depth}",
         instructions=subagent_instructions(
             depth=depth, max_turns=settings.max_turns, max_depth=settings.max_depth,
-            max_parallel=settings.max_parallel,
+            max_parallel=settings.max_parallel, **code,
         ),
         tools=tools,
         **common,
@@ -98,12 +113,14 @@ async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
 
     `telemetry_path` writes the engine's own run (model calls, tool calls,
     subagents) there as canonical JSONL, so halo can diagnose itself.
-    Raises the openai/SDK exception when the endpoint fails for good.
+    Raises the openai/SDK exception when the endpoint fails for good, and
+    ValueError (before any model call) when `settings.repo_path` is not a folder.
     """
     from engine.agent_telemetry import start_telemetry
     from engine.tools import open_store
 
     printer = printer or StepPrinter()
+    repos = Repos.open(settings.repo_path) if settings.repo_path else None
     telemetry = start_telemetry(telemetry_path) if telemetry_path is not None else None
     try:
         client = build_client(settings)
@@ -116,7 +133,7 @@ async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
                 open_store, str(trace_path), str(index_dir) if index_dir else None
             )
             await _require_traces(runtime, trace_path)
-            agent = build_agent(runtime, depth=0)
+            agent = build_agent(runtime, depth=0, repos=repos)
             printer.agent_started(0, "halo-root", prompt)
 
             def count_retry() -> None:

@@ -54,6 +54,8 @@ class AgentSettings:
     max_retries: int = DEFAULT_MAX_RETRIES
     compaction_threshold_chars: int = DEFAULT_COMPACTION_THRESHOLD_CHARS
     stream: bool = True
+    # A source checkout of the traced harness: enables the read-only code (and git) tools.
+    repo_path: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_depth < 0:
@@ -75,6 +77,8 @@ class AgentSettings:
             raise ValueError(f"api must be one of {', '.join(API_MODES)}, got {self.api!r}")
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.repo_path is not None and not str(self.repo_path).strip():
+            raise ValueError("repo_path is empty; give a folder or None")
         if self.compaction_threshold_chars < 1_000:
             raise ValueError(
                 f"compaction_threshold_chars must be >= 1000, got {self.compaction_threshold_chars}"

@@ -1,4 +1,5 @@
-"""The diagnostic agent's instructions: how to use the trace tools well.
+"""The diagnostic agent's instructions: how to use the trace tools (and, with
+`--repo-path`, the code and git tools) well.
 
 The rules are the reference's in substance (overview first, never invent ids,
 size before viewing, search big traces, cite trace ids), rewritten for our
@@ -57,7 +58,7 @@ Finishing: when your analysis is done, call `final_answer` once with the complet
 (markdown: findings first, each with counts and cited trace ids; then suggested fixes to
 the agent harness where the evidence supports them). That call ends the run.
 
-{rules}"""
+{rules}{code}"""
 
 ROOT_DELEGATION = """ For questions with independent parts
 (e.g. one per error signature, one per trace), delegate each part to a subagent with
@@ -76,10 +77,30 @@ question delegated by a parent agent.{delegation}
 Budget: at most {max_turns} turns. When done, reply with a concise answer as a plain
 message (findings with counts and cited trace ids). The parent reads only that answer.
 
-{rules}"""
+{rules}{code}"""
 
 SUBAGENT_DELEGATION = """ You may delegate sub-questions with `call_subagent`
 (at most {max_parallel} at once, a cap shared across the run)."""
+
+CODE_SECTION = """
+The code: a read-only checkout of the harness that produced these traces is at {repo_root}.
+Use the code tools to explain what the traces show and to point at the code to change:
+`view_repo_tree` once to orient, `glob_files` to find files by name, `grep_files` to find a
+tool name, prompt fragment or error string seen in the traces, then `read_file` a window
+around the line (never whole large files). Reading code fills your context fast: where you
+can delegate, have a subagent search and report back the `path:line` locations with a short
+summary. Cite every code claim as `path:line` (1-based, as the tools number lines); never
+invent a path, a line or code that the tools did not show. Propose fixes as prose plus
+fenced code; you cannot change files, so never claim you did.
+"""
+
+GIT_SECTION = """
+Git history: the checkout is a git work tree, so the read-only git tools are offered too.
+Window by trace time (`git_log` with the traces' timestamps as `since`/`until`), find where
+a string came from (`git_log` with `pickaxe_string`/`pickaxe_regex`), attribute a suspect
+`path:line` (`git_blame`), confirm a change (`git_show`, `git_diff`), and read a file as it
+ran at a commit (`git_read_file`). Cite commits by short sha.
+"""
 
 SYNTHESIS_INSTRUCTIONS = """\
 You summarise a set of agent traces for another agent that has not read them. Write a
@@ -121,20 +142,30 @@ def turn_nudge(current: int, maximum: int, *, is_root: bool) -> str:
     return f"{NUDGE_PREFIX}{current} of {maximum}, over budget]"
 
 
-def root_instructions(*, max_turns: int, max_depth: int, max_parallel: int) -> str:
+def code_section(repo_root: str | None, git: bool) -> str:
+    """How to use the code (and git) tools; empty when the run offers none."""
+    if repo_root is None:
+        return ""
+    return CODE_SECTION.format(repo_root=repo_root) + (GIT_SECTION if git else "")
+
+
+def root_instructions(*, max_turns: int, max_depth: int, max_parallel: int,
+                      repo_root: str | None = None, git: bool = False) -> str:
     delegation = (
         ROOT_DELEGATION.format(max_parallel=max_parallel) if max_depth > 0 else NO_DELEGATION
     )
     return ROOT_TEMPLATE.format(
-        max_turns=max_turns, max_depth=max_depth, delegation=delegation, rules=TOOL_RULES
+        max_turns=max_turns, max_depth=max_depth, delegation=delegation, rules=TOOL_RULES,
+        code=code_section(repo_root, git),
     )
 
 
-def subagent_instructions(*, depth: int, max_turns: int, max_depth: int, max_parallel: int) -> str:
+def subagent_instructions(*, depth: int, max_turns: int, max_depth: int, max_parallel: int,
+                          repo_root: str | None = None, git: bool = False) -> str:
     delegation = (
         SUBAGENT_DELEGATION.format(max_parallel=max_parallel) if depth < max_depth else ""
     )
     return SUBAGENT_TEMPLATE.format(
         depth=depth, max_depth=max_depth, max_turns=max_turns,
-        delegation=delegation, rules=TOOL_RULES,
+        delegation=delegation, rules=TOOL_RULES, code=code_section(repo_root, git),
     )

@@ -36,8 +36,9 @@ class SubagentResult(BaseModel):
     ok: bool = True
 
 
-def subagent_tool(runtime: AgentRuntime, child_depth: int):
-    """The `call_subagent` function tool of an agent at `child_depth - 1`."""
+def subagent_tool(runtime: AgentRuntime, child_depth: int, *, repos=None):
+    """The `call_subagent` function tool of an agent at `child_depth - 1`; the child gets
+    the same `repos` (code and git tools) as its parent, as in the reference."""
     from engine.agent import build_agent  # the builder and this tool refer to each other
     from engine.agent_runner import run_agent
     from engine.agent_tools import _error_text, _timed_tool, agent_label, agent_tool_calls
@@ -58,7 +59,7 @@ def subagent_tool(runtime: AgentRuntime, child_depth: int):
             own_calls = [0]
             token = agent_tool_calls.set(own_calls)
             label_token = agent_label.set(child_id)
-            agent = build_agent(runtime, depth=child_depth)
+            agent = build_agent(runtime, depth=child_depth, repos=repos)
             try:
                 outcome = await run_agent(
                     runtime, agent, args.input, depth=child_depth,
@@ -83,7 +84,7 @@ def subagent_tool(runtime: AgentRuntime, child_depth: int):
 
     return _timed_tool(
         runtime, child_depth - 1, CALL_SUBAGENT,
-        "Delegate a focused, self-contained question to a subagent that has the same trace "
+        "Delegate a focused, self-contained question to a subagent that has the same "
         "tools. Returns its answer. Several calls in one turn run in parallel.",
         CallSubagentArguments.model_json_schema(), body, timeout=None,
     )

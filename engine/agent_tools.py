@@ -1,4 +1,5 @@
-"""The agent's function tools: the trace tools, `synthesize_traces`, `final_answer`.
+"""The agent's function tools: the trace tools, `synthesize_traces`, `final_answer`, and
+with `--repo-path` the code and git tools (`engine.agent_code_tools`).
 
 Each trace tool is the registry's tool (`engine.tools.TOOLS`) called through
 `run_tool` with the model's JSON arguments, so the agent gets exactly what
@@ -116,6 +117,18 @@ def trace_tools(runtime: AgentRuntime, depth: int) -> list[FunctionTool]:
             runtime, depth, spec.name, spec.description, _schema(spec.arguments_model), body
         ))
     return tools
+
+
+def repo_tools(runtime: AgentRuntime, depth: int, repos) -> list[FunctionTool]:
+    """The code tools (and git tools in a git work tree) when the run has `--repo-path`.
+
+    `repos` is an `engine.agent_code_tools.Repos` or None (then nothing is offered).
+    """
+    if repos is None:
+        return []
+    from engine.agent_code_tools import repo_function_tools
+
+    return repo_function_tools(runtime, depth, repos)
 
 
 def final_answer_tool(runtime: AgentRuntime) -> FunctionTool:

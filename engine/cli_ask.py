@@ -5,7 +5,8 @@ The reference's spelling and flags (`--model/-m`, `--synthesis-model`,
 `--base-url`, `--api-key`, `-H/--header`, `--temperature`,
 `--max-output-tokens`, `--reasoning-effort`, `--parallel-tool-calls`,
 `--refusal-retries`, `--telemetry`), plus `--api`, `--max-retries`,
-`--compaction-threshold`, `--no-stream`, `--quiet`, `--json`, `--index-dir`. The final
+`--compaction-threshold`, `--no-stream`, `--quiet`, `--json`, `--index-dir`, and
+`--repo-path` (the reference's, without its ripgrep requirement). The final
 answer goes to stdout; the steps to stderr. Every expected failure (missing
 file, no key, unreachable endpoint, rejected key, bad flag) is one line and a
 non-zero exit.
@@ -109,6 +110,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     endpoint.add_argument("--max-retries", type=_non_negative, default=DEFAULT_MAX_RETRIES,
                           help=f"retries of a failed model call on 429/5xx/network errors, with "
                                f"backoff (default: {DEFAULT_MAX_RETRIES}; 0 disables all retries)")
+    code = parser.add_argument_group("code")
+    code.add_argument("--repo-path", default=None, metavar="DIR",
+                      help="source checkout of the harness that produced the traces: gives the "
+                           "agent read-only code tools (view_repo_tree, glob_files, grep_files, "
+                           "read_file) to cite path:line, and, in a git work tree, git tools "
+                           "(git_log, git_show, git_diff, git_blame, git_read_file)")
     budget = parser.add_argument_group("budget")
     budget.add_argument("--max-depth", type=_non_negative, default=DEFAULT_MAX_DEPTH,
                         help=f"how deep subagents may nest; 0 = none (default: {DEFAULT_MAX_DEPTH})")
@@ -159,6 +166,7 @@ def settings_from_args(args: argparse.Namespace):
             api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
             headers=parse_headers(args.headers), max_retries=args.max_retries,
             compaction_threshold_chars=args.compaction_threshold, stream=args.stream,
+            repo_path=args.repo_path,
         )
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
@@ -170,6 +178,13 @@ def _check(args: argparse.Namespace) -> None:
     if not args.prompt or not args.prompt.strip():
         raise CliError("a question is required: halo TRACE_PATH -p \"question\"", EXIT_USAGE)
     check_trace_path(args.trace_path)
+    if args.repo_path is not None:
+        from engine.code_repo import CodeRepo
+
+        try:
+            CodeRepo.open(args.repo_path)
+        except ValueError as exc:
+            raise CliError(f"--repo-path: {exc}", EXIT_USAGE) from exc
 
 
 def run(args: argparse.Namespace) -> int:
