@@ -18,14 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from engine.code_repo import (
-    GLOB_MAX_RESULTS,
-    GREP_MAX_MATCHES,
-    READ_LIMIT_DEFAULT,
-    READ_LIMIT_MAX,
-    READ_OFFSET_DEFAULT,
-    CodeRepo,
-)
+from engine.code_repo import GLOB_MAX_RESULTS, GREP_MAX_MATCHES, CodeRepo
+from engine.code_window import READ_LIMIT_DEFAULT, READ_LIMIT_MAX, READ_OFFSET_DEFAULT
 from engine.git_repo import BLAME_MAX_LINES, LOG_MAX_COMMITS, GitRepo
 
 

@@ -18,17 +18,19 @@ import re
 import stat
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from engine.code_window import (
+    BINARY_SNIFF_BYTES,
+    READ_LIMIT_DEFAULT,
+    READ_OFFSET_DEFAULT,
+    byte_lines,
+    cap_text,
+    render_window,
+)
+
 # The reference's caps (engine/code/_limits.py and code_repo.py of halo-engine 0.3.5).
-READ_OFFSET_DEFAULT = 1
-READ_LIMIT_DEFAULT = 500
-READ_LIMIT_MAX = 2000
-LINE_CHAR_CAP = 2000
-RESPONSE_CHAR_BUDGET = 150_000
-BINARY_SNIFF_BYTES = 8192
 GREP_LINE_CHAR_CAP = 500
 TREE_MAX_DEPTH = 4
 TREE_MAX_ENTRIES = 500
@@ -43,8 +45,6 @@ LIST_TIMEOUT_SECONDS = 20.0
 GREP_MAX_FILE_BYTES = 4 * 1024 * 1024  # bigger files are generated or data, rarely code
 GREP_MAX_SCAN_BYTES = 256 * 1024 * 1024
 GREP_MAX_SECONDS = 15.0
-READ_MAX_SCAN_BYTES = 512 * 1024 * 1024  # past the window, lines are only counted
-READ_LINE_MAX_BYTES = 1024 * 1024  # longer lines are skipped past, never held whole
 
 # Never listed: VCS metadata, dependency trees, caches, our own index folders.
 PRUNED_DIRS = frozenset({
@@ -144,12 +144,6 @@ def _class_end(pat: str, i: int) -> int:
     return pat.find("]", j)
 
 
-def cap_text(text: str, cap: int) -> tuple[str, bool]:
-    if len(text) <= cap:
-        return text, False
-    return f"{text[:cap]}... [HALO truncated: original {len(text)} chars]", True
-
-
 def _is_binary(head: bytes) -> bool:
     return b"\x00" in head[:BINARY_SNIFF_BYTES]
 
@@ -182,7 +176,7 @@ class CodeRepo:
     def files(self) -> tuple[list[str], bool]:
         """Sorted repo-relative paths of regular files, and whether the list was capped."""
         names = self._git_files() if self.use_git else None
-        if names is None:
+        if not names:  # also a folder the enclosing repo ignores (a venv in ~/.pyenv)
             names = self._walk_files()
         capped = len(names) > MAX_LISTED_FILES
         return sorted(names[:MAX_LISTED_FILES]), capped
@@ -329,75 +323,7 @@ class CodeRepo:
             if _is_binary(fh.read(BINARY_SNIFF_BYTES)):
                 raise ValueError(f"binary file: {path!r}; read_file only reads text files")
             fh.seek(0)
-            return render_window(_byte_lines(fh), path=rel, offset=offset, limit=limit)
-
-
-def render_window(lines: Iterator[tuple[str, int | None]], *, path: str, offset: int,
-                  limit: int) -> dict[str, Any]:
-    """Number lines `offset..offset+limit-1` (also used by `git_read_file`).
-
-    `lines` yields (text, original length if the text is only a head). Per-line
-    and per-call caps flag `truncated`; `total_line_count_is_lower_bound` appears
-    when counting stopped at the scan budget of a huge file.
-    """
-    rendered: list[str] = []
-    used, start, end, total, truncated, spent = 0, 0, 0, 0, False, False
-    lower_bound = False
-    for number, (line, original) in enumerate(lines, start=1):
-        if line is None:  # the scan budget ran out
-            lower_bound = True
-            break
-        total = number
-        if not offset <= number < offset + limit or spent:
-            continue
-        if original is not None:
-            line, truncated = f"{line[:LINE_CHAR_CAP]}... [HALO truncated: original {original} bytes]", True
-        else:
-            line, cut = cap_text(line, LINE_CHAR_CAP)
-            truncated = truncated or cut
-        entry = f"{number:6d}\t{line}"
-        if used + len(entry) > RESPONSE_CHAR_BUDGET:
-            truncated = spent = True
-            continue
-        rendered.append(entry)
-        used += len(entry) + 1
-        start = start or number
-        end = number
-    result: dict[str, Any] = {"path": path, "content": "\n".join(rendered), "start_line": start,
-                              "end_line": end, "total_line_count": total, "truncated": truncated}
-    if lower_bound:
-        result["total_line_count_is_lower_bound"] = True
-    return result
-
-
-def _byte_lines(fh) -> Iterator[tuple[str | None, int | None]]:
-    """Decoded `\\n`-split lines of a binary stream; an overlong line yields only its head.
-
-    Yields `(None, None)` once READ_MAX_SCAN_BYTES are read, so counting stops.
-    """
-    read = 0
-    while True:
-        chunk = fh.readline(READ_LINE_MAX_BYTES)
-        if not chunk:
-            return
-        read += len(chunk)
-        original = None
-        if not chunk.endswith(b"\n") and len(chunk) == READ_LINE_MAX_BYTES:
-            original = len(chunk)
-            while True:  # skip the rest of the line without holding it
-                more = fh.readline(READ_LINE_MAX_BYTES)
-                original += len(more)
-                read += len(more)
-                if not more or more.endswith(b"\n") or read > READ_MAX_SCAN_BYTES:
-                    break
-            chunk = chunk[:LINE_CHAR_CAP * 4]
-        text = chunk.decode("utf-8", errors="replace").rstrip("\n")
-        if text.endswith("\r"):
-            text = text[:-1]
-        yield text, original
-        if read > READ_MAX_SCAN_BYTES:
-            yield None, None
-            return
+            return render_window(byte_lines(fh), path=rel, offset=offset, limit=limit)
 
 
 def _read_small(path: Path) -> bytes | None:

@@ -11,7 +11,8 @@ import pytest
 from demo.model_server import ModelServer, Reply
 from engine.agent_code_tools import CODE_TOOLS, GIT_TOOLS, Repos, offered, run_repo_tool
 from engine.cli import main
-from engine.code_repo import LINE_CHAR_CAP, CodeRepo
+from engine.code_repo import CodeRepo
+from engine.code_window import LINE_CHAR_CAP
 from engine.git_repo import GitRepo
 from tests._agent_helpers import RolePolicy, call, halo_args, tool_results, write_traces
 
@@ -270,9 +271,10 @@ def test_the_agent_greps_and_reads_the_code(traces, checkout, capsys):
                                       f"{window['start_line']} {window['content'].splitlines()[2].split(chr(9))[1]}")])
 
     policy = RolePolicy(root=[
-        Reply(tool_calls=[call("grep_files", regex_pattern=r"def read_file", glob_pattern="*.py")]),
+        Reply(tool_calls=[call("grep_files", regex_pattern=r"def read_file", glob_pattern="*.py"),
+                          call("call_subagent", input="Where is read_file defined?")]),
         read_hit, answer,
-    ])
+    ], sub=[Reply(text="in agent/tools.py")])
     with ModelServer(policy) as server:
         code = main(halo_args(traces, server, "--repo-path", str(checkout), "--max-depth", "1"))
     out, err = capsys.readouterr()
@@ -283,6 +285,10 @@ def test_the_agent_greps_and_reads_the_code(traces, checkout, capsys):
     assert {t.name for t in CODE_TOOLS + GIT_TOOLS} <= names and "get_dataset_overview" in names
     assert str(checkout) in first.instructions and "path:line" in first.instructions
     assert "git_blame" in first.instructions
+    # subagents get the same code and git tools, and are told about them
+    sub = policy.seen["sub"][0]
+    assert {t.name for t in CODE_TOOLS + GIT_TOOLS} <= {t["name"] for t in sub.tools}
+    assert "path:line" in sub.instructions
 
 
 def test_without_repo_path_no_code_tools_are_offered(traces, capsys):
