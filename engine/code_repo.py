@@ -163,6 +163,8 @@ class CodeRepo:
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> "CodeRepo":
         """Validate and resolve `path`; ValueError when it is missing or not a folder."""
+        if not str(path).strip():
+            raise ValueError("repo path is empty; give the folder of the harness's source")
         raw = Path(path).expanduser()
         if not raw.exists():
             raise ValueError(f"repo path {str(path)!r} does not exist")

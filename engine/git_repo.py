@@ -1,6 +1,6 @@
 """Read-only git history of a checkout for the agent's git tools.
 
-    git = GitRepo.open(code_repo)        # None when the folder is not a git work tree
+    git = GitRepo.open("path/to/harness")    # None when the folder is not a git work tree
     git.log(max_commits=20, path="engine/agent.py"); git.show(ref="HEAD")
     git.diff(from_ref="HEAD~3", to_ref="HEAD"); git.blame(path=..., start_line=1, end_line=40)
     git.read_at_ref(ref="HEAD~1", path="engine/agent.py", offset=1, limit=200)
@@ -16,6 +16,7 @@ textconv filters are off, so a repo's config cannot make a read run a program.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 import threading
@@ -63,8 +64,10 @@ class GitRepo:
         self.root = code.root
 
     @classmethod
-    def open(cls, code: CodeRepo) -> "GitRepo | None":
-        """The git view of `code`'s folder, or None when it is not a git work tree."""
+    def open(cls, path: str | os.PathLike[str] | CodeRepo) -> "GitRepo | None":
+        """The git view of a folder (or an opened CodeRepo), or None when it is not in a
+        git work tree or git is missing; ValueError when the folder is missing."""
+        code = path if isinstance(path, CodeRepo) else CodeRepo.open(path)
         return cls(code) if code.use_git else None
 
     # --- running git ------------------------------------------------------------------

@@ -175,18 +175,20 @@ def test_a_plain_folder_is_walked_with_junk_pruned_and_gets_no_git_tools(tmp_pat
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text("app = 1\n")
     repos = Repos.open(root)
-    assert repos.git is None and GitRepo.open(repos.code) is None
+    assert repos.git is None and GitRepo.open(root) is None
     assert [t.name for t in offered(repos)] == [t.name for t in CODE_TOOLS]
     assert [f["path"] for f in repos.code.glob("*", 100)["files"]] == ["src/app.py"]
     assert [m["path"] for m in repos.code.grep("app")["matches"]] == ["src/app.py"]
     assert offered(None) == ()
 
 
-@pytest.mark.parametrize("make", [lambda p: p / "missing", lambda p: p / "file.txt"])
-def test_open_refuses_a_missing_path_or_a_file(tmp_path, make):
+@pytest.mark.parametrize("make", [lambda p: p / "missing", lambda p: p / "file.txt", lambda p: ""])
+def test_open_refuses_a_missing_path_a_file_or_nothing(tmp_path, make):
     (tmp_path / "file.txt").write_text("x")
-    with pytest.raises(ValueError, match="does not exist|not a folder"):
+    with pytest.raises(ValueError, match="does not exist|not a folder|empty"):
         CodeRepo.open(make(tmp_path))
+    with pytest.raises(ValueError):
+        GitRepo.open(make(tmp_path))
 
 
 # --- the git tools -----------------------------------------------------------------------
