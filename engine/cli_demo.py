@@ -151,8 +151,9 @@ def _diagnose(console, out: Path, question: str, *, online: bool) -> int:
     from engine.cli import main as halo_main
 
     if online:
+        # With the harness's source the agent can read the code it blames (cite path:line).
         console.print(f"\n[bold]asking the diagnostic agent[/]: {question}")
-        return halo_main([str(out), "-p", question])
+        return halo_main([str(out), "-p", question, "--repo-path", str(harness_source())])
     from demo.diagnostic_policy import ask_offline
 
     console.print(f"\n[bold]asking the diagnostic agent[/] (no OPENAI_API_KEY: against the offline "
@@ -260,6 +261,13 @@ class LiveView:
             self.index.close()
 
 
+def harness_source() -> Path:
+    """The demo harness's source folder: what `--repo-path` gives the diagnostic agent."""
+    from demo import openai_agents_sdk
+
+    return Path(openai_agents_sdk.__file__).parent
+
+
 def _check_out(out: Path) -> None:
     """Refuse, before the run starts, a folder the benchmark would refuse (`owned_files`):
     a user's `traces/traces-w0.jsonl` must never be deleted by a demo."""
@@ -301,7 +309,8 @@ def _next_steps(console, out: Path, label: str, score: dict[str, Any]) -> None:
     if label == "baseline":
         fixed = out.parent / "fixed"
         console.print("next: ask what fails, e.g. "
-                      f"[cyan]halo {out} -p \"Which tool fails most often and why?\"[/] (with an API key), "
+                      f"[cyan]halo {out} -p \"Which tool fails most often and why?\" "
+                      f"--repo-path {harness_source()}[/] (with an API key), "
                       f"or [cyan]halo report {out}[/]; then change the harness and re-run, e.g. "
                       f"[cyan]halo demo --fixed{_out_flag(fixed)}[/] (or one fix: --fix limits)", soft_wrap=True)
         verb = "measure the change" if (fixed / "score.json").exists() else "then measure the change"

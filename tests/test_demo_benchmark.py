@@ -44,6 +44,8 @@ def runs(tmp_path_factory):
                 assert halo(argv) == 0
             printed[preset] = out.getvalue()
             scores[preset] = json.loads((root / preset / "score.json").read_text())
+        offered = {tool["name"] for turn in stub.turns for tool in turn.tools}
+    assert {"read_file", "grep_files"} <= offered  # the online diagnosis reads the harness's code
     return root, scores, printed
 
 
