@@ -1,25 +1,24 @@
 """Parse a byte range of a JSONL file into per-trace partial rollups.
 
-The hot path: one `orjson.loads` per line, then only the fields the index
-keeps are touched (no validation of the rest). Rollups follow halo-engine
-0.3.5's `_RowAccumulator.absorb` rule for rule, so merged rows equal its
+Only the fields the index keeps are read; the rest of a span is validated as
+JSON and left alone. Rollups follow halo-engine 0.3.5's
+`_RowAccumulator.absorb` rule for rule, so merged rows equal its
 `TraceIndexRow`s. Pure and picklable (no LMDB here), so a process pool can run
 it on several ranges at once; the single writer merges the results in order.
 
-When the compiled scanner `indexer._scan` was built (`pip install` compiles
-indexer/_scan.c when a C compiler is there), `parse_bytes` is its twin: it reads
-only the indexed fields of each line and hands any line it is not sure about
-to `normalize_line`, which decides it with orjson by these same rules.
-HALO_INDEX_NATIVE=0 turns it off.
+Two implementations give equal `Batch`es: the compiled scanner `indexer._scan`
+(`pip install` builds indexer/_scan.c where a C compiler exists), which hands
+any line it is not sure of to `normalize_line`; and `parse_bytes_python`, which
+runs `normalize_line` (orjson) on every line. HALO_INDEX_NATIVE=0 picks the
+second.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-
 import os
 import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import orjson
 
