@@ -18,7 +18,7 @@ import orjson
 
 from engine.models import TraceFilters
 from engine.render import cut, iso_from_epoch
-from engine.store import TraceStore, trace_lines
+from engine.store import TraceStore
 from exporter import format as f
 
 DEFAULT_TOP = 10
@@ -152,7 +152,7 @@ def tool_error_rates(snap: Any, rows: list[Any]) -> list[dict[str, Any]]:
     for row in rows:
         if not row.tool_names:
             continue
-        for line in trace_lines(snap, row.trace_id):  # one range read per trace where it can
+        for line in snap.span_lines(row.trace_id):  # one range read per trace where it can
             if _TOOL_KEY_TAIL not in line:
                 continue  # cheap byte test: most spans (LLM payloads) are never parsed
             span = orjson.loads(line)

@@ -30,7 +30,7 @@ from engine.models import (
     TraceSearchResult,
     TraceView,
 )
-from indexer.models import IndexFilters, SpanRef
+from indexer.models import IndexFilters
 
 OVERVIEW_SAMPLE_TRACE_IDS = 20
 TAXONOMY_MAX_ERROR_TRACES = 2_000
@@ -38,9 +38,6 @@ TAXONOMY_MESSAGE_CHARS = 200
 TAXONOMY_TOP_GROUPS = 20
 TAXONOMY_EXAMPLE_TRACE_IDS = 3
 TAXONOMY_CACHE_ENTRIES = 64
-RANGE_READ_SLACK = 4  # read a trace's whole byte range when it is at most 4x its spans...
-RANGE_READ_MIN = 1 << 16  # ...or at most 64 KB anyway, but never more than 256 KB
-RANGE_READ_MAX = 1 << 18
 
 
 _NO_FILTERS = TraceFilters()
@@ -62,34 +59,6 @@ def compile_regex(pattern: str) -> re.Pattern[str]:
         raise ToolError(f"Invalid regex pattern {pattern!r}: {exc}") from exc
     except RecursionError as exc:  # `re`'s parser recurses per nested group; matching does not
         raise ToolError(f"the regex {pattern[:40]!r}... is too deeply nested to run; simplify it") from exc
-
-
-def trace_lines(snap: Any, trace_id: str) -> Iterable[bytes]:
-    """The trace's span lines in file order.
-
-    A trace's spans sit close together in its file (interleaved with a few
-    concurrent traces), so when their byte range is not much larger than the
-    spans themselves it is read with one `pread` and sliced: one system call
-    per trace instead of one per span, which is most of a regex filter's time.
-    """
-    refs = snap.spans(trace_id)
-    if len(refs) < 2:
-        return [snap.read_span(ref) for ref in refs]
-    file = refs[0].file
-    low, high, size = refs[0].offset, 0, 0
-    for ref in refs:
-        if ref.file != file:
-            return [snap.read_span(r) for r in refs]
-        low = min(low, ref.offset)
-        high = max(high, ref.offset + ref.length)
-        size += ref.length
-    if high - low > min(max(RANGE_READ_SLACK * size, RANGE_READ_MIN), RANGE_READ_MAX):
-        # far apart or big: span by span, lazily (a regex filter stops at its first hit)
-        return (snap.read_span(ref) for ref in refs)
-    blob = snap.read_span(SpanRef(file, low, high - low, "", "", "", ""))
-    if len(blob) < high - low:  # the file shrank under us: let per-span reads report it
-        return [snap.read_span(ref) for ref in refs]
-    return [blob[ref.offset - low:ref.offset - low + ref.length] for ref in refs]
 
 
 # A date, or a date-time with optional seconds, fraction and Z/offset: the values the
@@ -232,7 +201,7 @@ class TraceStore:
     def _trace_matches(snap: Any, trace_id: str, pattern: re.Pattern[str]) -> bool:
         search = pattern.search
         return any(search(line.decode("utf-8", errors="replace"))
-                   for line in trace_lines(snap, trace_id))
+                   for line in snap.span_lines(trace_id))
 
     def count_traces(self, filters: TraceFilters) -> TraceCountResult:
         """How many traces match `filters`."""
@@ -297,7 +266,7 @@ class TraceStore:
     def view_trace(self, trace_id: str) -> TraceView:
         """Every span of a trace, attributes capped at ~4 KB; a summary instead above 150 KB."""
         with self.snapshot() as snap:
-            lines = trace_lines(snap, self._known(snap, trace_id))
+            lines = snap.span_lines(self._known(snap, trace_id))
             spans = [budget.capped_span(line, budget.DISCOVERY_ATTR_CAP_CHARS) for line in lines]
         return render.view(trace_id, spans, budget.VIEW_TRACE_BUDGET_BYTES, for_view_spans=False)
 
@@ -317,7 +286,7 @@ class TraceStore:
         """Regex matches over every span's raw JSON; the count stays exact past the cap."""
         pattern = compile_regex(regex_pattern)
         with self.snapshot() as snap:
-            lines = trace_lines(snap, self._known(snap, trace_id))
+            lines = snap.span_lines(self._known(snap, trace_id))
             records, total = render.search(trace_id, enumerate(lines), pattern, context_buffer_chars, max_matches)
         return TraceSearchResult(trace_id=trace_id, match_count=total, returned_match_count=len(records),
                                  has_more=total > len(records), matches=records)
