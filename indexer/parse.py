@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 
 import orjson
 
+from exporter import config
 from exporter import format as f
 
 try:
@@ -341,4 +342,4 @@ if _scan is not None:
          _OI_KIND, _OBS_KIND, _MODEL, _OI_MODEL, _AGENT, _AGENT_ID, _OI_AGENT_ID, _IN_TOKENS,
          _OUT_TOKENS, _PROJECT, _TOOL, _GENAI_TOOL, _RUN),
         f.STATUS_CODES, f.STATUS_CODES.index(_ERROR), "TOOL")
-NATIVE = _scan is not None and os.environ.get("HALO_INDEX_NATIVE", "1") != "0"
+NATIVE = _scan is not None and os.environ.get(config.HALO_INDEX_NATIVE, "1") != "0"
