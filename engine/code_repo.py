@@ -62,6 +62,12 @@ GIT_REDIRECT_ENV = frozenset({
 })
 
 
+def git_argv(root: Path, *args: str) -> list[str]:
+    """`git ARGS` on `root` with no fsmonitor hook (a program the repo's config names, which a
+    read must not start)."""
+    return ["git", "-c", "core.fsmonitor=false", "-C", str(root), *args]
+
+
 def git_env() -> dict[str, str]:
     """The environment for a read-only git child: no redirects, no prompts, no lock writes."""
     env = {k: v for k, v in os.environ.items() if k not in GIT_REDIRECT_ENV}
@@ -159,6 +165,7 @@ class CodeRepo:
         self.root = root
         self.use_git = use_git
         self._tree: str | None = None
+        self._files: tuple[list[str], bool] | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> "CodeRepo":
@@ -176,18 +183,22 @@ class CodeRepo:
     # --- the file list ----------------------------------------------------------------
 
     def files(self) -> tuple[list[str], bool]:
-        """Sorted repo-relative paths of regular files, and whether the list was capped."""
-        names = self._git_files() if self.use_git else None
-        if not names:  # also a folder the enclosing repo ignores (a venv in ~/.pyenv)
-            names = self._walk_files()
-        capped = len(names) > MAX_LISTED_FILES
-        return sorted(names[:MAX_LISTED_FILES]), capped
+        """Sorted repo-relative paths of regular files, and whether the list was capped.
+
+        Listed once per repo, like the tree: a diagnosis reads a checkout that holds still,
+        and every glob and grep of the run would otherwise list it again.
+        """
+        if self._files is None:
+            names = self._git_files() if self.use_git else None
+            if not names:  # also a folder the enclosing repo ignores (a venv in ~/.pyenv)
+                names = self._walk_files()
+            self._files = sorted(names[:MAX_LISTED_FILES]), len(names) > MAX_LISTED_FILES
+        return self._files
 
     def _git_files(self) -> list[str] | None:
         try:
             proc = subprocess.run(
-                ["git", "-c", "core.fsmonitor=false", "-C", str(self.root), "ls-files", "-z",
-                 "--cached", "--others", "--exclude-standard"],
+                git_argv(self.root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"),
                 capture_output=True, timeout=LIST_TIMEOUT_SECONDS, env=git_env(),
             )
         except (OSError, subprocess.TimeoutExpired):
@@ -345,7 +356,7 @@ def _pruned(name: str, names: frozenset[str]) -> bool:
 def _in_git_work_tree(root: Path) -> bool:
     try:
         proc = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"],
+            git_argv(root, "rev-parse", "--is-inside-work-tree"),
             capture_output=True, text=True, timeout=10, env=git_env(),
         )
     except (OSError, subprocess.TimeoutExpired):

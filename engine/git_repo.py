@@ -22,7 +22,7 @@ import tempfile
 import threading
 from typing import Any
 
-from engine.code_repo import CodeRepo, confine, git_env
+from engine.code_repo import CodeRepo, confine, git_argv, git_env
 from engine.code_window import BINARY_SNIFF_BYTES, RESPONSE_CHAR_BUDGET, cap_text, render_window
 
 GIT_TIMEOUT_SECONDS = 30.0
@@ -36,8 +36,6 @@ SHORT_SHA_LEN = 12  # fixed, so log, show and blame print the same abbreviation
 _SEP = "\x1f"  # never in commit metadata: one commit parses from one line
 LOG_FORMAT = _SEP.join(["%H", "%an", "%aI", "%s"])
 _READ_ONLY = frozenset({"log", "show", "diff", "blame", "rev-parse"})
-# An fsmonitor hook is a program the repo's config names; reads must not start one.
-_SAFE_CONFIG = ["-c", "core.fsmonitor=false"]
 
 
 class GitError(ValueError):
@@ -78,7 +76,7 @@ class GitRepo:
         A non-zero exit raises GitError with git's first line of complaint.
         """
         assert args[0] in _READ_ONLY, args[0]
-        argv = ["git", *_SAFE_CONFIG, "-C", str(self.root), "--no-pager", *args]
+        argv = git_argv(self.root, "--no-pager", *args)
         with tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err,
                                     stdin=subprocess.DEVNULL, env=git_env())

@@ -319,7 +319,7 @@ static const char *skip_object(Scan *sc, const char *p, int depth, Val *v) {
     const char *end = sc->end;
     if (depth > MAX_DEPTH) return NULL;
     p = ws(p, end);
-    if (p < end && *p == '}') { if (v) { v->kind = K_OBJ; v->i = 0; } return p + 1; }
+    if (p < end && *p == '}') { if (v) v->kind = K_OBJ; return p + 1; }
     for (;;) {
         if (p >= end || *p != '"') return NULL;
         if (!(p = string(sc, p + 1, NULL))) return NULL;
@@ -332,7 +332,7 @@ static const char *skip_object(Scan *sc, const char *p, int depth, Val *v) {
         if (*p != ',') return NULL;
         p = ws(p + 1, end);
     }
-    if (v) { v->kind = K_OBJ; v->i = 1; }
+    if (v) v->kind = K_OBJ;
     return p + 1;
 }
 
@@ -340,7 +340,7 @@ static const char *skip_array(Scan *sc, const char *p, int depth, Val *v) {
     const char *end = sc->end;
     if (depth > MAX_DEPTH) return NULL;
     p = ws(p, end);
-    if (p < end && *p == ']') { if (v) { v->kind = K_ARR; v->i = 0; } return p + 1; }
+    if (p < end && *p == ']') { if (v) v->kind = K_ARR; return p + 1; }
     for (;;) {
         if (!(p = value(sc, p, NULL, depth + 1))) return NULL;
         p = ws(p, end);
@@ -349,7 +349,7 @@ static const char *skip_array(Scan *sc, const char *p, int depth, Val *v) {
         if (*p != ',') return NULL;
         p = ws(p + 1, end);
     }
-    if (v) { v->kind = K_ARR; v->i = 1; }
+    if (v) v->kind = K_ARR;
     return p + 1;
 }
 
@@ -595,7 +595,6 @@ typedef struct {
     long long first_off, raw;
     Py_ssize_t n;
     Buf start, end;
-    int has_start, has_end;
     long err, tool_err, miss_ident;
     PyObject *sets[N_SETS];
     PyObject *last[N_SETS];        /* the value last added, to skip re-adding a repeat */
@@ -715,17 +714,15 @@ static int add_tokens(long long *sum, PyObject **big, long long v, PyObject *v_b
     return 0;
 }
 
-static int keep_bound(Buf *b, int *has, Str s, int less) {
+static int keep_bound(Buf *b, Str s, int less) {
     /* `if not cur or s < cur` (start) / `if not cur or s > cur` (end), as Python compares str:
      * code point order, which is UTF-8 byte order */
-    if (*has && b->n) {
-        Py_ssize_t m = s.n < b->n ? s.n : b->n;
-        int c = memcmp(s.p, b->p, m);
-        if (c == 0) c = (s.n > b->n) - (s.n < b->n);
+    if (b->n) {
+        Str cur = {b->p, b->n};
+        int c = str_cmp(&s, &cur);
         if (less ? c >= 0 : c <= 0) return 0;
     }
     b->n = 0;
-    *has = 1;
     return buf_put(b, s.p, s.n);
 }
 
@@ -801,8 +798,8 @@ static int absorb(Traces *ts, const Span *s, long long off, Py_ssize_t length) {
     } else {
         t->root = 1;
     }
-    if (keep_bound(&t->start, &t->has_start, s->start, 1) < 0) return -1;
-    if (keep_bound(&t->end, &t->has_end, s->end, 0) < 0) return -1;
+    if (keep_bound(&t->start, s->start, 1) < 0) return -1;
+    if (keep_bound(&t->end, s->end, 0) < 0) return -1;
     if (s->is_error) {
         t->err++;
         if (!t->errors && !(t->errors = PyList_New(0))) return -1;
