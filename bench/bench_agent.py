@@ -2,7 +2,7 @@
 
     python bench/bench_agent.py [--traces 2000] [--turns 30] [--repeat 3] [--process]
 
-The model answers instantly (demo.model_server), so the times are halo's own
+The model answers instantly (halo_live.demo.model_server), so the times are halo's own
 cost per turn: the SDK loop, HTTP to the server, the tool call on the live
 index, printing. The compaction run reads many big traces and reports the
 largest model input with and without compaction. `--process` also times the
@@ -30,10 +30,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.gen_traces import generate  # noqa: E402
-from demo.model_server import ModelServer, Reply, ToolCall  # noqa: E402
-from engine.agent import AgentSettings, ask  # noqa: E402
-from engine.agent_display import StepPrinter  # noqa: E402
-from engine.tools import open_store, run_tool  # noqa: E402
+from halo_live.demo.model_server import ModelServer, Reply, ToolCall  # noqa: E402
+from halo_live.engine.agent.ask import AgentSettings, ask  # noqa: E402
+from halo_live.engine.agent.display import StepPrinter  # noqa: E402
+from halo_live.engine.tools import open_store, run_tool  # noqa: E402
 
 
 def _ids(path: Path, n: int) -> list[str]:
@@ -98,7 +98,7 @@ def cli_policy(ids: list[str], turns: int) -> CliPolicy:
 
 
 def _time_cli(make_argv, ids: list[str], turns: int, cwd: Path) -> float:
-    from demo.model_process import ModelServerProcess
+    from halo_live.demo.model_process import ModelServerProcess
 
     with ModelServerProcess("bench.bench_agent:cli_policy", {"ids": ids, "turns": turns}) as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "HALO_"))}
@@ -117,7 +117,7 @@ def _time_process(path: Path, ids: list[str], turns: int, repeat: int) -> None:
     repo = Path(__file__).resolve().parents[1]
 
     def argv(copy: Path):
-        return lambda url: [sys.executable, "-m", "engine", str(copy), "-p", "bench", "--base-url", url,
+        return lambda url: [sys.executable, "-m", "halo_live", str(copy), "-p", "bench", "--base-url", url,
                             "--api-key", "k", "-m", "test-model", "--max-depth", "0",
                             "--max-turns", str(turns + 5), "--api", "responses"]
 

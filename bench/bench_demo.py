@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import openai  # noqa: E402
 
-from demo.benchmark import BenchmarkConfig, run_benchmark  # noqa: E402
-from demo.model_server import ModelServer, Reply, ToolCall  # noqa: E402
-from demo.openai_agents_sdk.agent import settings_from  # noqa: E402
-from engine.compare import compare_paths  # noqa: E402
+from halo_live.demo.benchmark import BenchmarkConfig, run_benchmark  # noqa: E402
+from halo_live.demo.model_server import ModelServer, Reply, ToolCall  # noqa: E402
+from halo_live.demo.openai_agents_sdk.agent import settings_from  # noqa: E402
+from halo_live.engine.compare import compare_paths  # noqa: E402
 
 TEXT = "the value is 8080, defined in src/ledger/config.py on line 34 " * 4
 

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.tracing import get_trace_provider  # noqa: E402
 from agents.tracing.span_data import AgentSpanData, FunctionSpanData, GenerationSpanData  # noqa: E402
 
-from exporter import setup_tracing  # noqa: E402
-from exporter.writer import JsonlWriter  # noqa: E402
+from halo_live.exporter import setup_tracing  # noqa: E402
+from halo_live.exporter.writer import JsonlWriter  # noqa: E402
 
 
 def make_spans(n: int):

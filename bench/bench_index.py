@@ -33,7 +33,7 @@ from bench.gen_traces import Gen, generate  # noqa: E402
 # Each child measures itself and prints one JSON line.
 BUILD = r"""
 import json, resource, sys, time
-from indexer import TraceIndex, parse
+from halo_live.indexer import TraceIndex, parse
 path, index_dir, workers = sys.argv[1], sys.argv[2], sys.argv[3]
 t = time.perf_counter()
 idx = TraceIndex.open(path, index_dir, workers=None if workers == "auto" else int(workers))
@@ -48,7 +48,7 @@ print(json.dumps({"seconds": secs, "spans": stats.spans, "native": parse.NATIVE,
 QUERIES = r"""
 import json, resource, statistics, sys, time
 t0 = time.perf_counter()
-from indexer import IndexFilters, TraceIndex
+from halo_live.indexer import IndexFilters, TraceIndex
 t1 = time.perf_counter()
 idx = TraceIndex.open(sys.argv[1], sys.argv[2])
 with idx.snapshot() as snap:
@@ -155,10 +155,10 @@ def append_one_percent(path: Path, traces: int, seed: int) -> tuple[int, int]:
 
 def follow_latency(path: Path, index_dir: Path, samples: int) -> dict:
     """Append one span at a time while `halo index --follow` runs; time until a reader sees it."""
-    from indexer import TraceIndex
+    from halo_live.indexer import TraceIndex
 
     env = dict(os.environ, PYTHONPATH=str(ROOT), **ENV)
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "index", str(path), "--index-dir",
+    proc = subprocess.Popen([sys.executable, "-m", "halo_live", "index", str(path), "--index-dir",
                              str(index_dir), "--follow"], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     proc.stdout.readline()  # the catch-up summary: the index is current
     gen = Gen(12345, 0.0)

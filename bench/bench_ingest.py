@@ -90,7 +90,7 @@ def make_batch(seed: int, spans: int = SPANS_PER_BATCH) -> bytes:
 
 class Serve:
     def __init__(self, out: Path, index: bool) -> None:
-        cmd = [sys.executable, "-m", "engine", "serve", "--out", f"{out}/", "--grpc-port", "0",
+        cmd = [sys.executable, "-m", "halo_live", "serve", "--out", f"{out}/", "--grpc-port", "0",
                "--http-port", "0", "--max-body-mb", "64"] + ([] if index else ["--no-index"])
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.grpc_port = self.http_port = 0
@@ -206,7 +206,7 @@ def probe_latency(port: int, dataset: Path, probes: int, background: list[bytes]
     """
     import grpc
 
-    from indexer import TraceIndex
+    from halo_live.indexer import TraceIndex
 
     stop = mp.Event()
     queue: mp.Queue = mp.Queue()
@@ -254,7 +254,7 @@ def _background(port: int, bodies: list[bytes], stop, out: mp.Queue, pause: floa
 
 def index_lag(dataset: Path, spans: int, timeout: float = 120) -> float:
     """Seconds until the server's live index counts `spans` spans (read from a separate snapshot)."""
-    from indexer import TraceIndex
+    from halo_live.indexer import TraceIndex
 
     t0 = time.perf_counter()
     idx = TraceIndex.open(dataset)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.tools import open_store, run_tool  # noqa: E402
+from halo_live.engine.tools import open_store, run_tool  # noqa: E402
 from tests import _tools_helpers as gen  # noqa: E402
 from tests.reference import ensure_reference  # noqa: E402
 

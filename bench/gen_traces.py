@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exporter import format as f  # noqa: E402
+from halo_live.exporter import canonical  # noqa: E402
 
 MODELS = ("gpt-4.1", "gpt-4.1-mini", "claude-sonnet-4", "o4-mini")
 SERVICES = ("swe-harness", "web-agent", "data-agent")
@@ -86,11 +86,11 @@ class Gen:
                 tool_end = t + rng.randrange(10, 2000) * 1_000_000
                 spans.append(self._tool(ctx, turn_id, tool, t, tool_end, self._error("tool")))
                 t = tool_end
-            spans.append(self._span(ctx, turn_id, root_id, f"turn {turn + 1}", f.OBS_CHAIN,
+            spans.append(self._span(ctx, turn_id, root_id, f"turn {turn + 1}", canonical.OBS_CHAIN,
                                     turn_start, t, None, {"input.value": self.text(700)}))
         if rng.random() < self.error_rate / 4:
             fail_root = ERRORS[4][1]
-        spans.append(self._span(ctx, root_id, "", f"agent_run {agent}", f.OBS_AGENT, start, t + 1_000_000,
+        spans.append(self._span(ctx, root_id, "", f"agent_run {agent}", canonical.OBS_AGENT, start, t + 1_000_000,
                                 fail_root, {"input.value": self.text(400), "output.value": self.text(200)}))
         return spans
 
@@ -111,51 +111,51 @@ class Gen:
             messages.append(("tool", self.text(rng.randrange(100, 300))))
         prompt, completion = rng.randrange(500, 6000), rng.randrange(20, 800)
         attrs = {
-            f.OI_SPAN_KIND: "LLM", f.OI_LLM_MODEL_NAME: model, f.OI_LLM_PROVIDER: "openai",
-            f.OI_LLM_SYSTEM: "openai", f.OI_TOKENS_PROMPT: prompt, f.OI_TOKENS_COMPLETION: completion,
+            canonical.OI_SPAN_KIND: "LLM", canonical.OI_LLM_MODEL_NAME: model, canonical.OI_LLM_PROVIDER: "openai",
+            canonical.OI_LLM_SYSTEM: "openai", canonical.OI_TOKENS_PROMPT: prompt, canonical.OI_TOKENS_COMPLETION: completion,
             "llm.token_count.total": prompt + completion,
             "llm.invocation_parameters": '{"temperature": 0.2, "max_tokens": 2048, "tool_choice": "auto"}',
-            f.OI_INPUT_VALUE: messages[-1][1][:200], "input.mime_type": "text/plain",
-            f.OI_SESSION_ID: ctx["trace_id"][:12],
+            canonical.OI_INPUT_VALUE: messages[-1][1][:200], "input.mime_type": "text/plain",
+            canonical.OI_SESSION_ID: ctx["trace_id"][:12],
         }
         for i, (role, content) in enumerate(messages):
-            attrs[f"{f.OI_INPUT_MESSAGES}.{i}.message.role"] = role
-            attrs[f"{f.OI_INPUT_MESSAGES}.{i}.message.content"] = content
+            attrs[f"{canonical.OI_INPUT_MESSAGES}.{i}.message.role"] = role
+            attrs[f"{canonical.OI_INPUT_MESSAGES}.{i}.message.content"] = content
         reply = self.text(rng.randrange(100, 500))
-        attrs[f"{f.OI_OUTPUT_MESSAGES}.0.message.role"] = "assistant"
-        attrs[f"{f.OI_OUTPUT_MESSAGES}.0.message.content"] = reply
-        attrs[f"{f.OI_OUTPUT_MESSAGES}.0.message.tool_calls.0.tool_call.function.name"] = rng.choice(TOOLS)
-        attrs[f.OI_OUTPUT_VALUE] = reply
+        attrs[f"{canonical.OI_OUTPUT_MESSAGES}.0.message.role"] = "assistant"
+        attrs[f"{canonical.OI_OUTPUT_MESSAGES}.0.message.content"] = reply
+        attrs[f"{canonical.OI_OUTPUT_MESSAGES}.0.message.tool_calls.0.tool_call.function.name"] = rng.choice(TOOLS)
+        attrs[canonical.OI_OUTPUT_VALUE] = reply
         attrs["output.mime_type"] = "text/plain"
-        return self._span(ctx, self.hexid(8), parent, "response", f.OBS_LLM, start, end, err, attrs)
+        return self._span(ctx, self.hexid(8), parent, "response", canonical.OBS_LLM, start, end, err, attrs)
 
     def _tool(self, ctx, parent, tool, start, end, err):
-        attrs = {f.OI_SPAN_KIND: "TOOL", f.OI_TOOL_NAME: tool,
+        attrs = {canonical.OI_SPAN_KIND: "TOOL", canonical.OI_TOOL_NAME: tool,
                  "tool.description": f"{tool}: " + self.text(60),
                  "tool.parameters": '{"type": "object", "properties": {"path": {"type": "string"}}}',
-                 f.OI_INPUT_VALUE: '{"path": "src/%s.py"}' % self.text(12).replace(" ", "_"),
+                 canonical.OI_INPUT_VALUE: '{"path": "src/%s.py"}' % self.text(12).replace(" ", "_"),
                  "input.mime_type": "application/json",
-                 f.OI_OUTPUT_VALUE: self.text(self.rng.randrange(400, 2400)),
+                 canonical.OI_OUTPUT_VALUE: self.text(self.rng.randrange(400, 2400)),
                  "output.mime_type": "text/plain"}
-        return self._span(ctx, self.hexid(8), parent, f"function {tool}", f.OBS_TOOL, start, end, err, attrs)
+        return self._span(ctx, self.hexid(8), parent, f"function {tool}", canonical.OBS_TOOL, start, end, err, attrs)
 
     def _span(self, ctx, span_id, parent, name, kind, start, end, err, attrs):
         attrs = dict(attrs)
-        attrs.update(f.project(attrs, project_id=ctx["project"], agent_name_hint=ctx["agent"]))
-        attrs[f.INF_AGENT_NAME] = ctx["agent"]
-        attrs[f.INF_RUN_ID] = ctx["run_id"]
-        if kind == f.OBS_LLM:
-            attrs[f.INF_LLM_MODEL_NAME] = attrs[f.OI_LLM_MODEL_NAME]
-            attrs[f.INF_LLM_INPUT_TOKENS] = attrs[f.OI_TOKENS_PROMPT]
-            attrs[f.INF_LLM_OUTPUT_TOKENS] = attrs[f.OI_TOKENS_COMPLETION]
-        line = f.canonical_line(
+        attrs.update(canonical.project(attrs, project_id=ctx["project"], agent_name_hint=ctx["agent"]))
+        attrs[canonical.INF_AGENT_NAME] = ctx["agent"]
+        attrs[canonical.INF_RUN_ID] = ctx["run_id"]
+        if kind == canonical.OBS_LLM:
+            attrs[canonical.INF_LLM_MODEL_NAME] = attrs[canonical.OI_LLM_MODEL_NAME]
+            attrs[canonical.INF_LLM_INPUT_TOKENS] = attrs[canonical.OI_TOKENS_PROMPT]
+            attrs[canonical.INF_LLM_OUTPUT_TOKENS] = attrs[canonical.OI_TOKENS_COMPLETION]
+        line = canonical.canonical_line(
             trace_id=ctx["trace_id"], span_id=span_id, parent_span_id=parent, name=name,
-            kind=f.SPAN_KIND_INTERNAL, start_time=f.iso_from_ns(start), end_time=f.iso_from_ns(end),
-            status_code=f.STATUS_ERROR if err else f.STATUS_OK, status_message=err or "",
-            resource_attributes={f.SERVICE_NAME: ctx["service"], "service.version": "1.4.2"},
+            kind=canonical.SPAN_KIND_INTERNAL, start_time=canonical.iso_from_ns(start), end_time=canonical.iso_from_ns(end),
+            status_code=canonical.STATUS_ERROR if err else canonical.STATUS_OK, status_message=err or "",
+            resource_attributes={canonical.SERVICE_NAME: ctx["service"], "service.version": "1.4.2"},
             scope_name="halo-bench", scope_version="0.1", attributes=attrs,
         )
-        return end, f.encode_line(line)
+        return end, canonical.encode_line(line)
 
 
 def write_shard(path: Path, indices: list[int], seed: int, concurrency: int, error_rate: float,

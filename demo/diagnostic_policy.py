@@ -13,10 +13,10 @@ turn: the tool list and the tool results in the conversation. Its plan:
    such tool): per signature the traces hit, example ids, the cause seen in the spans
    and a suggested harness change, labelled as coming from this stand-in.
 
-    python -m demo.model_server --port 8000 --policy demo.diagnostic_policy:policy
+    python -m halo_live.demo.model_server --port 8000 --policy halo_live.demo.diagnostic_policy:policy
     halo traces/ -p "What fails and why?" --base-url http://127.0.0.1:8000/v1   # loopback: no key
 
-or in one command: `python -m demo.diagnostic_policy traces/ [-p QUESTION]`.
+or in one command: `python -m halo_live.demo.diagnostic_policy traces/ [-p QUESTION]`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from demo.model_server import Reply, ToolCall, Turn
-from exporter.format import (
+from halo_live.demo.model_server import Reply, ToolCall, Turn
+from halo_live.exporter.canonical import (
     ATTRIBUTES,
     EXCEPTION_MESSAGE,
     INF_OBSERVATION_KIND,
@@ -54,7 +54,7 @@ DEFAULT_QUESTION = "What are the top error signatures, what causes each, and wha
 TOP_SIGNATURES = 3
 SPANS_PER_SIGNATURE = 5  # enough to tell a repeated identical call from varied ones
 SEARCH_MATCHES = 50
-LABEL = ("> Written by halo's **offline stand-in model** (`demo.diagnostic_policy`), a deterministic "
+LABEL = ("> Written by halo's **offline stand-in model** (`halo_live.demo.diagnostic_policy`), a deterministic "
          "policy, not an LLM: it drove the real diagnostic agent and trace tools and reports what "
          "they returned. Set `OPENAI_API_KEY` (or `--base-url`) for a real model's diagnosis.")
 
@@ -150,7 +150,7 @@ class DiagnosticPolicy:
         return Reply(text=answer)
 
 
-# For `python -m demo.model_server --policy demo.diagnostic_policy:policy` (it holds no state).
+# For `python -m halo_live.demo.model_server --policy halo_live.demo.diagnostic_policy:policy` (it holds no state).
 policy = DiagnosticPolicy()
 
 
@@ -376,8 +376,8 @@ def _agent_cause(span: dict, trace: str, search: dict, sig: dict) -> tuple[str, 
 
 def ask_offline(trace_path: str, question: str, flags: Sequence[str] = ()) -> int:
     """`halo TRACE_PATH -p QUESTION` against this policy on a loopback server; halo's exit code."""
-    from demo.model_server import ModelServer
-    from engine.cli import main as halo
+    from halo_live.demo.model_server import ModelServer
+    from halo_live.engine.cli import main as halo
 
     with ModelServer(DiagnosticPolicy()) as server:
         return halo([str(trace_path), "-p", question, *flags, "--base-url", server.base_url,
@@ -385,10 +385,10 @@ def ask_offline(trace_path: str, question: str, flags: Sequence[str] = ()) -> in
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m demo.diagnostic_policy TRACE_PATH [-p QUESTION] [halo flags]`: ask offline."""
+    """`python -m halo_live.demo.diagnostic_policy TRACE_PATH [-p QUESTION] [halo flags]`: ask offline."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m demo.diagnostic_policy",
+    parser = argparse.ArgumentParser(prog="python -m halo_live.demo.diagnostic_policy",
                                      description="ask halo's diagnostic agent offline, against this "
                                                  "deterministic stand-in model (no API key needed)")
     parser.add_argument("trace_path", metavar="TRACE_PATH")

@@ -10,7 +10,7 @@ from typing import Any
 
 
 class ModelServerProcess:
-    """`python -m demo.model_server` in a child process; a context manager.
+    """`python -m halo_live.demo.model_server` in a child process; a context manager.
 
     `policy` is `MODULE:NAME`; with `policy_kwargs`, NAME is a factory called with them
     in the child. `base_url` is known once `start()` returns.
@@ -26,7 +26,7 @@ class ModelServerProcess:
         self._stderr: Any = None
 
     def start(self) -> "ModelServerProcess":
-        cmd = [sys.executable, "-m", "demo.model_server", "--port", str(self.port),
+        cmd = [sys.executable, "-m", "halo_live.demo.model_server", "--port", str(self.port),
                "--policy", self.policy]
         if self.policy_kwargs is not None:
             cmd += ["--policy-kwargs", json.dumps(self.policy_kwargs)]

@@ -1,6 +1,6 @@
 """An OpenAI-compatible model server that plays a policy (tests and the offline demo).
 
-    from demo.model_server import ModelServer, ScriptedPolicy, Reply, ToolCall
+    from halo_live.demo.model_server import ModelServer, ScriptedPolicy, Reply, ToolCall
     policy = ScriptedPolicy([Reply(tool_calls=[ToolCall("add", '{"a": 1, "b": 2}')]),
                              Reply(text="3")])
     with ModelServer(policy) as server:       # aiohttp in a background thread, port 0
@@ -14,7 +14,7 @@ parse them, plus GET /v1/models. Any API key is accepted. A policy is any
 callable `Turn -> Reply`; a `Reply` with `error_status` is answered as that
 HTTP error with an OpenAI-style error body.
 
-`python -m demo.model_server --port N --policy MODULE:NAME [--policy-kwargs JSON]`
+`python -m halo_live.demo.model_server --port N --policy MODULE:NAME [--policy-kwargs JSON]`
 serves from a separate process and prints `listening on URL` once ready.
 """
 
@@ -34,7 +34,7 @@ from typing import Any
 
 from aiohttp import web
 
-from demo import model_wire as wire
+from halo_live.demo import model_wire as wire
 
 
 @dataclass
@@ -269,7 +269,7 @@ def load_policy(spec: str, kwargs: dict[str, Any] | None = None) -> Policy:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demo.model_server", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m halo_live.demo.model_server", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
     parser.add_argument("--policy", required=True, help="MODULE:NAME of a policy (Turn -> Reply)")

@@ -24,7 +24,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from demo.model_server import Reply, ToolCall, Turn
+from halo_live.demo.model_server import Reply, ToolCall, Turn
 
 P_WRONG_DIR = 0.3
 P_BIG_READ = 0.5

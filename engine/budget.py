@@ -22,8 +22,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from exporter.format import STATUS_ERROR
-from engine.models import OversizedTraceSummary, SpanRecord
+from halo_live.exporter.canonical import STATUS_ERROR
+from halo_live.engine.models import OversizedTraceSummary, SpanRecord
 
 DISCOVERY_ATTR_CAP_CHARS = 4096
 SURGICAL_ATTR_CAP_CHARS = 16384

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.store import group_error_spans
-from indexer import IndexFilters, TraceIndex
+from halo_live.engine.store import group_error_spans
+from halo_live.indexer import IndexFilters, TraceIndex
 
 SCORE_FILE = "score.json"
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from engine import budget
-from engine.models import SpanMatchRecord, SpanRecord, TraceSummary, TraceView
-from exporter.format import KIND, NAME, PARENT_SPAN_ID, SPAN_ID, STATUS, STATUS_CODE_FIELD
+from halo_live.engine import budget
+from halo_live.engine.models import SpanMatchRecord, SpanRecord, TraceSummary, TraceView
+from halo_live.exporter.canonical import KIND, NAME, PARENT_SPAN_ID, SPAN_ID, STATUS, STATUS_CODE_FIELD
 
 
 def summary(row: Any) -> TraceSummary:

@@ -16,10 +16,10 @@ from typing import Any
 
 import orjson
 
-from engine.models import TraceFilters
-from engine.render import cut, iso_from_epoch
-from engine.store import TraceStore
-from exporter import format as f
+from halo_live.engine.models import TraceFilters
+from halo_live.engine.render import cut, iso_from_epoch
+from halo_live.engine.store import TraceStore
+from halo_live.exporter import canonical
 
 DEFAULT_TOP = 10
 CAUSE_CHARS = 160
@@ -27,8 +27,8 @@ CAUSE_CHARS = 160
 _SDK_REDACTED = "Error details are redacted."
 # One substring scan per line instead of parsing every span: both tool-name
 # keys (`tool.name`, `gen_ai.tool.name`) end with these bytes.
-_TOOL_KEY_TAIL = f'{f.OI_TOOL_NAME}"'.encode()
-assert f.GENAI_TOOL_NAME.endswith(f.OI_TOOL_NAME)
+_TOOL_KEY_TAIL = f'{canonical.OI_TOOL_NAME}"'.encode()
+assert canonical.GENAI_TOOL_NAME.endswith(canonical.OI_TOOL_NAME)
 
 
 def build_report(store: TraceStore, top: int = DEFAULT_TOP) -> dict[str, Any]:
@@ -106,21 +106,21 @@ def example_cause(snap: Any, trace_ids: list[str], span_name: str, message: str)
     """
     if not trace_ids:
         return ""
-    errors = [r for r in snap.spans(trace_ids[0]) if r.status_code == f.STATUS_ERROR]
+    errors = [r for r in snap.spans(trace_ids[0]) if r.status_code == canonical.STATUS_ERROR]
     for ref in [r for r in errors if r.name == span_name] or errors:
         try:
             span = orjson.loads(snap.read_span(ref))
         except (OSError, KeyError, orjson.JSONDecodeError):
             continue  # a file rewritten under us: no example rather than a crash
-        status = span.get(f.STATUS) if isinstance(span, dict) else None
-        full = status.get(f.STATUS_MESSAGE_FIELD) if isinstance(status, dict) else None
+        status = span.get(canonical.STATUS) if isinstance(span, dict) else None
+        full = status.get(canonical.STATUS_MESSAGE_FIELD) if isinstance(status, dict) else None
         if not isinstance(full, str) or full[:len(message)] != message:
             continue
-        attrs = span.get(f.ATTRIBUTES)
+        attrs = span.get(canonical.ATTRIBUTES)
         attrs = attrs if isinstance(attrs, dict) else {}
-        sdk = _sdk_error(attrs.get(f.SDK_ERROR_DATA))
-        causes = (sdk, full, f.exception_message(span.get(f.EVENTS)),
-                  _text(attrs.get(f.OI_OUTPUT_VALUE)))
+        sdk = _sdk_error(attrs.get(canonical.SDK_ERROR_DATA))
+        causes = (sdk, full, canonical.exception_message(span.get(canonical.EVENTS)),
+                  _text(attrs.get(canonical.OI_OUTPUT_VALUE)))
         # the first that says more than the signature's (maybe cut) message itself
         cause = next((c for c in causes if c and c != message
                       and not c.endswith(_SDK_REDACTED)), sdk or full)
@@ -156,15 +156,15 @@ def tool_error_rates(snap: Any, rows: list[Any]) -> list[dict[str, Any]]:
             if _TOOL_KEY_TAIL not in line:
                 continue  # cheap byte test: most spans (LLM payloads) are never parsed
             span = orjson.loads(line)
-            attrs = span.get(f.ATTRIBUTES)
+            attrs = span.get(canonical.ATTRIBUTES)
             if type(attrs) is not dict:
                 continue
-            name = f.tool_name(attrs)
+            name = canonical.tool_name(attrs)
             if not name:
                 continue
             calls[name] += 1
-            status = span.get(f.STATUS)
-            if type(status) is dict and status.get(f.STATUS_CODE_FIELD) == f.STATUS_ERROR:
+            status = span.get(canonical.STATUS)
+            if type(status) is dict and status.get(canonical.STATUS_CODE_FIELD) == canonical.STATUS_ERROR:
                 errors[name] += 1
     table = [
         {"tool": name, "calls": n, "error_spans": errors[name],

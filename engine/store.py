@@ -6,7 +6,7 @@ index rows; only `regex_pattern` filters and the search tools read span bytes,
 and only of the candidate traces. On a file that does not change every answer
 equals halo-engine 0.3.5's: same ordering (dataset order), same taxonomy
 (first 2,000 error traces, messages cut at 200 characters, top 20 groups with
-ties in first-seen order), same budgets (see `engine.budget`).
+ties in first-seen order), same budgets (see `halo_live.engine.budget`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine import budget, render
-from engine.models import (
+from halo_live.engine import budget, render
+from halo_live.engine.models import (
     DatasetOverview,
     ErrorTaxonomyGroup,
     SpanSearchResult,
@@ -30,7 +30,7 @@ from engine.models import (
     TraceSearchResult,
     TraceView,
 )
-from indexer.models import IndexFilters
+from halo_live.indexer.models import IndexFilters
 
 OVERVIEW_SAMPLE_TRACE_IDS = 20
 TAXONOMY_MAX_ERROR_TRACES = 2_000
@@ -112,7 +112,7 @@ class TraceStore:
     @classmethod
     def open(cls, path: str | Path, index_dir: str | Path | None = None) -> "TraceStore":
         """Open (or build) the index of `path` and catch it up."""
-        from indexer import TraceIndex  # the package root pulls in LMDB; not needed for models
+        from halo_live.indexer import TraceIndex  # the package root pulls in LMDB; not needed for models
 
         try:
             index = TraceIndex.open(path, index_dir)

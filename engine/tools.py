@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from engine import models as m
-from engine.store import ToolError, TraceStore
+from halo_live.engine import models as m
+from halo_live.engine.store import ToolError, TraceStore
 
 
 @dataclass(frozen=True)

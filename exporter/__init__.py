@@ -1,6 +1,6 @@
 """Producers of canonical HALO JSONL: the Agents SDK processor, the OTel exporter, the writer.
 
-Imports are lazy so `import exporter.format` stays cheap for the indexer.
+Imports are lazy so `import halo_live.exporter.canonical` stays cheap for the indexer.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any
 __all__ = ["setup_tracing", "HaloTracingProcessor", "HaloSpanExporter", "JsonlWriter"]
 
 _LAZY = {
-    "setup_tracing": ("exporter.agents_sdk", "setup_tracing"),
-    "HaloTracingProcessor": ("exporter.agents_sdk", "HaloTracingProcessor"),
-    "HaloSpanExporter": ("exporter.otel_exporter", "HaloSpanExporter"),
-    "JsonlWriter": ("exporter.writer", "JsonlWriter"),
+    "setup_tracing": ("halo_live.exporter.agents_sdk", "setup_tracing"),
+    "HaloTracingProcessor": ("halo_live.exporter.agents_sdk", "HaloTracingProcessor"),
+    "HaloSpanExporter": ("halo_live.exporter.otel_exporter", "HaloSpanExporter"),
+    "JsonlWriter": ("halo_live.exporter.writer", "JsonlWriter"),
 }
 
 

@@ -1,6 +1,6 @@
 """`setup_tracing()`: write every OpenAI Agents SDK span as a canonical HALO line.
 
-    from exporter import setup_tracing
+    from halo_live.exporter import setup_tracing
     processor = setup_tracing(service_name="my-harness", project_id="bench-1")
     ... Runner.run(...) ...
     processor.shutdown()   # optional: an interpreter-exit hook flushes too
@@ -18,16 +18,16 @@ import logging
 import os
 import threading
 import uuid
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
 from agents.tracing import Span, Trace, TracingProcessor, set_trace_processors
 from agents.tracing.span_data import AgentSpanData
 
-from exporter import config
-from exporter import format as f
-from exporter.sdk_spans import ExportContext, TraceInfo, span_to_line
-from exporter.writer import JsonlWriter
+from halo_live.exporter import canonical, config
+from halo_live.exporter.sdk_spans import ExportContext, TraceInfo, span_to_line
+from halo_live.exporter.writer import JsonlWriter
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class HaloTracingProcessor(TracingProcessor):
     # --- on the writer thread -------------------------------------------------------------
 
     def _encode(self, span: Span[Any], agent_name: str | None, trace: TraceInfo | None) -> bytes:
-        return f.encode_line(span_to_line(span, ctx=self.ctx, trace=trace, agent_name=agent_name))
+        return canonical.encode_line(span_to_line(span, ctx=self.ctx, trace=trace, agent_name=agent_name))
 
     def _warn(self, exc: BaseException) -> None:
         if not self._warned:
@@ -137,40 +137,46 @@ def setup_tracing(
     service_name: str | None = None,
     project_id: str | None = None,
     path: str | os.PathLike[str] | None = None,
-    **options: Any,
+    *,
+    run_id: str | None = None,
+    keep_openai_exporter: bool = False,
+    resource_attributes: Mapping[str, Any] | None = None,
+    writer: JsonlWriter | None = None,
+    install: bool = True,
+    fsync: str | bool | None = None,
+    max_queue_lines: int | None = None,
+    flush_interval: float | None = None,
+    block_timeout: float = config.DEFAULT_BLOCK_TIMEOUT,
+    on_flush: Callable[[int], None] | None = None,
 ) -> HaloTracingProcessor:
     """Install a `HaloTracingProcessor` writing to `path` and return it.
 
     Defaults: `path` from `$HALO_TRACES_PATH` else ./traces.jsonl,
     `service_name` from `$HALO_SERVICE_NAME`, `project_id` from
-    `$HALO_PROJECT_ID`. Options: `run_id` (else `$HALO_RUN_ID`, else a fresh
-    id per process), `keep_openai_exporter` (keep the SDK's default uploader
-    too), `resource_attributes` (extra resource attributes), `writer` (share
-    an existing `JsonlWriter`), `install` (False: build without installing),
-    and the writer's `fsync`, `max_queue_lines`, `flush_interval`,
-    `block_timeout`, `on_flush`. A bad value raises `ValueError` naming it.
+    `$HALO_PROJECT_ID`, `run_id` from `$HALO_RUN_ID` else a fresh id per
+    process. `keep_openai_exporter` keeps the SDK's default uploader too;
+    `resource_attributes` adds resource attributes; `writer` shares an existing
+    `JsonlWriter` (the writer options below are then its own); `install=False`
+    builds the processor without installing it. `fsync`, `max_queue_lines`,
+    `flush_interval`, `block_timeout` and `on_flush` configure the writer, as
+    in `JsonlWriter`. A bad value raises `ValueError` naming it.
     """
-    run_id = config.setting(options.pop("run_id", None), config.HALO_RUN_ID, "") or new_run_id()
-    keep_openai = bool(options.pop("keep_openai_exporter", False))
-    install = bool(options.pop("install", True))
-    extra_resource = dict(options.pop("resource_attributes", None) or {})
-    writer = options.pop("writer", None)
-    writer_options = {k: options.pop(k) for k in ("fsync", "max_queue_lines", "flush_interval",
-                                                  "block_timeout", "on_flush") if k in options}
-    if options:
-        raise ValueError(f"unknown setup_tracing option(s): {', '.join(sorted(options))}")
+    run_id = config.setting(run_id, config.HALO_RUN_ID, "") or new_run_id()
     service = config.setting(service_name, config.HALO_SERVICE_NAME, config.DEFAULT_SERVICE_NAME)
     project = config.setting(project_id, config.HALO_PROJECT_ID, config.DEFAULT_PROJECT_ID)
-    resource = {f.SERVICE_NAME: str(service), f.INF_RUN_ID: str(run_id), **extra_resource}
+    resource = {canonical.SERVICE_NAME: str(service), canonical.INF_RUN_ID: str(run_id),
+                **dict(resource_attributes or {})}
 
     owns = writer is None
     if writer is None:
-        writer = JsonlWriter(path, **writer_options)
+        writer = JsonlWriter(path, fsync=fsync, max_queue_lines=max_queue_lines,
+                             flush_interval=flush_interval, block_timeout=block_timeout,
+                             on_flush=on_flush)
     processor = HaloTracingProcessor(writer, ctx=ExportContext(str(project), resource), owns_writer=owns)
     if install:
         with _install_lock:
             processors: list[TracingProcessor] = []
-            if keep_openai:
+            if keep_openai_exporter:
                 from agents.tracing.processors import default_processor
 
                 processors.append(default_processor())

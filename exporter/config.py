@@ -22,7 +22,7 @@ HALO_FSYNC = "HALO_FSYNC"
 HALO_TOKEN = "HALO_TOKEN"  # bearer token the OTLP receiver requires, if set
 HALO_MAX_QUEUE_LINES = "HALO_MAX_QUEUE_LINES"
 HALO_FLUSH_INTERVAL = "HALO_FLUSH_INTERVAL"
-HALO_INDEX_NATIVE = "HALO_INDEX_NATIVE"  # "0": index with the pure-Python parse, not indexer._scan
+HALO_INDEX_NATIVE = "HALO_INDEX_NATIVE"  # "0": index with the pure-Python parse, not halo_live.indexer._scan
 
 # --- defaults ----------------------------------------------------------------------
 DEFAULT_TRACES_PATH = "./traces.jsonl"

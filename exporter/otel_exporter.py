@@ -7,7 +7,7 @@ Any OTel-instrumented app (OpenInference or GenAI-semconv instrumentations)
 then writes the same lines as the Agents SDK processor and the OTLP receiver:
 attribute values keep their JSON types, resource and scope are kept, events,
 links and dropped counts go at the top level (the reference forbids extra
-keys inside status/resource/scope), and `exporter.format.project` adds the
+keys inside status/resource/scope), and `halo_live.exporter.canonical.project` adds the
 `inference.*` projection.
 """
 
@@ -22,9 +22,9 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from exporter import config
-from exporter import format as f
-from exporter.writer import JsonlWriter
+from halo_live.exporter import config
+from halo_live.exporter import canonical
+from halo_live.exporter.writer import JsonlWriter
 
 logger = logging.getLogger(__name__)
 
@@ -59,50 +59,50 @@ def readable_span_to_line(span: ReadableSpan, *, project_id: str = "") -> dict[s
     scope = span.instrumentation_scope
     attrs = otel_attrs_to_json(span.attributes)
     events = [
-        {f.EVENT_NAME: e.name, f.EVENT_TIME: f.iso_from_ns(e.timestamp or 0),
-         f.EVENT_ATTRIBUTES: otel_attrs_to_json(e.attributes)}
+        {canonical.EVENT_NAME: e.name, canonical.EVENT_TIME: canonical.iso_from_ns(e.timestamp or 0),
+         canonical.EVENT_ATTRIBUTES: otel_attrs_to_json(e.attributes)}
         for e in span.events
     ]
     links = [
-        {f.LINK_TRACE_ID: f.hex_id(link.context.trace_id, 32),
-         f.LINK_SPAN_ID: f.hex_id(link.context.span_id, 16),
-         f.LINK_TRACE_STATE: link.context.trace_state.to_header() if link.context.trace_state else "",
-         f.LINK_ATTRIBUTES: otel_attrs_to_json(link.attributes)}
+        {canonical.LINK_TRACE_ID: canonical.hex_id(link.context.trace_id, 32),
+         canonical.LINK_SPAN_ID: canonical.hex_id(link.context.span_id, 16),
+         canonical.LINK_TRACE_STATE: link.context.trace_state.to_header() if link.context.trace_state else "",
+         canonical.LINK_ATTRIBUTES: otel_attrs_to_json(link.attributes)}
         for link in span.links
     ]
     status = span.status
-    code = f.STATUS_CODES[status.status_code.value] if status is not None else f.STATUS_UNSET
+    code = canonical.STATUS_CODES[status.status_code.value] if status is not None else canonical.STATUS_UNSET
     message = (status.description if status is not None else None) or ""
-    if code == f.STATUS_ERROR and not message:
-        message = f.exception_message(events)
+    if code == canonical.STATUS_ERROR and not message:
+        message = canonical.exception_message(events)
 
     extra: dict[str, Any] = {}
     if events:
-        extra[f.EVENTS] = events
+        extra[canonical.EVENTS] = events
     if links:
-        extra[f.LINKS] = links
-    for key, count in ((f.DROPPED_ATTRIBUTES, span.dropped_attributes),
-                       (f.DROPPED_EVENTS, span.dropped_events), (f.DROPPED_LINKS, span.dropped_links)):
+        extra[canonical.LINKS] = links
+    for key, count in ((canonical.DROPPED_ATTRIBUTES, span.dropped_attributes),
+                       (canonical.DROPPED_EVENTS, span.dropped_events), (canonical.DROPPED_LINKS, span.dropped_links)):
         if count:
             extra[key] = count
     if scope is not None and getattr(scope, "attributes", None):
-        extra[f.SCOPE_ATTRIBUTES] = otel_attrs_to_json(scope.attributes)
+        extra[canonical.SCOPE_ATTRIBUTES] = otel_attrs_to_json(scope.attributes)
     if resource is not None and resource.schema_url:
-        extra[f.RESOURCE_SCHEMA_URL] = resource.schema_url
+        extra[canonical.RESOURCE_SCHEMA_URL] = resource.schema_url
     if scope is not None and scope.schema_url:
-        extra[f.SCOPE_SCHEMA_URL] = scope.schema_url
+        extra[canonical.SCOPE_SCHEMA_URL] = scope.schema_url
 
-    attrs.update(f.project(attrs, project_id=project_id, resource_attrs=resource_attrs))
+    attrs.update(canonical.project(attrs, project_id=project_id, resource_attrs=resource_attrs))
     parent = span.parent
-    return f.canonical_line(
-        trace_id=f.hex_id(ctx.trace_id, 32),
-        span_id=f.hex_id(ctx.span_id, 16),
-        parent_span_id=f.hex_id(parent.span_id, 16) if parent is not None else "",
+    return canonical.canonical_line(
+        trace_id=canonical.hex_id(ctx.trace_id, 32),
+        span_id=canonical.hex_id(ctx.span_id, 16),
+        parent_span_id=canonical.hex_id(parent.span_id, 16) if parent is not None else "",
         trace_state=ctx.trace_state.to_header() if ctx.trace_state else "",
         name=span.name,
         kind="SPAN_KIND_" + span.kind.name,  # the SDK's enum numbers differ from OTLP's
-        start_time=f.iso_from_ns(span.start_time or 0),
-        end_time=f.iso_from_ns(span.end_time or span.start_time or 0),
+        start_time=canonical.iso_from_ns(span.start_time or 0),
+        end_time=canonical.iso_from_ns(span.end_time or span.start_time or 0),
         status_code=code,
         status_message=message,
         resource_attributes=resource_attrs,
@@ -146,7 +146,7 @@ class HaloSpanExporter(SpanExporter):
         if self._shutdown:
             return SpanExportResult.FAILURE
         try:
-            lines = [f.encode_line(readable_span_to_line(s, project_id=self.project_id))
+            lines = [canonical.encode_line(readable_span_to_line(s, project_id=self.project_id))
                      for s in spans]
             ticket = self.writer.submit(lines)
             if ticket is None:

@@ -1,8 +1,8 @@
 """OTLP trace requests -> canonical HALO lines: the shared span step and protobuf.
 
-Both encodings (protobuf here, OTLP/JSON in `exporter.receiver_json`) walk the
+Both encodings (protobuf here, OTLP/JSON in `halo_live.exporter.receiver_json`) walk the
 same shape (resource spans -> scope spans -> spans) and end in `build_line`,
-which projects with `exporter.format.project` and encodes exactly as
+which projects with `halo_live.exporter.canonical.project` and encodes exactly as
 `encode_line(canonical_line(...))`, so a span received over OTLP reads like
 one written by `HaloSpanExporter`.
 
@@ -29,7 +29,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from exporter import format as fmt
+from halo_live.exporter import canonical
 
 _MAX_MESSAGES = 3  # problems quoted in partial_success; the count says the rest
 
@@ -73,7 +73,7 @@ class SpanBatch:
     named ancestor gives them `inference.agent_name`, as the SDK processor does.
     """
 
-    _HINTED_KINDS = (fmt.OBS_LLM, fmt.OBS_TOOL)
+    _HINTED_KINDS = (canonical.OBS_LLM, canonical.OBS_TOOL)
     _MAX_HOPS = 64  # bounds a walk up a (malformed, cyclic) parent chain
 
     def __init__(self, out: Conversion) -> None:
@@ -84,9 +84,9 @@ class SpanBatch:
 
     def add(self, parts: SpanParts) -> None:
         """Keep one decoded span."""
-        name = fmt.agent_name(parts.attributes)
+        name = canonical.agent_name(parts.attributes)
         self._named += name is not None
-        self._parents[parts.head[fmt.SPAN_ID]] = (parts.head[fmt.PARENT_SPAN_ID], name)
+        self._parents[parts.head[canonical.SPAN_ID]] = (parts.head[canonical.PARENT_SPAN_ID], name)
         self._spans.append(parts)
 
     def _agent_above(self, span_id: str) -> str | None:
@@ -106,9 +106,9 @@ class SpanBatch:
         for parts in self._spans:
             hint = None
             if self._named:
-                span_id = parts.head[fmt.SPAN_ID]
+                span_id = parts.head[canonical.SPAN_ID]
                 if (self._parents[span_id][1] is None
-                        and fmt.observation_kind(parts.attributes) in self._HINTED_KINDS):
+                        and canonical.observation_kind(parts.attributes) in self._HINTED_KINDS):
                     hint = self._agent_above(span_id)
             lines.append(build_line(parts, hint))
         return self.out
@@ -122,15 +122,15 @@ def span_head(trace_id: str, span_id: str, parent_span_id: str, trace_state: str
               ) -> dict[str, Any]:
     """The canonical fields before the resource, in the canonical order (positional: hot path)."""
     return {
-        fmt.TRACE_ID: trace_id,
-        fmt.SPAN_ID: span_id,
-        fmt.PARENT_SPAN_ID: parent_span_id,
-        fmt.TRACE_STATE: trace_state,
-        fmt.NAME: name,
-        fmt.KIND: kind,
-        fmt.START_TIME: _iso(start_ns),
-        fmt.END_TIME: _iso(end_ns),
-        fmt.STATUS: {fmt.STATUS_CODE_FIELD: status_code, fmt.STATUS_MESSAGE_FIELD: status_message},
+        canonical.TRACE_ID: trace_id,
+        canonical.SPAN_ID: span_id,
+        canonical.PARENT_SPAN_ID: parent_span_id,
+        canonical.TRACE_STATE: trace_state,
+        canonical.NAME: name,
+        canonical.KIND: kind,
+        canonical.START_TIME: _iso(start_ns),
+        canonical.END_TIME: _iso(end_ns),
+        canonical.STATUS: {canonical.STATUS_CODE_FIELD: status_code, canonical.STATUS_MESSAGE_FIELD: status_message},
     }
 
 
@@ -154,31 +154,31 @@ def build_line(parts: SpanParts, agent_hint: str | None = None) -> bytes:
     the encoding work saved, and the key order stays the canonical one.
     """
     ctx, attributes, events = parts.ctx, parts.attributes, parts.events
-    status = parts.head[fmt.STATUS]
-    if not status[fmt.STATUS_MESSAGE_FIELD] and events:
-        status[fmt.STATUS_MESSAGE_FIELD] = fmt.exception_message(events)
-    attributes.update(fmt.project(attributes, project_id=ctx.project_id,
+    status = parts.head[canonical.STATUS]
+    if not status[canonical.STATUS_MESSAGE_FIELD] and events:
+        status[canonical.STATUS_MESSAGE_FIELD] = canonical.exception_message(events)
+    attributes.update(canonical.project(attributes, project_id=ctx.project_id,
                                   resource_attrs=ctx.resource_attrs, agent_name_hint=agent_hint))
-    tail: dict[str, Any] = {fmt.ATTRIBUTES: attributes}
+    tail: dict[str, Any] = {canonical.ATTRIBUTES: attributes}
     tail.update(ctx.extra)
     if events:
-        tail[fmt.EVENTS] = events
+        tail[canonical.EVENTS] = events
     if parts.links:
-        tail[fmt.LINKS] = parts.links
-    for key, count in zip((fmt.DROPPED_ATTRIBUTES, fmt.DROPPED_EVENTS, fmt.DROPPED_LINKS), parts.dropped):
+        tail[canonical.LINKS] = parts.links
+    for key, count in zip((canonical.DROPPED_ATTRIBUTES, canonical.DROPPED_EVENTS, canonical.DROPPED_LINKS), parts.dropped):
         if count:
             tail[key] = count
     # '{head...}\n' + '{tail...}\n' -> '{head..., resource, scope, tail...}\n'
-    return b"".join((fmt.encode_line(parts.head)[:-2], ctx.shared, fmt.encode_line(tail)[1:]))
+    return b"".join((canonical.encode_line(parts.head)[:-2], ctx.shared, canonical.encode_line(tail)[1:]))
 
 
 @functools.lru_cache(maxsize=4096)
 def _iso_seconds(seconds: int) -> str:
-    return fmt.iso_from_ns(seconds * 1_000_000_000)[:-11]  # "YYYY-MM-DDTHH:MM:SS"
+    return canonical.iso_from_ns(seconds * 1_000_000_000)[:-11]  # "YYYY-MM-DDTHH:MM:SS"
 
 
 def _iso(ns: int) -> str:
-    """`fmt.iso_from_ns`, with the date part cached (spans of a batch share their seconds)."""
+    """`canonical.iso_from_ns`, with the date part cached (spans of a batch share their seconds)."""
     seconds, frac = divmod(ns, 1_000_000_000)
     return f"{_iso_seconds(seconds)}.{frac:09d}Z"
 
@@ -195,10 +195,10 @@ class ScopeContext:
     shared: bytes = b""  # ',"resource":{...},"scope":{...},' encoded once
 
     def __post_init__(self) -> None:
-        both = fmt.encode_line({
-            fmt.RESOURCE: {fmt.ATTRIBUTES: self.resource_attrs},
-            fmt.SCOPE: {fmt.SCOPE_NAME_FIELD: self.scope_name,
-                        fmt.SCOPE_VERSION_FIELD: self.scope_version},
+        both = canonical.encode_line({
+            canonical.RESOURCE: {canonical.ATTRIBUTES: self.resource_attrs},
+            canonical.SCOPE: {canonical.SCOPE_NAME_FIELD: self.scope_name,
+                        canonical.SCOPE_VERSION_FIELD: self.scope_version},
         })
         self.shared = b"," + both[1:-2] + b","
 
@@ -257,20 +257,20 @@ def _pb_span(span: Any, ctx: ScopeContext) -> SpanParts:
     if not name:
         raise SpanProblem("span has no name")
     events = [
-        {fmt.EVENT_NAME: e.name, fmt.EVENT_TIME: fmt.iso_from_ns(e.time_unix_nano),
-         fmt.EVENT_ATTRIBUTES: _pb_attrs(e.attributes)}
+        {canonical.EVENT_NAME: e.name, canonical.EVENT_TIME: canonical.iso_from_ns(e.time_unix_nano),
+         canonical.EVENT_ATTRIBUTES: _pb_attrs(e.attributes)}
         for e in span.events
     ] if span.events else []
     links = [
-        {fmt.LINK_TRACE_ID: link.trace_id.hex(), fmt.LINK_SPAN_ID: link.span_id.hex(),
-         fmt.LINK_TRACE_STATE: link.trace_state, fmt.LINK_ATTRIBUTES: _pb_attrs(link.attributes)}
+        {canonical.LINK_TRACE_ID: link.trace_id.hex(), canonical.LINK_SPAN_ID: link.span_id.hex(),
+         canonical.LINK_TRACE_STATE: link.trace_state, canonical.LINK_ATTRIBUTES: _pb_attrs(link.attributes)}
         for link in span.links
     ] if span.links else []
     status = span.status
     head = span_head(trace_id, span_id, parent, span.trace_state, name,
-                     enum_name(fmt.SPAN_KINDS, span.kind, "kind"),
+                     enum_name(canonical.SPAN_KINDS, span.kind, "kind"),
                      span.start_time_unix_nano, span.end_time_unix_nano,
-                     enum_name(fmt.STATUS_CODES, status.code, "status code"), status.message)
+                     enum_name(canonical.STATUS_CODES, status.code, "status code"), status.message)
     dropped = (span.dropped_attributes_count, span.dropped_events_count, span.dropped_links_count)
     return SpanParts(head, _pb_attrs(span.attributes), events, links, dropped, ctx)
 
@@ -284,11 +284,11 @@ def convert_request(request: ExportTraceServiceRequest, *, project_id: str = "")
         for s, ss in enumerate(rs.scope_spans):
             extra: dict[str, Any] = {}
             if ss.scope.attributes:
-                extra[fmt.SCOPE_ATTRIBUTES] = _pb_attrs(ss.scope.attributes)
+                extra[canonical.SCOPE_ATTRIBUTES] = _pb_attrs(ss.scope.attributes)
             if rs.schema_url:
-                extra[fmt.RESOURCE_SCHEMA_URL] = rs.schema_url
+                extra[canonical.RESOURCE_SCHEMA_URL] = rs.schema_url
             if ss.schema_url:
-                extra[fmt.SCOPE_SCHEMA_URL] = ss.schema_url
+                extra[canonical.SCOPE_SCHEMA_URL] = ss.schema_url
             ctx = ScopeContext(project_id, resource_attrs, ss.scope.name, ss.scope.version, extra)
             for i, span in enumerate(ss.spans):
                 try:

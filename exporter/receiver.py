@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from exporter import config
-from exporter.otlp_convert import Conversion, InvalidRequest, from_protobuf
-from exporter.receiver_json import from_json
-from exporter.writer import JsonlWriter
+from halo_live.exporter import config
+from halo_live.exporter.otlp_convert import Conversion, InvalidRequest, from_protobuf
+from halo_live.exporter.receiver_json import from_json
+from halo_live.exporter.writer import JsonlWriter
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from google.protobuf.any_pb2 import Any as AnyProto
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from exporter.receiver import RETRY_AFTER_SECONDS, Receiver, Status, export_response
+from halo_live.exporter.receiver import RETRY_AFTER_SECONDS, Receiver, Status, export_response
 
 SERVICE_NAME = "opentelemetry.proto.collector.trace.v1.TraceService"
 _RETRY_INFO_KEY = "google.rpc.retryinfo-bin"  # what opentelemetry-python's exporter reads

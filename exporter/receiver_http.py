@@ -22,7 +22,7 @@ import zstandard
 from aiohttp import web
 from google.rpc import code_pb2, status_pb2
 
-from exporter.receiver import RETRY_AFTER_SECONDS, Outcome, Receiver, Status, export_response
+from halo_live.exporter.receiver import RETRY_AFTER_SECONDS, Outcome, Receiver, Status, export_response
 
 logger = logging.getLogger(__name__)
 

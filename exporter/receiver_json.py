@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from exporter import format as fmt
-from exporter.otlp_convert import (
+from halo_live.exporter import canonical
+from halo_live.exporter.otlp_convert import (
     Conversion, InvalidRequest, ScopeContext, SpanBatch, SpanParts, SpanProblem, check_ids, enum_name,
     span_head,
 )
@@ -146,35 +146,35 @@ def _json_span(span: Any, ctx: ScopeContext) -> SpanParts:
     for e in _as_list(span.get("events"), "events", SpanProblem):
         e = _as_obj(e, "event", SpanProblem)
         events.append({
-            fmt.EVENT_NAME: str(e.get("name") or ""),
-            fmt.EVENT_TIME: fmt.iso_from_ns(
+            canonical.EVENT_NAME: str(e.get("name") or ""),
+            canonical.EVENT_TIME: canonical.iso_from_ns(
                 _json_int(_get(e, "timeUnixNano", "time_unix_nano", 0), "event timeUnixNano")),
-            fmt.EVENT_ATTRIBUTES: _json_attrs(e.get("attributes")),
+            canonical.EVENT_ATTRIBUTES: _json_attrs(e.get("attributes")),
         })
     links = []
     for link in _as_list(span.get("links"), "links", SpanProblem):
         link = _as_obj(link, "link", SpanProblem)
         links.append({
-            fmt.LINK_TRACE_ID: _json_id(_get(link, "traceId", "trace_id"), "link traceId"),
-            fmt.LINK_SPAN_ID: _json_id(_get(link, "spanId", "span_id"), "link spanId"),
-            fmt.LINK_TRACE_STATE: str(_get(link, "traceState", "trace_state", "")),
-            fmt.LINK_ATTRIBUTES: _json_attrs(link.get("attributes")),
+            canonical.LINK_TRACE_ID: _json_id(_get(link, "traceId", "trace_id"), "link traceId"),
+            canonical.LINK_SPAN_ID: _json_id(_get(link, "spanId", "span_id"), "link spanId"),
+            canonical.LINK_TRACE_STATE: str(_get(link, "traceState", "trace_state", "")),
+            canonical.LINK_ATTRIBUTES: _json_attrs(link.get("attributes")),
         })
     status = _as_obj(span.get("status"), "status", SpanProblem)
     message = status.get("message") or ""
     head = span_head(
         trace_id, span_id, parent, str(_get(span, "traceState", "trace_state", "")), name,
-        enum_name(fmt.SPAN_KINDS, span.get("kind", 0), "kind"),
+        enum_name(canonical.SPAN_KINDS, span.get("kind", 0), "kind"),
         _json_int(_get(span, "startTimeUnixNano", "start_time_unix_nano", 0), "startTimeUnixNano"),
         _json_int(_get(span, "endTimeUnixNano", "end_time_unix_nano", 0), "endTimeUnixNano"),
-        enum_name(fmt.STATUS_CODES, status.get("code", 0), "status code"),
+        enum_name(canonical.STATUS_CODES, status.get("code", 0), "status code"),
         message if isinstance(message, str) else str(message),
     )
     dropped = tuple(
         _json_int(_get(span, camel, snake, 0), camel)
-        for camel, snake in (("droppedAttributesCount", fmt.DROPPED_ATTRIBUTES),
-                             ("droppedEventsCount", fmt.DROPPED_EVENTS),
-                             ("droppedLinksCount", fmt.DROPPED_LINKS))
+        for camel, snake in (("droppedAttributesCount", canonical.DROPPED_ATTRIBUTES),
+                             ("droppedEventsCount", canonical.DROPPED_EVENTS),
+                             ("droppedLinksCount", canonical.DROPPED_LINKS))
     )
     return SpanParts(head, _json_attrs(span.get("attributes")), events, links,
                      dropped, ctx)  # type: ignore[arg-type]
@@ -208,13 +208,13 @@ def from_json(body: bytes, *, project_id: str = "") -> Conversion:
             extra: dict[str, Any] = {}
             try:
                 if scope.get("attributes"):
-                    extra[fmt.SCOPE_ATTRIBUTES] = _json_attrs(scope.get("attributes"))
+                    extra[canonical.SCOPE_ATTRIBUTES] = _json_attrs(scope.get("attributes"))
             except SpanProblem as exc:
                 raise InvalidRequest(f"{where}.scope: {exc}") from None
             if _get(rs, "schemaUrl", "schema_url"):
-                extra[fmt.RESOURCE_SCHEMA_URL] = str(_get(rs, "schemaUrl", "schema_url"))
+                extra[canonical.RESOURCE_SCHEMA_URL] = str(_get(rs, "schemaUrl", "schema_url"))
             if _get(ss, "schemaUrl", "schema_url"):
-                extra[fmt.SCOPE_SCHEMA_URL] = str(_get(ss, "schemaUrl", "schema_url"))
+                extra[canonical.SCOPE_SCHEMA_URL] = str(_get(ss, "schemaUrl", "schema_url"))
             ctx = ScopeContext(project_id, resource_attrs, str(scope.get("name") or ""),
                                 str(scope.get("version") or ""), extra)
             for i, span in enumerate(_as_list(ss.get("spans"), f"{where}.spans", InvalidRequest)):

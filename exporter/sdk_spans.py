@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from exporter import format as f
+from halo_live.exporter import canonical
 
 SCOPE_NAME = "openai-agents-sdk"
 PROVIDER = "openai"
@@ -29,13 +29,13 @@ PROVIDER = "openai"
 # same names go in openinference.span.kind (the reference counts tool errors by
 # it), where other types are CHAIN rather than SPAN.
 OBSERVATION_KIND_BY_TYPE = {
-    "agent": f.OBS_AGENT,
-    "generation": f.OBS_LLM,
-    "response": f.OBS_LLM,
-    "function": f.OBS_TOOL,
-    "mcp_tools": f.OBS_TOOL,
-    "handoff": f.OBS_CHAIN,
-    "guardrail": f.OBS_GUARDRAIL,
+    "agent": canonical.OBS_AGENT,
+    "generation": canonical.OBS_LLM,
+    "response": canonical.OBS_LLM,
+    "function": canonical.OBS_TOOL,
+    "mcp_tools": canonical.OBS_TOOL,
+    "handoff": canonical.OBS_CHAIN,
+    "guardrail": canonical.OBS_GUARDRAIL,
 }
 _CLIENT_TYPES = ("generation", "response", "transcription", "speech")
 
@@ -146,15 +146,15 @@ def _flatten(prefix: str, data: Mapping[str, Any] | None, out: dict[str, Any],
 def _usage(attrs: dict[str, Any], usage: Mapping[str, Any] | None) -> None:
     if not usage:
         return
-    attrs[f.OI_TOKENS_PROMPT] = f.as_int(usage.get("input_tokens", usage.get("prompt_tokens")))
-    attrs[f.OI_TOKENS_COMPLETION] = f.as_int(usage.get("output_tokens", usage.get("completion_tokens")))
-    attrs[A_TOKENS_TOTAL] = f.as_int(usage.get("total_tokens"))
+    attrs[canonical.OI_TOKENS_PROMPT] = canonical.as_int(usage.get("input_tokens", usage.get("prompt_tokens")))
+    attrs[canonical.OI_TOKENS_COMPLETION] = canonical.as_int(usage.get("output_tokens", usage.get("completion_tokens")))
+    attrs[A_TOKENS_TOTAL] = canonical.as_int(usage.get("total_tokens"))
     details_in = usage.get("input_tokens_details") or usage.get("prompt_tokens_details") or {}
     details_out = usage.get("output_tokens_details") or usage.get("completion_tokens_details") or {}
     if isinstance(details_in, Mapping):
-        attrs[A_TOKENS_CACHED] = f.as_int(details_in.get("cached_tokens"))
+        attrs[A_TOKENS_CACHED] = canonical.as_int(details_in.get("cached_tokens"))
     if isinstance(details_out, Mapping):
-        attrs[A_TOKENS_REASONING] = f.as_int(details_out.get("reasoning_tokens"))
+        attrs[A_TOKENS_REASONING] = canonical.as_int(details_out.get("reasoning_tokens"))
 
 
 def expand_messages(prefix: str, messages: Iterable[Any] | None, out: dict[str, Any]) -> None:
@@ -185,26 +185,26 @@ def expand_messages(prefix: str, messages: Iterable[Any] | None, out: dict[str, 
 
 
 def _agent(d: Mapping[str, Any], attrs: dict[str, Any]) -> None:
-    attrs[f.OI_AGENT_NAME] = d.get("name") or ""
+    attrs[canonical.OI_AGENT_NAME] = d.get("name") or ""
     attrs[A_AGENT_HANDOFFS] = _json(d.get("handoffs"))
     attrs[A_AGENT_TOOLS] = _json(d.get("tools"))
     attrs[A_AGENT_OUTPUT_TYPE] = d.get("output_type")
 
 
 def _generation(d: Mapping[str, Any], attrs: dict[str, Any]) -> None:
-    attrs[f.OI_LLM_PROVIDER] = PROVIDER
-    attrs[f.OI_LLM_MODEL_NAME] = d.get("model")
+    attrs[canonical.OI_LLM_PROVIDER] = PROVIDER
+    attrs[canonical.OI_LLM_MODEL_NAME] = d.get("model")
     attrs[A_INVOCATION_PARAMS] = _json(d.get("model_config"))
     inputs, outputs = d.get("input"), d.get("output")
     if inputs is not None:
-        attrs[f.OI_INPUT_MESSAGES] = _json(list(inputs))
-        attrs[f.OI_INPUT_VALUE] = attrs[f.OI_INPUT_MESSAGES]
+        attrs[canonical.OI_INPUT_MESSAGES] = _json(list(inputs))
+        attrs[canonical.OI_INPUT_VALUE] = attrs[canonical.OI_INPUT_MESSAGES]
     if outputs is not None:
-        attrs[f.OI_OUTPUT_MESSAGES] = _json(list(outputs))
-        attrs[f.OI_OUTPUT_VALUE] = _output_text(outputs) or attrs[f.OI_OUTPUT_MESSAGES]
+        attrs[canonical.OI_OUTPUT_MESSAGES] = _json(list(outputs))
+        attrs[canonical.OI_OUTPUT_VALUE] = _output_text(outputs) or attrs[canonical.OI_OUTPUT_MESSAGES]
     _usage(attrs, d.get("usage"))
-    expand_messages(f.OI_INPUT_MESSAGES, inputs, attrs)
-    expand_messages(f.OI_OUTPUT_MESSAGES, outputs, attrs)
+    expand_messages(canonical.OI_INPUT_MESSAGES, inputs, attrs)
+    expand_messages(canonical.OI_OUTPUT_MESSAGES, outputs, attrs)
 
 
 def _output_text(outputs: Iterable[Any]) -> str | None:
@@ -235,18 +235,18 @@ _INVOCATION_FIELDS = ("temperature", "top_p", "max_output_tokens", "tool_choice"
 
 
 def _response(d: Mapping[str, Any], span_data: Any, attrs: dict[str, Any]) -> None:
-    attrs[f.OI_LLM_PROVIDER] = PROVIDER
+    attrs[canonical.OI_LLM_PROVIDER] = PROVIDER
     attrs[A_RESPONSE_ID] = d.get("response_id")
     response = getattr(span_data, "response", None)  # only set when the SDK records data
     usage = d.get("usage")
     if response is not None:
         body = response.model_dump(mode="json", exclude_none=True)
-        attrs[f.OI_LLM_MODEL_NAME] = body.get("model")
+        attrs[canonical.OI_LLM_MODEL_NAME] = body.get("model")
         attrs[A_INVOCATION_PARAMS] = _json({k: body[k] for k in _INVOCATION_FIELDS if k in body})
         output = body.get("output") or []
-        attrs[f.OI_OUTPUT_MESSAGES] = _json(output)
-        attrs[f.OI_OUTPUT_VALUE] = "\n".join(_response_texts(output)) or attrs[f.OI_OUTPUT_MESSAGES]
-        expand_messages(f.OI_OUTPUT_MESSAGES, output, attrs)
+        attrs[canonical.OI_OUTPUT_MESSAGES] = _json(output)
+        attrs[canonical.OI_OUTPUT_VALUE] = "\n".join(_response_texts(output)) or attrs[canonical.OI_OUTPUT_MESSAGES]
+        expand_messages(canonical.OI_OUTPUT_MESSAGES, output, attrs)
         if usage is None:
             usage = body.get("usage")
         raw_input = getattr(span_data, "input", None)
@@ -258,16 +258,16 @@ def _response(d: Mapping[str, Any], span_data: Any, attrs: dict[str, Any]) -> No
         elif raw_input is not None:
             messages.extend(orjson.loads(_json(list(raw_input)) or "[]"))
         if messages or raw_input is not None:
-            attrs[f.OI_INPUT_MESSAGES] = _json(messages)
-            attrs[f.OI_INPUT_VALUE] = raw_input if isinstance(raw_input, str) else _json(raw_input)
-            expand_messages(f.OI_INPUT_MESSAGES, messages, attrs)
+            attrs[canonical.OI_INPUT_MESSAGES] = _json(messages)
+            attrs[canonical.OI_INPUT_VALUE] = raw_input if isinstance(raw_input, str) else _json(raw_input)
+            expand_messages(canonical.OI_INPUT_MESSAGES, messages, attrs)
     _usage(attrs, usage)
 
 
 def _function(d: Mapping[str, Any], attrs: dict[str, Any]) -> None:
-    attrs[f.OI_TOOL_NAME] = d.get("name")
-    attrs[f.OI_INPUT_VALUE] = d.get("input")
-    attrs[f.OI_OUTPUT_VALUE] = d.get("output")
+    attrs[canonical.OI_TOOL_NAME] = d.get("name")
+    attrs[canonical.OI_INPUT_VALUE] = d.get("input")
+    attrs[canonical.OI_OUTPUT_VALUE] = d.get("output")
     attrs[A_MCP_DATA] = _json(d.get("mcp_data"))
 
 
@@ -288,11 +288,11 @@ def _guardrail(d: Mapping[str, Any], attrs: dict[str, Any]) -> None:
 
 def _media(d: Mapping[str, Any], attrs: dict[str, Any]) -> None:
     # transcription / speech: a model call whose payload is audio or text.
-    attrs[f.OI_LLM_PROVIDER] = PROVIDER
-    attrs[f.OI_LLM_MODEL_NAME] = d.get("model")
+    attrs[canonical.OI_LLM_PROVIDER] = PROVIDER
+    attrs[canonical.OI_LLM_MODEL_NAME] = d.get("model")
     attrs[A_INVOCATION_PARAMS] = _json(d.get("model_config"))
-    attrs[f.OI_INPUT_VALUE] = _scalar_or_json(d.get("input"))
-    attrs[f.OI_OUTPUT_VALUE] = _scalar_or_json(d.get("output"))
+    attrs[canonical.OI_INPUT_VALUE] = _scalar_or_json(d.get("input"))
+    attrs[canonical.OI_OUTPUT_VALUE] = _scalar_or_json(d.get("output"))
     _flatten(A_SDK_DATA, d, attrs, skip=("type", "input", "output", "model", "model_config"))
 
 
@@ -348,8 +348,8 @@ def span_to_line(
     d = raw.get("span_data") or {}
     span_type = span_type_of(span_data, d)
     attrs: dict[str, Any] = {}
-    attrs[f.OI_SPAN_KIND] = OBSERVATION_KIND_BY_TYPE.get(span_type, f.OBS_CHAIN)
-    attrs[f.INF_OBSERVATION_KIND] = OBSERVATION_KIND_BY_TYPE.get(span_type, f.OBS_SPAN)
+    attrs[canonical.OI_SPAN_KIND] = OBSERVATION_KIND_BY_TYPE.get(span_type, canonical.OBS_CHAIN)
+    attrs[canonical.INF_OBSERVATION_KIND] = OBSERVATION_KIND_BY_TYPE.get(span_type, canonical.OBS_SPAN)
 
     if span_type == "agent":
         _agent(d, attrs)
@@ -376,21 +376,21 @@ def span_to_line(
             attrs[A_WORKFLOW_NAME] = trace.workflow_name
         if trace.group_id:
             attrs[A_WORKFLOW_GROUP] = trace.group_id
-            attrs[f.INF_SESSION_ID] = trace.group_id
+            attrs[canonical.INF_SESSION_ID] = trace.group_id
         if trace.metadata:
             _flatten(A_WORKFLOW_META, trace.metadata, attrs)
-            user = trace.metadata.get("user_id") or trace.metadata.get(f.OI_USER_ID)
+            user = trace.metadata.get("user_id") or trace.metadata.get(canonical.OI_USER_ID)
             if isinstance(user, str) and user:
-                attrs.setdefault(f.OI_USER_ID, user)
+                attrs.setdefault(canonical.OI_USER_ID, user)
 
     error = raw.get("error")
     if error:
         message = str(error.get("message") or "") or "error"
-        status_code = f.STATUS_ERROR
+        status_code = canonical.STATUS_ERROR
         if error.get("data") is not None:
-            attrs[f.SDK_ERROR_DATA] = _json(error.get("data"))
+            attrs[canonical.SDK_ERROR_DATA] = _json(error.get("data"))
     else:
-        message, status_code = "", f.STATUS_OK
+        message, status_code = "", canonical.STATUS_OK
 
     trace_id = sdk_id(raw.get("trace_id") or span.trace_id, "trace_")
     span_id = sdk_id(raw.get("id") or span.span_id, "span_")
@@ -398,19 +398,19 @@ def span_to_line(
         attrs[A_SDK_TRACE_ID] = raw["trace_id"]
 
     attrs = {k: v for k, v in attrs.items() if v is not None}
-    attrs.update(f.project(attrs, project_id=ctx.project_id, resource_attrs=ctx.resource_attributes,
+    attrs.update(canonical.project(attrs, project_id=ctx.project_id, resource_attrs=ctx.resource_attributes,
                            agent_name_hint=agent_name))
-    start = f.iso_from_datetime(raw.get("started_at"))
-    end = f.iso_from_datetime(raw.get("ended_at")) or start
+    start = canonical.iso_from_datetime(raw.get("started_at"))
+    end = canonical.iso_from_datetime(raw.get("ended_at")) or start
     name = span_name(span_type, d)
-    if span_type == "response" and attrs.get(f.OI_LLM_MODEL_NAME):  # known from the response body only
-        name = f"response.{attrs[f.OI_LLM_MODEL_NAME]}"
-    return f.canonical_line(
+    if span_type == "response" and attrs.get(canonical.OI_LLM_MODEL_NAME):  # known from the response body only
+        name = f"response.{attrs[canonical.OI_LLM_MODEL_NAME]}"
+    return canonical.canonical_line(
         trace_id=trace_id,
         span_id=span_id,
         parent_span_id=sdk_id(raw.get("parent_id"), "span_"),
         name=name,
-        kind=f.SPAN_KIND_CLIENT if span_type in _CLIENT_TYPES else f.SPAN_KIND_INTERNAL,
+        kind=canonical.SPAN_KIND_CLIENT if span_type in _CLIENT_TYPES else canonical.SPAN_KIND_INTERNAL,
         start_time=start or end,
         end_time=end,
         status_code=status_code,

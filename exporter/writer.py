@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from exporter import config
+from halo_live.exporter import config
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@
     with idx.snapshot() as snap:
         snap.totals(); snap.trace_ids(IndexFilters(has_errors=True)); snap.trace(tid)
 
-Names resolve lazily, so a parse worker (`indexer.worker`) imports only the parser.
+Names resolve lazily, so a parse worker (`halo_live.indexer.worker`) imports only the parser.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ __all__ = [
 ]
 
 _HOME = {
-    "TraceIndex": "indexer.index", "IndexStorageError": "indexer.index",
-    "Snapshot": "indexer.snapshot", "DatasetError": "indexer.dataset",
-    "TraceRow": "indexer.models", "SpanRef": "indexer.models", "IndexFilters": "indexer.models",
-    "DatasetTotals": "indexer.models", "ErrorSignature": "indexer.models",
-    "CatchUpStats": "indexer.models", "BadLine": "indexer.models",
+    "TraceIndex": "halo_live.indexer.index", "IndexStorageError": "halo_live.indexer.index",
+    "Snapshot": "halo_live.indexer.snapshot", "DatasetError": "halo_live.indexer.dataset",
+    "TraceRow": "halo_live.indexer.models", "SpanRef": "halo_live.indexer.models", "IndexFilters": "halo_live.indexer.models",
+    "DatasetTotals": "halo_live.indexer.models", "ErrorSignature": "halo_live.indexer.models",
+    "CatchUpStats": "halo_live.indexer.models", "BadLine": "halo_live.indexer.models",
 }
 
 

@@ -14,8 +14,8 @@ from collections import defaultdict
 import lmdb
 import orjson
 
-from indexer import layout as L
-from indexer.parse import Batch, duration_ms
+from halo_live.indexer import layout as L
+from halo_live.indexer.parse import Batch, duration_ms
 
 _SIG_MESSAGE_CHARS = 200  # the reference groups by message[:200]
 _SIG_EXAMPLES = 3

@@ -13,7 +13,7 @@ import os
 import select
 import threading
 
-from indexer.dataset import Dataset
+from halo_live.indexer.dataset import Dataset
 
 _IN_MODIFY = 0x002
 _IN_ATTRIB = 0x004

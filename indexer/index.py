@@ -20,13 +20,13 @@ from pathlib import Path
 import lmdb
 import orjson
 
-from indexer import dataset as ds
-from indexer import layout as L
-from indexer.apply import BatchWriter
-from indexer.models import CatchUpStats
-from indexer.parse import Batch
-from indexer.pool import POOL_MIN_BYTES, parse_batches
-from indexer.snapshot import Snapshot
+from halo_live.indexer import dataset as ds
+from halo_live.indexer import layout as L
+from halo_live.indexer.apply import BatchWriter
+from halo_live.indexer.models import CatchUpStats
+from halo_live.indexer.parse import Batch
+from halo_live.indexer.pool import POOL_MIN_BYTES, parse_batches
+from halo_live.indexer.snapshot import Snapshot
 
 RELEASE_BYTES = 256 << 20  # of JSONL indexed between two unmappings of the index's pages
 log = logging.getLogger(__name__)
@@ -354,7 +354,7 @@ class TraceIndex:
         `poll_interval` is capped at 0.1 s: the wait does not see `stop`, so the cap bounds
         how long a set `stop` goes unnoticed.
         """
-        from indexer.follow import Watcher
+        from halo_live.indexer.follow import Watcher
 
         last: tuple | None = None
         failed = ""

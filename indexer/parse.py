@@ -6,7 +6,7 @@ JSON and left alone. Rollups follow halo-engine 0.3.5's
 `TraceIndexRow`s. Pure and picklable (no LMDB here), so a process pool can run
 it on several ranges at once; the single writer merges the results in order.
 
-Two implementations give equal `Batch`es: the compiled scanner `indexer._scan`
+Two implementations give equal `Batch`es: the compiled scanner `halo_live.indexer._scan`
 (`pip install` builds indexer/_scan.c where a C compiler exists), which hands
 any line it is not sure of to `normalize_line`; and `parse_bytes_python`, which
 runs `normalize_line` (orjson) on every line. HALO_INDEX_NATIVE=0 picks the
@@ -22,16 +22,16 @@ from datetime import datetime, timezone
 
 import orjson
 
-from exporter import config
-from exporter import format as f
+from halo_live.exporter import config
+from halo_live.exporter import canonical
 
 try:
-    from indexer import _scan
+    from halo_live.indexer import _scan
 except ImportError:  # built without a C compiler: the pure-Python loop below
     _scan = None
 
-_ERROR = f.STATUS_ERROR
-_CODES = {code: i for i, code in enumerate(f.STATUS_CODES)}
+_ERROR = canonical.STATUS_ERROR
+_CODES = {code: i for i, code in enumerate(canonical.STATUS_CODES)}
 MAX_BAD_RECORDED = 1000  # offsets kept per batch; the count is always exact
 _buffers = threading.local()
 
@@ -302,7 +302,7 @@ def _ns(value: str) -> int | None:
             return int(secs) * 1_000_000_000 + int(value[20:29])
         except ValueError:
             return None
-    return f.ns_from_iso(value)
+    return canonical.ns_from_iso(value)
 
 
 def duration_ms(start: str, end: str) -> float | None:
@@ -319,20 +319,20 @@ def _bad(batch: Batch, off: int, reason: str) -> None:
         batch.bad.append((off, reason))
 
 
-_OI_KIND = f.OI_SPAN_KIND
-_OBS_KIND = f.INF_OBSERVATION_KIND
-_SERVICE = f.SERVICE_NAME
-_MODEL = f.INF_LLM_MODEL_NAME
-_OI_MODEL = f.OI_LLM_MODEL_NAME
-_AGENT = f.INF_AGENT_NAME
-_AGENT_ID = f.INF_AGENT_ID
-_OI_AGENT_ID = f.OI_AGENT_ID
-_IN_TOKENS = f.INF_LLM_INPUT_TOKENS
-_OUT_TOKENS = f.INF_LLM_OUTPUT_TOKENS
-_PROJECT = f.INF_PROJECT_ID
-_TOOL = f.OI_TOOL_NAME
-_GENAI_TOOL = f.GENAI_TOOL_NAME
-_RUN = f.INF_RUN_ID
+_OI_KIND = canonical.OI_SPAN_KIND
+_OBS_KIND = canonical.INF_OBSERVATION_KIND
+_SERVICE = canonical.SERVICE_NAME
+_MODEL = canonical.INF_LLM_MODEL_NAME
+_OI_MODEL = canonical.OI_LLM_MODEL_NAME
+_AGENT = canonical.INF_AGENT_NAME
+_AGENT_ID = canonical.INF_AGENT_ID
+_OI_AGENT_ID = canonical.OI_AGENT_ID
+_IN_TOKENS = canonical.INF_LLM_INPUT_TOKENS
+_OUT_TOKENS = canonical.INF_LLM_OUTPUT_TOKENS
+_PROJECT = canonical.INF_PROJECT_ID
+_TOOL = canonical.OI_TOOL_NAME
+_GENAI_TOOL = canonical.GENAI_TOOL_NAME
+_RUN = canonical.INF_RUN_ID
 
 if _scan is not None:
     # The scanner's names, in the order of the enum at the top of _scan.c's fields section.
@@ -341,5 +341,5 @@ if _scan is not None:
          "resource", "attributes", "code", "message", "attributes", _SERVICE,
          _OI_KIND, _OBS_KIND, _MODEL, _OI_MODEL, _AGENT, _AGENT_ID, _OI_AGENT_ID, _IN_TOKENS,
          _OUT_TOKENS, _PROJECT, _TOOL, _GENAI_TOOL, _RUN),
-        f.STATUS_CODES, f.STATUS_CODES.index(_ERROR), "TOOL")
+        canonical.STATUS_CODES, canonical.STATUS_CODES.index(_ERROR), "TOOL")
 NATIVE = _scan is not None and os.environ.get(config.HALO_INDEX_NATIVE, "1") != "0"

@@ -1,6 +1,6 @@
 """Parse byte ranges in order, on worker processes when the backlog is big enough to pay.
 
-Workers are plain `python -m indexer.worker` subprocesses speaking pickled
+Workers are plain `python -m halo_live.indexer.worker` subprocesses speaking pickled
 frames over pipes: no fork (an LMDB environment must never cross one, and the
 caller may have threads), no re-import of the caller's `__main__` (which
 multiprocessing's spawn needs). Workers only parse; the caller commits the
@@ -20,7 +20,7 @@ import sys
 from collections import deque
 from collections.abc import Iterator
 
-from indexer.parse import Batch, parse_file_range
+from halo_live.indexer.parse import Batch, parse_file_range
 
 POOL_MIN_BYTES = 48 << 20  # below this, starting workers costs more than it saves
 PIPE_BYTES = 1 << 20  # Linux's default limit for an unprivileged process
@@ -79,7 +79,7 @@ def parse_batches(path: str, fileno: int, ranges: list[tuple[int, int]],
 def _pooled(path: str, fileno: int, ranges, n: int) -> Iterator[Batch]:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-    procs = [subprocess.Popen([sys.executable, "-m", "indexer.worker"], stdin=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-m", "halo_live.indexer.worker"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, env=env) for _ in range(n)]
     for proc in procs:
         _widen(proc.stdout)

@@ -15,9 +15,9 @@ from pathlib import Path
 import lmdb
 import orjson
 
-from exporter import format as f
-from indexer import layout as L
-from indexer.models import BadLine, DatasetTotals, ErrorSignature, IndexFilters, SpanRef, TraceRow
+from halo_live.exporter import canonical
+from halo_live.indexer import layout as L
+from halo_live.indexer.models import BadLine, DatasetTotals, ErrorSignature, IndexFilters, SpanRef, TraceRow
 
 _ROW_SCAN_LIMIT = 4096  # below this many candidates, check time bounds on rows, not by range scan
 RANGE_READ_SLACK = 4  # read a trace's whole byte range when it is at most 4x its spans...
@@ -26,7 +26,7 @@ RANGE_READ_MAX = 1 << 18
 
 
 def _codes(code) -> str:
-    return f.STATUS_CODES[code] if type(code) is int else code
+    return canonical.STATUS_CODES[code] if type(code) is int else code
 
 
 class Snapshot:

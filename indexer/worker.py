@@ -1,6 +1,6 @@
 """A parse worker: reads (path, fileno, start, end) frames on stdin, answers Batch frames.
 
-Started by `indexer.pool`; exits when stdin closes. Imports only the parser.
+Started by `halo_live.indexer.pool`; exits when stdin closes. Imports only the parser.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import gc
 import sys
 
-from indexer.parse import parse_file_range
-from indexer.pool import recv, send
+from halo_live.indexer.parse import parse_file_range
+from halo_live.indexer.pool import recv, send
 
 
 def main() -> int:

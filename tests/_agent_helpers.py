@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from demo.model_server import ModelServer, Reply, ToolCall, Turn
-from exporter.format import (
+from halo_live.demo.model_server import ModelServer, Reply, ToolCall, Turn
+from halo_live.exporter.canonical import (
     INF_AGENT_NAME,
     INF_LLM_MODEL_NAME,
     INF_OBSERVATION_KIND,

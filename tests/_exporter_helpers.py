@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from exporter import format as f
+from halo_live.exporter import canonical
 
 _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -25,24 +25,24 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
 
 def check_line(line: dict[str, Any]) -> None:
     """Assert that one parsed line is a canonical HALO span the reference accepts."""
-    for field in f.REQUIRED_FIELDS:
+    for field in canonical.REQUIRED_FIELDS:
         assert field in line, f"missing {field}: {line}"
-    assert _HEX32.match(line[f.TRACE_ID]), line[f.TRACE_ID]
-    assert _HEX.match(line[f.SPAN_ID]), line[f.SPAN_ID]
-    parent = line[f.PARENT_SPAN_ID]
+    assert _HEX32.match(line[canonical.TRACE_ID]), line[canonical.TRACE_ID]
+    assert _HEX.match(line[canonical.SPAN_ID]), line[canonical.SPAN_ID]
+    parent = line[canonical.PARENT_SPAN_ID]
     assert parent == "" or _HEX.match(parent), parent
-    assert _TIME.match(line[f.START_TIME]) and _TIME.match(line[f.END_TIME]), line
-    assert line[f.START_TIME] <= line[f.END_TIME]
-    assert line[f.KIND] in f.SPAN_KINDS
-    assert set(line[f.STATUS]) == {f.STATUS_CODE_FIELD, f.STATUS_MESSAGE_FIELD}
-    assert line[f.STATUS][f.STATUS_CODE_FIELD] in f.STATUS_CODES
-    assert set(line[f.RESOURCE]) == {f.ATTRIBUTES}
-    assert set(line[f.SCOPE]) == {f.SCOPE_NAME_FIELD, f.SCOPE_VERSION_FIELD}
-    attrs = line[f.ATTRIBUTES]
-    assert attrs[f.INF_SCHEMA_VERSION] == f.SCHEMA_VERSION
-    assert isinstance(attrs[f.INF_PROJECT_ID], str)
-    assert attrs[f.INF_OBSERVATION_KIND] in f.OBSERVATION_KINDS
-    for key in (f.INF_LLM_INPUT_TOKENS, f.INF_LLM_OUTPUT_TOKENS):
+    assert _TIME.match(line[canonical.START_TIME]) and _TIME.match(line[canonical.END_TIME]), line
+    assert line[canonical.START_TIME] <= line[canonical.END_TIME]
+    assert line[canonical.KIND] in canonical.SPAN_KINDS
+    assert set(line[canonical.STATUS]) == {canonical.STATUS_CODE_FIELD, canonical.STATUS_MESSAGE_FIELD}
+    assert line[canonical.STATUS][canonical.STATUS_CODE_FIELD] in canonical.STATUS_CODES
+    assert set(line[canonical.RESOURCE]) == {canonical.ATTRIBUTES}
+    assert set(line[canonical.SCOPE]) == {canonical.SCOPE_NAME_FIELD, canonical.SCOPE_VERSION_FIELD}
+    attrs = line[canonical.ATTRIBUTES]
+    assert attrs[canonical.INF_SCHEMA_VERSION] == canonical.SCHEMA_VERSION
+    assert isinstance(attrs[canonical.INF_PROJECT_ID], str)
+    assert attrs[canonical.INF_OBSERVATION_KIND] in canonical.OBSERVATION_KINDS
+    for key in (canonical.INF_LLM_INPUT_TOKENS, canonical.INF_LLM_OUTPUT_TOKENS):
         assert key not in attrs or isinstance(attrs[key], int)
 
 

@@ -6,23 +6,23 @@ from collections import Counter
 from pathlib import Path
 
 from bench.gen_traces import generate
-from exporter import format as f
-from indexer import IndexFilters, TraceIndex, TraceRow
+from halo_live.exporter import canonical
+from halo_live.indexer import IndexFilters, TraceIndex, TraceRow
 
 
 def span_line(trace_id: str, span_id: str, parent: str = "", *, name: str = "step",
               start: str = "2026-01-01T00:00:01.000000000Z", end: str = "2026-01-01T00:00:02.000000000Z",
               error: str | None = None, service: str | None = "svc", attrs: dict | None = None) -> bytes:
     """One canonical span line with the given fields (attributes passed through as is)."""
-    resource = {f.SERVICE_NAME: service} if service is not None else {}
-    line = f.canonical_line(
+    resource = {canonical.SERVICE_NAME: service} if service is not None else {}
+    line = canonical.canonical_line(
         trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=name,
-        kind=f.SPAN_KIND_INTERNAL, start_time=start, end_time=end,
-        status_code=f.STATUS_ERROR if error is not None else f.STATUS_UNSET,
+        kind=canonical.SPAN_KIND_INTERNAL, start_time=start, end_time=end,
+        status_code=canonical.STATUS_ERROR if error is not None else canonical.STATUS_UNSET,
         status_message=error or "", resource_attributes=resource, scope_name="t",
         scope_version="", attributes=attrs or {},
     )
-    return f.encode_line(line)
+    return canonical.encode_line(line)
 
 
 def odd_lines() -> list[bytes]:
@@ -31,15 +31,15 @@ def odd_lines() -> list[bytes]:
     t = "odd-trace/ünïcode"
     return [
         span_line(t, "a1", "root-x", name="tool call", error="boom",
-                  attrs={f.OI_SPAN_KIND: "TOOL", f.INF_PROJECT_ID: "p1", f.OI_AGENT_ID: "agent-7"}),
-        span_line(t, "a2", "a1", attrs={f.INF_PROJECT_ID: "p2", f.INF_LLM_INPUT_TOKENS: 5,
-                                        f.INF_LLM_OUTPUT_TOKENS: "7", f.OI_LLM_MODEL_NAME: "m-oi"},
+                  attrs={canonical.OI_SPAN_KIND: "TOOL", canonical.INF_PROJECT_ID: "p1", canonical.OI_AGENT_ID: "agent-7"}),
+        span_line(t, "a2", "a1", attrs={canonical.INF_PROJECT_ID: "p2", canonical.INF_LLM_INPUT_TOKENS: 5,
+                                        canonical.INF_LLM_OUTPUT_TOKENS: "7", canonical.OI_LLM_MODEL_NAME: "m-oi"},
                   start="2026-01-01T00:00:00.500000000Z"),
         span_line(t, "a3", "a9", service="", end="2026-01-01T00:00:09.000000000Z",
-                  attrs={f.INF_AGENT_NAME: "solo", f.INF_LLM_MODEL_NAME: "m-inf", f.INF_AGENT_ID: ""}),
-        span_line("t2", "b1", "", name="root", attrs={f.INF_PROJECT_ID: "p2"}, service=None),
+                  attrs={canonical.INF_AGENT_NAME: "solo", canonical.INF_LLM_MODEL_NAME: "m-inf", canonical.INF_AGENT_ID: ""}),
+        span_line("t2", "b1", "", name="root", attrs={canonical.INF_PROJECT_ID: "p2"}, service=None),
         span_line("t2", "b2", "b1", error="x" * 300, name="llm",
-                  attrs={f.OI_SPAN_KIND: "LLM", f.INF_LLM_INPUT_TOKENS: 3}),
+                  attrs={canonical.OI_SPAN_KIND: "LLM", canonical.INF_LLM_INPUT_TOKENS: 3}),
         span_line("t3-no-inference", "c1", "", attrs={"gen_ai.request.model": "gpt-x"}),
     ]
 

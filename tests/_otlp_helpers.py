@@ -13,10 +13,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from exporter.receiver import Receiver
-from exporter.receiver_grpc import GrpcReceiver
-from exporter.receiver_http import HttpReceiver
-from exporter.writer import JsonlWriter
+from halo_live.exporter.receiver import Receiver
+from halo_live.exporter.receiver_grpc import GrpcReceiver
+from halo_live.exporter.receiver_http import HttpReceiver
+from halo_live.exporter.writer import JsonlWriter
 
 TRACE_ID = "5b8efff798038103d269b633813fc60c"
 SPAN_ID = "eee19b7ec3c1b174"

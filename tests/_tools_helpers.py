@@ -15,7 +15,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from exporter.format import (
+from halo_live.exporter.canonical import (
     INF_AGENT_ID,
     INF_AGENT_NAME,
     INF_LLM_INPUT_TOKENS,

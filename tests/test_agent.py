@@ -1,4 +1,4 @@
-"""The diagnostic agent end to end: `halo TRACE_PATH -p` through `engine.cli.main`
+"""The diagnostic agent end to end: `halo TRACE_PATH -p` through `halo_live.engine.cli.main`
 against the scripted OpenAI-compatible model server, over real HTTP with the
 real `openai` client and `Runner`, for both APIs, streamed and not."""
 
@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from demo.model_server import ModelServer, Reply
-from engine.cli import main
+from halo_live.demo.model_server import ModelServer, Reply
+from halo_live.cli import main
 from tests._agent_helpers import (
     FAILING_TRACE,
     TRACE_IDS,
@@ -215,8 +215,8 @@ def test_old_tool_results_are_compacted_when_the_input_grows(tmp_path, capsys):
 
 
 def test_telemetry_records_the_engines_own_run(traces, tmp_path, capsys):
-    from engine.tools import open_store, run_tool
-    from exporter import format as f
+    from halo_live.engine.tools import open_store, run_tool
+    from halo_live.exporter import canonical
 
     telemetry = tmp_path / "self.jsonl"
     policy = _investigation()
@@ -225,13 +225,13 @@ def test_telemetry_records_the_engines_own_run(traces, tmp_path, capsys):
     _, err = capsys.readouterr()
     assert code == 0, err
     spans = [json.loads(line) for line in telemetry.read_bytes().splitlines()]
-    kinds = {s[f.ATTRIBUTES].get(f.INF_OBSERVATION_KIND) for s in spans}
+    kinds = {s[canonical.ATTRIBUTES].get(canonical.INF_OBSERVATION_KIND) for s in spans}
     assert {"LLM", "TOOL", "AGENT"} <= kinds
-    assert len({s[f.TRACE_ID] for s in spans}) == 1  # subagents nest in the run's one trace
-    tool_names = {s[f.NAME] for s in spans if s[f.ATTRIBUTES].get(f.INF_OBSERVATION_KIND) == "TOOL"}
+    assert len({s[canonical.TRACE_ID] for s in spans}) == 1  # subagents nest in the run's one trace
+    tool_names = {s[canonical.NAME] for s in spans if s[canonical.ATTRIBUTES].get(canonical.INF_OBSERVATION_KIND) == "TOOL"}
     assert {"function.get_dataset_overview", "function.call_subagent",
             "function.search_trace", "function.synthesize_traces"} <= tool_names
-    assert all(s[f.STATUS][f.STATUS_CODE_FIELD] in f.STATUS_CODES for s in spans)
+    assert all(s[canonical.STATUS][canonical.STATUS_CODE_FIELD] in canonical.STATUS_CODES for s in spans)
     # and halo can read its own run with its own tools
     store = open_store(telemetry, tmp_path / "idx")
     try:
@@ -286,7 +286,7 @@ def test_context_overflow_resumes_from_history_with_tighter_compaction(traces, c
 
 
 def test_telemetry_marks_tool_errors_as_error_spans(traces, tmp_path, capsys):
-    from exporter import format as f
+    from halo_live.exporter import canonical
 
     telemetry = tmp_path / "self.jsonl"
     policy = RolePolicy(root=[Reply(tool_calls=[call("view_trace", trace_id="f" * 32)]),
@@ -295,8 +295,8 @@ def test_telemetry_marks_tool_errors_as_error_spans(traces, tmp_path, capsys):
         assert main(halo_args(traces, server, "--telemetry", str(telemetry), "--api", "responses")) == 0
     capsys.readouterr()
     spans = [json.loads(line) for line in telemetry.read_bytes().splitlines()]
-    failed = [s for s in spans if s[f.STATUS][f.STATUS_CODE_FIELD] == f.STATUS_ERROR]
-    assert [s[f.NAME] for s in failed] == ["function.view_trace"]
+    failed = [s for s in spans if s[canonical.STATUS][canonical.STATUS_CODE_FIELD] == canonical.STATUS_ERROR]
+    assert [s[canonical.NAME] for s in failed] == ["function.view_trace"]
 
 
 def test_synthesis_of_unknown_ids_is_an_error_without_a_model_call(traces, capsys):

@@ -10,10 +10,11 @@ import sys
 
 import pytest
 
-from demo.model_server import ModelServer, Reply
-from engine.agent_config import AgentSettings
-from engine.cli import CliError, main
-from engine.cli_ask import parse_headers
+from halo_live.demo.model_server import ModelServer, Reply
+from halo_live.engine.agent.config import AgentSettings
+from halo_live.cli import main
+from halo_live.engine.cli import CliError
+from halo_live.engine.cli.ask import parse_headers
 from tests._agent_helpers import RolePolicy, call, halo_args, tool_results, write_traces
 
 @pytest.fixture(autouse=True)
@@ -73,7 +74,7 @@ def test_responses_is_the_default_on_openai_and_chat_elsewhere():
 
 
 def test_each_call_role_gets_its_model_and_only_agents_get_the_chosen_effort():
-    from engine.agent_config import model_settings
+    from halo_live.engine.agent.config import model_settings
 
     settings = AgentSettings(model="gpt-5.4-mini", synthesis_model="gpt-4.1", reasoning_effort="low")
     assert [settings.model_for(r) for r in ("agent", "synthesis", "compaction")] == [
@@ -163,7 +164,7 @@ def test_telemetry_flag_before_the_trace_path(traces, tmp_path, capsys, monkeypa
 def test_real_halo_process(traces, tmp_path):
     """The installed console script, as a user runs it: answer on stdout, steps on stderr."""
     exe = shutil.which("halo")
-    command = [exe] if exe else [sys.executable, "-m", "engine"]
+    command = [exe] if exe else [sys.executable, "-m", "halo_live"]
     policy = RolePolicy(root=[Reply(tool_calls=[call("get_dataset_overview")]),
                               lambda t: Reply(tool_calls=[call(
                                   "final_answer",

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import cli_paths
-from engine.cli import SUBCOMMANDS, main
+from halo_live.engine.cli import paths as cli_paths
+from halo_live.cli import COMMANDS, main
 from tests import _tools_helpers as gen
 from tests._exporter_helpers import sdk_processors_restored
 
@@ -36,7 +36,7 @@ def _one_line(capsys) -> tuple[str, str]:
 
 
 def _halo(*argv: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "engine", *argv], cwd=Path(__file__).parent.parent,
+    return subprocess.Popen([sys.executable, "-m", "halo_live", *argv], cwd=Path(__file__).parent.parent,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
@@ -44,7 +44,7 @@ def _halo(*argv: str, **kwargs) -> subprocess.Popen:
 
 @needs_dev_full
 def test_writer_flush_is_false_when_the_write_failed():
-    from exporter.writer import JsonlWriter
+    from halo_live.exporter.writer import JsonlWriter
 
     w = JsonlWriter(DEV_FULL, flush_interval=60)
     try:
@@ -58,7 +58,7 @@ def test_writer_flush_is_false_when_the_write_failed():
 
 
 def test_writer_flush_is_false_for_lines_refused_after_shutdown(tmp_path):
-    from exporter.writer import JsonlWriter
+    from halo_live.exporter.writer import JsonlWriter
 
     w = JsonlWriter(tmp_path / "t.jsonl")
     w.submit([b"{}\n"])
@@ -73,7 +73,7 @@ def test_otel_exporter_force_flush_reports_the_loss():
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-    from exporter import HaloSpanExporter
+    from halo_live.exporter import HaloSpanExporter
 
     exporter = HaloSpanExporter(DEV_FULL, wait_for_write=False, flush_interval=60)
     provider = TracerProvider()
@@ -89,7 +89,7 @@ def test_otel_exporter_force_flush_reports_the_loss():
 def test_agents_sdk_processor_force_flush_reports_the_loss():
     from agents.tracing import custom_span, trace
 
-    from exporter import setup_tracing
+    from halo_live.exporter import setup_tracing
 
     with sdk_processors_restored():
         processor = setup_tracing(service_name="audit", project_id="p", path=DEV_FULL)
@@ -121,7 +121,7 @@ def test_a_bad_flag_is_one_line_not_the_whole_usage(argv, capsys):
     assert "error:" in line and "--help" in line
 
 
-@pytest.mark.parametrize("name", list(SUBCOMMANDS))
+@pytest.mark.parametrize("name", list(COMMANDS))
 def test_every_command_help_has_examples(name, capsys):
     with pytest.raises(SystemExit) as exc:
         main([name, "--help"])
@@ -224,7 +224,7 @@ def test_unwritable_trace_folder_puts_the_index_in_the_user_cache(traces, tmp_pa
 # --- the ask form ----------------------------------------------------------------------------
 
 def test_a_local_endpoint_needs_no_api_key(traces, monkeypatch, capsys):
-    from demo.model_server import ModelServer, Reply, ScriptedPolicy
+    from halo_live.demo.model_server import ModelServer, Reply, ScriptedPolicy
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
@@ -245,7 +245,7 @@ def test_a_remote_endpoint_still_needs_a_key(traces, monkeypatch, capsys):
     ("https://api.openai.com/v1", False), ("http://10.0.0.5/v1", False), (None, False), ("::bad", False),
 ])
 def test_is_local(url, local):
-    from engine.cli_ask import is_local
+    from halo_live.engine.cli.ask import is_local
 
     assert is_local(url) is local
 
@@ -256,7 +256,7 @@ def test_a_closed_pipe_ends_report_quietly_with_exit_0(traces):
     read_end, write_end = os.pipe()
     os.close(read_end)  # `halo report | head` after head is gone
     try:
-        proc = subprocess.run([sys.executable, "-m", "engine", "report", str(traces)],
+        proc = subprocess.run([sys.executable, "-m", "halo_live", "report", str(traces)],
                               stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
                               cwd=Path(__file__).parent.parent)
     finally:
@@ -348,7 +348,7 @@ def test_serve_appends_only_to_a_trace_file(tmp_path, capsys):
 def test_demo_baseline_names_the_compare_command(tmp_path):
     from rich.console import Console
 
-    from engine.cli_demo import _next_steps
+    from halo_live.demo.cli import _next_steps
 
     console = Console(record=True, width=400)
     out = tmp_path / "base"

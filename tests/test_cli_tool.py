@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
-from engine.tools import TOOLS, open_store, run_tool
+from halo_live.cli import main
+from halo_live.engine.tools import TOOLS, open_store, run_tool
 from tests import _tools_helpers as gen
 
 
@@ -38,7 +38,7 @@ def test_prints_exactly_what_the_agent_gets(traces, capsys):
     code, out, _ = _run(capsys, "tool", "view_trace", str(traces), "--args", json.dumps({"trace_id": tid}))
     assert code == 0 and json.loads(out) == view
     # byte for byte the text the agent's function tool hands the model
-    from engine.agent_runtime import dumps
+    from halo_live.engine.agent.runtime import dumps
     assert out == dumps(view) + "\n"
 
 
@@ -85,7 +85,7 @@ def test_bad_requests_are_one_line_and_an_exit_code(traces, capsys, argv, code, 
 
 def test_the_halo_console_script_runs_a_tool(traces):
     halo = shutil.which("halo")
-    argv = [halo] if halo else [sys.executable, "-m", "engine"]
+    argv = [halo] if halo else [sys.executable, "-m", "halo_live"]
     done = subprocess.run([*argv, "tool", "count_traces", str(traces),
                            "--args", '{"filters": {"has_errors": false}}'],
                           capture_output=True, text=True, timeout=60)

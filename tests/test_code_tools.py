@@ -8,12 +8,12 @@ import subprocess
 
 import pytest
 
-from demo.model_server import ModelServer, Reply
-from engine.agent_code_tools import CODE_TOOLS, GIT_TOOLS, Repos, offered, run_repo_tool
-from engine.cli import main
-from engine.code_repo import CodeRepo
-from engine.code_window import LINE_CHAR_CAP
-from engine.git_repo import GitRepo
+from halo_live.demo.model_server import ModelServer, Reply
+from halo_live.engine.agent.code_tools import CODE_TOOLS, GIT_TOOLS, Repos, offered, run_repo_tool
+from halo_live.cli import main
+from halo_live.engine.repo.code import CodeRepo
+from halo_live.engine.repo.window import LINE_CHAR_CAP
+from halo_live.engine.repo.git import GitRepo
 from tests._agent_helpers import RolePolicy, call, halo_args, tool_results, write_traces
 
 TOOLS_PY = """\

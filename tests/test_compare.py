@@ -6,27 +6,27 @@ import json
 
 import pytest
 
-from engine.cli import main as halo
-from engine.compare import CompareError, SeveralRunsError, compare, summarize
-from exporter import format as f
+from halo_live.cli import main as halo
+from halo_live.engine.compare import CompareError, SeveralRunsError, compare, summarize
+from halo_live.exporter import canonical
 
 
 def span(trace: int, sid: int, parent: int | None, name: str, *, run: str, error: str | None = None,
          start: int = 0, end: int = 1_000_000_000, tokens: tuple[int, int] | None = None) -> bytes:
-    attrs = {f.INF_SCHEMA_VERSION: 1, f.INF_PROJECT_ID: "p", f.INF_OBSERVATION_KIND: f.OBS_SPAN,
-             f.INF_RUN_ID: run}  # the projection copies the resource run id onto each span
+    attrs = {canonical.INF_SCHEMA_VERSION: 1, canonical.INF_PROJECT_ID: "p", canonical.INF_OBSERVATION_KIND: canonical.OBS_SPAN,
+             canonical.INF_RUN_ID: run}  # the projection copies the resource run id onto each span
     if tokens:
-        attrs.update({f.INF_OBSERVATION_KIND: f.OBS_LLM, f.INF_LLM_INPUT_TOKENS: tokens[0],
-                      f.INF_LLM_OUTPUT_TOKENS: tokens[1], f.INF_LLM_MODEL_NAME: "m"})
+        attrs.update({canonical.INF_OBSERVATION_KIND: canonical.OBS_LLM, canonical.INF_LLM_INPUT_TOKENS: tokens[0],
+                      canonical.INF_LLM_OUTPUT_TOKENS: tokens[1], canonical.INF_LLM_MODEL_NAME: "m"})
     base = 1_700_000_000 * 10**9 + trace * 10**10
-    line = f.canonical_line(
+    line = canonical.canonical_line(
         trace_id=f"{trace:032x}", span_id=f"{trace:08x}{sid:08x}",
         parent_span_id="" if parent is None else f"{trace:08x}{parent:08x}", name=name,
-        kind=f.SPAN_KIND_INTERNAL, start_time=f.iso_from_ns(base + start), end_time=f.iso_from_ns(base + end),
-        status_code=f.STATUS_ERROR if error else f.STATUS_OK, status_message=error or "",
-        resource_attributes={f.SERVICE_NAME: "svc", f.INF_RUN_ID: run}, scope_name="t", scope_version="1",
+        kind=canonical.SPAN_KIND_INTERNAL, start_time=canonical.iso_from_ns(base + start), end_time=canonical.iso_from_ns(base + end),
+        status_code=canonical.STATUS_ERROR if error else canonical.STATUS_OK, status_message=error or "",
+        resource_attributes={canonical.SERVICE_NAME: "svc", canonical.INF_RUN_ID: run}, scope_name="t", scope_version="1",
         attributes=attrs)
-    return f.encode_line(line)
+    return canonical.encode_line(line)
 
 
 def trace(n: int, run: str, errors: list[tuple[str, str]] = (), tokens=(100, 10), ms: int = 1000) -> bytes:

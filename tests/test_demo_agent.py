@@ -9,14 +9,14 @@ import sys
 
 import pytest
 
-from engine.cli import main as halo
+from halo_live.cli import main as halo
 
 
 def test_codebase_helper_answers_offline_and_traces_every_span(tmp_path):
     traces = tmp_path / "traces.jsonl"
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "HALO_TRACES_PATH")}
     env["HALO_TRACES_PATH"] = str(traces)
-    done = subprocess.run([sys.executable, "-m", "demo.openai_agents_sdk", "--fixed",
+    done = subprocess.run([sys.executable, "-m", "halo_live.demo.openai_agents_sdk", "--fixed",
                            "What is `DEFAULT_PORT` set to?"],
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -61,12 +61,12 @@ def ask_offline(task_id: str, settings, tmp_path):
 
     from agents import RunConfig, Runner
 
-    from demo.benchmark.checker import check
-    from demo.benchmark.tasks import TASKS
-    from demo.model_server import ModelServer
-    from demo.offline_policy import OfflinePolicy
-    from demo.openai_agents_sdk.agent import build_agent, open_model
-    from demo.openai_agents_sdk.fake_repo import materialize
+    from halo_live.demo.benchmark.checker import check
+    from halo_live.demo.benchmark.tasks import TASKS
+    from halo_live.demo.model_server import ModelServer
+    from halo_live.demo.offline_policy import OfflinePolicy
+    from halo_live.demo.openai_agents_sdk.agent import build_agent, open_model
+    from halo_live.demo.openai_agents_sdk.fake_repo import materialize
 
     task = next(t for t in TASKS if t.id == task_id)
     repo = materialize(tmp_path / "repo")
@@ -89,7 +89,7 @@ def ask_offline(task_id: str, settings, tmp_path):
 
 @pytest.mark.parametrize("api", ["responses", "chat"])
 def test_oversized_reads_fail_until_the_limit_is_known(api, tmp_path):
-    from demo.openai_agents_sdk.agent import settings_from
+    from halo_live.demo.openai_agents_sdk.agent import settings_from
 
     # t04: the seeded model asks read_file for 200 lines on this task
     assert ask_offline("t04-max_retries", settings_from(api=api), tmp_path)[:2] == (False, "gave up")
@@ -99,7 +99,7 @@ def test_oversized_reads_fail_until_the_limit_is_known(api, tmp_path):
 
 
 def test_a_missing_path_loops_until_recovery_is_explained(tmp_path):
-    from demo.openai_agents_sdk.agent import settings_from
+    from halo_live.demo.openai_agents_sdk.agent import settings_from
 
     # t10: the seeded model greps a directory that does not exist
     passed, reason, _ = ask_offline("t10-page_size", settings_from(max_turns=5), tmp_path)

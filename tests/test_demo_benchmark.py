@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from demo.benchmark import BenchmarkConfig, run_benchmark
-from demo.model_server import ModelServer, Reply, ScriptedPolicy
-from engine.cli import main as halo
-from engine.compare import compare_paths
-from indexer import IndexFilters, TraceIndex
+from halo_live.demo.benchmark import BenchmarkConfig, run_benchmark
+from halo_live.demo.model_server import ModelServer, Reply, ScriptedPolicy
+from halo_live.cli import main as halo
+from halo_live.engine.compare import compare_paths
+from halo_live.indexer import IndexFilters, TraceIndex
 
 TASKS = 12
 MAX_TURNS = "Max turns exceeded"  # the SDK's error on the agent span when the turn budget runs out
@@ -154,8 +154,8 @@ def test_otlp_transport_through_a_halo_serve_child(tmp_path):
 
 def test_a_run_deletes_only_the_files_a_benchmark_wrote(tmp_path):
     """The cleanup before a run checks ownership itself (the API, not only `halo demo`)."""
-    from demo.benchmark.layout import MARKER_FILE
-    from demo.benchmark.runner import BenchmarkRun, FolderNotOurs
+    from halo_live.demo.benchmark.layout import MARKER_FILE
+    from halo_live.demo.benchmark.runner import BenchmarkRun, FolderNotOurs
 
     def config(out, run_id):
         return BenchmarkConfig(out=out, workers=1, tasks=2, latency=0, run_id=run_id)

@@ -1,4 +1,4 @@
-"""The offline diagnosis: the real diagnostic agent, driven by `demo.diagnostic_policy`, on a real
+"""The offline diagnosis: the real diagnostic agent, driven by `halo_live.demo.diagnostic_policy`, on a real
 benchmark run's traces, with no API key."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from demo.diagnostic_policy import LABEL, MODEL_NAME, DiagnosticPolicy
-from demo.diagnostic_policy import main as diagnose_main
-from demo.model_server import ModelServer
-from engine.cli import main as halo
-from exporter.format import ATTRIBUTES, NAME, OI_OUTPUT_VALUE, STATUS, STATUS_CODE_FIELD, STATUS_ERROR
-from indexer import TraceIndex
+from halo_live.demo.diagnostic_policy import LABEL, MODEL_NAME, DiagnosticPolicy
+from halo_live.demo.diagnostic_policy import main as diagnose_main
+from halo_live.demo.model_server import ModelServer
+from halo_live.cli import main as halo
+from halo_live.exporter.canonical import ATTRIBUTES, NAME, OI_OUTPUT_VALUE, STATUS, STATUS_CODE_FIELD, STATUS_ERROR
+from halo_live.indexer import TraceIndex
 
 TASKS = 12
 TRACE_ID = re.compile(r"\b[0-9a-f]{32}\b")
@@ -64,8 +64,8 @@ def error_outputs(out: Path, trace_id: str, span_name: str) -> set[str]:
 
 
 def ask_offline(out: Path, api: str):
-    from engine.agent import AgentSettings, ask
-    from engine.agent_display import StepPrinter
+    from halo_live.engine.agent.ask import AgentSettings, ask
+    from halo_live.engine.agent.display import StepPrinter
 
     with ModelServer(DiagnosticPolicy()) as server:
         settings = AgentSettings(model=MODEL_NAME, api=api, base_url=server.base_url, api_key="test")
@@ -133,7 +133,7 @@ def test_one_command_asks_offline_about_any_trace_path(demo_run, monkeypatch, ca
 
 def write_spans(path: Path, spans: list[tuple]) -> Path:
     """Canonical lines from (trace n, span n, name, status, message, attributes)."""
-    from exporter.format import SPAN_KIND_INTERNAL, canonical_line, encode_line
+    from halo_live.exporter.canonical import SPAN_KIND_INTERNAL, canonical_line, encode_line
 
     path.write_bytes(b"".join(encode_line(canonical_line(
         trace_id=f"{t:032x}", span_id=f"{n:016x}", parent_span_id="", name=name,
@@ -155,7 +155,7 @@ def test_a_tight_turn_budget_still_gets_the_signatures_it_found(demo_run, monkey
 
 
 def test_a_dataset_without_errors_gets_a_plain_answer(tmp_path, monkeypatch, capsys):
-    from exporter.format import STATUS_OK
+    from halo_live.exporter.canonical import STATUS_OK
 
     shard = write_spans(tmp_path / "ok.jsonl", [(t, t, "task", STATUS_OK, "", {}) for t in (1, 2)])
     no_key(monkeypatch)
@@ -164,7 +164,7 @@ def test_a_dataset_without_errors_gets_a_plain_answer(tmp_path, monkeypatch, cap
 
 
 def test_a_signature_buried_under_other_errors_is_found_by_a_narrower_search(tmp_path, monkeypatch, capsys):
-    from exporter.format import INF_OBSERVATION_KIND, OBS_TOOL, OI_INPUT_VALUE, OI_TOOL_NAME
+    from halo_live.exporter.canonical import INF_OBSERVATION_KIND, OBS_TOOL, OI_INPUT_VALUE, OI_TOOL_NAME
 
     noise = [(1, n, "step.retry", STATUS_ERROR, "flaky", {}) for n in range(1, 61)]
     tool = {INF_OBSERVATION_KIND: OBS_TOOL, OI_TOOL_NAME: "fetch", OI_INPUT_VALUE: '{"url": "http://x"}',
@@ -180,12 +180,12 @@ def test_a_signature_buried_under_other_errors_is_found_by_a_narrower_search(tmp
 
 
 def test_halo_ask_offline_against_a_model_server_process(demo_run, monkeypatch, capsys):
-    """The documented two-command path: the policy in `python -m demo.model_server`, then `halo -p`."""
-    from demo.model_process import ModelServerProcess
+    """The documented two-command path: the policy in `python -m halo_live.demo.model_server`, then `halo -p`."""
+    from halo_live.demo.model_process import ModelServerProcess
 
     out, _, _ = demo_run
     no_key(monkeypatch)
-    with ModelServerProcess("demo.diagnostic_policy:policy") as server:
+    with ModelServerProcess("halo_live.demo.diagnostic_policy:policy") as server:
         assert halo([str(out), "-p", "What fails and why?", "--base-url", server.base_url, "--quiet"]) == 0
     answer = capsys.readouterr().out
     assert answer.startswith(LABEL) and set(TRACE_ID.findall(answer)) <= index_facts(out)[1]

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from engine import cli
+from halo_live import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("name", sorted(cli.SUBCOMMANDS))
+@pytest.mark.parametrize("name", sorted(cli.COMMANDS))
 def test_every_subcommand_has_help(name, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main([name, "--help"])
@@ -23,7 +23,7 @@ def test_every_subcommand_has_help(name, capsys):
     assert len(out.strip().splitlines()) > 3
 
 
-@pytest.mark.parametrize("name", sorted(cli.SUBCOMMANDS))
+@pytest.mark.parametrize("name", sorted(cli.COMMANDS))
 def test_every_subcommand_is_in_the_readme(name):
     assert re.search(rf"`halo {name}\b", README), f"README does not document `halo {name}`"
 
@@ -34,7 +34,7 @@ def test_top_level_help_lists_every_command_and_the_ask_form(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--prompt" in out
-    for name in cli.SUBCOMMANDS:
+    for name in cli.COMMANDS:
         assert re.search(rf"^\s+{name}\s", out, re.MULTILINE), f"`halo --help` does not list {name}"
 
 

@@ -8,9 +8,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExportResult
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from exporter import HaloSpanExporter, config
-from exporter import format as f
-from exporter.otel_exporter import otel_attrs_to_json
+from halo_live.exporter import HaloSpanExporter, config
+from halo_live.exporter import canonical
+from halo_live.exporter.otel_exporter import otel_attrs_to_json
 from tests._exporter_helpers import check_file
 
 
@@ -49,29 +49,29 @@ def test_openinference_spans_keep_types_and_project(provider_for):
     provider.force_flush()
     lines = check_file(path)
     llm, agent = lines
-    attrs = llm[f.ATTRIBUTES]
+    attrs = llm[canonical.ATTRIBUTES]
     assert (attrs["n"], attrs["tags"], attrs["flags"], attrs["scores"]) == (3, ["a", "b"], [True, False], [1.5, 2.5])
-    assert attrs[f.INF_OBSERVATION_KIND] == f.OBS_LLM
-    assert (attrs[f.INF_LLM_MODEL_NAME], attrs[f.INF_LLM_PROVIDER]) == ("gpt-4o-mini", "openai")
-    assert (attrs[f.INF_LLM_INPUT_TOKENS], attrs[f.INF_LLM_OUTPUT_TOKENS]) == (12, 5)
-    assert attrs[f.INF_LLM_COST_TOTAL] == 0.25
-    assert llm[f.KIND] == f.SPAN_KIND_CLIENT and agent[f.KIND] == f.SPAN_KIND_INTERNAL
-    assert llm[f.PARENT_SPAN_ID] == agent[f.SPAN_ID] and agent[f.PARENT_SPAN_ID] == ""
-    assert llm[f.TRACE_ID] == agent[f.TRACE_ID]
-    assert agent[f.ATTRIBUTES][f.INF_AGENT_NAME] == "planner"
-    assert agent[f.ATTRIBUTES][f.INF_SESSION_ID] == "s-1" and agent[f.ATTRIBUTES][f.INF_USER_ID] == "u-1"
-    assert agent[f.EVENTS][0]["name"] == "checkpoint" and agent[f.EVENTS][0]["attributes"] == {"step": 2}
-    resource = llm[f.RESOURCE][f.ATTRIBUTES]
+    assert attrs[canonical.INF_OBSERVATION_KIND] == canonical.OBS_LLM
+    assert (attrs[canonical.INF_LLM_MODEL_NAME], attrs[canonical.INF_LLM_PROVIDER]) == ("gpt-4o-mini", "openai")
+    assert (attrs[canonical.INF_LLM_INPUT_TOKENS], attrs[canonical.INF_LLM_OUTPUT_TOKENS]) == (12, 5)
+    assert attrs[canonical.INF_LLM_COST_TOTAL] == 0.25
+    assert llm[canonical.KIND] == canonical.SPAN_KIND_CLIENT and agent[canonical.KIND] == canonical.SPAN_KIND_INTERNAL
+    assert llm[canonical.PARENT_SPAN_ID] == agent[canonical.SPAN_ID] and agent[canonical.PARENT_SPAN_ID] == ""
+    assert llm[canonical.TRACE_ID] == agent[canonical.TRACE_ID]
+    assert agent[canonical.ATTRIBUTES][canonical.INF_AGENT_NAME] == "planner"
+    assert agent[canonical.ATTRIBUTES][canonical.INF_SESSION_ID] == "s-1" and agent[canonical.ATTRIBUTES][canonical.INF_USER_ID] == "u-1"
+    assert agent[canonical.EVENTS][0]["name"] == "checkpoint" and agent[canonical.EVENTS][0]["attributes"] == {"step": 2}
+    resource = llm[canonical.RESOURCE][canonical.ATTRIBUTES]
     assert resource["service.name"] == "otel-app" and resource["deployment.environment"] == "test"
-    assert attrs[f.INF_RUN_ID] == "r-9"
-    assert llm[f.SCOPE] == {"name": "openinference.instrumentation.openai", "version": "0.1.9"}
-    assert attrs[f.INF_PROJECT_ID] == "proj"
+    assert attrs[canonical.INF_RUN_ID] == "r-9"
+    assert llm[canonical.SCOPE] == {"name": "openinference.instrumentation.openai", "version": "0.1.9"}
+    assert attrs[canonical.INF_PROJECT_ID] == "proj"
 
 
 @pytest.mark.parametrize("operation, kind", [
-    ("chat", f.OBS_LLM), ("text_completion", f.OBS_LLM), ("generate_content", f.OBS_LLM),
-    ("execute_tool", f.OBS_TOOL), ("invoke_agent", f.OBS_AGENT), ("create_agent", f.OBS_AGENT),
-    ("invoke_workflow", f.OBS_CHAIN), ("embeddings", f.OBS_SPAN),
+    ("chat", canonical.OBS_LLM), ("text_completion", canonical.OBS_LLM), ("generate_content", canonical.OBS_LLM),
+    ("execute_tool", canonical.OBS_TOOL), ("invoke_agent", canonical.OBS_AGENT), ("create_agent", canonical.OBS_AGENT),
+    ("invoke_workflow", canonical.OBS_CHAIN), ("embeddings", canonical.OBS_SPAN),
 ])
 def test_genai_operations_map_to_observation_kinds(provider_for, operation, kind):
     provider, _, path = provider_for()
@@ -85,13 +85,13 @@ def test_genai_operations_map_to_observation_kinds(provider_for, operation, kind
         pass
     provider.force_flush()
     [line] = check_file(path)
-    attrs = line[f.ATTRIBUTES]
-    assert attrs[f.INF_OBSERVATION_KIND] == kind
-    assert attrs.get(f.OI_SPAN_KIND) == (None if kind == f.OBS_SPAN else kind)
-    assert attrs[f.INF_LLM_MODEL_NAME] == "m-resp"
-    assert (attrs[f.INF_LLM_INPUT_TOKENS], attrs[f.INF_LLM_OUTPUT_TOKENS]) == (7, 2)
-    assert attrs[f.INF_AGENT_NAME] == "helper" and attrs[f.INF_SESSION_ID] == "conv-3"
-    assert attrs[f.INF_LLM_PROVIDER] == "anthropic"
+    attrs = line[canonical.ATTRIBUTES]
+    assert attrs[canonical.INF_OBSERVATION_KIND] == kind
+    assert attrs.get(canonical.OI_SPAN_KIND) == (None if kind == canonical.OBS_SPAN else kind)
+    assert attrs[canonical.INF_LLM_MODEL_NAME] == "m-resp"
+    assert (attrs[canonical.INF_LLM_INPUT_TOKENS], attrs[canonical.INF_LLM_OUTPUT_TOKENS]) == (7, 2)
+    assert attrs[canonical.INF_AGENT_NAME] == "helper" and attrs[canonical.INF_SESSION_ID] == "conv-3"
+    assert attrs[canonical.INF_LLM_PROVIDER] == "anthropic"
 
 
 def test_older_genai_spellings(provider_for):
@@ -102,8 +102,8 @@ def test_older_genai_spellings(provider_for):
         pass
     provider.force_flush()
     [line] = check_file(path)
-    attrs = line[f.ATTRIBUTES]
-    assert (attrs[f.INF_LLM_PROVIDER], attrs[f.INF_LLM_INPUT_TOKENS], attrs[f.INF_LLM_OUTPUT_TOKENS]) == ("openai", 9, 4)
+    attrs = line[canonical.ATTRIBUTES]
+    assert (attrs[canonical.INF_LLM_PROVIDER], attrs[canonical.INF_LLM_INPUT_TOKENS], attrs[canonical.INF_LLM_OUTPUT_TOKENS]) == ("openai", 9, 4)
 
 
 def test_error_status_uses_exception_message_when_status_has_none(provider_for):
@@ -118,9 +118,9 @@ def test_error_status_uses_exception_message_when_status_has_none(provider_for):
         span.set_status(Status(StatusCode.OK))
     provider.force_flush()
     a, b, ok = check_file(path)
-    assert a[f.STATUS] == {"code": f.STATUS_ERROR, "message": "ValueError: bad input"}
-    assert b[f.STATUS] == {"code": f.STATUS_ERROR, "message": "explicit message"}
-    assert ok[f.STATUS]["code"] == f.STATUS_OK
+    assert a[canonical.STATUS] == {"code": canonical.STATUS_ERROR, "message": "ValueError: bad input"}
+    assert b[canonical.STATUS] == {"code": canonical.STATUS_ERROR, "message": "explicit message"}
+    assert ok[canonical.STATUS]["code"] == canonical.STATUS_OK
 
 
 def test_links_trace_state_and_schema_urls_stay_outside_strict_objects(tmp_path):
@@ -134,8 +134,8 @@ def test_links_trace_state_and_schema_urls_stay_outside_strict_objects(tmp_path)
         pass
     provider.shutdown()
     _, second = check_file(path)  # check_file asserts status/resource/scope hold only their keys
-    [link] = second[f.LINKS]
-    assert link["span_id"] == f.hex_id(first.get_span_context().span_id, 16)
+    [link] = second[canonical.LINKS]
+    assert link["span_id"] == canonical.hex_id(first.get_span_context().span_id, 16)
     assert link["attributes"] == {"why": "retry"}
     assert second["resource_schema_url"] == "https://res/1"
     assert second["scope_schema_url"] == "https://scope/1"
@@ -160,7 +160,7 @@ def test_project_id_from_environment(tmp_path, monkeypatch):
         pass
     provider.shutdown()
     [line] = check_file(path)
-    assert line[f.ATTRIBUTES][f.INF_PROJECT_ID] == "env-proj"
+    assert line[canonical.ATTRIBUTES][canonical.INF_PROJECT_ID] == "env-proj"
 
 
 def test_otel_attrs_to_json_keeps_json_types():
@@ -209,7 +209,7 @@ def test_reference_counts_a_failed_genai_tool_span(provider_for, halo_reference,
     check_file(path)
     overview = halo_reference.load_counts([path], tmp_path / "ref-index")
     assert overview["otel_error_span_count"] == 2 and overview["tool_error_span_count"] == 1
-    from engine.tools import open_store, run_tool
+    from halo_live.engine.tools import open_store, run_tool
     with open_store(path) as store:
         ours = run_tool(store, "get_dataset_overview", {})["result"]
     assert (ours["otel_error_span_count"], ours["tool_error_span_count"]) == (2, 1)

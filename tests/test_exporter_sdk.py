@@ -26,9 +26,9 @@ from agents.tracing import (
 from agents.tracing.create import task_span, turn_span
 from agents.tracing.span_data import SpanData
 
-from demo.model_server import ModelServer, Reply, ScriptedPolicy, ToolCall
-from exporter import config, setup_tracing
-from exporter import format as f
+from halo_live.demo.model_server import ModelServer, Reply, ScriptedPolicy, ToolCall
+from halo_live.exporter import config, setup_tracing
+from halo_live.exporter import canonical
 from tests._exporter_helpers import check_file, sdk_processors_restored
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def traced(tmp_path):
 
 
 def by_name(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {line[f.NAME]: line for line in lines}
+    return {line[canonical.NAME]: line for line in lines}
 
 
 # --- every span type, created directly ------------------------------------------------------
@@ -96,44 +96,44 @@ def test_every_span_type_becomes_one_line(traced):
     lines = check_file(path)
     assert len(lines) == 14  # one line per span, nothing dropped
     spans = by_name(lines)
-    kinds = {name: line[f.ATTRIBUTES][f.INF_OBSERVATION_KIND] for name, line in spans.items()}
+    kinds = {name: line[canonical.ATTRIBUTES][canonical.INF_OBSERVATION_KIND] for name, line in spans.items()}
     assert kinds == {
         "task.job": "SPAN", "agent.A": "AGENT", "turn.1": "SPAN", "generation.gpt-x": "LLM",
         "response": "LLM", "function.t": "TOOL", "mcp_tools.srv": "TOOL", "guardrail.g": "GUARDRAIL",
         "handoff.B": "CHAIN", "custom.c": "SPAN", "speech_group": "SPAN", "speech.tts-1": "SPAN",
         "transcription.stt-1": "SPAN", "future_thing.x": "SPAN",
     }
-    assert len({line[f.TRACE_ID] for line in lines}) == 1
-    ids = {line[f.SPAN_ID] for line in lines}
-    assert all(line[f.PARENT_SPAN_ID] in ids for line in lines if line[f.NAME] != "task.job")
-    assert spans["task.job"][f.PARENT_SPAN_ID] == ""
+    assert len({line[canonical.TRACE_ID] for line in lines}) == 1
+    ids = {line[canonical.SPAN_ID] for line in lines}
+    assert all(line[canonical.PARENT_SPAN_ID] in ids for line in lines if line[canonical.NAME] != "task.job")
+    assert spans["task.job"][canonical.PARENT_SPAN_ID] == ""
     # Everything under the agent carries its name; the task above it does not.
-    assert {n for n, line in spans.items() if line[f.ATTRIBUTES].get(f.INF_AGENT_NAME) == "A"} == \
+    assert {n for n, line in spans.items() if line[canonical.ATTRIBUTES].get(canonical.INF_AGENT_NAME) == "A"} == \
         set(spans) - {"task.job"}
-    gen = spans["generation.gpt-x"][f.ATTRIBUTES]
-    assert gen[f.INF_LLM_MODEL_NAME] == "gpt-x" and gen[f.INF_LLM_PROVIDER] == "openai"
-    assert (gen[f.INF_LLM_INPUT_TOKENS], gen[f.INF_LLM_OUTPUT_TOKENS]) == (3, 4)
-    assert json.loads(gen[f.OI_INPUT_MESSAGES]) == [{"role": "user", "content": "hi"}]
-    assert gen[f.OI_OUTPUT_VALUE] == "yo"
+    gen = spans["generation.gpt-x"][canonical.ATTRIBUTES]
+    assert gen[canonical.INF_LLM_MODEL_NAME] == "gpt-x" and gen[canonical.INF_LLM_PROVIDER] == "openai"
+    assert (gen[canonical.INF_LLM_INPUT_TOKENS], gen[canonical.INF_LLM_OUTPUT_TOKENS]) == (3, 4)
+    assert json.loads(gen[canonical.OI_INPUT_MESSAGES]) == [{"role": "user", "content": "hi"}]
+    assert gen[canonical.OI_OUTPUT_VALUE] == "yo"
     tool = spans["function.t"]
-    assert tool[f.STATUS] == {"code": f.STATUS_ERROR, "message": "boom"}
-    assert json.loads(tool[f.ATTRIBUTES]["sdk.error.data"]) == {"why": "x"}
-    assert tool[f.ATTRIBUTES][f.OI_TOOL_NAME] == "t" and tool[f.ATTRIBUTES][f.OI_INPUT_VALUE] == '{"a": 1}'
-    assert all(line[f.STATUS]["code"] == f.STATUS_OK for line in lines if line is not tool)
-    agent = spans["agent.A"][f.ATTRIBUTES]
-    assert (agent[f.OI_AGENT_NAME], agent["agent.tools"], agent["agent.handoffs"]) == ("A", '["t"]', '["B"]')
-    assert spans["guardrail.g"][f.ATTRIBUTES]["guardrail.triggered"] is True
-    assert spans["custom.c"][f.ATTRIBUTES]["sdk.data.n"] == 1
-    future = spans["future_thing.x"][f.ATTRIBUTES]
-    assert (future["sdk.span.type"], future["sdk.data.size"], future[f.OI_SPAN_KIND]) == ("future_thing", 3, "CHAIN")
-    assert spans["speech.tts-1"][f.ATTRIBUTES][f.INF_LLM_MODEL_NAME] == "tts-1"
+    assert tool[canonical.STATUS] == {"code": canonical.STATUS_ERROR, "message": "boom"}
+    assert json.loads(tool[canonical.ATTRIBUTES]["sdk.error.data"]) == {"why": "x"}
+    assert tool[canonical.ATTRIBUTES][canonical.OI_TOOL_NAME] == "t" and tool[canonical.ATTRIBUTES][canonical.OI_INPUT_VALUE] == '{"a": 1}'
+    assert all(line[canonical.STATUS]["code"] == canonical.STATUS_OK for line in lines if line is not tool)
+    agent = spans["agent.A"][canonical.ATTRIBUTES]
+    assert (agent[canonical.OI_AGENT_NAME], agent["agent.tools"], agent["agent.handoffs"]) == ("A", '["t"]', '["B"]')
+    assert spans["guardrail.g"][canonical.ATTRIBUTES]["guardrail.triggered"] is True
+    assert spans["custom.c"][canonical.ATTRIBUTES]["sdk.data.n"] == 1
+    future = spans["future_thing.x"][canonical.ATTRIBUTES]
+    assert (future["sdk.span.type"], future["sdk.data.size"], future[canonical.OI_SPAN_KIND]) == ("future_thing", 3, "CHAIN")
+    assert spans["speech.tts-1"][canonical.ATTRIBUTES][canonical.INF_LLM_MODEL_NAME] == "tts-1"
     for line in lines:
-        attrs = line[f.ATTRIBUTES]
-        assert attrs[f.INF_SESSION_ID] == "g-1" and attrs[f.INF_USER_ID] == "u-1"
+        attrs = line[canonical.ATTRIBUTES]
+        assert attrs[canonical.INF_SESSION_ID] == "g-1" and attrs[canonical.INF_USER_ID] == "u-1"
         assert attrs["agent.workflow.metadata.suite"] == "s"
-        assert attrs[f.INF_PROJECT_ID] == "proj"
-        assert line[f.RESOURCE][f.ATTRIBUTES] == {f.SERVICE_NAME: "svc", f.INF_RUN_ID: "run-1"}
-        assert line[f.SCOPE][f.SCOPE_NAME_FIELD] == "openai-agents-sdk"
+        assert attrs[canonical.INF_PROJECT_ID] == "proj"
+        assert line[canonical.RESOURCE][canonical.ATTRIBUTES] == {canonical.SERVICE_NAME: "svc", canonical.INF_RUN_ID: "run-1"}
+        assert line[canonical.SCOPE][canonical.SCOPE_NAME_FIELD] == "openai-agents-sdk"
 
 
 # --- real runs against the model server ------------------------------------------------------
@@ -206,45 +206,45 @@ def test_real_run_writes_every_span_with_models_agents_and_errors(traced, api, s
     assert result.final_output == "final answer"
     processor.force_flush()
     lines = check_file(path)
-    assert len({line[f.TRACE_ID] for line in lines}) == 1
-    ids = {line[f.SPAN_ID] for line in lines}
-    assert all(not line[f.PARENT_SPAN_ID] or line[f.PARENT_SPAN_ID] in ids for line in lines)
-    assert sum(1 for line in lines if not line[f.PARENT_SPAN_ID]) == 1
-    types = [line[f.NAME].split(".")[0] for line in lines]
+    assert len({line[canonical.TRACE_ID] for line in lines}) == 1
+    ids = {line[canonical.SPAN_ID] for line in lines}
+    assert all(not line[canonical.PARENT_SPAN_ID] or line[canonical.PARENT_SPAN_ID] in ids for line in lines)
+    assert sum(1 for line in lines if not line[canonical.PARENT_SPAN_ID]) == 1
+    types = [line[canonical.NAME].split(".")[0] for line in lines]
     for expected in ("task", "agent", "turn", LLM_TYPE[api], "function", "handoff", "guardrail"):
         assert expected in types, (expected, types)
 
-    llm = [line for line in lines if line[f.ATTRIBUTES][f.INF_OBSERVATION_KIND] == f.OBS_LLM]
+    llm = [line for line in lines if line[canonical.ATTRIBUTES][canonical.INF_OBSERVATION_KIND] == canonical.OBS_LLM]
     assert len(llm) == 3
     for line in llm:
-        attrs = line[f.ATTRIBUTES]
-        assert attrs[f.INF_LLM_MODEL_NAME] == MODEL  # also on Responses spans
-        assert attrs[f.INF_LLM_PROVIDER] == "openai"
-        assert isinstance(json.loads(attrs[f.OI_INPUT_MESSAGES]), list)
-        assert isinstance(json.loads(attrs[f.OI_OUTPUT_MESSAGES]), list)
-        assert attrs[f.OI_INPUT_VALUE] and attrs[f.OI_OUTPUT_VALUE]
-    assert [line[f.ATTRIBUTES][f.INF_AGENT_NAME] for line in llm] == ["triage", "triage", "specialist"]
-    assert [(x[f.ATTRIBUTES][f.INF_LLM_INPUT_TOKENS], x[f.ATTRIBUTES][f.INF_LLM_OUTPUT_TOKENS])
+        attrs = line[canonical.ATTRIBUTES]
+        assert attrs[canonical.INF_LLM_MODEL_NAME] == MODEL  # also on Responses spans
+        assert attrs[canonical.INF_LLM_PROVIDER] == "openai"
+        assert isinstance(json.loads(attrs[canonical.OI_INPUT_MESSAGES]), list)
+        assert isinstance(json.loads(attrs[canonical.OI_OUTPUT_MESSAGES]), list)
+        assert attrs[canonical.OI_INPUT_VALUE] and attrs[canonical.OI_OUTPUT_VALUE]
+    assert [line[canonical.ATTRIBUTES][canonical.INF_AGENT_NAME] for line in llm] == ["triage", "triage", "specialist"]
+    assert [(x[canonical.ATTRIBUTES][canonical.INF_LLM_INPUT_TOKENS], x[canonical.ATTRIBUTES][canonical.INF_LLM_OUTPUT_TOKENS])
             for x in llm] == [(100, 10), (200, 5), (300, 3)]
-    assert llm[-1][f.ATTRIBUTES][f.OI_OUTPUT_VALUE] == "final answer"
+    assert llm[-1][canonical.ATTRIBUTES][canonical.OI_OUTPUT_VALUE] == "final answer"
 
-    tools = {x[f.ATTRIBUTES][f.OI_TOOL_NAME]: x for x in lines
-             if x[f.ATTRIBUTES][f.INF_OBSERVATION_KIND] == f.OBS_TOOL}
+    tools = {x[canonical.ATTRIBUTES][canonical.OI_TOOL_NAME]: x for x in lines
+             if x[canonical.ATTRIBUTES][canonical.INF_OBSERVATION_KIND] == canonical.OBS_TOOL}
     assert set(tools) == {"add", "explode"}
-    assert all(x[f.ATTRIBUTES][f.INF_AGENT_NAME] == "triage" for x in tools.values())
-    assert tools["add"][f.ATTRIBUTES][f.OI_OUTPUT_VALUE] == "SUM-3"
-    assert json.loads(tools["add"][f.ATTRIBUTES][f.OI_INPUT_VALUE]) == {"a": 1, "b": 2}
-    assert tools["add"][f.STATUS]["code"] == f.STATUS_OK
-    assert tools["explode"][f.STATUS]["code"] == f.STATUS_ERROR
-    assert tools["explode"][f.STATUS]["message"]
-    assert [x for x in lines if x[f.STATUS]["code"] == f.STATUS_ERROR] == [tools["explode"]]
+    assert all(x[canonical.ATTRIBUTES][canonical.INF_AGENT_NAME] == "triage" for x in tools.values())
+    assert tools["add"][canonical.ATTRIBUTES][canonical.OI_OUTPUT_VALUE] == "SUM-3"
+    assert json.loads(tools["add"][canonical.ATTRIBUTES][canonical.OI_INPUT_VALUE]) == {"a": 1, "b": 2}
+    assert tools["add"][canonical.STATUS]["code"] == canonical.STATUS_OK
+    assert tools["explode"][canonical.STATUS]["code"] == canonical.STATUS_ERROR
+    assert tools["explode"][canonical.STATUS]["message"]
+    assert [x for x in lines if x[canonical.STATUS]["code"] == canonical.STATUS_ERROR] == [tools["explode"]]
 
-    agents = {x[f.ATTRIBUTES][f.OI_AGENT_NAME] for x in lines if x[f.NAME].startswith("agent.")}
+    agents = {x[canonical.ATTRIBUTES][canonical.OI_AGENT_NAME] for x in lines if x[canonical.NAME].startswith("agent.")}
     assert agents == {"triage", "specialist"}
     for line in lines:
-        assert line[f.ATTRIBUTES][f.INF_SESSION_ID] == "conv-1"
-        assert line[f.ATTRIBUTES]["agent.workflow.metadata.task"] == "t1"
-        assert line[f.ATTRIBUTES][f.INF_USER_ID] == "u-7"
+        assert line[canonical.ATTRIBUTES][canonical.INF_SESSION_ID] == "conv-1"
+        assert line[canonical.ATTRIBUTES]["agent.workflow.metadata.task"] == "t1"
+        assert line[canonical.ATTRIBUTES][canonical.INF_USER_ID] == "u-7"
 
 
 @pytest.mark.parametrize("api", APIS)
@@ -256,11 +256,11 @@ def test_sensitive_data_the_sdk_withholds_is_not_written(traced, api):
     raw = path.read_text()
     assert "SECRET-PROMPT" not in raw and "SUM-3" not in raw and "kaboom" not in raw
     for line in lines:
-        attrs = line[f.ATTRIBUTES]
-        assert f.OI_INPUT_MESSAGES not in attrs and f.OI_OUTPUT_MESSAGES not in attrs
-        assert f.OI_INPUT_VALUE not in attrs and f.OI_OUTPUT_VALUE not in attrs
-    llm = [x for x in lines if x[f.ATTRIBUTES][f.INF_OBSERVATION_KIND] == f.OBS_LLM]
-    assert len(llm) == 3 and all(x[f.ATTRIBUTES][f.INF_LLM_INPUT_TOKENS] for x in llm)
+        attrs = line[canonical.ATTRIBUTES]
+        assert canonical.OI_INPUT_MESSAGES not in attrs and canonical.OI_OUTPUT_MESSAGES not in attrs
+        assert canonical.OI_INPUT_VALUE not in attrs and canonical.OI_OUTPUT_VALUE not in attrs
+    llm = [x for x in lines if x[canonical.ATTRIBUTES][canonical.INF_OBSERVATION_KIND] == canonical.OBS_LLM]
+    assert len(llm) == 3 and all(x[canonical.ATTRIBUTES][canonical.INF_LLM_INPUT_TOKENS] for x in llm)
 
 
 @input_guardrail
@@ -290,15 +290,15 @@ def test_tripped_guardrail_and_failed_model_call_become_error_spans(traced, api)
             assert asyncio.run(go()) is not None
     processor.force_flush()
     lines = check_file(path)
-    errors = {(x[f.NAME].split(".")[0], x[f.STATUS]["message"]) for x in lines
-              if x[f.STATUS]["code"] == f.STATUS_ERROR}
+    errors = {(x[canonical.NAME].split(".")[0], x[canonical.STATUS]["message"]) for x in lines
+              if x[canonical.STATUS]["code"] == canonical.STATUS_ERROR}
     llm_type = LLM_TYPE[api]
     assert errors == {("turn", "Guardrail tripwire triggered"), (llm_type, "Error getting response"),
                       ("agent", "Error in agent run")}
-    [failed] = [x for x in lines if x[f.NAME].startswith(llm_type)]
-    assert "overloaded" in failed[f.ATTRIBUTES]["sdk.error.data"]
-    [guard] = [x for x in lines if x[f.NAME] == "guardrail.strict"]
-    assert guard[f.ATTRIBUTES]["guardrail.triggered"] is True
+    [failed] = [x for x in lines if x[canonical.NAME].startswith(llm_type)]
+    assert "overloaded" in failed[canonical.ATTRIBUTES]["sdk.error.data"]
+    [guard] = [x for x in lines if x[canonical.NAME] == "guardrail.strict"]
+    assert guard[canonical.ATTRIBUTES]["guardrail.triggered"] is True
 
 
 # --- setup ---------------------------------------------------------------------------------
@@ -332,13 +332,15 @@ def test_setup_reads_the_environment(tmp_path, monkeypatch):
         processor.shutdown()
         processor.shutdown()  # safe twice
     [line] = check_file(tmp_path / "env.jsonl")
-    assert line[f.RESOURCE][f.ATTRIBUTES] == {f.SERVICE_NAME: "env-svc", f.INF_RUN_ID: "env-run"}
-    assert line[f.ATTRIBUTES][f.INF_PROJECT_ID] == "env-proj"
+    assert line[canonical.RESOURCE][canonical.ATTRIBUTES] == {canonical.SERVICE_NAME: "env-svc", canonical.INF_RUN_ID: "env-run"}
+    assert line[canonical.ATTRIBUTES][canonical.INF_PROJECT_ID] == "env-proj"
 
 
 def test_setup_rejects_bad_options(tmp_path, monkeypatch):
-    with pytest.raises(ValueError, match="colour"):
+    with pytest.raises(TypeError, match="colour"):
         setup_tracing(path=tmp_path / "x.jsonl", colour="blue", install=False)
+    with pytest.raises(ValueError, match="flush_interval"):
+        setup_tracing(path=tmp_path / "x.jsonl", flush_interval=-1, install=False)
     monkeypatch.setenv(config.HALO_FSYNC, "maybe")
     with pytest.raises(ValueError, match="HALO_FSYNC"):
         setup_tracing(path=tmp_path / "x.jsonl", install=False)
@@ -349,7 +351,7 @@ def test_forgotten_shutdown_loses_nothing(tmp_path):
     code = textwrap.dedent("""
         import sys
         from agents.tracing import trace, custom_span
-        from exporter import setup_tracing
+        from halo_live.exporter import setup_tracing
         setup_tracing(path=sys.argv[1], flush_interval=3600)
         with trace("wf"):
             for i in range(50):
@@ -360,7 +362,7 @@ def test_forgotten_shutdown_loses_nothing(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(path)], env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert sorted(x[f.ATTRIBUTES]["sdk.data.i"] for x in check_file(path)) == list(range(50))
+    assert sorted(x[canonical.ATTRIBUTES]["sdk.data.i"] for x in check_file(path)) == list(range(50))
 
 
 # --- the reference loads what we write ----------------------------------------------------------
@@ -415,7 +417,7 @@ def test_sdk_processor_and_otel_exporter_can_share_one_writer(tmp_path):
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-    from exporter import HaloSpanExporter, JsonlWriter
+    from halo_live.exporter import HaloSpanExporter, JsonlWriter
 
     writer = JsonlWriter(tmp_path / "both.jsonl")
     provider = TracerProvider()
@@ -429,4 +431,4 @@ def test_sdk_processor_and_otel_exporter_can_share_one_writer(tmp_path):
         processor.shutdown()  # flushes, but leaves the shared writer open
     provider.shutdown()
     writer.shutdown()
-    assert sorted(x[f.NAME] for x in check_file(tmp_path / "both.jsonl")) == ["custom.sdk-side", "otel-side"]
+    assert sorted(x[canonical.NAME] for x in check_file(tmp_path / "both.jsonl")) == ["custom.sdk-side", "otel-side"]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter import config
-from exporter.writer import JsonlWriter
+from halo_live.exporter import config
+from halo_live.exporter.writer import JsonlWriter
 from tests._exporter_helpers import read_lines
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def test_six_processes_append_70kb_lines_without_tearing(tmp_path):
     path = tmp_path / "shared.jsonl"
     code = """
         import json, sys
-        from exporter.writer import JsonlWriter
+        from halo_live.exporter.writer import JsonlWriter
         path, proc = sys.argv[1], int(sys.argv[2])
         w = JsonlWriter(path, flush_interval=0.005)
         pad = "x" * 70_000
@@ -105,7 +105,7 @@ def test_full_queue_blocks_then_counts_and_warns(tmp_path, caplog):
     assert stalled.wait(10)
     assert w.submit([line(n=1)]) is not None
     assert w.submit([line(n=2)]) is not None
-    with caplog.at_level(logging.WARNING, logger="exporter.writer"):
+    with caplog.at_level(logging.WARNING, logger="halo_live.exporter.writer"):
         assert w.submit([line(n=3)]) is None  # blocked 50 ms, then refused
         assert w.submit([line(n=4)], timeout=0) is None
     assert w.dropped == 2
@@ -185,7 +185,7 @@ def test_interpreter_exit_flushes_a_forgotten_writer(tmp_path):
     path = tmp_path / "t.jsonl"
     p = run_python("""
         import sys
-        from exporter.writer import JsonlWriter
+        from halo_live.exporter.writer import JsonlWriter
         w = JsonlWriter(sys.argv[1], flush_interval=3600)
         w.submit([b'{"n": 1}\\n', b'{"n": 2}\\n'])
     """, str(path))
@@ -198,7 +198,7 @@ def test_forked_child_writes_its_own_lines_only(tmp_path):
     path = tmp_path / "t.jsonl"
     p = run_python("""
         import os, sys
-        from exporter.writer import JsonlWriter
+        from halo_live.exporter.writer import JsonlWriter
         w = JsonlWriter(sys.argv[1], flush_interval=3600)
         w.submit([b'{"who": "parent-before"}\\n'])
         pid = os.fork()

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from indexer import IndexFilters, TraceIndex, layout
+from halo_live.indexer import IndexFilters, TraceIndex, layout
 from tests._index_helpers import build, dump, odd_lines, span_line, write_dataset
 
 
@@ -304,7 +304,7 @@ def test_follow_picks_up_new_shards_in_a_folder(tmp_path):
 
 
 def test_a_glob_under_a_missing_folder_names_nothing_and_creates_nothing(tmp_path):
-    from indexer import DatasetError
+    from halo_live.indexer import DatasetError
 
     missing = tmp_path / "not-yet"
     with pytest.raises(DatasetError, match="no such folder"):

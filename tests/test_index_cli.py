@@ -10,8 +10,8 @@ import sys
 import threading
 from pathlib import Path
 
-from engine.cli import main
-from indexer import TraceIndex
+from halo_live.cli import main
+from halo_live.indexer import TraceIndex
 from tests._index_helpers import span_line, write_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +51,7 @@ def test_follow_keeps_the_index_current_until_sigterm(tmp_path):
     path = tmp_path / "t.jsonl"
     path.write_bytes(span_line("first", "a"))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "index", str(path), "--follow"],
+    proc = subprocess.Popen([sys.executable, "-m", "halo_live", "index", str(path), "--follow"],
                             stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     out = lines_of(proc)
     try:

@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from indexer import TraceIndex
+from halo_live.indexer import TraceIndex
 from tests._index_helpers import build, dump, odd_lines, write_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = """
 import sys
-import indexer.index
-from indexer import TraceIndex
+import halo_live.indexer.index
+from halo_live.indexer import TraceIndex
 path, index_dir, chunk, workers, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 if mode == "nolock":  # race for real: only the in-transaction checkpoint check guards
-    indexer.index._CatchUpLock.__enter__ = lambda self: self._thread_lock.acquire()
-    indexer.index._CatchUpLock.__exit__ = lambda self, *exc: self._thread_lock.release()
+    halo_live.indexer.index._CatchUpLock.__enter__ = lambda self: self._thread_lock.acquire()
+    halo_live.indexer.index._CatchUpLock.__exit__ = lambda self, *exc: self._thread_lock.release()
 
 def progress(done, total):
     print(done, total, flush=True)
@@ -113,7 +113,7 @@ def test_two_processes_catching_up_at_once_equal_one(dataset, scratch, tmp_path,
 
 FULL_DISK_CHILD = """
 import resource, signal, sys
-from engine.cli import main
+from halo_live.cli import main
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
 resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[3]), int(sys.argv[3])))
 sys.exit(main(["index", sys.argv[1], "--index-dir", sys.argv[2]]))

@@ -17,8 +17,8 @@ import sys
 import orjson
 import pytest
 
-from exporter import format as f
-from indexer import parse
+from halo_live.exporter import canonical
+from halo_live.indexer import parse
 from tests._index_helpers import build, dump, odd_lines, span_line, write_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_the_scanner_is_built():
     # `pip install -e .` compiles it; without it the index is correct but several times slower.
-    assert parse._scan is not None, "indexer._scan is not built: pip install -e . needs a C compiler"
+    assert parse._scan is not None, "halo_live.indexer._scan is not built: pip install -e . needs a C compiler"
     assert parse.NATIVE
 
 
@@ -56,9 +56,9 @@ def line(obj) -> bytes:
 def span(**over) -> dict:
     base = {"trace_id": "t1", "span_id": "s1", "parent_span_id": "p1", "name": "step",
             "start_time": "2026-01-01T00:00:01.000000000Z", "end_time": "2026-01-01T00:00:02.000000000Z",
-            "status": {"code": f.STATUS_ERROR, "message": "boom"},
-            "resource": {"attributes": {f.SERVICE_NAME: "svc"}},
-            "attributes": {f.INF_OBSERVATION_KIND: "LLM", f.INF_AGENT_NAME: "a"}}
+            "status": {"code": canonical.STATUS_ERROR, "message": "boom"},
+            "resource": {"attributes": {canonical.SERVICE_NAME: "svc"}},
+            "attributes": {canonical.INF_OBSERVATION_KIND: "LLM", canonical.INF_AGENT_NAME: "a"}}
     base.update(over)
     return base
 
@@ -69,9 +69,9 @@ def attrs(**kv) -> dict:
 
 ODD_VALUES = [None, True, False, 0, 1, -3, 2.5, 0.0, "", "x", [], [1], {}, {"a": 1}, 2**63, 2**64 + 1]
 
-KEYS = [f.INF_LLM_MODEL_NAME, f.OI_LLM_MODEL_NAME, f.INF_AGENT_NAME, f.INF_AGENT_ID, f.OI_AGENT_ID,
-        f.INF_LLM_INPUT_TOKENS, f.INF_LLM_OUTPUT_TOKENS, f.INF_PROJECT_ID, f.OI_TOOL_NAME,
-        f.GENAI_TOOL_NAME, f.INF_RUN_ID, f.OI_SPAN_KIND, f.INF_OBSERVATION_KIND]
+KEYS = [canonical.INF_LLM_MODEL_NAME, canonical.OI_LLM_MODEL_NAME, canonical.INF_AGENT_NAME, canonical.INF_AGENT_ID, canonical.OI_AGENT_ID,
+        canonical.INF_LLM_INPUT_TOKENS, canonical.INF_LLM_OUTPUT_TOKENS, canonical.INF_PROJECT_ID, canonical.OI_TOOL_NAME,
+        canonical.GENAI_TOOL_NAME, canonical.INF_RUN_ID, canonical.OI_SPAN_KIND, canonical.INF_OBSERVATION_KIND]
 
 
 def test_generated_traces_and_the_odd_lines_of_the_index_tests(tmp_path):
@@ -92,30 +92,30 @@ def test_every_top_level_field_with_every_json_type(field):
 def test_every_indexed_attribute_with_every_json_type(key):
     data = b"".join(line(attrs(**{key: value})) for value in ODD_VALUES)
     # an `a or b` pair: each falsy or odd first value, with a good second one
-    data += b"".join(line(attrs(**{f.INF_LLM_MODEL_NAME: v, f.OI_LLM_MODEL_NAME: "m2",
-                                   f.INF_AGENT_ID: v, f.OI_AGENT_ID: "id2",
-                                   f.OI_TOOL_NAME: v, f.GENAI_TOOL_NAME: "tool2"}))
+    data += b"".join(line(attrs(**{canonical.INF_LLM_MODEL_NAME: v, canonical.OI_LLM_MODEL_NAME: "m2",
+                                   canonical.INF_AGENT_ID: v, canonical.OI_AGENT_ID: "id2",
+                                   canonical.OI_TOOL_NAME: v, canonical.GENAI_TOOL_NAME: "tool2"}))
                      for v in ODD_VALUES)
     assert_same(data)
 
 
 def test_status_and_resource_shapes():
     shapes = [
-        {"status": {"code": f.STATUS_ERROR}},
-        {"status": {"code": f.STATUS_ERROR, "message": None}},
-        {"status": {"code": f.STATUS_ERROR, "message": 7}},
-        {"status": {"code": f.STATUS_ERROR, "message": ["x"]}},
-        {"status": {"code": f.STATUS_OK, "message": "ignored"}},
+        {"status": {"code": canonical.STATUS_ERROR}},
+        {"status": {"code": canonical.STATUS_ERROR, "message": None}},
+        {"status": {"code": canonical.STATUS_ERROR, "message": 7}},
+        {"status": {"code": canonical.STATUS_ERROR, "message": ["x"]}},
+        {"status": {"code": canonical.STATUS_OK, "message": "ignored"}},
         {"status": {"code": "SOMETHING_ELSE"}},
         {"status": {"code": ""}},
         {"status": {"code": 2}},
         {"status": {}},
-        {"resource": {"attributes": {f.SERVICE_NAME: ""}}},
-        {"resource": {"attributes": {f.SERVICE_NAME: 5}}},
+        {"resource": {"attributes": {canonical.SERVICE_NAME: ""}}},
+        {"resource": {"attributes": {canonical.SERVICE_NAME: 5}}},
         {"resource": {"attributes": []}},
         {"resource": {}},
-        {"status": {"code": f.STATUS_ERROR}, "attributes": {f.OI_SPAN_KIND: "TOOL"}},
-        {"status": {"code": f.STATUS_ERROR}, "attributes": {f.OI_SPAN_KIND: "tool"}},
+        {"status": {"code": canonical.STATUS_ERROR}, "attributes": {canonical.OI_SPAN_KIND: "TOOL"}},
+        {"status": {"code": canonical.STATUS_ERROR}, "attributes": {canonical.OI_SPAN_KIND: "tool"}},
     ]
     assert_same(b"".join(line(span(**shape)) for shape in shapes))
 
@@ -249,7 +249,7 @@ def test_random_mutations_of_real_lines(tmp_path):
 def test_an_index_built_by_either_parser_is_the_same(tmp_path):
     path = write_dataset(tmp_path / "t.jsonl", traces=120, extra=odd_lines() + [b"junk\n"] + RAW[7:20])
     env = dict(os.environ, HALO_INDEX_NATIVE="0", PYTHONPATH=ROOT)
-    subprocess.run([sys.executable, "-m", "engine.cli", "index", str(path), "--index-dir",
+    subprocess.run([sys.executable, "-m", "halo_live", "index", str(path), "--index-dir",
                     str(tmp_path / "python")], env=env, check=True, capture_output=True)
     with build(path, tmp_path / "python") as pure, build(path, tmp_path / "native") as native:
         assert dump(native) == dump(pure)
@@ -257,7 +257,7 @@ def test_an_index_built_by_either_parser_is_the_same(tmp_path):
 
 def test_a_callback_that_breaks_its_contract_raises_cleanly():
     # normalize_line keeps the contract; this holds the C side to checking it anyway.
-    from indexer import _scan
+    from halo_live.indexer import _scan
 
     good = parse.normalize_line(span_line("t", "s"))
 

@@ -102,7 +102,7 @@ def test_incremental_index_matches_reference(tmp_path, halo_reference):
     src = write_dataset(tmp_path / "src.jsonl", traces=40, extra=odd_lines()).read_bytes()
     path = tmp_path / "live.jsonl"
     path.write_bytes(b"")
-    from indexer import TraceIndex
+    from halo_live.indexer import TraceIndex
 
     idx = TraceIndex.open(path, tmp_path / "idx", chunk_bytes=50_000, commit_bytes=50_000)
     step = len(src) // 7 + 13

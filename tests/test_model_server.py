@@ -12,8 +12,8 @@ from agents import Agent, ModelSettings, RunConfig, Runner, function_tool
 from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from agents.models.openai_responses import OpenAIResponsesModel
 
-from demo.model_process import ModelServerProcess
-from demo.model_server import ModelServer, Reply, ScriptedPolicy, ToolCall, Turn
+from halo_live.demo.model_process import ModelServerProcess
+from halo_live.demo.model_server import ModelServer, Reply, ScriptedPolicy, ToolCall, Turn
 
 APIS = ["responses", "chat"]
 
@@ -143,7 +143,7 @@ def test_chat_stream_sends_usage_chunk_only_when_asked():
 
 
 def test_separate_process_serves_a_policy_named_on_the_command_line():
-    spawn = ModelServerProcess("demo.model_server:ScriptedPolicy", {"replies": []})
+    spawn = ModelServerProcess("halo_live.demo.model_server:ScriptedPolicy", {"replies": []})
     with spawn as proc, openai.OpenAI(base_url=proc.base_url, api_key="k", max_retries=0) as client:
         assert proc.base_url.startswith("http://127.0.0.1:")
         assert client.responses.create(model="m", input="hello").output_text == "done"

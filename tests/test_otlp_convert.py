@@ -8,9 +8,9 @@ import orjson
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from exporter import format as fmt
-from exporter.otlp_convert import InvalidRequest, from_protobuf
-from exporter.receiver_json import from_json
+from halo_live.exporter import canonical
+from halo_live.exporter.otlp_convert import InvalidRequest, from_protobuf
+from halo_live.exporter.receiver_json import from_json
 from tests._otlp_helpers import PARENT_ID, SPAN_ID, TRACE_ID, json_request, json_span, make_agent_spans
 
 
@@ -23,72 +23,72 @@ def test_sdk_spans_via_protobuf_keep_every_field():
     conv = from_protobuf(encode_spans(spans).SerializeToString(), project_id="proj-x")
     assert conv.rejected == 0 and conv.error_message == ""
     lines = _lines(conv)
-    assert [line[fmt.NAME] for line in lines] == [s.name for s in spans]
+    assert [line[canonical.NAME] for line in lines] == [s.name for s in spans]
     for span, line in zip(spans, lines):
         ctx = span.get_span_context()
-        assert line[fmt.TRACE_ID] == format(ctx.trace_id, "032x")
-        assert line[fmt.SPAN_ID] == format(ctx.span_id, "016x")
-        assert line[fmt.PARENT_SPAN_ID] == (format(span.parent.span_id, "016x") if span.parent else "")
-        assert line[fmt.TRACE_STATE] == ""
-        assert line[fmt.KIND] == "SPAN_KIND_" + span.kind.name
-        assert line[fmt.START_TIME] == fmt.iso_from_ns(span.start_time)
-        assert line[fmt.END_TIME] == fmt.iso_from_ns(span.end_time)
-        assert line[fmt.START_TIME].endswith("Z") and len(line[fmt.START_TIME].split(".")[1]) == 10
-        assert line[fmt.RESOURCE] == {fmt.ATTRIBUTES: dict(span.resource.attributes)}
-        assert line[fmt.SCOPE] == {"name": "test-scope", "version": "9.9.9"}
-        assert set(line[fmt.STATUS]) == {"code", "message"}
+        assert line[canonical.TRACE_ID] == format(ctx.trace_id, "032x")
+        assert line[canonical.SPAN_ID] == format(ctx.span_id, "016x")
+        assert line[canonical.PARENT_SPAN_ID] == (format(span.parent.span_id, "016x") if span.parent else "")
+        assert line[canonical.TRACE_STATE] == ""
+        assert line[canonical.KIND] == "SPAN_KIND_" + span.kind.name
+        assert line[canonical.START_TIME] == canonical.iso_from_ns(span.start_time)
+        assert line[canonical.END_TIME] == canonical.iso_from_ns(span.end_time)
+        assert line[canonical.START_TIME].endswith("Z") and len(line[canonical.START_TIME].split(".")[1]) == 10
+        assert line[canonical.RESOURCE] == {canonical.ATTRIBUTES: dict(span.resource.attributes)}
+        assert line[canonical.SCOPE] == {"name": "test-scope", "version": "9.9.9"}
+        assert set(line[canonical.STATUS]) == {"code", "message"}
         for key, value in span.attributes.items():
-            assert line[fmt.ATTRIBUTES][key] == (list(value) if isinstance(value, tuple) else value)
-        attrs = line[fmt.ATTRIBUTES]
-        assert attrs[fmt.INF_SCHEMA_VERSION] == fmt.SCHEMA_VERSION
-        assert attrs[fmt.INF_PROJECT_ID] == "proj-x"
+            assert line[canonical.ATTRIBUTES][key] == (list(value) if isinstance(value, tuple) else value)
+        attrs = line[canonical.ATTRIBUTES]
+        assert attrs[canonical.INF_SCHEMA_VERSION] == canonical.SCHEMA_VERSION
+        assert attrs[canonical.INF_PROJECT_ID] == "proj-x"
 
-    by_name = {line[fmt.NAME]: line for line in lines}
+    by_name = {line[canonical.NAME]: line for line in lines}
     agent, llm = by_name["invoke_agent planner"], by_name["chat gpt-4o"]
     tool = by_name["execute_tool search"]
-    assert agent[fmt.STATUS] == {"code": fmt.STATUS_OK, "message": ""}
-    assert agent[fmt.ATTRIBUTES][fmt.INF_OBSERVATION_KIND] == fmt.OBS_AGENT
-    assert agent[fmt.ATTRIBUTES][fmt.INF_AGENT_NAME] == "planner"
-    assert agent[fmt.ATTRIBUTES][fmt.INF_SESSION_ID] == "sess-1"
-    assert llm[fmt.ATTRIBUTES][fmt.INF_OBSERVATION_KIND] == fmt.OBS_LLM
-    assert llm[fmt.ATTRIBUTES][fmt.INF_LLM_MODEL_NAME] == "gpt-4o"
-    assert llm[fmt.ATTRIBUTES][fmt.INF_LLM_PROVIDER] == "openai"
-    assert llm[fmt.ATTRIBUTES][fmt.INF_LLM_INPUT_TOKENS] == 120
-    assert llm[fmt.ATTRIBUTES][fmt.INF_LLM_OUTPUT_TOKENS] == 7
-    assert llm[fmt.ATTRIBUTES]["stop"] == ["\n", "END"] and llm[fmt.ATTRIBUTES]["stream"] is False
-    assert llm[fmt.EVENTS] == [{"name": "first_token", "time": llm[fmt.EVENTS][0]["time"],
+    assert agent[canonical.STATUS] == {"code": canonical.STATUS_OK, "message": ""}
+    assert agent[canonical.ATTRIBUTES][canonical.INF_OBSERVATION_KIND] == canonical.OBS_AGENT
+    assert agent[canonical.ATTRIBUTES][canonical.INF_AGENT_NAME] == "planner"
+    assert agent[canonical.ATTRIBUTES][canonical.INF_SESSION_ID] == "sess-1"
+    assert llm[canonical.ATTRIBUTES][canonical.INF_OBSERVATION_KIND] == canonical.OBS_LLM
+    assert llm[canonical.ATTRIBUTES][canonical.INF_LLM_MODEL_NAME] == "gpt-4o"
+    assert llm[canonical.ATTRIBUTES][canonical.INF_LLM_PROVIDER] == "openai"
+    assert llm[canonical.ATTRIBUTES][canonical.INF_LLM_INPUT_TOKENS] == 120
+    assert llm[canonical.ATTRIBUTES][canonical.INF_LLM_OUTPUT_TOKENS] == 7
+    assert llm[canonical.ATTRIBUTES]["stop"] == ["\n", "END"] and llm[canonical.ATTRIBUTES]["stream"] is False
+    assert llm[canonical.EVENTS] == [{"name": "first_token", "time": llm[canonical.EVENTS][0]["time"],
                                 "attributes": {"latency_ms": 42}}]
-    assert llm[fmt.LINKS] == [{"trace_id": agent[fmt.TRACE_ID], "span_id": agent[fmt.SPAN_ID],
+    assert llm[canonical.LINKS] == [{"trace_id": agent[canonical.TRACE_ID], "span_id": agent[canonical.SPAN_ID],
                                "trace_state": "", "attributes": {"why": "caused-by"}}]
     # An ERROR status without a description takes the exception event's message.
-    assert tool[fmt.STATUS] == {"code": fmt.STATUS_ERROR, "message": "TimeoutError: search timed out"}
-    assert tool[fmt.ATTRIBUTES][fmt.INF_OBSERVATION_KIND] == fmt.OBS_TOOL
+    assert tool[canonical.STATUS] == {"code": canonical.STATUS_ERROR, "message": "TimeoutError: search timed out"}
+    assert tool[canonical.ATTRIBUTES][canonical.INF_OBSERVATION_KIND] == canonical.OBS_TOOL
     # the reference reads kinds (and counts tool errors) from openinference.span.kind only
-    assert [line[fmt.ATTRIBUTES][fmt.OI_SPAN_KIND] for line in (agent, llm, tool)] == \
-        [fmt.OBS_AGENT, fmt.OBS_LLM, fmt.OBS_TOOL]
-    assert tool[fmt.EVENTS][0]["name"] == "exception"
-    assert fmt.LINKS not in tool and fmt.EVENTS not in agent
+    assert [line[canonical.ATTRIBUTES][canonical.OI_SPAN_KIND] for line in (agent, llm, tool)] == \
+        [canonical.OBS_AGENT, canonical.OBS_LLM, canonical.OBS_TOOL]
+    assert tool[canonical.EVENTS][0]["name"] == "exception"
+    assert canonical.LINKS not in tool and canonical.EVENTS not in agent
 
 
 def test_resource_project_id_wins_over_the_default():
-    spans = make_agent_spans(resource_attrs={fmt.INF_PROJECT_ID: "from-resource"})
+    spans = make_agent_spans(resource_attrs={canonical.INF_PROJECT_ID: "from-resource"})
     conv = from_protobuf(encode_spans(spans).SerializeToString(), project_id="proj-x")
-    assert {line[fmt.ATTRIBUTES][fmt.INF_PROJECT_ID] for line in _lines(conv)} == {"from-resource"}
+    assert {line[canonical.ATTRIBUTES][canonical.INF_PROJECT_ID] for line in _lines(conv)} == {"from-resource"}
 
 
 def test_json_span_with_every_value_type():
     conv = from_json(json_request([json_span()]), project_id="p")
     assert conv.rejected == 0
     (line,) = _lines(conv)
-    assert line[fmt.TRACE_ID] == TRACE_ID and line[fmt.SPAN_ID] == SPAN_ID
-    assert line[fmt.PARENT_SPAN_ID] == PARENT_ID and line[fmt.TRACE_STATE] == "vendor=1"
-    assert line[fmt.KIND] == fmt.SPAN_KIND_CLIENT
-    assert line[fmt.START_TIME] == "2018-12-13T14:51:00.300000000Z"
-    assert line[fmt.END_TIME] == "2018-12-13T14:51:01.123456789Z"
-    assert line[fmt.STATUS] == {"code": fmt.STATUS_ERROR, "message": "KeyError: 'x'"}
-    assert line[fmt.RESOURCE] == {"attributes": {"service.name": "json-svc"}}
-    assert line[fmt.SCOPE] == {"name": "json-scope", "version": "1.0"}
-    attrs = line[fmt.ATTRIBUTES]
+    assert line[canonical.TRACE_ID] == TRACE_ID and line[canonical.SPAN_ID] == SPAN_ID
+    assert line[canonical.PARENT_SPAN_ID] == PARENT_ID and line[canonical.TRACE_STATE] == "vendor=1"
+    assert line[canonical.KIND] == canonical.SPAN_KIND_CLIENT
+    assert line[canonical.START_TIME] == "2018-12-13T14:51:00.300000000Z"
+    assert line[canonical.END_TIME] == "2018-12-13T14:51:01.123456789Z"
+    assert line[canonical.STATUS] == {"code": canonical.STATUS_ERROR, "message": "KeyError: 'x'"}
+    assert line[canonical.RESOURCE] == {"attributes": {"service.name": "json-svc"}}
+    assert line[canonical.SCOPE] == {"name": "json-scope", "version": "1.0"}
+    attrs = line[canonical.ATTRIBUTES]
     assert attrs["s"] == "text"
     assert attrs["i"] == 9007199254740993 and attrs["i_num"] == 5  # 64-bit exact
     assert attrs["d"] == 0.5 and attrs["d_nan"] == "nan"
@@ -97,13 +97,13 @@ def test_json_span_with_every_value_type():
     assert attrs["kv"] == {"inner": 1.5, "deep": [1]}
     assert base64.b64decode(attrs["bytes"]) == b"\x00\x01\x02"
     assert attrs["empty"] is None
-    assert attrs[fmt.INF_OBSERVATION_KIND] == fmt.OBS_LLM
-    assert attrs[fmt.INF_LLM_MODEL_NAME] == "gpt-x" and attrs[fmt.INF_LLM_INPUT_TOKENS] == 11
-    assert attrs[fmt.INF_PROJECT_ID] == "p"
-    assert line[fmt.EVENTS] == [{"name": "exception", "time": "2018-12-13T14:51:00.500000000Z",
+    assert attrs[canonical.INF_OBSERVATION_KIND] == canonical.OBS_LLM
+    assert attrs[canonical.INF_LLM_MODEL_NAME] == "gpt-x" and attrs[canonical.INF_LLM_INPUT_TOKENS] == 11
+    assert attrs[canonical.INF_PROJECT_ID] == "p"
+    assert line[canonical.EVENTS] == [{"name": "exception", "time": "2018-12-13T14:51:00.500000000Z",
                                  "attributes": {"exception.type": "KeyError",
                                                 "exception.message": "'x'"}}]
-    assert line[fmt.LINKS] == [{"trace_id": "a" * 32, "span_id": "b" * 16, "trace_state": "",
+    assert line[canonical.LINKS] == [{"trace_id": "a" * 32, "span_id": "b" * 16, "trace_state": "",
                                 "attributes": {"l": 1}}]
     assert line["dropped_attributes_count"] == 2 and line["dropped_events_count"] == 1
     assert "dropped_links_count" not in line
@@ -114,16 +114,16 @@ def test_json_accepts_enum_names_snake_case_and_an_explicit_message():
                      parentSpanId=None)
     span["start_time_unix_nano"] = span.pop("startTimeUnixNano")
     (line,) = _lines(from_json(json_request([span])))
-    assert line[fmt.KIND] == fmt.SPAN_KIND_PRODUCER and line[fmt.PARENT_SPAN_ID] == ""
-    assert line[fmt.STATUS] == {"code": fmt.STATUS_ERROR, "message": "own"}
-    assert line[fmt.START_TIME] == "2018-12-13T14:51:00.300000000Z"
+    assert line[canonical.KIND] == canonical.SPAN_KIND_PRODUCER and line[canonical.PARENT_SPAN_ID] == ""
+    assert line[canonical.STATUS] == {"code": canonical.STATUS_ERROR, "message": "own"}
+    assert line[canonical.START_TIME] == "2018-12-13T14:51:00.300000000Z"
 
 
 def test_project_id_from_resource_in_json():
     body = json_request([json_span()], resource=[
-        {"key": fmt.INF_PROJECT_ID, "value": {"stringValue": "res-proj"}}])
+        {"key": canonical.INF_PROJECT_ID, "value": {"stringValue": "res-proj"}}])
     (line,) = _lines(from_json(body, project_id="default"))
-    assert line[fmt.ATTRIBUTES][fmt.INF_PROJECT_ID] == "res-proj"
+    assert line[canonical.ATTRIBUTES][canonical.INF_PROJECT_ID] == "res-proj"
 
 
 @pytest.mark.parametrize("override, problem", [
@@ -148,7 +148,7 @@ def test_an_unusable_json_span_is_rejected_and_the_rest_kept(override, problem):
     conv = from_json(json_request([good, json_span(**override)]))
     assert conv.rejected == 1 and len(conv.lines) == 1
     assert problem in conv.error_message and "spans[1]" in conv.error_message
-    assert orjson.loads(conv.lines[0])[fmt.SPAN_ID] == "1111111111111111"
+    assert orjson.loads(conv.lines[0])[canonical.SPAN_ID] == "1111111111111111"
 
 
 def test_bad_protobuf_ids_are_rejected_per_span():
@@ -184,30 +184,30 @@ def test_lines_are_exactly_the_canonical_encoding():
     spans = make_agent_spans(resource_attrs={"k": [1, 2]})
     lines = from_protobuf(encode_spans(spans).SerializeToString()).lines
     lines += from_json(json_request([json_span()])).lines
-    order = [fmt.TRACE_ID, fmt.SPAN_ID, fmt.PARENT_SPAN_ID, fmt.TRACE_STATE, fmt.NAME, fmt.KIND,
-             fmt.START_TIME, fmt.END_TIME, fmt.STATUS, fmt.RESOURCE, fmt.SCOPE, fmt.ATTRIBUTES]
+    order = [canonical.TRACE_ID, canonical.SPAN_ID, canonical.PARENT_SPAN_ID, canonical.TRACE_STATE, canonical.NAME, canonical.KIND,
+             canonical.START_TIME, canonical.END_TIME, canonical.STATUS, canonical.RESOURCE, canonical.SCOPE, canonical.ATTRIBUTES]
     for raw in lines:
         line = orjson.loads(raw)
-        assert fmt.encode_line(line) == raw
+        assert canonical.encode_line(line) == raw
         assert list(line)[: len(order)] == order
-        rebuilt = fmt.canonical_line(
-            trace_id=line[fmt.TRACE_ID], span_id=line[fmt.SPAN_ID],
-            parent_span_id=line[fmt.PARENT_SPAN_ID], trace_state=line[fmt.TRACE_STATE],
-            name=line[fmt.NAME], kind=line[fmt.KIND], start_time=line[fmt.START_TIME],
-            end_time=line[fmt.END_TIME], status_code=line[fmt.STATUS]["code"],
-            status_message=line[fmt.STATUS]["message"],
-            resource_attributes=line[fmt.RESOURCE][fmt.ATTRIBUTES],
-            scope_name=line[fmt.SCOPE]["name"], scope_version=line[fmt.SCOPE]["version"],
-            attributes=line[fmt.ATTRIBUTES],
+        rebuilt = canonical.canonical_line(
+            trace_id=line[canonical.TRACE_ID], span_id=line[canonical.SPAN_ID],
+            parent_span_id=line[canonical.PARENT_SPAN_ID], trace_state=line[canonical.TRACE_STATE],
+            name=line[canonical.NAME], kind=line[canonical.KIND], start_time=line[canonical.START_TIME],
+            end_time=line[canonical.END_TIME], status_code=line[canonical.STATUS]["code"],
+            status_message=line[canonical.STATUS]["message"],
+            resource_attributes=line[canonical.RESOURCE][canonical.ATTRIBUTES],
+            scope_name=line[canonical.SCOPE]["name"], scope_version=line[canonical.SCOPE]["version"],
+            attributes=line[canonical.ATTRIBUTES],
             extra={k: v for k, v in line.items() if k not in order})
-        assert fmt.encode_line(rebuilt) == raw
+        assert canonical.encode_line(rebuilt) == raw
 
 
 @pytest.mark.parametrize("ns", [0, 1, 999_999_999, 1_700_000_000_123_456_789, 4_102_444_800_000_000_001])
 def test_times_match_the_format_module(ns):
-    from exporter.otlp_convert import _iso
+    from halo_live.exporter.otlp_convert import _iso
 
-    assert _iso(ns) == fmt.iso_from_ns(ns)
+    assert _iso(ns) == canonical.iso_from_ns(ns)
 
 
 def test_mutated_requests_never_crash_the_conversion():
@@ -250,14 +250,14 @@ def test_mutated_requests_never_crash_the_conversion():
 
 def test_llm_and_tool_spans_get_the_enclosing_agent_name_within_a_request():
     spans = make_agent_spans()
-    lines = {line[fmt.NAME]: line for line in _lines(from_protobuf(
+    lines = {line[canonical.NAME]: line for line in _lines(from_protobuf(
         encode_spans(spans).SerializeToString()))}
-    assert lines["chat gpt-4o"][fmt.ATTRIBUTES][fmt.INF_AGENT_NAME] == "planner"
-    assert lines["execute_tool search"][fmt.ATTRIBUTES][fmt.INF_AGENT_NAME] == "planner"
-    assert "gen_ai.agent.name" not in lines["chat gpt-4o"][fmt.ATTRIBUTES]  # raw keys untouched
+    assert lines["chat gpt-4o"][canonical.ATTRIBUTES][canonical.INF_AGENT_NAME] == "planner"
+    assert lines["execute_tool search"][canonical.ATTRIBUTES][canonical.INF_AGENT_NAME] == "planner"
+    assert "gen_ai.agent.name" not in lines["chat gpt-4o"][canonical.ATTRIBUTES]  # raw keys untouched
     alone = [s for s in spans if s.name == "chat gpt-4o"]  # its agent is not in this request
     (line,) = _lines(from_protobuf(encode_spans(alone).SerializeToString()))
-    assert fmt.INF_AGENT_NAME not in line[fmt.ATTRIBUTES]
+    assert canonical.INF_AGENT_NAME not in line[canonical.ATTRIBUTES]
 
 
 def test_agent_hint_in_json_and_a_parent_cycle_ends():
@@ -267,9 +267,9 @@ def test_agent_hint_in_json_and_a_parent_cycle_ends():
     llm = json_span(spanId="b" * 16, parentSpanId="a" * 16, events=None)
     cyc1 = json_span(spanId="c" * 16, parentSpanId="d" * 16, events=None, name="c")
     cyc2 = json_span(spanId="d" * 16, parentSpanId="c" * 16, events=None, name="d")
-    lines = {line[fmt.NAME]: line for line in _lines(from_json(json_request([llm, agent, cyc1, cyc2])))}
-    assert lines["chat"][fmt.ATTRIBUTES][fmt.INF_AGENT_NAME] == "writer"
-    assert fmt.INF_AGENT_NAME not in lines["c"][fmt.ATTRIBUTES]
+    lines = {line[canonical.NAME]: line for line in _lines(from_json(json_request([llm, agent, cyc1, cyc2])))}
+    assert lines["chat"][canonical.ATTRIBUTES][canonical.INF_AGENT_NAME] == "writer"
+    assert canonical.INF_AGENT_NAME not in lines["c"][canonical.ATTRIBUTES]
 
 
 def _attr(key: str, value: str) -> dict:
@@ -282,24 +282,24 @@ def test_json_spans_get_openinference_kind_only_when_the_sender_set_none():
     retriever = json_span(spanId="b" * 16, name="retrieve", attributes=[
         _attr("gen_ai.operation.name", "execute_tool"), _attr("openinference.span.kind", "RETRIEVER")])
     guard = json_span(spanId="c" * 16, name="guard", attributes=[
-        _attr(fmt.INF_OBSERVATION_KIND, fmt.OBS_GUARDRAIL)])
+        _attr(canonical.INF_OBSERVATION_KIND, canonical.OBS_GUARDRAIL)])
     plain = json_span(spanId="d" * 16, name="plain", attributes=[_attr("x", "y")])
     embed = json_span(spanId="e" * 16, name="embed", attributes=[
         _attr("gen_ai.operation.name", "embeddings")])
-    lines = {line[fmt.NAME]: line[fmt.ATTRIBUTES]
+    lines = {line[canonical.NAME]: line[canonical.ATTRIBUTES]
              for line in _lines(from_json(json_request([tool, retriever, guard, plain, embed])))}
-    assert lines["execute_tool"][fmt.OI_SPAN_KIND] == fmt.OBS_TOOL
-    assert lines["retrieve"][fmt.OI_SPAN_KIND] == "RETRIEVER"  # never overrides the sender
-    assert lines["guard"][fmt.OI_SPAN_KIND] == fmt.OBS_GUARDRAIL
-    assert fmt.OI_SPAN_KIND not in lines["plain"] and fmt.OI_SPAN_KIND not in lines["embed"]
+    assert lines["execute_tool"][canonical.OI_SPAN_KIND] == canonical.OBS_TOOL
+    assert lines["retrieve"][canonical.OI_SPAN_KIND] == "RETRIEVER"  # never overrides the sender
+    assert lines["guard"][canonical.OI_SPAN_KIND] == canonical.OBS_GUARDRAIL
+    assert canonical.OI_SPAN_KIND not in lines["plain"] and canonical.OI_SPAN_KIND not in lines["embed"]
 
 
 def test_agent_hint_follows_a_kind_the_sender_projected_itself():
     agent = json_span(spanId="a" * 16, parentSpanId="", name="agent", events=None, attributes=[
         _attr("gen_ai.operation.name", "invoke_agent"), _attr("gen_ai.agent.name", "writer")])
     tool = json_span(spanId="b" * 16, parentSpanId="a" * 16, name="lookup", events=None,
-                     attributes=[_attr(fmt.INF_OBSERVATION_KIND, fmt.OBS_TOOL)])
-    lines = {line[fmt.NAME]: line[fmt.ATTRIBUTES]
+                     attributes=[_attr(canonical.INF_OBSERVATION_KIND, canonical.OBS_TOOL)])
+    lines = {line[canonical.NAME]: line[canonical.ATTRIBUTES]
              for line in _lines(from_json(json_request([tool, agent])))}
-    assert lines["lookup"][fmt.INF_OBSERVATION_KIND] == fmt.OBS_TOOL
-    assert lines["lookup"][fmt.INF_AGENT_NAME] == "writer"
+    assert lines["lookup"][canonical.INF_OBSERVATION_KIND] == canonical.OBS_TOOL
+    assert lines["lookup"][canonical.INF_AGENT_NAME] == "writer"

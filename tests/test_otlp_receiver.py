@@ -21,8 +21,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from exporter import format as fmt
-from exporter.writer import JsonlWriter
+from halo_live.exporter import canonical
+from halo_live.exporter.writer import JsonlWriter
 from tests._otlp_helpers import json_request, json_span, make_agent_spans, read_lines, servers
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -52,14 +52,14 @@ def _proto_body() -> bytes:
 
 def _assert_matches(lines: list[dict], spans) -> None:
     assert len(lines) == len(spans)
-    by_id = {line[fmt.SPAN_ID]: line for line in lines}
+    by_id = {line[canonical.SPAN_ID]: line for line in lines}
     for span in spans:
         line = by_id[format(span.context.span_id, "016x")]
-        assert line[fmt.TRACE_ID] == format(span.context.trace_id, "032x")
-        assert line[fmt.NAME] == span.name
-        assert line[fmt.START_TIME] == fmt.iso_from_ns(span.start_time)
-        assert line[fmt.ATTRIBUTES][fmt.INF_PROJECT_ID] == "proj-default"
-        assert line[fmt.RESOURCE][fmt.ATTRIBUTES]["service.name"] == "otlp-agent"
+        assert line[canonical.TRACE_ID] == format(span.context.trace_id, "032x")
+        assert line[canonical.NAME] == span.name
+        assert line[canonical.START_TIME] == canonical.iso_from_ns(span.start_time)
+        assert line[canonical.ATTRIBUTES][canonical.INF_PROJECT_ID] == "proj-default"
+        assert line[canonical.RESOURCE][canonical.ATTRIBUTES]["service.name"] == "otlp-agent"
 
 
 @pytest.mark.parametrize("compression", [grpc.Compression.NoCompression, grpc.Compression.Gzip])
@@ -99,7 +99,7 @@ def test_http_json_and_zstd_bodies(tmp_path):
         data = raw_deflate.compress(_proto_body()) + raw_deflate.flush()
         assert _post(s.http_url, data, headers={"Content-Encoding": "deflate"})[0] == 200
     lines = read_lines(out)
-    assert len(lines) == 7 and lines[0][fmt.SPAN_ID] == json_span()["spanId"]
+    assert len(lines) == 7 and lines[0][canonical.SPAN_ID] == json_span()["spanId"]
 
 
 def test_partial_success_in_the_request_encoding(tmp_path):
@@ -265,7 +265,7 @@ def test_official_exporters_retry_a_throttled_export_until_it_is_written(tmp_pat
         assert results == [SpanExportResult.SUCCESS] * 2  # ...and retried until written
         for exporter in exporters:
             exporter.shutdown()
-    written = {line.get(fmt.SPAN_ID) for line in read_lines(out)}
+    written = {line.get(canonical.SPAN_ID) for line in read_lines(out)}
     assert {format(span.context.span_id, "016x") for spans in sent for span in spans} <= written
 
 

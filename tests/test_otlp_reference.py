@@ -6,9 +6,9 @@ import orjson
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from exporter import format as fmt
-from exporter.otlp_convert import from_protobuf
-from exporter.receiver_json import from_json
+from halo_live.exporter import canonical
+from halo_live.exporter.otlp_convert import from_protobuf
+from halo_live.exporter.receiver_json import from_json
 from tests._otlp_helpers import json_request, json_span, make_agent_spans
 
 pytestmark = pytest.mark.reference
@@ -24,11 +24,11 @@ def _write_received(path) -> list[str]:
     """Two SDK agent runs over protobuf and one JSON span with every value type, as received."""
     lines = []
     for project in ("proj-a", "proj-b"):
-        spans = make_agent_spans(resource_attrs={fmt.INF_PROJECT_ID: project})
+        spans = make_agent_spans(resource_attrs={canonical.INF_PROJECT_ID: project})
         lines += from_protobuf(encode_spans(spans).SerializeToString()).lines
     lines += from_json(json_request([json_span(parentSpanId=None)]), project_id="proj-j").lines
     path.write_bytes(b"".join(lines))
-    return sorted({orjson.loads(line)[fmt.TRACE_ID] for line in lines})
+    return sorted({orjson.loads(line)[canonical.TRACE_ID] for line in lines})
 
 
 def _covers(ours, ref) -> bool:
@@ -53,7 +53,7 @@ def test_reference_reads_received_lines(tmp_path, halo_reference):
 
 
 def test_our_engine_answers_like_the_reference_on_received_lines(tmp_path, halo_reference):
-    from engine.tools import open_store, run_tool
+    from halo_live.engine.tools import open_store, run_tool
 
     out = tmp_path / "received.jsonl"
     trace_ids = _write_received(out)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
-from engine.report import build_report
-from engine.tools import open_store
-from exporter import format as f
-from exporter.format import ns_from_iso
+from halo_live.cli import main
+from halo_live.engine.report import build_report
+from halo_live.engine.tools import open_store
+from halo_live.exporter import canonical
+from halo_live.exporter.canonical import ns_from_iso
 from tests import _tools_helpers as gen
 
 
@@ -127,24 +127,24 @@ def test_report_errors_are_one_line(dataset, capsys, argv, words):
 
 def _error_line(trace_id: str, span_id: str, name: str, message: str, attrs: dict,
                 events: list | None = None) -> bytes:
-    line = f.canonical_line(
-        trace_id=trace_id, span_id=span_id, parent_span_id="", name=name, kind=f.SPAN_KIND_INTERNAL,
+    line = canonical.canonical_line(
+        trace_id=trace_id, span_id=span_id, parent_span_id="", name=name, kind=canonical.SPAN_KIND_INTERNAL,
         start_time="2026-01-01T00:00:00.000000000Z", end_time="2026-01-01T00:00:01.000000000Z",
-        status_code=f.STATUS_ERROR, status_message=message, resource_attributes={},
+        status_code=canonical.STATUS_ERROR, status_message=message, resource_attributes={},
         scope_name="t", scope_version="", attributes=attrs)
     if events:
-        line[f.EVENTS] = events
-    return f.encode_line(line)
+        line[canonical.EVENTS] = events
+    return canonical.encode_line(line)
 
 
 def test_signatures_rank_by_traces_hit_and_show_an_example_cause(tmp_path, capsys, monkeypatch):
     sdk = "Error running tool (non-fatal)"
     lines = [  # one trace retries a tool 3 times; another error hits 2 traces once each
         _error_line("a" * 32, f"{i:016x}", "function.fetch", sdk,
-                    {f.SDK_ERROR_DATA: '{"tool_name": "fetch", "error": "HTTP 503 from upstream"}'})
+                    {canonical.SDK_ERROR_DATA: '{"tool_name": "fetch", "error": "HTTP 503 from upstream"}'})
         for i in range(1, 4)]
     lines.append(_error_line("b" * 32, "1" * 16, "function.read", sdk,
-                             {f.OI_OUTPUT_VALUE: "FileNotFoundError: " + "/very/long/path" * 30}))
+                             {canonical.OI_OUTPUT_VALUE: "FileNotFoundError: " + "/very/long/path" * 30}))
     lines.append(_error_line("c" * 32, "2" * 16, "function.read", sdk, {}))
     lines.append(_error_line("d" * 32, "3" * 16, "chat", "",
                              {}, [{"name": "exception", "time": "2026-01-01T00:00:00.5Z",
@@ -176,8 +176,8 @@ def test_agents_sdk_tool_errors_show_their_cause(tmp_path, monkeypatch):
     from agents import Agent, Runner, function_tool
     from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 
-    from demo.model_server import ModelServer, Reply, ScriptedPolicy, ToolCall
-    from exporter import setup_tracing
+    from halo_live.demo.model_server import ModelServer, Reply, ScriptedPolicy, ToolCall
+    from halo_live.exporter import setup_tracing
     from tests._exporter_helpers import sdk_processors_restored
 
     # With the SDK's default failure handler the cause never reaches the trace (0.24

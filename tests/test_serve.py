@@ -18,18 +18,18 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from exporter import format as fmt
+from halo_live.exporter import canonical
 from tests._otlp_helpers import make_agent_spans, read_lines
 
 STARTUP_TIMEOUT = 30
 
 
 class ServeProcess:
-    """`python -m engine serve ...` with ports 0; parses where it listens from its stdout."""
+    """`python -m halo_live serve ...` with ports 0; parses where it listens from its stdout."""
 
     def __init__(self, out: str, *extra: str, env: dict | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "serve", "--out", out, "--grpc-port", "0",
+            [sys.executable, "-m", "halo_live", "serve", "--out", out, "--grpc-port", "0",
              "--http-port", "0", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **(env or {})},
@@ -61,7 +61,7 @@ class ServeProcess:
 
 
 def _halo(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "halo_live", *args], capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -99,7 +99,7 @@ def test_sigterm_under_load_loses_nothing_acknowledged(tmp_path):
     assert code == 0, err
     assert time.monotonic() - started < 15
     assert "stopped" in err and "Traceback" not in err
-    written = {line[fmt.SPAN_ID] for line in read_lines(Path(serve.shard))}
+    written = {line[canonical.SPAN_ID] for line in read_lines(Path(serve.shard))}
     assert set(acked) <= written
     assert not errors
     for exporter in exporters:
@@ -129,7 +129,7 @@ def test_a_sent_span_is_queryable_through_halo_tool(tmp_path):
 
 @pytest.mark.parametrize("mode", ["process", "thread"])
 def test_the_live_index_follows_the_writes(tmp_path, mode):
-    from indexer import TraceIndex
+    from halo_live.indexer import TraceIndex
 
     serve = ServeProcess(f"{tmp_path}/shards/", "--index", mode)
     try:

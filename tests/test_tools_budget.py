@@ -6,10 +6,10 @@ import json
 
 from agents.strict_schema import ensure_strict_json_schema
 
-from engine import budget
-from engine.models import SpanRecord
-from engine.tools import TOOLS
-from exporter.format import canonical_line, encode_line
+from halo_live.engine import budget
+from halo_live.engine.models import SpanRecord
+from halo_live.engine.tools import TOOLS
+from halo_live.exporter.canonical import canonical_line, encode_line
 
 
 def _span(attrs, name="s", status="STATUS_CODE_UNSET") -> SpanRecord:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.tools import TOOLS, open_store, run_tool
-from exporter.format import ns_from_iso
+from halo_live.engine.tools import TOOLS, open_store, run_tool
+from halo_live.exporter.canonical import ns_from_iso
 from tests import _tools_helpers as gen
 
 

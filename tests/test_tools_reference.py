@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.models import DatasetOverview, TraceSummary
-from engine.tools import open_store, run_tool
+from halo_live.engine.models import DatasetOverview, TraceSummary
+from halo_live.engine.tools import open_store, run_tool
 from tests import _tools_helpers as gen
 
 pytestmark = pytest.mark.reference
@@ -176,7 +176,7 @@ def test_answers_follow_the_file_as_it_grows(halo_reference, tmp_path):
 
 
 def _line(trace_id: str, span_id: str, *, error: str | None = None, parent: str = "p", t: int = 0) -> bytes:
-    from exporter.format import canonical_line, encode_line, iso_from_ns
+    from halo_live.exporter.canonical import canonical_line, encode_line, iso_from_ns
     return encode_line(canonical_line(
         trace_id=trace_id, span_id=span_id, parent_span_id=parent, name="step",
         kind="SPAN_KIND_INTERNAL", start_time=iso_from_ns(gen.BASE_NS + t),

@@ -1,4 +1,4 @@
-"""`python -m demo.benchmark`: run the benchmark once and print its score."""
+"""`python -m halo_live.demo.benchmark`: run the benchmark once and print its score."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import argparse
 import sys
 import time
 
-from demo.benchmark.runner import BenchmarkConfig, BenchmarkRun, FolderNotOurs
-from demo.openai_agents_sdk.agent import FIXES, settings_from
+from halo_live.demo.benchmark.runner import BenchmarkConfig, BenchmarkRun, FolderNotOurs
+from halo_live.demo.openai_agents_sdk.agent import FIXES, settings_from
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demo.benchmark", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m halo_live.demo.benchmark", description=__doc__)
     parser.add_argument("--out", default="halo-demo/baseline", help="output folder (trace shards, score.json)")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--tasks", type=int, default=None, help="run only the first N tasks")

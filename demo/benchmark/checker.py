@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from demo.benchmark.tasks import Task
+from halo_live.demo.benchmark.tasks import Task
 
 
 @dataclass

@@ -27,7 +27,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from exporter import format as f
+from halo_live.exporter import canonical
 
 
 def _ns(iso: str | None) -> int:
@@ -51,9 +51,9 @@ class OtelBridge(TracingProcessor):
         self.otel_trace_ids: dict[str, str] = {}  # SDK trace id -> OTel trace id (32 hex)
 
     def on_trace_start(self, trace: Trace) -> None:
-        attrs = {f.GENAI_OPERATION: "invoke_workflow"}
+        attrs = {canonical.GENAI_OPERATION: "invoke_workflow"}
         if trace.group_id:
-            attrs[f.GENAI_CONVERSATION_ID] = trace.group_id
+            attrs[canonical.GENAI_CONVERSATION_ID] = trace.group_id
         root = self._tracer.start_span(trace.name, attributes=attrs)
         self._roots[trace.trace_id] = root
         self.otel_trace_ids[trace.trace_id] = format(root.get_span_context().trace_id, "032x")
@@ -80,7 +80,7 @@ class OtelBridge(TracingProcessor):
             return
         name, attrs = _describe(span.span_data)
         if agent:
-            attrs[f.GENAI_AGENT_NAME] = agent
+            attrs[canonical.GENAI_AGENT_NAME] = agent
         otel_span.update_name(name)
         otel_span.set_attributes({k: v for k, v in attrs.items() if v is not None})
         if span.error:
@@ -99,23 +99,23 @@ class OtelBridge(TracingProcessor):
 def _describe(data: Any) -> tuple[str, dict[str, Any]]:
     """(span name, GenAI attributes) for one SDK span's data."""
     if isinstance(data, AgentSpanData):
-        return f"invoke_agent {data.name}", {f.GENAI_OPERATION: "invoke_agent"}
+        return f"invoke_agent {data.name}", {canonical.GENAI_OPERATION: "invoke_agent"}
     if isinstance(data, FunctionSpanData):
-        return f"execute_tool {data.name}", {f.GENAI_OPERATION: "execute_tool", f.GENAI_TOOL_NAME: data.name,
-                                             f.OI_INPUT_VALUE: data.input, f.OI_OUTPUT_VALUE: _text(data.output)}
+        return f"execute_tool {data.name}", {canonical.GENAI_OPERATION: "execute_tool", canonical.GENAI_TOOL_NAME: data.name,
+                                             canonical.OI_INPUT_VALUE: data.input, canonical.OI_OUTPUT_VALUE: _text(data.output)}
     if isinstance(data, ResponseSpanData):
         response = data.response
         usage = getattr(response, "usage", None)
         model = getattr(response, "model", None)
         return f"chat {model}", {
-            f.GENAI_OPERATION: "chat", f.GENAI_PROVIDER: "openai", f.GENAI_RESPONSE_MODEL: model,
-            f.GENAI_INPUT_TOKENS: getattr(usage, "input_tokens", None),
-            f.GENAI_OUTPUT_TOKENS: getattr(usage, "output_tokens", None)}
+            canonical.GENAI_OPERATION: "chat", canonical.GENAI_PROVIDER: "openai", canonical.GENAI_RESPONSE_MODEL: model,
+            canonical.GENAI_INPUT_TOKENS: getattr(usage, "input_tokens", None),
+            canonical.GENAI_OUTPUT_TOKENS: getattr(usage, "output_tokens", None)}
     if isinstance(data, GenerationSpanData):
         usage = data.usage or {}
         return f"chat {data.model}", {
-            f.GENAI_OPERATION: "chat", f.GENAI_PROVIDER: "openai", f.GENAI_REQUEST_MODEL: data.model,
-            f.GENAI_INPUT_TOKENS: usage.get("input_tokens"), f.GENAI_OUTPUT_TOKENS: usage.get("output_tokens")}
+            canonical.GENAI_OPERATION: "chat", canonical.GENAI_PROVIDER: "openai", canonical.GENAI_REQUEST_MODEL: data.model,
+            canonical.GENAI_INPUT_TOKENS: usage.get("input_tokens"), canonical.GENAI_OUTPUT_TOKENS: usage.get("output_tokens")}
     if isinstance(data, HandoffSpanData):
         return f"handoff {data.from_agent} -> {data.to_agent}", {}
     return data.type, {}
@@ -126,7 +126,7 @@ def start_otlp(endpoint: str, service_name: str, run_id: str,
     """Route this process's SDK traces to `endpoint` (OTLP/HTTP `.../v1/traces`) instead of a file."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    resource = Resource.create({f.SERVICE_NAME: service_name, f.INF_RUN_ID: run_id, f.INF_PROJECT_ID: project_id})
+    resource = Resource.create({canonical.SERVICE_NAME: service_name, canonical.INF_RUN_ID: run_id, canonical.INF_PROJECT_ID: project_id})
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint), schedule_delay_millis=200))
     bridge = OtelBridge(provider)

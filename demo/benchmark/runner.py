@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from demo.benchmark.serve import HaloServeProcess
-from demo.benchmark.tasks import select
-from demo.benchmark.layout import MARKER_FILE, SCORE_FILE, SERVE_SHARDS, results_path, shard_path
-from demo.model_process import ModelServerProcess
-from demo.openai_agents_sdk.agent import HarnessSettings
-from demo.openai_agents_sdk.fake_repo import materialize
+from halo_live.demo.benchmark.serve import HaloServeProcess
+from halo_live.demo.benchmark.tasks import select
+from halo_live.demo.benchmark.layout import MARKER_FILE, SCORE_FILE, SERVE_SHARDS, results_path, shard_path
+from halo_live.demo.model_process import ModelServerProcess
+from halo_live.demo.openai_agents_sdk.agent import HarnessSettings
+from halo_live.demo.openai_agents_sdk.fake_repo import materialize
 
-OFFLINE_POLICY = "demo.offline_policy:OfflinePolicy"
+OFFLINE_POLICY = "halo_live.demo.offline_policy:OfflinePolicy"
 
 
 @dataclass
@@ -115,7 +115,7 @@ class BenchmarkRun:
             log = (self.out / "logs" / f"w{k}.log").open("w")
             self._logs.append(log)
             self._workers.append(subprocess.Popen(
-                [sys.executable, "-m", "demo.benchmark.worker", json.dumps(spec)],
+                [sys.executable, "-m", "halo_live.demo.benchmark.worker", json.dumps(spec)],
                 stdout=log, stderr=subprocess.STDOUT))
         return self
 

@@ -20,7 +20,7 @@ class HaloServeProcess:
 
     def start(self) -> "HaloServeProcess":
         # The demo's live view catches the index up itself: no second indexer competing for 2 cores.
-        cmd = [sys.executable, "-m", "engine", "serve", "--out", f"{self.out}/", "--grpc-port", "0",
+        cmd = [sys.executable, "-m", "halo_live", "serve", "--out", f"{self.out}/", "--grpc-port", "0",
                "--http-port", "0", "--index", "none"]
         self._log = self.log.open("w")
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, text=True)

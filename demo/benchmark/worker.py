@@ -1,6 +1,6 @@
 """One benchmark worker process: runs its share of the tasks, traced into its own shard.
 
-    python -m demo.benchmark.worker '<spec JSON>'
+    python -m halo_live.demo.benchmark.worker '<spec JSON>'
 
 The spec names the worker index, its task ids, the output folder, the harness
 settings, the model endpoint and the run id. Tracing is the one
@@ -19,10 +19,10 @@ from pathlib import Path
 
 from agents import Runner, trace
 
-from demo.benchmark.checker import TaskResult, check
-from demo.benchmark.layout import results_path, shard_path
-from demo.benchmark.tasks import TASKS
-from demo.openai_agents_sdk.agent import HarnessSettings, build_agent, open_model
+from halo_live.demo.benchmark.checker import TaskResult, check
+from halo_live.demo.benchmark.layout import results_path, shard_path
+from halo_live.demo.benchmark.tasks import TASKS
+from halo_live.demo.openai_agents_sdk.agent import HarnessSettings, build_agent, open_model
 
 SERVICE_NAME = "codebase-helper-bench"
 PROJECT_ID = "halo-demo"
@@ -30,7 +30,7 @@ PROJECT_ID = "halo-demo"
 
 def start_tracing(out: Path, worker: int, run_id: str):
     """The one tracing call of the harness: this worker's spans go to its own shard."""
-    from exporter import setup_tracing
+    from halo_live.exporter import setup_tracing
 
     return setup_tracing(service_name=SERVICE_NAME, project_id=PROJECT_ID,
                          path=shard_path(out, worker), run_id=run_id)
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     # The SDK logs every tool error at ERROR level; the trace holds them, the log is noise here.
     logging.getLogger("openai.agents").setLevel(logging.CRITICAL)
     if spec.get("otlp_endpoint"):  # the other transport: OTLP to `halo serve`
-        from demo.benchmark.otel_bridge import start_otlp
+        from halo_live.demo.benchmark.otel_bridge import start_otlp
 
         bridge, processor = start_otlp(spec["otlp_endpoint"], SERVICE_NAME, spec["run_id"], PROJECT_ID)
         trace_ids = bridge.otel_trace_ids

@@ -1,7 +1,7 @@
 """Ask the codebase helper about a repository, with every span traced to JSONL.
 
-    python -m demo.openai_agents_sdk "What is `DEFAULT_PORT` set to?"
-    python -m demo.openai_agents_sdk --repo . "Where is the CLI defined?"
+    python -m halo_live.demo.openai_agents_sdk "What is `DEFAULT_PORT` set to?"
+    python -m halo_live.demo.openai_agents_sdk --repo . "Where is the CLI defined?"
 
 With OPENAI_API_KEY set it uses a real model (`--model`, default gpt-4.1-mini);
 without one (or with `--offline`) it starts the bundled offline model as a
@@ -20,15 +20,15 @@ import tempfile
 
 from agents import Runner
 
-from demo.openai_agents_sdk.agent import HarnessSettings, build_agent, open_model
-from demo.openai_agents_sdk.fake_repo import materialize
+from halo_live.demo.openai_agents_sdk.agent import HarnessSettings, build_agent, open_model
+from halo_live.demo.openai_agents_sdk.fake_repo import materialize
 
 DEFAULT_QUESTION = "What is `DEFAULT_PORT` set to?"
-OFFLINE_POLICY = "demo.offline_policy:OfflinePolicy"
+OFFLINE_POLICY = "halo_live.demo.offline_policy:OfflinePolicy"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m demo.openai_agents_sdk", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m halo_live.demo.openai_agents_sdk", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("question", nargs="*", help=f"default: {DEFAULT_QUESTION!r}")
     parser.add_argument("--traces", default=None, help="trace file (default $HALO_TRACES_PATH, else ./traces.jsonl)")
@@ -50,7 +50,7 @@ async def ask(question: str, settings: HarnessSettings, base_url: str | None, mo
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from exporter import setup_tracing
+    from halo_live.exporter import setup_tracing
 
     # The one line a harness needs: every span of every run below becomes a JSONL line.
     tracing = setup_tracing(service_name="codebase-helper", project_id="halo-demo", path=args.traces)
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             if online:
                 answer = asyncio.run(ask(question, settings, None, args.model, repo))
             else:
-                from demo.model_process import ModelServerProcess
+                from halo_live.demo.model_process import ModelServerProcess
 
                 kwargs = {"seed": args.seed, "latency": 0.2}
                 with ModelServerProcess(OFFLINE_POLICY, kwargs) as offline:

@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.cli import CliError
+from halo_live.engine.cli import CliError
 
 if TYPE_CHECKING:
-    from engine.store import TraceStore
+    from halo_live.engine.store import TraceStore
 
 SNIFF_BYTES = 64 * 1024  # enough for a few lines of most traces
 SNIFF_LINES = 20
@@ -92,7 +92,7 @@ def index_dir_for(trace_path: str, index_dir: str | None) -> str | None:
     when that default cannot be written (read-only media, someone else's folder)."""
     if index_dir:
         return index_dir
-    from indexer.dataset import DatasetError, resolve
+    from halo_live.indexer.dataset import DatasetError, resolve
 
     try:
         dataset = resolve(trace_path)
@@ -117,8 +117,8 @@ def prepare(trace_path: str, index_dir: str | None) -> str | None:
     a terminal for a big backlog). Returns the index folder to pass on (None: default)."""
     check_trace_path(trace_path)
     index_dir = index_dir_for(trace_path, index_dir)
-    from engine.cli_index import Bar
-    from indexer import DatasetError, IndexStorageError, TraceIndex
+    from halo_live.engine.cli.index import Bar
+    from halo_live.indexer import DatasetError, IndexStorageError, TraceIndex
 
     if not sys.stderr.isatty():
         return index_dir  # the command's own catch-up does the same work, silently
@@ -136,7 +136,7 @@ def prepare(trace_path: str, index_dir: str | None) -> str | None:
 
 def open_store(trace_path: str, index_dir: str | None) -> TraceStore:
     """`prepare`, then open the trace store; a dataset that cannot be opened is a `CliError`."""
-    from engine.store import ToolError, TraceStore
+    from halo_live.engine.store import ToolError, TraceStore
 
     index_dir = prepare(trace_path, index_dir)
     try:

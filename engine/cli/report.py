@@ -1,7 +1,7 @@
 """`halo report TRACE_PATH [--json] [--top N]`: the failure report, no LLM.
 
 Tables (rich) for people, `--json` for machines; both from
-`engine.report.build_report`, so they always agree.
+`halo_live.engine.report.build_report`, so they always agree.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import json
 import sys
 from typing import Any
 
-from engine.cli import EXIT_USAGE, CliError
-from engine.cli import console as make_console
+from halo_live.engine.cli import EXIT_USAGE, CliError
+from halo_live.engine.cli import console as make_console
 
 HELP = "deterministic failure report (errors, tool error rates, slow/costly/in-progress traces), no LLM"
 
@@ -37,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the report and print it."""
-    from engine.cli_paths import open_store
-    from engine.report import build_report
+    from halo_live.engine.cli.paths import open_store
+    from halo_live.engine.report import build_report
 
     if args.top < 1:
         raise CliError("--top must be at least 1", EXIT_USAGE)
@@ -59,7 +59,7 @@ _ID_COLUMN = {"no_wrap": True, "min_width": 32}
 
 
 def _cut(text: str, n: int = 80) -> str:
-    from engine.render import cut
+    from halo_live.engine.render import cut
 
     return cut(text, n)
 

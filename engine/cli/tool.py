@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from engine.cli import EXIT_USAGE, CliError
+from halo_live.engine.cli import EXIT_USAGE, CliError
 
 HELP = "run one trace tool (overview, query, count, view, search) and print its JSON result"
 
@@ -56,7 +56,7 @@ def _read_args(text: str) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from engine.tools import TOOLS
+    from halo_live.engine.tools import TOOLS
 
     if args.schema:
         schemas = {name: spec.json_schema() for name, spec in TOOLS.items()}
@@ -82,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--indent must be >= 0, not {args.indent}", EXIT_USAGE)
     if args.list:
         return _list(args)
-    from engine.cli_paths import open_store
-    from engine.tools import TOOLS, ToolError, execute, parse_arguments
+    from halo_live.engine.cli.paths import open_store
+    from halo_live.engine.tools import TOOLS, ToolError, execute, parse_arguments
 
     if not args.name or not args.trace_path:
         raise CliError("usage: halo tool NAME TRACE_PATH --args JSON (or halo tool --list)", EXIT_USAGE)

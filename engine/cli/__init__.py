@@ -1,10 +1,11 @@
-"""`halo`: the command line, a thin layer over the library.
+"""`halo`: the command line's dispatcher, a thin layer over the library.
 
 `halo TRACE_PATH -p "question"` asks the diagnostic agent (the reference's
-spelling); the subcommands below answer without an LLM or run the pipeline.
-Each subcommand lives in its own module exposing `HELP`, `add_arguments(parser)`
-and `run(args) -> int`, so this file only dispatches and turns failures into
-one clear line and a non-zero exit.
+spelling); the commands answer without an LLM or run the pipeline. Each
+command lives in its own module of this package exposing `HELP`,
+`add_arguments(parser)` and `run(args) -> int`; this module only dispatches,
+imports nothing but the one command it runs, and turns failures into one clear
+line and a non-zero exit. `halo_live.cli` adds the demo's command to these.
 """
 
 from __future__ import annotations
@@ -13,18 +14,17 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 # name -> module; each module defines HELP, add_arguments(parser), run(args) -> int
-SUBCOMMANDS: dict[str, str] = {
-    "tool": "engine.cli_tool",
-    "report": "engine.cli_report",
-    "index": "engine.cli_index",
-    "serve": "engine.cli_serve",
-    "demo": "engine.cli_demo",
-    "compare": "engine.cli_compare",
+COMMANDS: dict[str, str] = {
+    "tool": "halo_live.engine.cli.tool",
+    "report": "halo_live.engine.cli.report",
+    "index": "halo_live.engine.cli.index",
+    "serve": "halo_live.engine.cli.serve",
+    "compare": "halo_live.engine.cli.compare",
 }
-ASK_MODULE = "engine.cli_ask"
+ASK_MODULE = "halo_live.engine.cli.ask"
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -52,10 +52,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser: the ask form plus one subparser per subcommand."""
+def version() -> str:
+    from halo_live import __version__
+
+    return f"halo-live {__version__}"
+
+
+def build_parser(commands: Mapping[str, str] = COMMANDS) -> argparse.ArgumentParser:
+    """The top-level parser: the ask form, with the commands listed in its help."""
     listing = "\n".join(f"  {name:<9} {importlib.import_module(module).HELP}"
-                        for name, module in SUBCOMMANDS.items())
+                        for name, module in commands.items())
     parser = _Parser(
         prog="halo",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -75,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  halo traces/ -p \"...\" --base-url http://127.0.0.1:8000/v1   any OpenAI-compatible endpoint"
         ),
     )
+    parser.add_argument("--version", action="version", version=version())
     importlib.import_module(ASK_MODULE).add_arguments(parser)
     return parser
 
@@ -109,30 +116,35 @@ def _silence_stdout() -> None:
         pass
 
 
-def _check_not_a_typo(argv: list[str]) -> None:
+def _check_not_a_typo(argv: list[str], commands: Mapping[str, str]) -> None:
     """`halo reprot traces/` would be read as asking about a file named `reprot`: when the
     first word is no path but close to a command name, say so."""
     if not argv or argv[0].startswith("-") or os.path.exists(argv[0]):
         return
     import difflib
 
-    close = difflib.get_close_matches(argv[0], list(SUBCOMMANDS), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(argv[0], list(commands), n=1, cutoff=0.6)
     if close:
         raise CliError(f"unknown command {argv[0]!r}; did you mean `halo {close[0]}`? "
-                       f"(commands: {', '.join(SUBCOMMANDS)})", EXIT_USAGE)
+                       f"(commands: {', '.join(commands)})", EXIT_USAGE)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `halo` console script."""
+def main(argv: Sequence[str] | None = None, commands: Mapping[str, str] = COMMANDS) -> int:
+    """Run one `halo` command line over `commands` (name -> module); the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and argv[0] in SUBCOMMANDS:
-            module = importlib.import_module(SUBCOMMANDS[argv[0]])
+        if argv == ["--version"]:  # answered before any command module is imported
+            print(version())
+            return EXIT_OK
+        if argv and argv[0] in commands:
+            module = importlib.import_module(commands[argv[0]])
             args = _subcommand_parser(argv[0], module).parse_args(argv[1:])
             code = module.run(args)
         else:
-            _check_not_a_typo(argv)
-            args = build_parser().parse_args(argv)
+            _check_not_a_typo(argv, commands)
+            parser = build_parser(commands)
+            args = parser.parse_args(argv)
+            args.top_parser = parser
             code = importlib.import_module(ASK_MODULE).run(args)
         return int(code or 0)
     except CliError as exc:
@@ -150,7 +162,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"halo: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         print(f"halo: set {DEBUG_ENV}=1 for the traceback", file=sys.stderr)
         return EXIT_FAILURE
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -19,8 +19,8 @@ from typing import Any
 
 from agents.run_config import CallModelData, ModelInputData
 
-from engine.agent_prompts import COMPACTION_INSTRUCTIONS, turn_nudge
-from engine.agent_runtime import AgentRuntime, agent_depth, one_shot
+from halo_live.engine.agent.prompts import COMPACTION_INSTRUCTIONS, turn_nudge
+from halo_live.engine.agent.runtime import AgentRuntime, agent_depth, one_shot
 
 KEEP_LAST_OUTPUTS = 3  # the newest tool results are what the model is working on
 MIN_COMPACT_CHARS = 2_000  # smaller results are not worth a summary call

@@ -1,13 +1,13 @@
 """`halo demo`: run the offline benchmark and watch the live index while it runs.
 
-The benchmark (`demo.benchmark`) runs a codebase-helper agent on the OpenAI
+The benchmark (`halo_live.demo.benchmark`) runs a codebase-helper agent on the OpenAI
 Agents SDK in parallel worker processes against a bundled offline model; each
 worker writes its own trace shard. This command follows those shards through
 the index (`indexer.TraceIndex`) as they grow, shows what the index says
 (tasks done, score so far, traces with errors, top error signatures), then
 prints the failure report and the next step of the loop. At the end the
 diagnostic agent answers what fails and why: with OPENAI_API_KEY a real model,
-without one an offline stand-in (`demo.diagnostic_policy`, a deterministic
+without one an offline stand-in (`halo_live.demo.diagnostic_policy`, a deterministic
 policy, not an LLM) that drives the same agent and trace tools.
 """
 
@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.cli import EXIT_USAGE, CliError
-from engine.cli import console as make_console
+from halo_live.engine.cli import EXIT_USAGE, CliError
+from halo_live.engine.cli import console as make_console
 
 HELP = "run the offline benchmark of a demo agent and watch the live index (then: halo compare)"
 
@@ -76,8 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark with a live view, then report."""
-    from demo.benchmark import BenchmarkConfig, BenchmarkRun
-    from demo.openai_agents_sdk.agent import settings_from
+    from halo_live.demo.benchmark import BenchmarkConfig, BenchmarkRun
+    from halo_live.demo.openai_agents_sdk.agent import settings_from
 
     if args.workers < 1:
         raise CliError("--workers must be at least 1", EXIT_USAGE)
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _has_model(args: argparse.Namespace) -> bool:
     """A real model answers with OPENAI_API_KEY, or with --ask and a local OPENAI_BASE_URL."""
-    from engine.cli_ask import is_local
+    from halo_live.engine.cli.ask import is_local
 
     return bool(os.environ.get("OPENAI_API_KEY")
                 or (args.ask and is_local(os.environ.get("OPENAI_BASE_URL"))))
@@ -148,13 +148,13 @@ def _has_model(args: argparse.Namespace) -> bool:
 
 def _diagnose(console, out: Path, question: str, *, online: bool) -> int:
     """Ask the diagnostic agent about the run; halo's exit code."""
-    from engine.cli import main as halo_main
+    from halo_live.engine.cli import main as halo_main
 
     if online:
         # With the harness's source the agent can read the code it blames (cite path:line).
         console.print(f"\n[bold]asking the diagnostic agent[/]: {question}")
         return halo_main([str(out), "-p", question, "--repo-path", str(harness_source())])
-    from demo.diagnostic_policy import ask_offline
+    from halo_live.demo.diagnostic_policy import ask_offline
 
     console.print(f"\n[bold]asking the diagnostic agent[/] (no OPENAI_API_KEY: against the offline "
                   "stand-in model, a deterministic policy, not an LLM; --no-ask skips): "
@@ -162,7 +162,7 @@ def _diagnose(console, out: Path, question: str, *, online: bool) -> int:
     started = time.monotonic()
     code = ask_offline(str(out), question)
     console.print(f"[dim]offline diagnosis in {time.monotonic() - started:.1f}s; on your own traces: "
-                  f"python -m demo.diagnostic_policy TRACE_PATH[/]", soft_wrap=True, highlight=False)
+                  f"python -m halo_live.demo.diagnostic_policy TRACE_PATH[/]", soft_wrap=True, highlight=False)
     return code
 
 
@@ -177,7 +177,7 @@ class LiveView:
         self.state: dict[str, Any] = {}
 
     def refresh(self) -> dict[str, Any]:
-        from indexer import DatasetError, TraceIndex
+        from halo_live.indexer import DatasetError, TraceIndex
 
         prog = self.bench.progress()
         state: dict[str, Any] = {"done": prog.done, "total": prog.total, "passed": prog.passed,
@@ -263,7 +263,7 @@ class LiveView:
 
 def harness_source() -> Path:
     """The demo harness's source folder: what `--repo-path` gives the diagnostic agent."""
-    from demo import openai_agents_sdk
+    from halo_live.demo import openai_agents_sdk
 
     return Path(openai_agents_sdk.__file__).parent
 
@@ -271,7 +271,7 @@ def harness_source() -> Path:
 def _check_out(out: Path) -> None:
     """Refuse, before the run starts, a folder the benchmark would refuse (`owned_files`):
     a user's `traces/traces-w0.jsonl` must never be deleted by a demo."""
-    from demo.benchmark.runner import foreign_files
+    from halo_live.demo.benchmark.runner import foreign_files
 
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {out} is a file; give a folder", EXIT_USAGE)
@@ -283,7 +283,7 @@ def _check_out(out: Path) -> None:
 
 
 def _report(out: Path) -> None:
-    from engine import cli_report
+    from halo_live.engine.cli import report as cli_report
 
     print()
     cli_report.run(argparse.Namespace(trace_path=str(out), json=False, top=5, index_dir=None))

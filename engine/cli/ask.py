@@ -22,7 +22,7 @@ import sys
 from dataclasses import asdict, replace
 from urllib.parse import urlsplit
 
-from engine.agent_config import (
+from halo_live.engine.agent.config import (
     API_MODES,
     DEFAULT_COMPACTION_THRESHOLD_CHARS,
     DEFAULT_MAX_DEPTH,
@@ -32,7 +32,7 @@ from engine.agent_config import (
     DEFAULT_MODEL,
     REASONING_EFFORTS,
 )
-from engine.cli import EXIT_USAGE, CliError
+from halo_live.engine.cli import EXIT_USAGE, CliError
 
 HELP = "ask the diagnostic agent a question about TRACE_PATH (halo TRACE_PATH -p QUESTION)"
 API_KEY_ENV = "OPENAI_API_KEY"
@@ -152,7 +152,7 @@ def parse_headers(values: list[str]) -> dict[str, str]:
 
 def settings_from_args(args: argparse.Namespace):
     """AgentSettings from parsed flags (the key is resolved by the caller)."""
-    from engine.agent_config import AgentSettings
+    from halo_live.engine.agent.config import AgentSettings
 
     try:
         return AgentSettings(
@@ -173,13 +173,13 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def _check(args: argparse.Namespace) -> None:
-    from engine.cli_paths import check_trace_path
+    from halo_live.engine.cli.paths import check_trace_path
 
     if not args.prompt or not args.prompt.strip():
         raise CliError("a question is required: halo TRACE_PATH -p \"question\"", EXIT_USAGE)
     check_trace_path(args.trace_path)
     if args.repo_path is not None:
-        from engine.code_repo import CodeRepo
+        from halo_live.engine.repo.code import CodeRepo
 
         try:
             CodeRepo.open(args.repo_path)
@@ -196,9 +196,7 @@ def run(args: argparse.Namespace) -> int:
     if args.trace_path is None:
         if args.prompt:
             raise CliError("TRACE_PATH is required: halo TRACE_PATH -p \"question\"", EXIT_USAGE)
-        from engine.cli import build_parser
-
-        build_parser().print_help()
+        args.top_parser.print_help()
         return 0
     _check(args)
     settings = settings_from_args(args)
@@ -213,12 +211,12 @@ def run(args: argparse.Namespace) -> int:
             f"no API key: set {API_KEY_ENV} or pass --api-key (a local --base-url needs none); "
             "`halo tool` and `halo report` answer without one"
         )
-    from engine.cli_paths import prepare
+    from halo_live.engine.cli.paths import prepare
 
     args.index_dir = prepare(args.trace_path, args.index_dir)
-    from engine.agent import ask
-    from engine.agent_display import StepPrinter
-    from engine.agent_errors import describe_failure
+    from halo_live.engine.agent.ask import ask
+    from halo_live.engine.agent.display import StepPrinter
+    from halo_live.engine.agent.errors import describe_failure
 
     try:
         result = asyncio.run(ask(

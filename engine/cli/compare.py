@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.cli import EXIT_USAGE, CliError
-from engine.cli import console as make_console
+from halo_live.engine.cli import EXIT_USAGE, CliError
+from halo_live.engine.cli import console as make_console
 
 HELP = "compare two runs: error signatures before/after, score, token and latency deltas"
 
@@ -38,9 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Summarize both sides through the index and print the comparison."""
-    from engine.cli_paths import prepare
-    from engine.compare import CompareError, SeveralRunsError, compare, summarize
-    from indexer import DatasetError, IndexStorageError
+    from halo_live.engine.cli.paths import prepare
+    from halo_live.engine.compare import CompareError, SeveralRunsError, compare, summarize
+    from halo_live.indexer import DatasetError, IndexStorageError
 
     if args.top < 1:
         raise CliError("--top must be at least 1", EXIT_USAGE)
@@ -87,7 +87,7 @@ def _num(value: Any, pct: bool = False, signed: bool = False) -> str:
 
 
 def _cut(text: str, n: int = 60) -> str:
-    from engine.render import cut
+    from halo_live.engine.render import cut
 
     return cut(text, n)
 

@@ -18,9 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from engine.code_repo import GLOB_MAX_RESULTS, GREP_MAX_MATCHES, CodeRepo
-from engine.code_window import READ_LIMIT_DEFAULT, READ_LIMIT_MAX, READ_OFFSET_DEFAULT
-from engine.git_repo import BLAME_MAX_LINES, LOG_MAX_COMMITS, GitRepo
+from halo_live.engine.agent.function_tool import error_text, timed_tool
+from halo_live.engine.repo.code import GLOB_MAX_RESULTS, GREP_MAX_MATCHES, CodeRepo
+from halo_live.engine.repo.git import BLAME_MAX_LINES, LOG_MAX_COMMITS, GitRepo
+from halo_live.engine.repo.window import READ_LIMIT_DEFAULT, READ_LIMIT_MAX, READ_OFFSET_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -211,15 +212,13 @@ def offered(repos: Repos | None) -> tuple[RepoTool, ...]:
 
 def run_repo_tool(repos: Repos, tool: RepoTool, arguments: str | dict) -> dict[str, Any]:
     """Validate and run one tool: `{"result": ...}` or `{"error": "one readable sentence"}`."""
-    from engine.agent_tools import _error_text
-
     try:
         if isinstance(arguments, str):
             args = tool.arguments.model_validate_json(arguments or "{}")
         else:
             args = tool.arguments.model_validate(arguments)
     except ValidationError as exc:
-        return {"error": _error_text(exc).replace("invalid arguments",
+        return {"error": error_text(exc).replace("invalid arguments",
                                                   f"invalid arguments for {tool.name}", 1)}
     try:
         return {"result": tool.call(repos, args)}
@@ -229,14 +228,12 @@ def run_repo_tool(repos: Repos, tool: RepoTool, arguments: str | dict) -> dict[s
 
 def repo_function_tools(runtime, depth: int, repos: Repos | None) -> list:
     """The offered tools as FunctionTools of an agent at `depth` (off the store's thread)."""
-    from engine.agent_tools import _timed_tool
-
     tools = []
     for tool in offered(repos):
         async def body(arguments: str, _tool: RepoTool = tool) -> dict[str, Any]:
             # Not the store's worker: a long grep must not hold up the trace tools.
             return await asyncio.to_thread(run_repo_tool, repos, _tool, arguments)
 
-        tools.append(_timed_tool(runtime, depth, tool.name, tool.description,
+        tools.append(timed_tool(runtime, depth, tool.name, tool.description,
                                  tool.arguments.model_json_schema(), body))
     return tools

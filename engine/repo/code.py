@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.code_window import (
+from halo_live.engine.repo.window import (
     BINARY_SNIFF_BYTES,
     READ_LIMIT_DEFAULT,
     READ_OFFSET_DEFAULT,

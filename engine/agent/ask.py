@@ -2,7 +2,7 @@
 
 Python API (the CLI `halo TRACE_PATH -p` is a thin layer over it):
 
-    from engine.agent import AgentSettings, ask
+    from halo_live.engine.agent.ask import AgentSettings, ask
     result = asyncio.run(ask("traces/", "Which tool fails most often?", AgentSettings()))
     print(result.answer)
 
@@ -24,14 +24,14 @@ from agents import Agent
 from agents.agent import StopAtTools
 from openai import AsyncOpenAI
 
-from engine.agent_code_tools import Repos
-from engine.agent_config import AgentSettings, model_settings
-from engine.agent_display import RetryNotices, StepPrinter
-from engine.agent_prompts import root_instructions, subagent_instructions
-from engine.agent_runner import run_agent
-from engine.agent_runtime import AgentRuntime, RunStats
-from engine.agent_subagents import subagent_tool
-from engine.agent_tools import (
+from halo_live.engine.agent.code_tools import Repos
+from halo_live.engine.agent.config import AgentSettings, model_settings
+from halo_live.engine.agent.display import RetryNotices, StepPrinter
+from halo_live.engine.agent.prompts import root_instructions, subagent_instructions
+from halo_live.engine.agent.runner import run_agent
+from halo_live.engine.agent.runtime import AgentRuntime, RunStats
+from halo_live.engine.agent.subagents import subagent_tool
+from halo_live.engine.agent.tools import (
     FINAL_ANSWER,
     final_answer_tool,
     repo_tools,
@@ -77,7 +77,7 @@ def build_agent(runtime: AgentRuntime, *, depth: int, repos: Repos | None = None
     tools = [*trace_tools(runtime, depth), *repo_tools(runtime, depth, repos),
              synthesize_tool(runtime, depth)]
     if depth < settings.max_depth:
-        tools.append(subagent_tool(runtime, depth + 1, repos=repos))
+        tools.append(subagent_tool(runtime, depth + 1, build_agent=build_agent, repos=repos))
     code = {"repo_root": str(repos.code.root) if repos else None,
             "git": bool(repos and repos.git)}
     common = {
@@ -116,8 +116,8 @@ async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
     Raises the openai/SDK exception when the endpoint fails for good, and
     ValueError (before any model call) when `settings.repo_path` is not a folder.
     """
-    from engine.agent_telemetry import start_telemetry
-    from engine.tools import open_store
+    from halo_live.engine.agent.telemetry import start_telemetry
+    from halo_live.engine.tools import open_store
 
     printer = printer or StepPrinter()
     repos = Repos.open(settings.repo_path) if settings.repo_path else None
@@ -164,8 +164,8 @@ async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
 
 async def _require_traces(runtime: AgentRuntime, trace_path: str | Path) -> None:
     """Refuse an empty dataset before the first model call is paid for."""
-    from engine.agent_errors import EmptyDatasetError
-    from engine.tools import run_tool
+    from halo_live.engine.agent.errors import EmptyDatasetError
+    from halo_live.engine.tools import run_tool
 
     counted = await runtime.call_in_worker(run_tool, runtime.store, "count_traces", {})
     if counted.get("result", {}).get("total", 1) == 0:

@@ -22,8 +22,8 @@ import tempfile
 import threading
 from typing import Any
 
-from engine.code_repo import CodeRepo, confine, git_argv, git_env
-from engine.code_window import BINARY_SNIFF_BYTES, RESPONSE_CHAR_BUDGET, cap_text, render_window
+from halo_live.engine.repo.code import CodeRepo, confine, git_argv, git_env
+from halo_live.engine.repo.window import BINARY_SNIFF_BYTES, RESPONSE_CHAR_BUDGET, cap_text, render_window
 
 GIT_TIMEOUT_SECONDS = 30.0
 # Bytes read back from git at most; beyond it the child is killed and `truncated` set.

@@ -19,8 +19,8 @@ import sys
 import threading
 from pathlib import Path
 
-from engine.cli import CliError
-from exporter import config
+from halo_live.engine.cli import CliError
+from halo_live.exporter import config
 
 HELP = "the OTLP endpoint (gRPC 4317, HTTP 4318) writing canonical JSONL, with a live index"
 
@@ -106,7 +106,7 @@ def resolve_out(out: str) -> tuple[Path, Path]:
         if not path.parent.is_dir():
             raise CliError(f"cannot write {out}: folder {path.parent} does not exist")
         if path.is_file():  # append to a trace file, never to something else that is there
-            from engine.cli_paths import check_jsonl_file
+            from halo_live.engine.cli.paths import check_jsonl_file
 
             check_jsonl_file(path, out)
         target, dataset = path, path
@@ -121,7 +121,7 @@ class _ThreadIndex:
     """The live indexer on a thread of this process, woken by the writer after each write."""
 
     def __init__(self, dataset: Path) -> None:
-        from indexer import TraceIndex  # imported here: `halo serve --no-index` needs no LMDB
+        from halo_live.indexer import TraceIndex  # imported here: `halo serve --no-index` needs no LMDB
 
         self.idx = TraceIndex.open(dataset)
         self.stop = threading.Event()
@@ -156,7 +156,7 @@ class _ProcessIndex:
 
     def __init__(self, dataset: Path) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from engine.cli_serve import index_child; "
+            [sys.executable, "-c", "import sys; from halo_live.engine.cli.serve import index_child; "
              "sys.exit(index_child(sys.argv[1]))", str(dataset)],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
 
@@ -176,7 +176,7 @@ class _ProcessIndex:
 
 def index_child(dataset: str) -> int:
     """Body of the indexer child process: follow `dataset` until stdin closes, then catch up."""
-    from indexer import TraceIndex
+    from halo_live.indexer import TraceIndex
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     try:
@@ -197,10 +197,10 @@ def index_child(dataset: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # bind errors become our one line instead
-    from exporter.receiver import Receiver
-    from exporter.receiver_grpc import GrpcReceiver
-    from exporter.receiver_http import HttpReceiver
-    from exporter.writer import JsonlWriter
+    from halo_live.exporter.receiver import Receiver
+    from halo_live.exporter.receiver_grpc import GrpcReceiver
+    from halo_live.exporter.receiver_http import HttpReceiver
+    from halo_live.exporter.writer import JsonlWriter
 
     if args.max_body_mb <= 0:
         raise CliError(f"--max-body-mb must be > 0, not {args.max_body_mb}")

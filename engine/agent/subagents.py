@@ -9,11 +9,16 @@ subagent answers its parent with the failure instead of failing the run.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
+from agents import Agent, FunctionTool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engine.agent_runtime import AgentRuntime
+from halo_live.engine.agent.code_tools import Repos
+from halo_live.engine.agent.function_tool import agent_label, agent_tool_calls, error_text, timed_tool
+from halo_live.engine.agent.runner import run_agent
+from halo_live.engine.agent.runtime import AgentRuntime
 
 CALL_SUBAGENT = "call_subagent"
 
@@ -36,20 +41,21 @@ class SubagentResult(BaseModel):
     ok: bool = True
 
 
-def subagent_tool(runtime: AgentRuntime, child_depth: int, *, repos=None):
-    """The `call_subagent` function tool of an agent at `child_depth - 1`; the child gets
-    the same `repos` (code and git tools) as its parent, as in the reference."""
-    from engine.agent import build_agent  # the builder and this tool refer to each other
-    from engine.agent_runner import run_agent
-    from engine.agent_tools import _error_text, _timed_tool, agent_label, agent_tool_calls
+def subagent_tool(runtime: AgentRuntime, child_depth: int, *,
+                  build_agent: Callable[..., Agent[Any]], repos: Repos | None = None) -> FunctionTool:
+    """The `call_subagent` function tool of an agent at `child_depth - 1`.
 
+    `build_agent(runtime, depth=, repos=)` builds the child (the builder is passed in
+    because it builds this tool too); the child gets the same `repos` (code and git
+    tools) as its parent, as in the reference.
+    """
     settings = runtime.settings
 
     async def body(arguments: str) -> dict[str, Any]:
         try:
             args = CallSubagentArguments.model_validate_json(arguments)
         except ValidationError as exc:
-            return {"error": _error_text(exc)}
+            return {"error": error_text(exc)}
         if child_depth > settings.max_depth:  # defence in depth; the tool is not offered there
             return {"error": f"maximum depth {settings.max_depth} reached; answer yourself"}
         child_id = f"sub-{uuid.uuid4().hex[:8]}"
@@ -82,7 +88,7 @@ def subagent_tool(runtime: AgentRuntime, child_depth: int, *, repos=None):
                 tool_calls_made=own_calls[0],
             ).model_dump()
 
-    return _timed_tool(
+    return timed_tool(
         runtime, child_depth - 1, CALL_SUBAGENT,
         "Delegate a focused, self-contained question to a subagent that has the same "
         "tools. Returns its answer. Several calls in one turn run in parallel.",

@@ -39,7 +39,7 @@ class Telemetry:
     """An installed processor writing to `path`; `shutdown()` flushes and uninstalls it."""
 
     def __init__(self, path: Path, run_id: str) -> None:
-        from exporter.agents_sdk import setup_tracing
+        from halo_live.exporter.agents_sdk import setup_tracing
 
         self.path = path
         self.run_id = run_id

@@ -14,7 +14,7 @@ from openai import (
     RateLimitError,
 )
 
-from engine.agent_config import AgentSettings
+from halo_live.engine.agent.config import AgentSettings
 
 DEFAULT_ENDPOINT = "https://api.openai.com/v1"
 
@@ -40,8 +40,8 @@ def _message(exc: APIStatusError) -> str:
 
 def describe_failure(exc: BaseException, settings: AgentSettings) -> str | None:
     """One line for an expected failure of the endpoint or the model; None if unexpected."""
-    from engine.agent_telemetry import TelemetryError
-    from engine.store import ToolError
+    from halo_live.engine.agent.telemetry import TelemetryError
+    from halo_live.engine.store import ToolError
 
     if isinstance(exc, (EmptyDatasetError, ToolError, TelemetryError)):
         return str(exc)

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from engine.cli import EXIT_USAGE, CliError
+from halo_live.engine.cli import EXIT_USAGE, CliError
 
 HELP = "build or update the trace index (once, or --follow to keep it current)"
 _BAR_MIN_BYTES = 64 << 20  # smaller backlogs finish before a bar is worth drawing
@@ -79,8 +79,8 @@ def _summary(idx, stats) -> str:
 
 
 def run(args) -> int:
-    from engine.cli_paths import check_trace_path, index_dir_for
-    from indexer import DatasetError, IndexStorageError, TraceIndex
+    from halo_live.engine.cli.paths import check_trace_path, index_dir_for
+    from halo_live.indexer import DatasetError, IndexStorageError, TraceIndex
 
     if args.workers is not None and args.workers < 1:
         raise CliError(f"--workers must be at least 1, not {args.workers}", EXIT_USAGE)

@@ -32,9 +32,9 @@ from openai import (
     RateLimitError,
 )
 
-from engine.agent_compaction import InputFilter
-from engine.agent_prompts import EMPTY_ANSWER_MESSAGE, NUDGE_PREFIX, WRAP_UP_MESSAGE
-from engine.agent_runtime import AgentRuntime
+from halo_live.engine.agent.compaction import InputFilter
+from halo_live.engine.agent.prompts import EMPTY_ANSWER_MESSAGE, NUDGE_PREFIX, WRAP_UP_MESSAGE
+from halo_live.engine.agent.runtime import AgentRuntime
 
 MAX_RUN_RETRIES = 2  # re-runs from history after the SDK's own per-call retries gave up
 BACKOFF_BASE_SECONDS = 1.0
