@@ -22,7 +22,6 @@ from typing import Any
 from halo_live.engine.cli import EXIT_USAGE, CliError
 from halo_live.engine.cli import console as make_console
 
-HELP = "run the offline benchmark of a demo agent and watch the live index (then: halo compare)"
 
 DEFAULT_ROOT = "halo-demo"
 ASK_QUESTION = "What are the top error signatures, what causes each, and what harness change would fix it?"

@@ -14,8 +14,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 
+# defer_build: a model's validator is built on its first use, not at import, so a
+# command that runs one tool pays for that tool's models only (start-up cost).
 class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 # --- the canonical span, as the reference parses and re-serializes it ----------------
@@ -44,7 +46,7 @@ class SpanScope(_Closed):
 class SpanRecord(BaseModel):
     """One canonical span, one JSONL line; unknown top-level keys are kept (the reference's rule)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     trace_id: str
     span_id: str

@@ -11,8 +11,11 @@ from collections.abc import Sequence
 
 from halo_live.engine import cli as engine_cli
 
-# name -> module; each module defines HELP, add_arguments(parser), run(args) -> int
-COMMANDS: dict[str, str] = {**engine_cli.COMMANDS, "demo": "halo_live.demo.cli"}
+COMMANDS: dict[str, engine_cli.Command] = {
+    **engine_cli.COMMANDS,
+    "demo": engine_cli.Command("halo_live.demo.cli", "run the offline benchmark of a demo agent and watch "
+                               "the live index (then: halo compare)"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

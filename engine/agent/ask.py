@@ -27,10 +27,12 @@ from openai import AsyncOpenAI
 from halo_live.engine.agent.code_tools import Repos
 from halo_live.engine.agent.config import AgentSettings, model_settings
 from halo_live.engine.agent.display import RetryNotices, StepPrinter
+from halo_live.engine.agent.errors import EmptyDatasetError
 from halo_live.engine.agent.prompts import root_instructions, subagent_instructions
 from halo_live.engine.agent.runner import run_agent
 from halo_live.engine.agent.runtime import AgentRuntime, RunStats
 from halo_live.engine.agent.subagents import subagent_tool
+from halo_live.engine.agent.telemetry import start_telemetry
 from halo_live.engine.agent.tools import (
     FINAL_ANSWER,
     final_answer_tool,
@@ -38,6 +40,7 @@ from halo_live.engine.agent.tools import (
     synthesize_tool,
     trace_tools,
 )
+from halo_live.engine.tools import open_store, run_tool
 
 # The openai client's own per-request retries (it honours Retry-After); the SDK
 # runner adds `--max-retries` more with backoff on top.
@@ -116,9 +119,6 @@ async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
     Raises the openai/SDK exception when the endpoint fails for good, and
     ValueError (before any model call) when `settings.repo_path` is not a folder.
     """
-    from halo_live.engine.agent.telemetry import start_telemetry
-    from halo_live.engine.tools import open_store
-
     printer = printer or StepPrinter()
     repos = Repos.open(settings.repo_path) if settings.repo_path else None
     telemetry = start_telemetry(telemetry_path) if telemetry_path is not None else None
@@ -164,9 +164,6 @@ async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
 
 async def _require_traces(runtime: AgentRuntime, trace_path: str | Path) -> None:
     """Refuse an empty dataset before the first model call is paid for."""
-    from halo_live.engine.agent.errors import EmptyDatasetError
-    from halo_live.engine.tools import run_tool
-
     counted = await runtime.call_in_worker(run_tool, runtime.store, "count_traces", {})
     if counted.get("result", {}).get("total", 1) == 0:
         raise EmptyDatasetError(f"no traces in {trace_path} yet; nothing to ask about")

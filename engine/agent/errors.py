@@ -15,6 +15,8 @@ from openai import (
 )
 
 from halo_live.engine.agent.config import AgentSettings
+from halo_live.engine.agent.telemetry import TelemetryError
+from halo_live.engine.store import ToolError
 
 DEFAULT_ENDPOINT = "https://api.openai.com/v1"
 
@@ -40,9 +42,6 @@ def _message(exc: APIStatusError) -> str:
 
 def describe_failure(exc: BaseException, settings: AgentSettings) -> str | None:
     """One line for an expected failure of the endpoint or the model; None if unexpected."""
-    from halo_live.engine.agent.telemetry import TelemetryError
-    from halo_live.engine.store import ToolError
-
     if isinstance(exc, (EmptyDatasetError, ToolError, TelemetryError)):
         return str(exc)
     where = _endpoint(settings)

@@ -18,7 +18,7 @@ from agents import Agent, ModelResponse, RunConfig, RunContextWrapper, RunHooks
 from agents.models.openai_provider import OpenAIProvider
 from openai import AsyncOpenAI
 
-from halo_live.engine.agent.config import AgentSettings
+from halo_live.engine.agent.config import AgentSettings, model_settings
 from halo_live.engine.agent.display import StepPrinter
 
 
@@ -155,7 +155,6 @@ async def one_shot(runtime: AgentRuntime, *, role: str, instructions: str, text:
     """One tool-less model call (synthesis, compaction) with the run's retries and tracing."""
     from agents import Runner  # local: keeps this module light for the CLI's import
 
-    from halo_live.engine.agent.config import model_settings
 
     settings = runtime.settings
     agent = Agent(

@@ -17,6 +17,7 @@ from typing import Any
 from agents import trace as sdk_trace
 from agents.tracing import get_trace_provider, set_trace_processors
 
+from halo_live.exporter.agents_sdk import setup_tracing
 TELEMETRY_PATH_ENV = "HALO_TELEMETRY_PATH"
 SERVICE_NAME = "halo-engine"
 DEFAULT = "-"  # `--telemetry` given without a path
@@ -39,8 +40,6 @@ class Telemetry:
     """An installed processor writing to `path`; `shutdown()` flushes and uninstalls it."""
 
     def __init__(self, path: Path, run_id: str) -> None:
-        from halo_live.exporter.agents_sdk import setup_tracing
-
         self.path = path
         self.run_id = run_id
         self._previous = _current_processors()

@@ -2,10 +2,11 @@
 
 `halo TRACE_PATH -p "question"` asks the diagnostic agent (the reference's
 spelling); the commands answer without an LLM or run the pipeline. Each
-command lives in its own module of this package exposing `HELP`,
-`add_arguments(parser)` and `run(args) -> int`; this module only dispatches,
-imports nothing but the one command it runs, and turns failures into one clear
-line and a non-zero exit. `halo_live.cli` adds the demo's command to these.
+command lives in its own module of this package exposing
+`add_arguments(parser)` and `run(args) -> int`; its one-line help is in the
+table below, so `halo --help` imports no command module and a command imports
+only its own. This module dispatches and turns failures into one clear line
+and a non-zero exit. `halo_live.cli` adds the demo's command to these.
 """
 
 from __future__ import annotations
@@ -15,14 +16,28 @@ import importlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
-# name -> module; each module defines HELP, add_arguments(parser), run(args) -> int
-COMMANDS: dict[str, str] = {
-    "tool": "halo_live.engine.cli.tool",
-    "report": "halo_live.engine.cli.report",
-    "index": "halo_live.engine.cli.index",
-    "serve": "halo_live.engine.cli.serve",
-    "compare": "halo_live.engine.cli.compare",
+
+
+class Command(NamedTuple):
+    """A `halo` command: the module with `add_arguments(parser)` and `run(args)`, and its help line."""
+
+    module: str
+    help: str
+
+
+COMMANDS: dict[str, Command] = {
+    "tool": Command("halo_live.engine.cli.tool",
+                    "run one trace tool (overview, query, count, view, search) and print its JSON result"),
+    "report": Command("halo_live.engine.cli.report", "deterministic failure report (errors, tool error "
+                      "rates, slow/costly/in-progress traces), no LLM"),
+    "index": Command("halo_live.engine.cli.index",
+                     "build or update the trace index (once, or --follow to keep it current)"),
+    "serve": Command("halo_live.engine.cli.serve",
+                     "the OTLP endpoint (gRPC 4317, HTTP 4318) writing canonical JSONL, with a live index"),
+    "compare": Command("halo_live.engine.cli.compare",
+                       "compare two runs: error signatures before/after, score, token and latency deltas"),
 }
 ASK_MODULE = "halo_live.engine.cli.ask"
 
@@ -58,10 +73,9 @@ def version() -> str:
     return f"halo-live {__version__}"
 
 
-def build_parser(commands: Mapping[str, str] = COMMANDS) -> argparse.ArgumentParser:
+def build_parser(commands: Mapping[str, Command] = COMMANDS) -> argparse.ArgumentParser:
     """The top-level parser: the ask form, with the commands listed in its help."""
-    listing = "\n".join(f"  {name:<9} {importlib.import_module(module).HELP}"
-                        for name, module in commands.items())
+    listing = "\n".join(f"  {name:<9} {command.help}" for name, command in commands.items())
     parser = _Parser(
         prog="halo",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -86,9 +100,9 @@ def build_parser(commands: Mapping[str, str] = COMMANDS) -> argparse.ArgumentPar
     return parser
 
 
-def _subcommand_parser(name: str, module) -> argparse.ArgumentParser:
+def _subcommand_parser(name: str, command: Command, module) -> argparse.ArgumentParser:
     examples = getattr(module, "EXAMPLES", "")
-    parser = _Parser(prog=f"halo {name}", description=module.HELP,
+    parser = _Parser(prog=f"halo {name}", description=command.help,
                      formatter_class=argparse.RawDescriptionHelpFormatter,
                      epilog=f"examples:\n{examples}" if examples else None)
     module.add_arguments(parser)
@@ -116,7 +130,7 @@ def _silence_stdout() -> None:
         pass
 
 
-def _check_not_a_typo(argv: list[str], commands: Mapping[str, str]) -> None:
+def _check_not_a_typo(argv: list[str], commands: Mapping[str, Command]) -> None:
     """`halo reprot traces/` would be read as asking about a file named `reprot`: when the
     first word is no path but close to a command name, say so."""
     if not argv or argv[0].startswith("-") or os.path.exists(argv[0]):
@@ -129,16 +143,17 @@ def _check_not_a_typo(argv: list[str], commands: Mapping[str, str]) -> None:
                        f"(commands: {', '.join(commands)})", EXIT_USAGE)
 
 
-def main(argv: Sequence[str] | None = None, commands: Mapping[str, str] = COMMANDS) -> int:
-    """Run one `halo` command line over `commands` (name -> module); the exit code."""
+def main(argv: Sequence[str] | None = None, commands: Mapping[str, Command] = COMMANDS) -> int:
+    """Run one `halo` command line over `commands`; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv == ["--version"]:  # answered before any command module is imported
             print(version())
             return EXIT_OK
         if argv and argv[0] in commands:
-            module = importlib.import_module(commands[argv[0]])
-            args = _subcommand_parser(argv[0], module).parse_args(argv[1:])
+            command = commands[argv[0]]
+            module = importlib.import_module(command.module)
+            args = _subcommand_parser(argv[0], command, module).parse_args(argv[1:])
             code = module.run(args)
         else:
             _check_not_a_typo(argv, commands)

@@ -34,7 +34,6 @@ from halo_live.engine.agent.config import (
 )
 from halo_live.engine.cli import EXIT_USAGE, CliError
 
-HELP = "ask the diagnostic agent a question about TRACE_PATH (halo TRACE_PATH -p QUESTION)"
 API_KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
 LOCAL_PLACEHOLDER_KEY = "no-key-needed"

@@ -10,8 +10,11 @@ from typing import Any
 
 from halo_live.engine.cli import EXIT_USAGE, CliError
 from halo_live.engine.cli import console as make_console
+from halo_live.engine.cli.paths import prepare
+from halo_live.engine.compare import CompareError, SeveralRunsError, compare, summarize
+from halo_live.engine.render import cut
+from halo_live.indexer import DatasetError, IndexStorageError
 
-HELP = "compare two runs: error signatures before/after, score, token and latency deltas"
 
 
 EXAMPLES = """\
@@ -38,10 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Summarize both sides through the index and print the comparison."""
-    from halo_live.engine.cli.paths import prepare
-    from halo_live.engine.compare import CompareError, SeveralRunsError, compare, summarize
-    from halo_live.indexer import DatasetError, IndexStorageError
-
     if args.top < 1:
         raise CliError("--top must be at least 1", EXIT_USAGE)
     run_before = args.run_before or args.run
@@ -87,8 +86,6 @@ def _num(value: Any, pct: bool = False, signed: bool = False) -> str:
 
 
 def _cut(text: str, n: int = 60) -> str:
-    from halo_live.engine.render import cut
-
     return cut(text, n)
 
 

@@ -13,9 +13,10 @@ import threading
 import time
 
 from halo_live.engine.cli import EXIT_USAGE, CliError
+from halo_live.engine.cli.paths import check_trace_path, index_dir_for
+from halo_live.engine.cli.progress import Bar
+from halo_live.indexer import DatasetError, IndexStorageError, TraceIndex
 
-HELP = "build or update the trace index (once, or --follow to keep it current)"
-_BAR_MIN_BYTES = 64 << 20  # smaller backlogs finish before a bar is worth drawing
 
 
 def add_arguments(parser) -> None:
@@ -37,32 +38,6 @@ EXAMPLES = """\
 """
 
 
-class Bar:
-    """A rich progress bar, started only on a terminal for a big backlog."""
-
-    def __init__(self) -> None:
-        self.progress = None
-        self.task = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.progress is None:
-            if total < _BAR_MIN_BYTES or not sys.stderr.isatty():
-                return
-            from rich.console import Console
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TimeRemainingColumn,
-                                       TransferSpeedColumn)
-            self.progress = Progress("indexing", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                                     TimeRemainingColumn(), transient=True,
-                                     console=Console(stderr=True))
-            self.progress.start()
-            self.task = self.progress.add_task("index", total=total)
-        self.progress.update(self.task, completed=done, total=total)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
 def _summary(idx, stats) -> str:
     with idx.snapshot() as snap:
         t = snap.totals()
@@ -79,9 +54,6 @@ def _summary(idx, stats) -> str:
 
 
 def run(args) -> int:
-    from halo_live.engine.cli.paths import check_trace_path, index_dir_for
-    from halo_live.indexer import DatasetError, IndexStorageError, TraceIndex
-
     if args.workers is not None and args.workers < 1:
         raise CliError(f"--workers must be at least 1, not {args.workers}", EXIT_USAGE)
     check_trace_path(args.trace_path)

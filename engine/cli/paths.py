@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from halo_live.engine.cli import CliError
+from halo_live.engine.cli.progress import Bar
+from halo_live.indexer import DatasetError, IndexStorageError, TraceIndex
+from halo_live.indexer.dataset import resolve
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the store (and pydantic) only for the commands that query: `halo index` stays light
     from halo_live.engine.store import TraceStore
 
 SNIFF_BYTES = 64 * 1024  # enough for a few lines of most traces
@@ -92,8 +95,6 @@ def index_dir_for(trace_path: str, index_dir: str | None) -> str | None:
     when that default cannot be written (read-only media, someone else's folder)."""
     if index_dir:
         return index_dir
-    from halo_live.indexer.dataset import DatasetError, resolve
-
     try:
         dataset = resolve(trace_path)
     except DatasetError:
@@ -117,9 +118,6 @@ def prepare(trace_path: str, index_dir: str | None) -> str | None:
     a terminal for a big backlog). Returns the index folder to pass on (None: default)."""
     check_trace_path(trace_path)
     index_dir = index_dir_for(trace_path, index_dir)
-    from halo_live.engine.cli.index import Bar
-    from halo_live.indexer import DatasetError, IndexStorageError, TraceIndex
-
     if not sys.stderr.isatty():
         return index_dir  # the command's own catch-up does the same work, silently
     try:

@@ -13,8 +13,10 @@ from typing import Any
 
 from halo_live.engine.cli import EXIT_USAGE, CliError
 from halo_live.engine.cli import console as make_console
+from halo_live.engine.cli.paths import open_store
+from halo_live.engine.render import cut
+from halo_live.engine.report import build_report
 
-HELP = "deterministic failure report (errors, tool error rates, slow/costly/in-progress traces), no LLM"
 
 
 EXAMPLES = """\
@@ -37,9 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the report and print it."""
-    from halo_live.engine.cli.paths import open_store
-    from halo_live.engine.report import build_report
-
     if args.top < 1:
         raise CliError("--top must be at least 1", EXIT_USAGE)
     store = open_store(args.trace_path, args.index_dir)
@@ -59,8 +58,6 @@ _ID_COLUMN = {"no_wrap": True, "min_width": 32}
 
 
 def _cut(text: str, n: int = 80) -> str:
-    from halo_live.engine.render import cut
-
     return cut(text, n)
 
 

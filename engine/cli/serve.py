@@ -22,7 +22,6 @@ from pathlib import Path
 from halo_live.engine.cli import CliError
 from halo_live.exporter import config
 
-HELP = "the OTLP endpoint (gRPC 4317, HTTP 4318) writing canonical JSONL, with a live index"
 
 GRACE_SECONDS = 3.0  # in-flight requests get this long to finish on shutdown
 

@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 from halo_live.engine.cli import EXIT_USAGE, CliError
+from halo_live.engine.cli.paths import open_store
+from halo_live.engine.tools import TOOLS, ToolError, execute, parse_arguments
 
-HELP = "run one trace tool (overview, query, count, view, search) and print its JSON result"
 
 EXAMPLES = """\
   halo tool --list                                   the seven tools, one line each
@@ -56,8 +57,6 @@ def _read_args(text: str) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from halo_live.engine.tools import TOOLS
-
     if args.schema:
         schemas = {name: spec.json_schema() for name, spec in TOOLS.items()}
         print(json.dumps(schemas, indent=args.indent if args.indent is not None else 2))
@@ -82,9 +81,6 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--indent must be >= 0, not {args.indent}", EXIT_USAGE)
     if args.list:
         return _list(args)
-    from halo_live.engine.cli.paths import open_store
-    from halo_live.engine.tools import TOOLS, ToolError, execute, parse_arguments
-
     if not args.name or not args.trace_path:
         raise CliError("usage: halo tool NAME TRACE_PATH --args JSON (or halo tool --list)", EXIT_USAGE)
     spec = TOOLS.get(args.name)
