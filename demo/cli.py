@@ -3,7 +3,7 @@
 The benchmark (`halo_live.demo.benchmark`) runs a codebase-helper agent on the OpenAI
 Agents SDK in parallel worker processes against a bundled offline model; each
 worker writes its own trace shard. This command follows those shards through
-the index (`indexer.TraceIndex`) as they grow, shows what the index says
+the index (`halo_live.indexer.TraceIndex`) as they grow, shows what the index says
 (tasks done, score so far, traces with errors, top error signatures), then
 prints the failure report and the next step of the loop. At the end the
 diagnostic agent answers what fails and why: with OPENAI_API_KEY a real model,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ class SideBySide:
 
     root: Path
     work: Path  # cwd for everything run in the venv: outside the checkout
+    source: Path | None = None  # the copy of this project that is installed
     last: str = ""
 
     @property
@@ -104,7 +106,7 @@ class SideBySide:
     def install_last(self, dist: str) -> None:
         """Reinstall `dist` (files only) over the other, unless it already went in last."""
         if self.last != dist:
-            target = REPO if dist == HALO_LIVE else REFERENCE_REQUIREMENT
+            target = self.source if dist == HALO_LIVE else REFERENCE_REQUIREMENT
             self.must_pip("--force-reinstall", "--no-deps", target)
             self.last = dist
 
@@ -127,7 +129,12 @@ def venv(tmp_path_factory) -> SideBySide:
     if engine.returncode != 0:
         pytest.skip(f"{REFERENCE_REQUIREMENT} cannot be installed: {engine.stderr.strip()[-500:]}")
     sbs.must_pip("pydantic>=2.6")
-    sbs.must_pip(REPO)
+    # A clean copy of the checkout: building in the checkout reuses its build/ folder,
+    # where files since moved or deleted would still ship in the wheel.
+    sbs.source = root / "source"
+    shutil.copytree(REPO, sbs.source, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "*.so", "__pycache__", "*.halo-index", ".halo-index"))
+    sbs.must_pip(sbs.source)
     sbs.last = HALO_LIVE
     return sbs
 

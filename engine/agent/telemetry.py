@@ -1,7 +1,7 @@
 """`--telemetry`: record the engine's own run as canonical JSONL, through our exporter.
 
 The run's model calls, tool calls and subagents become spans of one trace
-(workflow "halo ask") written by `exporter.setup_tracing()`, so `halo
+(workflow "halo ask") written by `halo_live.setup_tracing()`, so `halo
 report halo-telemetry-*.jsonl` or `halo that-file -p ...` can diagnose halo
 itself. The SDK's trace processors are restored afterwards, so an in-process
 caller's tracing is left as found.

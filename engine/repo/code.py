@@ -2,7 +2,7 @@
 
     repo = CodeRepo.open("path/to/harness")      # ValueError if missing or not a folder
     repo.tree(); repo.glob("*.py", 200); repo.grep(r"def run", "engine/*.py", 50)
-    repo.read("engine/agent.py", offset=1, limit=500)
+    repo.read("engine/agent/ask.py", offset=1, limit=500)
 
 Names, arguments, result shapes and caps follow halo-engine 0.3.5's code tools,
 without ripgrep: the file list comes from `git ls-files` in a git work tree

@@ -1,9 +1,9 @@
 """Read-only git history of a checkout for the agent's git tools.
 
     git = GitRepo.open("path/to/harness")    # None when the folder is not a git work tree
-    git.log(max_commits=20, path="engine/agent.py"); git.show(ref="HEAD")
+    git.log(max_commits=20, path="engine/agent/ask.py"); git.show(ref="HEAD")
     git.diff(from_ref="HEAD~3", to_ref="HEAD"); git.blame(path=..., start_line=1, end_line=40)
-    git.read_at_ref(ref="HEAD~1", path="engine/agent.py", offset=1, limit=200)
+    git.read_at_ref(ref="HEAD~1", path="engine/agent/ask.py", offset=1, limit=200)
 
 The tools, arguments and result shapes of halo-engine 0.3.5. Every call is a
 fixed read-only subcommand run as `git -C ROOT --no-pager` with a timeout and a
