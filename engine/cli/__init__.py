@@ -18,6 +18,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+from halo_live import __version__
 
 
 class Command(NamedTuple):
@@ -68,8 +69,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def version() -> str:
-    from halo_live import __version__
-
     return f"halo-live {__version__}"
 
 
