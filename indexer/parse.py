@@ -343,3 +343,12 @@ if _scan is not None:
          _OUT_TOKENS, _PROJECT, _TOOL, _GENAI_TOOL, _RUN),
         canonical.STATUS_CODES, canonical.STATUS_CODES.index(_ERROR), "TOOL")
 NATIVE = _scan is not None and os.environ.get(config.HALO_INDEX_NATIVE, "1") != "0"
+
+
+def parser_name() -> str:
+    """The span parser this process uses, in words (`halo-live --version` shows it)."""
+    if NATIVE:
+        return "compiled"
+    if _scan is not None:
+        return f"pure Python ({config.HALO_INDEX_NATIVE}=0)"
+    return "pure Python (the compiled scanner was not built: no C compiler at install)"

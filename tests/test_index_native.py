@@ -246,13 +246,53 @@ def test_random_mutations_of_real_lines(tmp_path):
         assert_same(b"\n".join(lines) + b"\n")
 
 
+# Builds an index in a fresh process and says which parser built it.
+_BUILD_AND_SAY = """
+import sys
+from halo_live.indexer import TraceIndex, parse
+with TraceIndex.open(sys.argv[1], sys.argv[2]) as idx:
+    idx.catch_up()
+print(parse.parser_name())
+"""
+
+
 def test_an_index_built_by_either_parser_is_the_same(tmp_path):
     path = write_dataset(tmp_path / "t.jsonl", traces=120, extra=odd_lines() + [b"junk\n"] + RAW[7:20])
-    env = dict(os.environ, HALO_INDEX_NATIVE="0", PYTHONPATH=ROOT)
-    subprocess.run([sys.executable, "-m", "halo_live", "index", str(path), "--index-dir",
-                    str(tmp_path / "python")], env=env, check=True, capture_output=True)
+    built_by = {}
+    for name, native in (("python", "0"), ("native", "1")):
+        env = dict(os.environ, HALO_INDEX_NATIVE=native)
+        done = subprocess.run([sys.executable, "-c", _BUILD_AND_SAY, str(path), str(tmp_path / name)],
+                              env=env, check=True, capture_output=True, text=True)
+        built_by[name] = done.stdout.strip()
+    assert built_by == {"python": "pure Python (HALO_INDEX_NATIVE=0)", "native": "compiled"}
     with build(path, tmp_path / "python") as pure, build(path, tmp_path / "native") as native:
         assert dump(native) == dump(pure)
+
+
+def test_version_says_which_parser_is_in_use():
+    for native, expected in (("1", "(span parser: compiled)"),
+                             ("0", "(span parser: pure Python (HALO_INDEX_NATIVE=0))")):
+        env = dict(os.environ, HALO_INDEX_NATIVE=native)
+        for argv in (["--version"], ["--help"]):
+            done = subprocess.run([sys.executable, "-m", "halo_live", *argv], env=env,
+                                  capture_output=True, text=True, check=True)
+            assert expected in done.stdout, (argv, done.stdout)
+
+
+@pytest.mark.slow
+def test_a_long_pure_python_build_says_so_once(tmp_path):
+    from halo_live.engine.cli import progress
+
+    path = write_dataset(tmp_path / "big.jsonl", traces=1100)
+    assert path.stat().st_size >= progress._BAR_MIN_BYTES
+    env = dict(os.environ, HALO_INDEX_NATIVE="0")
+    done = subprocess.run([sys.executable, "-m", "halo_live", "index", str(path)], env=env,
+                          capture_output=True, text=True, check=True)
+    assert done.stderr.count("pure-Python span parser") == 1, done.stderr
+    assert "HALO_INDEX_NATIVE=0" in done.stderr and "reinstall halo-live" in done.stderr
+    quick = subprocess.run([sys.executable, "-m", "halo_live", "index", str(path)],
+                           capture_output=True, text=True, check=True)
+    assert "pure-Python" not in quick.stderr  # compiled, and nothing left to index anyway
 
 
 def test_a_callback_that_breaks_its_contract_raises_cleanly():

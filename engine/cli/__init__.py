@@ -69,7 +69,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def version() -> str:
-    return f"halo-live {__version__}"
+    from halo_live.indexer import parse  # here: the dispatcher imports no indexer module otherwise
+
+    return f"halo-live {__version__} (span parser: {parse.parser_name()})"
 
 
 def build_parser(commands: Mapping[str, Command] = COMMANDS) -> argparse.ArgumentParser:
@@ -79,7 +81,8 @@ def build_parser(commands: Mapping[str, Command] = COMMANDS) -> argparse.Argumen
         prog="halo",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "halo-live: live traces for improving LLM agent harnesses.\n\n"
+            "halo-live: live traces for improving LLM agent harnesses.\n"
+            f"{version()}\n\n"
             "  halo TRACE_PATH -p \"what fails and why?\"   ask the diagnostic agent\n"
             "  halo COMMAND ...                          see the commands below\n\n"
             f"commands:\n{listing}\n\n"

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import sys
 
+from halo_live.indexer import parse
+
 _BAR_MIN_BYTES = 64 << 20  # smaller backlogs finish before a bar is worth drawing
+PURE_PYTHON_NOTE = ("halo: indexing with the pure-Python span parser, about 2x slower than the "
+                    "compiled one ({why}); with a C compiler (gcc) present, reinstall halo-live "
+                    "to build it")
 
 
 class Bar:
@@ -13,8 +18,12 @@ class Bar:
     def __init__(self) -> None:
         self.progress = None
         self.task = None
+        self.noted = False
 
     def __call__(self, done: int, total: int) -> None:
+        if not self.noted and total >= _BAR_MIN_BYTES and not parse.NATIVE:
+            self.noted = True  # once per catch-up, terminal or not: a long build should say why
+            print(PURE_PYTHON_NOTE.format(why=parse.parser_name()), file=sys.stderr)
         if self.progress is None:
             if total < _BAR_MIN_BYTES or not sys.stderr.isatty():
                 return
