@@ -75,6 +75,7 @@ OBSERVATION_KINDS = (OBS_AGENT, OBS_LLM, OBS_TOOL, OBS_CHAIN, OBS_GUARDRAIL, OBS
 SCHEMA_VERSION = 1
 INF_SCHEMA_VERSION = "inference.export.schema_version"
 INF_PROJECT_ID = "inference.project_id"
+DEFAULT_PROJECT_ID = "default"  # the project of a span whose producer names no project and no service
 INF_OBSERVATION_KIND = "inference.observation_kind"
 INF_LLM_PROVIDER = "inference.llm.provider"
 INF_LLM_MODEL_NAME = "inference.llm.model_name"
@@ -265,14 +266,17 @@ def project(
 
     Keys the sender already projected win (a HALO-aware producer knows best),
     except that `project_id` follows the receiver rule: the span's own value,
-    else the resource's `inference.project_id`, else the `project_id` given.
+    else the resource's `inference.project_id`, else the `project_id` given,
+    else the resource's `service.name`, else "default" (never empty: the
+    reference's own verifier rejects an empty project).
     `agent_name_hint` is the enclosing agent's name, for LLM/TOOL spans whose
     own attributes don't carry one. Keys whose value is unknown are omitted,
     except the three that are always present.
     """
     resource_attrs = resource_attrs or {}
     out: dict[str, Any] = {INF_SCHEMA_VERSION: SCHEMA_VERSION}
-    pid = attrs.get(INF_PROJECT_ID) or resource_attrs.get(INF_PROJECT_ID) or project_id or ""
+    pid = (attrs.get(INF_PROJECT_ID) or resource_attrs.get(INF_PROJECT_ID) or project_id
+           or resource_attrs.get(SERVICE_NAME) or DEFAULT_PROJECT_ID)
     out[INF_PROJECT_ID] = str(pid)
     kind = out[INF_OBSERVATION_KIND] = observation_kind(attrs)
     # The reference counts tool errors (and reads kinds) from `openinference.span.kind`

@@ -135,3 +135,31 @@ class ReferenceEngine:
         """The reference's view of a dataset: trace/span/error counts, models, agents, services."""
         out = self.run(paths, [{"tool": "get_dataset_overview", "args": {}}], index_dir)
         return out["answers"][0]["ok"]["result"]
+
+
+SDIST_NAME = "halo_engine-0.3.5.tar.gz"
+
+
+def reference_sdist_file(member: str) -> bytes:
+    """A file of halo-engine 0.3.5's sdist (its demos and scripts are not in the wheel).
+
+    The sdist is fetched once with `pip download` beside the reference venv;
+    raises RuntimeError where it can't be (no registry).
+    """
+    import tarfile
+
+    cache = venv_dir().parent
+    sdist = cache / SDIST_NAME
+    if not sdist.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
+             "--no-deps", "--no-binary", ":all:", REFERENCE_REQUIREMENT, "-d", str(cache)],
+            capture_output=True, text=True, timeout=600)
+        if done.returncode != 0 or not sdist.exists():
+            raise RuntimeError(f"cannot download the reference sdist: {done.stderr.strip()[-500:]}")
+    with tarfile.open(sdist) as tar:
+        extracted = tar.extractfile(f"halo_engine-0.3.5/{member}")
+        if extracted is None:
+            raise RuntimeError(f"{member} is not a file in {SDIST_NAME}")
+        return extracted.read()
