@@ -38,6 +38,7 @@ def build_report(store: TraceStore, top: int = DEFAULT_TOP) -> dict[str, Any]:
         rows = snap.rows(snap.trace_ids(None))
         signatures = _signatures(snap, top)
         tools = tool_error_rates(snap, rows)
+        bad_lines = snap.totals().bad_lines
     ov = overview.model_dump()
     return {
         "overview": {key: ov[key] for key in (
@@ -45,7 +46,7 @@ def build_report(store: TraceStore, top: int = DEFAULT_TOP) -> dict[str, Any]:
             "otel_error_span_count", "tool_error_span_count", "earliest_start_time",
             "latest_end_time", "service_names", "model_names", "agent_names", "tool_names",
             "total_input_tokens", "total_output_tokens", "raw_jsonl_bytes", "spans_indexed",
-            "last_span_arrival", "index_lag_bytes")},
+            "last_span_arrival", "index_lag_bytes")} | {"bad_lines": bad_lines},
         "error_signatures": signatures,
         "tool_error_rates": tools,
         "slowest_traces": [_brief(r) for r in _top(rows, lambda r: r.duration_ms or 0.0, top)],

@@ -42,6 +42,9 @@ def check_trace_path(trace_path: str) -> None:
         root = Path(*parts[:magic_at]) if magic_at else Path(".")
         if not root.is_dir():
             raise CliError(f"no such folder: {root} (in the glob {trace_path})")
+        if not any(glob.iglob(trace_path)):
+            print(f"halo: no file matches {trace_path} yet: nothing to read (files that match "
+                  "later are read then)", file=sys.stderr)
         return
     if not path.exists():
         raise CliError(f"no such trace file or folder: {trace_path}")
@@ -54,8 +57,9 @@ def check_trace_path(trace_path: str) -> None:
 
 
 def _note_shards_only_below(folder: Path, shown: str) -> None:
-    """A folder reads only its own *.jsonl; say so when the shards sit one level down
-    (`halo report halo-demo` instead of `halo-demo/baseline`), rather than show 0 traces."""
+    """A folder reads only its own *.jsonl: say so when it has none, rather than show 0 traces
+    silently, and point one level down when the shards sit there (`halo report halo-demo`
+    instead of `halo-demo/baseline`)."""
     try:
         if any(folder.glob("*.jsonl")):
             return
@@ -66,6 +70,9 @@ def _note_shards_only_below(folder: Path, shown: str) -> None:
         shown_dirs = ", ".join(f"{name}/" for name in below[:3]) + (", ..." if len(below) > 3 else "")
         print(f"halo: {shown} has no *.jsonl file of its own, its subfolders do ({shown_dirs}): give one "
               f"of them, or a quoted glob like '{folder / '*' / '*.jsonl'}'", file=sys.stderr)
+    else:
+        print(f"halo: {shown} holds no *.jsonl file yet: nothing to read (a folder is read as its "
+              "own *.jsonl shards, which may still appear)", file=sys.stderr)
 
 
 def check_jsonl_file(path: Path, shown: str) -> None:

@@ -83,8 +83,16 @@ def render(report: dict[str, Any], title: str) -> None:
         ("models", ", ".join(ov["model_names"]) or "-"),
         ("agents", ", ".join(ov["agent_names"]) or "-"),
         ("bytes", f"{ov['raw_jsonl_bytes']:,}"),
-        ("last span", ov["last_span_arrival"] or "-"),
+        ("last span end", ov["latest_end_time"] or "-"),
+        ("indexed", f"{ov['spans_indexed']:,} spans, last at {ov['last_span_arrival'] or '-'}"),
     ]
+    skipped = []
+    if ov["bad_lines"]:
+        skipped.append(f"{ov['bad_lines']:,} line(s) that are not JSON or not a span, skipped")
+    if ov["index_lag_bytes"]:
+        skipped.append(f"{ov['index_lag_bytes']:,} bytes of a partial last line, read once it ends")
+    if skipped:
+        rows.append(("not read", "; ".join(skipped)))
     for key, value in rows:
         facts.add_row(key, value)
     console.print(facts)
