@@ -5,7 +5,6 @@ Pure functions (no index, no files), shared by the store and the report.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import orjson
 
 from halo_live.engine import budget
+from halo_live.engine.bounded_regex import BoundedRegex
 from halo_live.engine.models import SpanMatchRecord, SpanRecord, TraceSummary, TraceView
 from halo_live.exporter.canonical import KIND, NAME, PARENT_SPAN_ID, SPAN_ID, STATUS, STATUS_CODE_FIELD
 
@@ -42,7 +42,7 @@ def view(trace_id: str, spans: list[SpanRecord], limit: int, *, for_view_spans: 
     return TraceView(trace_id=trace_id, spans=spans)
 
 
-def search(trace_id: str, indexed_lines: Iterable[tuple[int, bytes]], pattern: re.Pattern[str],
+def search(trace_id: str, indexed_lines: Iterable[tuple[int, bytes]], pattern: BoundedRegex,
            context: int, max_matches: int) -> tuple[list[SpanMatchRecord], int]:
     """Match records of `pattern` over (span index, line) pairs: up to `max_matches`, and the full count.
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from halo_live.engine import budget, render
+from halo_live.engine.bounded_regex import BoundedRegex
 from halo_live.engine.models import (
     DatasetOverview,
     ErrorTaxonomyGroup,
@@ -51,14 +52,10 @@ class ToolError(ValueError):
     """An answer the model should read: unknown id, bad regex. Never a crash."""
 
 
-def compile_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a Python regex, or raise `ToolError` naming the pattern and the problem."""
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise ToolError(f"Invalid regex pattern {pattern!r}: {exc}") from exc
-    except RecursionError as exc:  # `re`'s parser recurses per nested group; matching does not
-        raise ToolError(f"the regex {pattern[:40]!r}... is too deeply nested to run; simplify it") from exc
+def compile_regex(pattern: str) -> BoundedRegex:
+    """Compile a user's regex (Python syntax) whose searches are time-limited; a bad
+    pattern, or a search that runs too long, raises `ToolError` naming the pattern."""
+    return BoundedRegex(pattern, error=ToolError)
 
 
 # A date, or a date-time with optional seconds, fraction and Z/offset: the values the
@@ -198,7 +195,7 @@ class TraceStore:
         return [tid for tid in ids if self._trace_matches(snap, tid, pattern)]
 
     @staticmethod
-    def _trace_matches(snap: Any, trace_id: str, pattern: re.Pattern[str]) -> bool:
+    def _trace_matches(snap: Any, trace_id: str, pattern: BoundedRegex) -> bool:
         search = pattern.search
         return any(search(line.decode("utf-8", errors="replace"))
                    for line in snap.span_lines(trace_id))

@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import regex
+
+from halo_live.engine.bounded_regex import BoundedRegex
 from halo_live.engine.repo.window import (
     BINARY_SNIFF_BYTES,
     READ_LIMIT_DEFAULT,
@@ -272,14 +275,11 @@ class CodeRepo:
         Python `re` syntax, matched per line; binary files are skipped. When a
         bound stops the scan early, `scan_incomplete` says which and how far it got.
         """
-        try:
-            line_re = re.compile(regex_pattern)
-        except re.error as exc:
-            raise ValueError(f"invalid regex {regex_pattern!r}: {exc}") from exc
+        line_re = BoundedRegex(regex_pattern, label="invalid regex")
         # One search over the whole file rules most files out cheaply. MULTILINE makes it
         # a superset of the per-line search, except for \A and \Z, which then go per line.
         whole_re = (None if re.search(r"\\[AZ]", regex_pattern)
-                    else re.compile(regex_pattern, re.MULTILINE))
+                    else BoundedRegex(regex_pattern, flags=regex.MULTILINE, label="invalid regex"))
         file_re = glob_regex(glob_pattern) if glob_pattern else None
         names, capped = self.files()
         deadline = time.monotonic() + GREP_MAX_SECONDS
