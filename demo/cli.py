@@ -71,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="at the end, ask the diagnostic agent QUESTION (default: what fails and why; "
                              "a real model with OPENAI_API_KEY, else the offline stand-in model)")
     parser.add_argument("--no-ask", action="store_true", help="don't ask the diagnostic agent at the end")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a previous run in the output folder (default: keep it, renamed "
+                             "to FOLDER-<time of that run>)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,6 +99,12 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc), EXIT_USAGE) from exc
     _check_out(out)
     console = make_console()
+    kept = _keep_previous(out, overwrite=args.overwrite)
+    if kept is not None:
+        console.print(f"the previous run in {out}/ was kept as [cyan]{kept}/[/] (--overwrite replaces it)",
+                      soft_wrap=True, highlight=False)
+    elif args.overwrite and out.is_dir():
+        console.print(f"replacing the previous run in {out}/ (--overwrite)", soft_wrap=True, highlight=False)
     bench = BenchmarkRun(config)
     model = "a real model (OPENAI_API_KEY)" if args.online else "the bundled offline model"
     console.print(f"[bold]halo demo[/]: {label} harness, {len(bench.tasks)} tasks, "
@@ -279,6 +288,31 @@ def _check_out(out: Path) -> None:
         raise CliError(f"{out} holds trace files that halo demo did not write ({', '.join(theirs[:3])}"
                        f"{', ...' if len(theirs) > 3 else ''}); a demo run replaces the shards in its "
                        "folder: pick another --out", EXIT_USAGE)
+
+
+def _keep_previous(out: Path, *, overwrite: bool) -> Path | None:
+    """Move a previous demo run in `out` aside, as `out-<time it last wrote>`, so a second
+    `halo demo` never silently replaces the traces of the first. Returns where it went."""
+    from halo_live.demo.benchmark.runner import owned_files
+
+    if overwrite or not out.is_dir():
+        return None
+    owned, is_benchmark = owned_files(out)
+    if not (is_benchmark and owned):
+        return None
+    written = max((out / name).stat().st_mtime for name in owned)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(written))
+    kept = out.with_name(f"{out.name}-{stamp}")
+    n = 1
+    while kept.exists():
+        n += 1
+        kept = out.with_name(f"{out.name}-{stamp}-{n}")
+    try:
+        out.rename(kept)
+    except OSError as exc:
+        raise CliError(f"cannot keep the previous run in {out} ({exc.strerror or exc}); "
+                       "pass --overwrite to replace it, or another --out") from exc
+    return kept
 
 
 def _report(out: Path) -> None:

@@ -183,3 +183,29 @@ def test_a_run_deletes_only_the_files_a_benchmark_wrote(tmp_path):
         index.catch_up()
         with index.snapshot() as snap:
             assert snap.totals().run_ids == ["second"]
+
+
+def test_halo_demo_twice_keeps_the_first_run_unless_told_to_overwrite(tmp_path):
+    out = tmp_path / "baseline"
+
+    def demo(run_id, *extra):
+        argv = ["demo", "--out", str(out), "--tasks", "1", "--workers", "1", "--latency", "0",
+                "--no-live", "--no-ask", "--run-id", run_id, *extra]
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            assert halo(argv) == 0
+        return printed.getvalue()
+
+    def run_ids(folder):
+        with TraceIndex.open(folder) as index:
+            index.catch_up()
+            with index.snapshot() as snap:
+                return snap.totals().run_ids
+
+    demo("first")
+    said = demo("second")
+    [kept] = [p for p in tmp_path.iterdir() if p.name.startswith("baseline-")]
+    assert f"the previous run in {out}/ was kept as {kept}/" in " ".join(said.split())
+    assert run_ids(kept) == ["first"] and run_ids(out) == ["second"]
+    said = demo("third", "--overwrite")
+    assert "replacing the previous run" in said
+    assert run_ids(out) == ["third"] and len(list(tmp_path.iterdir())) == 2
