@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -23,7 +24,7 @@ from functools import partial
 from typing import Any
 
 from agents.tracing import Span, Trace, TracingProcessor, set_trace_processors
-from agents.tracing.span_data import AgentSpanData
+from agents.tracing.span_data import AgentSpanData, ResponseSpanData
 
 from halo_live.exporter import canonical, config
 from halo_live.exporter.sdk_spans import ExportContext, TraceInfo, span_to_line
@@ -35,6 +36,30 @@ logger = logging.getLogger(__name__)
 def new_run_id() -> str:
     """A fresh short id for one process's run (12 hex digits)."""
     return uuid.uuid4().hex[:12]
+
+
+# The SDK's Responses model opens its span inside these methods, with the model's name on
+# `self.model`; with the SDK's sensitive data off, the span itself never learns it.
+_MODEL_CALLS = frozenset({"_fetch_response", "get_response", "stream_response"})
+_MODEL_FRAMES = 12
+
+
+def calling_model(frame: Any) -> str | None:
+    """The model name of the SDK model object whose call opened the span at `frame`, if any.
+
+    Walks up a few frames of the caller's stack (only for Responses spans, once per model
+    call); the model name is not sensitive data, and an LLM span without it can't be
+    filtered by model.
+    """
+    for _ in range(_MODEL_FRAMES):
+        if frame is None:
+            return None
+        if frame.f_code.co_name in _MODEL_CALLS:
+            model = getattr(frame.f_locals.get("self"), "model", None)
+            if isinstance(model, str) and model:
+                return model
+        frame = frame.f_back
+    return None
 
 
 class HaloTracingProcessor(TracingProcessor):
@@ -55,6 +80,7 @@ class HaloTracingProcessor(TracingProcessor):
         self._owns_writer = owns_writer
         self._traces: dict[str, TraceInfo] = {}
         self._agents: dict[str, str | None] = {}  # open span id -> enclosing agent's name
+        self._models: dict[str, str] = {}  # open Responses span id -> the model it calls
         self._warned = False
         self._shutdown = False
 
@@ -87,13 +113,17 @@ class HaloTracingProcessor(TracingProcessor):
             else:
                 parent = span.parent_id
                 self._agents[span.span_id] = self._agents.get(parent) if parent else None
+                if isinstance(data, ResponseSpanData):
+                    model = calling_model(sys._getframe(1))
+                    if model:
+                        self._models[span.span_id] = model
         except Exception as exc:
             self._warn(exc)
 
     def on_span_end(self, span: Span[Any]) -> None:
         try:
             item = partial(self._encode, span, self._agents.pop(span.span_id, None),
-                           self._traces.get(span.trace_id))
+                           self._traces.get(span.trace_id), self._models.pop(span.span_id, None))
             self.writer.submit((item,))
         except Exception as exc:
             self._warn(exc)
@@ -121,8 +151,10 @@ class HaloTracingProcessor(TracingProcessor):
 
     # --- on the writer thread -------------------------------------------------------------
 
-    def _encode(self, span: Span[Any], agent_name: str | None, trace: TraceInfo | None) -> bytes:
-        return canonical.encode_line(span_to_line(span, ctx=self.ctx, trace=trace, agent_name=agent_name))
+    def _encode(self, span: Span[Any], agent_name: str | None, trace: TraceInfo | None,
+                model_name: str | None) -> bytes:
+        return canonical.encode_line(span_to_line(span, ctx=self.ctx, trace=trace, agent_name=agent_name,
+                                                  model_name=model_name))
 
     def _warn(self, exc: BaseException) -> None:
         if not self._warned:

@@ -337,11 +337,14 @@ def span_to_line(
     ctx: ExportContext,
     trace: TraceInfo | None = None,
     agent_name: str | None = None,
+    model_name: str | None = None,
 ) -> dict[str, Any]:
     """One finished SDK span as a canonical line dict.
 
     `agent_name` is the enclosing agent seen at span start; `trace` the
-    span's trace as seen at trace start.
+    span's trace as seen at trace start; `model_name` the model a Responses
+    span called, seen at its start (the span itself holds it only with the
+    SDK's sensitive data on).
     """
     raw = span.export() or {}
     span_data = span.span_data
@@ -357,6 +360,8 @@ def span_to_line(
         _generation(d, attrs)
     elif span_type == "response":
         _response(d, span_data, attrs)
+        if not attrs.get(canonical.OI_LLM_MODEL_NAME) and model_name:
+            attrs[canonical.OI_LLM_MODEL_NAME] = model_name
     elif span_type == "function":
         _function(d, attrs)
     elif span_type == "mcp_tools":

@@ -247,10 +247,11 @@ def test_real_run_writes_every_span_with_models_agents_and_errors(traced, api, s
         assert line[canonical.ATTRIBUTES][canonical.INF_USER_ID] == "u-7"
 
 
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
 @pytest.mark.parametrize("api", APIS)
-def test_sensitive_data_the_sdk_withholds_is_not_written(traced, api):
+def test_sensitive_data_the_sdk_withholds_is_not_written(traced, api, streamed):
     processor, path = traced
-    run_harness(api, streamed=False, sensitive=False, prompt="SECRET-PROMPT")
+    run_harness(api, streamed=streamed, sensitive=False, prompt="SECRET-PROMPT")
     processor.force_flush()
     lines = check_file(path)
     raw = path.read_text()
@@ -261,6 +262,8 @@ def test_sensitive_data_the_sdk_withholds_is_not_written(traced, api):
         assert canonical.OI_INPUT_VALUE not in attrs and canonical.OI_OUTPUT_VALUE not in attrs
     llm = [x for x in lines if x[canonical.ATTRIBUTES][canonical.INF_OBSERVATION_KIND] == canonical.OBS_LLM]
     assert len(llm) == 3 and all(x[canonical.ATTRIBUTES][canonical.INF_LLM_INPUT_TOKENS] for x in llm)
+    # the model is not sensitive data: every LLM span still names it, Responses API included
+    assert {x[canonical.ATTRIBUTES].get(canonical.INF_LLM_MODEL_NAME) for x in llm} == {MODEL}
 
 
 @input_guardrail
