@@ -180,6 +180,7 @@ def setup_tracing(
     flush_interval: float | None = None,
     block_timeout: float = config.DEFAULT_BLOCK_TIMEOUT,
     on_flush: Callable[[int], None] | None = None,
+    openinference_flat_messages: bool = False,
 ) -> HaloTracingProcessor:
     """Install a `HaloTracingProcessor` writing to `path` and return it.
 
@@ -191,7 +192,11 @@ def setup_tracing(
     `JsonlWriter` (the writer options below are then its own); `install=False`
     builds the processor without installing it. `fsync`, `max_queue_lines`,
     `flush_interval`, `block_timeout` and `on_flush` configure the writer, as
-    in `JsonlWriter`. A bad value raises `ValueError` naming it.
+    in `JsonlWriter`. `openinference_flat_messages=True` also writes each
+    message as OpenInference's flat `llm.input_messages.N.message.*` keys, for
+    viewers that read only those (the conversation is otherwise written once,
+    as the `llm.input_messages` / `llm.output_messages` JSON). A bad value
+    raises `ValueError` naming it.
     """
     run_id = config.setting(run_id, config.HALO_RUN_ID, "") or new_run_id()
     service = config.setting(service_name, config.HALO_SERVICE_NAME, config.DEFAULT_SERVICE_NAME)
@@ -204,7 +209,8 @@ def setup_tracing(
         writer = JsonlWriter(path, fsync=fsync, max_queue_lines=max_queue_lines,
                              flush_interval=flush_interval, block_timeout=block_timeout,
                              on_flush=on_flush)
-    processor = HaloTracingProcessor(writer, ctx=ExportContext(str(project), resource), owns_writer=owns)
+    processor = HaloTracingProcessor(writer, ctx=ExportContext(str(project), resource,
+                                                          flat_messages=openinference_flat_messages), owns_writer=owns)
     if install:
         with _install_lock:
             processors: list[TracingProcessor] = []

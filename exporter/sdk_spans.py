@@ -81,6 +81,9 @@ class ExportContext:
 
     project_id: str = ""
     resource_attributes: Mapping[str, Any] = field(default_factory=dict)
+    # OpenInference's per-message keys (`llm.input_messages.0.message.content`, ...): the
+    # same conversation a third time, which neither halo's tools nor the reference's show.
+    flat_messages: bool = False
 
 
 @lru_cache(maxsize=1)
@@ -191,20 +194,22 @@ def _agent(d: Mapping[str, Any], attrs: dict[str, Any]) -> None:
     attrs[A_AGENT_OUTPUT_TYPE] = d.get("output_type")
 
 
-def _generation(d: Mapping[str, Any], attrs: dict[str, Any]) -> None:
+def _generation(d: Mapping[str, Any], attrs: dict[str, Any], flat: bool) -> None:
+    # The conversation is written once, as the `llm.*_messages` JSON both halo's and the
+    # reference's views show; `output.value` adds the answer's text when there is one.
     attrs[canonical.OI_LLM_PROVIDER] = PROVIDER
     attrs[canonical.OI_LLM_MODEL_NAME] = d.get("model")
     attrs[A_INVOCATION_PARAMS] = _json(d.get("model_config"))
     inputs, outputs = d.get("input"), d.get("output")
     if inputs is not None:
         attrs[canonical.OI_INPUT_MESSAGES] = _json(list(inputs))
-        attrs[canonical.OI_INPUT_VALUE] = attrs[canonical.OI_INPUT_MESSAGES]
     if outputs is not None:
         attrs[canonical.OI_OUTPUT_MESSAGES] = _json(list(outputs))
-        attrs[canonical.OI_OUTPUT_VALUE] = _output_text(outputs) or attrs[canonical.OI_OUTPUT_MESSAGES]
+        attrs[canonical.OI_OUTPUT_VALUE] = _output_text(outputs)
     _usage(attrs, d.get("usage"))
-    expand_messages(canonical.OI_INPUT_MESSAGES, inputs, attrs)
-    expand_messages(canonical.OI_OUTPUT_MESSAGES, outputs, attrs)
+    if flat:
+        expand_messages(canonical.OI_INPUT_MESSAGES, inputs, attrs)
+        expand_messages(canonical.OI_OUTPUT_MESSAGES, outputs, attrs)
 
 
 def _output_text(outputs: Iterable[Any]) -> str | None:
@@ -234,7 +239,7 @@ _INVOCATION_FIELDS = ("temperature", "top_p", "max_output_tokens", "tool_choice"
                       "parallel_tool_calls", "truncation", "reasoning", "text")
 
 
-def _response(d: Mapping[str, Any], span_data: Any, attrs: dict[str, Any]) -> None:
+def _response(d: Mapping[str, Any], span_data: Any, attrs: dict[str, Any], flat: bool) -> None:
     attrs[canonical.OI_LLM_PROVIDER] = PROVIDER
     attrs[A_RESPONSE_ID] = d.get("response_id")
     response = getattr(span_data, "response", None)  # only set when the SDK records data
@@ -245,8 +250,9 @@ def _response(d: Mapping[str, Any], span_data: Any, attrs: dict[str, Any]) -> No
         attrs[A_INVOCATION_PARAMS] = _json({k: body[k] for k in _INVOCATION_FIELDS if k in body})
         output = body.get("output") or []
         attrs[canonical.OI_OUTPUT_MESSAGES] = _json(output)
-        attrs[canonical.OI_OUTPUT_VALUE] = "\n".join(_response_texts(output)) or attrs[canonical.OI_OUTPUT_MESSAGES]
-        expand_messages(canonical.OI_OUTPUT_MESSAGES, output, attrs)
+        attrs[canonical.OI_OUTPUT_VALUE] = "\n".join(_response_texts(output)) or None
+        if flat:
+            expand_messages(canonical.OI_OUTPUT_MESSAGES, output, attrs)
         if usage is None:
             usage = body.get("usage")
         raw_input = getattr(span_data, "input", None)
@@ -258,9 +264,10 @@ def _response(d: Mapping[str, Any], span_data: Any, attrs: dict[str, Any]) -> No
         elif raw_input is not None:
             messages.extend(orjson.loads(_json(list(raw_input)) or "[]"))
         if messages or raw_input is not None:
+            # the instructions and the input, once: `input.value` would repeat the input
             attrs[canonical.OI_INPUT_MESSAGES] = _json(messages)
-            attrs[canonical.OI_INPUT_VALUE] = raw_input if isinstance(raw_input, str) else _json(raw_input)
-            expand_messages(canonical.OI_INPUT_MESSAGES, messages, attrs)
+            if flat:
+                expand_messages(canonical.OI_INPUT_MESSAGES, messages, attrs)
     _usage(attrs, usage)
 
 
@@ -357,9 +364,9 @@ def span_to_line(
     if span_type == "agent":
         _agent(d, attrs)
     elif span_type == "generation":
-        _generation(d, attrs)
+        _generation(d, attrs, ctx.flat_messages)
     elif span_type == "response":
-        _response(d, span_data, attrs)
+        _response(d, span_data, attrs, ctx.flat_messages)
         if not attrs.get(canonical.OI_LLM_MODEL_NAME) and model_name:
             attrs[canonical.OI_LLM_MODEL_NAME] = model_name
     elif span_type == "function":

@@ -220,9 +220,10 @@ def test_real_run_writes_every_span_with_models_agents_and_errors(traced, api, s
         attrs = line[canonical.ATTRIBUTES]
         assert attrs[canonical.INF_LLM_MODEL_NAME] == MODEL  # also on Responses spans
         assert attrs[canonical.INF_LLM_PROVIDER] == "openai"
-        assert isinstance(json.loads(attrs[canonical.OI_INPUT_MESSAGES]), list)
-        assert isinstance(json.loads(attrs[canonical.OI_OUTPUT_MESSAGES]), list)
-        assert attrs[canonical.OI_INPUT_VALUE] and attrs[canonical.OI_OUTPUT_VALUE]
+        assert json.loads(attrs[canonical.OI_INPUT_MESSAGES]) and json.loads(attrs[canonical.OI_OUTPUT_MESSAGES])
+        # the conversation once: no input.value copy, no flat per-message keys
+        assert canonical.OI_INPUT_VALUE not in attrs
+        assert not [key for key in attrs if key.startswith(f"{canonical.OI_INPUT_MESSAGES}.")]
     assert [line[canonical.ATTRIBUTES][canonical.INF_AGENT_NAME] for line in llm] == ["triage", "triage", "specialist"]
     assert [(x[canonical.ATTRIBUTES][canonical.INF_LLM_INPUT_TOKENS], x[canonical.ATTRIBUTES][canonical.INF_LLM_OUTPUT_TOKENS])
             for x in llm] == [(100, 10), (200, 5), (300, 3)]
@@ -435,3 +436,34 @@ def test_sdk_processor_and_otel_exporter_can_share_one_writer(tmp_path):
     provider.shutdown()
     writer.shutdown()
     assert sorted(x[canonical.NAME] for x in check_file(tmp_path / "both.jsonl")) == ["custom.sdk-side", "otel-side"]
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("api", APIS)
+def test_the_conversation_written_once_is_all_visible_in_the_references_view(traced, halo_reference,
+                                                                             tmp_path, api):
+    processor, path = traced
+    run_harness(api, streamed=False, prompt="PROMPT-MARK")
+    processor.force_flush()
+    lines = check_file(path)
+    llm = [x for x in lines if x[canonical.ATTRIBUTES][canonical.INF_OBSERVATION_KIND] == canonical.OBS_LLM]
+    trace_id = llm[0][canonical.TRACE_ID]
+    answer = halo_reference.run([path], [{"tool": "view_spans", "args": {
+        "trace_id": trace_id, "span_ids": [x[canonical.SPAN_ID] for x in llm]}}], tmp_path / "ref")
+    shown = " ".join(str(value) for span in answer["answers"][0]["ok"]["result"]["spans"]
+                     for value in span["attributes"].values())
+    # the prompt, the instructions, the tool calls and a result, and the answer: all on screen
+    for piece in ("PROMPT-MARK", "Route.", "Answer.", "transfer_to_specialist", "SUM-3", "final answer"):
+        assert piece in shown, piece
+
+
+def test_the_flat_openinference_keys_are_an_option(tmp_path):
+    path = tmp_path / "flat.jsonl"
+    with sdk_processors_restored():
+        processor = setup_tracing(path=path, openinference_flat_messages=True)
+        run_harness("chat", streamed=False, prompt="PROMPT-MARK")
+        processor.shutdown()
+    llm = [x for x in check_file(path)
+           if x[canonical.ATTRIBUTES][canonical.INF_OBSERVATION_KIND] == canonical.OBS_LLM]
+    flat = llm[0][canonical.ATTRIBUTES]
+    assert flat[f"{canonical.OI_INPUT_MESSAGES}.1.message.content"] == "PROMPT-MARK"
