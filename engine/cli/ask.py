@@ -176,7 +176,7 @@ def _check(args: argparse.Namespace) -> None:
 
     if not args.prompt or not args.prompt.strip():
         raise CliError("a question is required: halo TRACE_PATH -p \"question\"", EXIT_USAGE)
-    check_trace_path(args.trace_path)
+    check_trace_path(args.trace_path, note_empty=False)  # an empty dataset is refused in words later
     if args.repo_path is not None:
         from halo_live.engine.repo.code import CodeRepo
 
@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
         )
     from halo_live.engine.cli.paths import prepare
 
-    args.index_dir = prepare(args.trace_path, args.index_dir)
+    args.index_dir = prepare(args.trace_path, args.index_dir, note_empty=False)
     from halo_live.engine.agent.ask import ask
     from halo_live.engine.agent.display import StepPrinter
     from halo_live.engine.agent.errors import describe_failure

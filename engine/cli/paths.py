@@ -31,8 +31,9 @@ CACHE_ENV = "XDG_CACHE_HOME"
 _noted: set[str] = set()  # fallback folders already announced by this process
 
 
-def check_trace_path(trace_path: str) -> None:
-    """Fail with one line when `trace_path` cannot be a trace dataset."""
+def check_trace_path(trace_path: str, *, note_empty: bool = True) -> None:
+    """Fail with one line when `trace_path` cannot be a trace dataset; with `note_empty`, say
+    on stderr when it holds no trace file yet (for commands that would show zeros silently)."""
     if not trace_path or not trace_path.strip():
         raise CliError("TRACE_PATH is empty: give a .jsonl file, a folder of shards, or a glob")
     path = Path(trace_path)
@@ -42,7 +43,7 @@ def check_trace_path(trace_path: str) -> None:
         root = Path(*parts[:magic_at]) if magic_at else Path(".")
         if not root.is_dir():
             raise CliError(f"no such folder: {root} (in the glob {trace_path})")
-        if not any(glob.iglob(trace_path)):
+        if note_empty and not any(glob.iglob(trace_path)):
             print(f"halo: no file matches {trace_path} yet: nothing to read (files that match "
                   "later are read then)", file=sys.stderr)
         return
@@ -53,10 +54,10 @@ def check_trace_path(trace_path: str) -> None:
     elif not path.is_dir():
         raise CliError(f"{trace_path} is neither a file nor a folder")
     else:
-        _note_shards_only_below(path, trace_path)
+        _note_shards_only_below(path, trace_path, note_empty=note_empty)
 
 
-def _note_shards_only_below(folder: Path, shown: str) -> None:
+def _note_shards_only_below(folder: Path, shown: str, *, note_empty: bool) -> None:
     """A folder reads only its own *.jsonl: say so when it has none, rather than show 0 traces
     silently, and point one level down when the shards sit there (`halo report halo-demo`
     instead of `halo-demo/baseline`)."""
@@ -70,7 +71,7 @@ def _note_shards_only_below(folder: Path, shown: str) -> None:
         shown_dirs = ", ".join(f"{name}/" for name in below[:3]) + (", ..." if len(below) > 3 else "")
         print(f"halo: {shown} has no *.jsonl file of its own, its subfolders do ({shown_dirs}): give one "
               f"of them, or a quoted glob like '{folder / '*' / '*.jsonl'}'", file=sys.stderr)
-    else:
+    elif note_empty:
         print(f"halo: {shown} holds no *.jsonl file yet: nothing to read (a folder is read as its "
               "own *.jsonl shards, which may still appear)", file=sys.stderr)
 
@@ -120,10 +121,10 @@ def index_dir_for(trace_path: str, index_dir: str | None) -> str | None:
     return str(fallback)
 
 
-def prepare(trace_path: str, index_dir: str | None) -> str | None:
+def prepare(trace_path: str, index_dir: str | None, *, note_empty: bool = True) -> str | None:
     """Check the path, pick the index folder and catch the index up (with a progress bar on
     a terminal for a big backlog). Returns the index folder to pass on (None: default)."""
-    check_trace_path(trace_path)
+    check_trace_path(trace_path, note_empty=note_empty)
     index_dir = index_dir_for(trace_path, index_dir)
     if not sys.stderr.isatty():
         return index_dir  # the command's own catch-up does the same work, silently
