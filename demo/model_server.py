@@ -14,8 +14,10 @@ parse them, plus GET /v1/models. Any API key is accepted. A policy is any
 callable `Turn -> Reply`; a `Reply` with `error_status` is answered as that
 HTTP error with an OpenAI-style error body.
 
-`python -m halo_live.demo.model_server --port N --policy MODULE:NAME [--policy-kwargs JSON]`
-serves from a separate process and prints `listening on URL` once ready.
+`python -m halo_live.demo.model_server --port N [--policy MODULE:NAME] [--policy-kwargs JSON]`
+serves from a separate process and prints `listening on URL` once ready; without
+`--policy` it plays `halo_live.demo.generic_policy`, which drives any agent
+through its tools and then answers.
 """
 
 from __future__ import annotations
@@ -259,22 +261,31 @@ async def _stream(request: web.Request, events) -> web.StreamResponse:
 # -- separate process --------------------------------------------------------------
 
 
+DEFAULT_POLICY = "halo_live.demo.generic_policy:GenericPolicy"
+
+
 def load_policy(spec: str, kwargs: dict[str, Any] | None = None) -> Policy:
-    """`MODULE:NAME` -> the policy; with `kwargs`, NAME is a factory called with them."""
+    """`MODULE:NAME` -> the policy; with `kwargs`, or when NAME is a class, NAME is a factory
+    called with them."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ValueError(f"policy must be MODULE:NAME, got {spec!r}")
     target = getattr(importlib.import_module(module_name), attr)
-    return target(**kwargs) if kwargs is not None else target
+    if kwargs is not None or isinstance(target, type):
+        return target(**(kwargs or {}))
+    return target
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m halo_live.demo.model_server", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
-    parser.add_argument("--policy", required=True, help="MODULE:NAME of a policy (Turn -> Reply)")
+    parser.add_argument("--policy", default=DEFAULT_POLICY,
+                        help="MODULE:NAME of a policy (Turn -> Reply); default: a generic policy that "
+                             "calls any agent's tools with valid arguments, then answers")
     parser.add_argument("--policy-kwargs", default=None,
-                        help="JSON object; when given, NAME is a factory called with it")
+                        help="JSON object; when given, NAME is a factory called with it (for the "
+                             'default policy: {"seed": N, "calls": N})')
     args = parser.parse_args(argv)
     try:
         kwargs = json.loads(args.policy_kwargs) if args.policy_kwargs is not None else None
