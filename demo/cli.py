@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from halo_live.engine import signatures
 from halo_live.engine.cli import EXIT_USAGE, CliError
 from halo_live.engine.cli import console as make_console
 
@@ -200,8 +201,9 @@ class LiveView:
                              spans=totals.total_spans, error_traces=totals.error_trace_count,
                              tokens=totals.total_input_tokens + totals.total_output_tokens,
                              last=totals.last_indexed_at,
-                             signatures=[(s.span_name, s.status_message, s.trace_count)
-                                         for s in snap.error_signatures()[:5]])
+                             signatures=[(s.span_name, s.status_message, s.trace_count,
+                                          s.error_span_count)
+                                         for s in signatures.ranked(snap.error_signatures())[:5]])
         except DatasetError:
             pass  # no shard written yet
         self.state = state
@@ -228,12 +230,13 @@ class LiveView:
         head.add_row("last span indexed", f"{ago}   elapsed {s.get('elapsed', 0):.1f}s")
         sigs = Table(title="top error signatures (live)", title_justify="left", expand=False)
         sigs.add_column("traces", justify="right")
+        sigs.add_column("spans", justify="right")
         sigs.add_column("span")
         sigs.add_column("status message")
-        for name, message, traces in s.get("signatures", []):
-            sigs.add_row(str(traces), name, " ".join(message.split())[:70])
+        for name, message, traces, spans in s.get("signatures", []):
+            sigs.add_row(str(traces), str(spans), name, " ".join(message.split())[:70])
         if not s.get("signatures"):
-            sigs.add_row("-", "no errors yet", "")
+            sigs.add_row("-", "-", "no errors yet", "")
         return Panel(Group(head, sigs), title=f"live from the index of {self.out}/", title_align="left")
 
     def show(self, console) -> None:

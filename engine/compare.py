@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from halo_live.engine import signatures as sigrank
 from halo_live.engine.store import group_error_spans
 from halo_live.indexer import IndexFilters, TraceIndex
 
@@ -172,19 +173,19 @@ def compare(before: RunSummary, after: RunSummary) -> dict[str, Any]:
         sa = after.signatures.get(key, [0, 0])
         share_b = sb[1] / before.traces if before.traces else 0.0
         share_a = sa[1] / after.traces if after.traces else 0.0
-        if sb[1] == 0:
-            change = "new"
-        elif sa[1] == 0:
-            change = "vanished"
-        else:
-            change = "down" if share_a < share_b else "up" if share_a > share_b else "same"
+        side_b = {"error_spans": sb[0], "traces": sb[1], "share": round(share_b, 4)}
+        side_a = {"error_spans": sa[0], "traces": sa[1], "share": round(share_a, 4)}
         signatures.append({
-            "span_name": key[0], "status_message": key[1], "change": change,
-            "before": {"error_spans": sb[0], "traces": sb[1], "share": round(share_b, 4)},
-            "after": {"error_spans": sa[0], "traces": sa[1], "share": round(share_a, 4)},
+            "span_name": key[0], "status_message": key[1],
+            **sigrank.change(side_b, side_a, before.traces, after.traces),
+            "before": side_b, "after": side_a,
             "delta_traces": sa[1] - sb[1], "delta_share": round(share_a - share_b, 4),
+            "delta_error_spans": sa[0] - sb[0],
         })
-    signatures.sort(key=lambda s: (-max(s["before"]["traces"], s["after"]["traces"]), s["span_name"]))
+    # the one ranking rule, on whichever side the signature was bigger
+    signatures.sort(key=lambda s: sigrank.rank_key(max(s["before"]["traces"], s["after"]["traces"]),
+                                                   max(s["before"]["error_spans"], s["after"]["error_spans"]),
+                                                   s["span_name"], s["status_message"]))
     score_b = (before.score or {}).get("score")
     score_a = (after.score or {}).get("score")
     return {

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from halo_live.engine import signatures
 from halo_live.engine.models import TraceFilters
 from halo_live.engine.render import cut, iso_from_epoch
 from halo_live.engine.store import TraceStore
@@ -77,22 +78,15 @@ def _brief(row: Any) -> dict[str, Any]:
 
 
 def _signatures(snap: Any, top: int) -> list[dict[str, Any]]:
-    """Every error signature in the dataset (not capped like the overview's taxonomy), ranked.
-
-    Ranked by distinct traces hit, then error spans: one trace retrying a tool
-    fifty times matters less than a failure every other run meets. (The
-    overview tool keeps the reference's order; this report is ours.)
-    """
-    groups = snap.error_signatures()
-    ranked = sorted(groups, key=lambda g: (-g.trace_count, -g.error_span_count, g.span_name,
-                                           g.status_message))
+    """Every error signature in the dataset (not capped like the overview's taxonomy), ranked
+    by the one rule of `halo_live.engine.signatures`."""
     return [
         {"span_name": g.span_name, "status_message": g.status_message,
          "error_span_count": g.error_span_count, "trace_count": g.trace_count,
          "example_trace_ids": list(g.example_trace_ids),
          "example_cause": example_cause(snap, g.example_trace_ids[:1], g.span_name,
                                         g.status_message)}
-        for g in ranked[:top]
+        for g in signatures.ranked(snap.error_signatures())[:top]
     ]
 
 

@@ -55,6 +55,8 @@ def test_halo_demo_shows_live_progress_then_the_report_and_the_compare_command(r
     progress = [line for line in lines if line.split(" ")[0].endswith(f"/{TASKS}")]
     assert len(progress) >= 2 and progress[-1].startswith(f"{TASKS}/{TASKS} tasks")
     assert "Error signatures" in printed["baseline"]  # the final report
+    header = printed["baseline"].split("top error signatures (live)", 1)[1].split("\n")[2]
+    assert header.strip("│┃ ").split()[:4] == ["traces", "┃", "spans", "┃"]  # both counts, as in the report
     assert "halo demo --fixed --out" in printed["baseline"]
     assert f"halo compare {root / 'baseline'} {root / 'fixed'}" in printed["fixed"]
     assert "DIAGNOSIS: read_file rejects oversized reads" in printed["fixed"]

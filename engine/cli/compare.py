@@ -124,11 +124,15 @@ def render(result: dict[str, Any], top: int = 15, console=None) -> None:
     for column, justify in (("span", "left"), ("status message", "left"), ("before", "right"),
                             ("after", "right"), ("change", "left")):
         sigs.add_column(column, justify=justify)
-    styles = {"new": "bold red", "vanished": "bold green", "down": "green", "up": "red", "same": ""}
+    styles = {"new": "bold red", "vanished": "bold green", "down": "green", "up": "red", "mixed": "yellow",
+              "same": ""}
     for s in result["signatures"][:top]:
+        said = s["change"]
+        if said in ("down", "up", "mixed"):  # say which count moved: traces hit, error spans, or both
+            said += f" ({' and '.join('traces' if c == 'traces' else 'spans' for c in s['changed_in'])})"
         sigs.add_row(_cut(s["span_name"], 30), _cut(s["status_message"]),
                      _cell(s["before"]), _cell(s["after"]),
-                     f"[{styles[s['change']]}]{s['change']}[/]" if styles[s["change"]] else s["change"])
+                     f"[{styles[s['change']]}]{said}[/]" if styles[s["change"]] else said)
     if not result["signatures"]:
         sigs.add_row("-", "no error spans on either side", "", "", "")
     console.print(sigs)
