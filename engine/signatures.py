@@ -10,11 +10,7 @@ order (error spans, first seen), since its answers must equal the reference's.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, TypeVar
-
-T = TypeVar("T")
-
-RULE = "traces hit, then error spans"
+from typing import Any
 
 
 def rank_key(trace_count: int, error_span_count: int, span_name: str, status_message: str) -> tuple:
@@ -22,11 +18,11 @@ def rank_key(trace_count: int, error_span_count: int, span_name: str, status_mes
     return (-trace_count, -error_span_count, span_name, status_message)
 
 
-def ranked(signatures: Iterable[T]) -> list[T]:
+def ranked(signatures: Iterable[Any]) -> list[Any]:
     """Signatures with `trace_count`, `error_span_count`, `span_name`, `status_message`
     attributes (the index's `ErrorSignature`), best first."""
-    return sorted(signatures, key=lambda s: rank_key(s.trace_count, s.error_span_count,  # type: ignore[attr-defined]
-                                                     s.span_name, s.status_message))  # type: ignore[attr-defined]
+    return sorted(signatures, key=lambda s: rank_key(s.trace_count, s.error_span_count,
+                                                     s.span_name, s.status_message))
 
 
 def direction(before: float, after: float) -> int:
