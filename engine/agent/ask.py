@@ -26,6 +26,7 @@ from openai import AsyncOpenAI
 
 from halo_live.engine.agent.code_tools import Repos
 from halo_live.engine.agent.config import AgentSettings, model_settings
+from halo_live.engine.agent.context_items import context_item_tool
 from halo_live.engine.agent.display import RetryNotices, StepPrinter
 from halo_live.engine.agent.errors import EmptyDatasetError
 from halo_live.engine.agent.prompts import root_instructions, subagent_instructions
@@ -78,11 +79,12 @@ def build_agent(runtime: AgentRuntime, *, depth: int, repos: Repos | None = None
     """
     settings = runtime.settings
     tools = [*trace_tools(runtime, depth), *repo_tools(runtime, depth, repos),
-             synthesize_tool(runtime, depth)]
+             synthesize_tool(runtime, depth), context_item_tool(runtime, depth)]
     if depth < settings.max_depth:
         tools.append(subagent_tool(runtime, depth + 1, build_agent=build_agent, repos=repos))
     code = {"repo_root": str(repos.code.root) if repos else None,
-            "git": bool(repos and repos.git)}
+            "git": bool(repos and repos.git), "run_code": settings.run_code,
+            "dataset_context": settings.dataset_context}
     common = {
         "model": settings.model,
         "model_settings": model_settings(settings, role="agent"),

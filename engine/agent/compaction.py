@@ -19,6 +19,7 @@ from typing import Any
 
 from agents.run_config import CallModelData, ModelInputData
 
+from halo_live.engine.agent.context_items import remember
 from halo_live.engine.agent.prompts import COMPACTION_INSTRUCTIONS, turn_nudge
 from halo_live.engine.agent.runtime import AgentRuntime, agent_depth, one_shot
 
@@ -28,7 +29,8 @@ FALLBACK_HEAD_CHARS = 1_500
 TARGET_FRACTION = 0.6  # compact down to this share of the threshold, so it does not re-trigger at once
 SUMMARY_CONCURRENCY = 4
 SUMMARY_MAX_CHARS = 4_000
-MARKER = "[halo compacted: tool result of {chars} chars summarized; call the tool again for details]\n"
+MARKER = ("[halo compacted: tool result of {chars} chars summarized; item_id={item_id}: "
+          "get_context_item(item_id) returns it in full]\n")
 
 
 def _size(item: Any) -> int:
@@ -100,10 +102,16 @@ async def compact_items(runtime: AgentRuntime, items: list[Any], threshold: int,
         _summary(runtime, str(items[i].get("call_id") or i), items[i]["output"], semaphore)
         for i in chosen
     ))
+    calls = {item.get("call_id"): item for item in items
+             if isinstance(item, dict) and item.get("type") == "function_call"}
     new_items = list(items)
     for i, summary in zip(chosen, summaries):
         original = items[i]["output"]
-        new_items[i] = {**items[i], "output": MARKER.format(chars=len(original)) + summary}
+        item_id = str(items[i].get("call_id") or i)
+        call = calls.get(items[i].get("call_id")) or {}
+        remember(runtime, item_id, tool=call.get("name"), arguments=call.get("arguments"),
+                 content=original)
+        new_items[i] = {**items[i], "output": MARKER.format(chars=len(original), item_id=item_id) + summary}
     after = input_chars(new_items)
     runtime.stats.compactions += 1
     runtime.printer.notice(depth, f"compacted {len(chosen)} old tool results: {total} → {after} chars")

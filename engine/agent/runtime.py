@@ -51,6 +51,8 @@ class AgentRuntime:
     )
     # Summaries of compacted tool outputs by call id, so each is summarized once per run.
     compacted: dict[str, str] = field(default_factory=dict)
+    # The originals of compacted items by item id (`get_context_item` reads them back).
+    context_items: dict[str, dict[str, Any]] = field(default_factory=dict)
     semaphores: dict[int, asyncio.Semaphore] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

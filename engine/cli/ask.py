@@ -115,6 +115,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "agent read-only code tools (view_repo_tree, glob_files, grep_files, "
                            "read_file) to cite path:line, and, in a git work tree, git tools "
                            "(git_log, git_show, git_diff, git_blame, git_read_file)")
+    data = parser.add_argument_group("dataset")
+    data.add_argument("--dataset-context", default=None, metavar="TEXT|@FILE",
+                      help="what the dataset's files encode (the harness, the task, what a span "
+                           "means), in your words; the agent's prompt carries it. @FILE reads a file")
+    code.add_argument("--no-run-code", dest="run_code", action="store_false",
+                      help="do not offer the agent run_code (Python in a sandbox over the dataset)")
     budget = parser.add_argument_group("budget")
     budget.add_argument("--max-depth", type=_non_negative, default=DEFAULT_MAX_DEPTH,
                         help=f"how deep subagents may nest; 0 = none (default: {DEFAULT_MAX_DEPTH})")
@@ -149,6 +155,29 @@ def parse_headers(values: list[str]) -> dict[str, str]:
     return headers
 
 
+DATASET_CONTEXT_MAX_CHARS = 20_000
+
+
+def read_dataset_context(value: str | None) -> str | None:
+    """`--dataset-context` as text: the value itself, or the file an `@` names."""
+    if value is None:
+        return None
+    if value.startswith("@"):
+        path = value[1:]
+        try:
+            with open(path, encoding="utf-8") as fh:
+                value = fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read --dataset-context file {path!r}: "
+                           f"{getattr(exc, 'strerror', None) or exc}", EXIT_USAGE) from exc
+    if not value.strip():
+        raise CliError("--dataset-context is empty", EXIT_USAGE)
+    if len(value) > DATASET_CONTEXT_MAX_CHARS:
+        raise CliError(f"--dataset-context is {len(value)} chars; keep it under "
+                       f"{DATASET_CONTEXT_MAX_CHARS} (it goes into every agent's prompt)", EXIT_USAGE)
+    return value.strip()
+
+
 def settings_from_args(args: argparse.Namespace):
     """AgentSettings from parsed flags (the key is resolved by the caller)."""
     from halo_live.engine.agent.config import AgentSettings
@@ -165,7 +194,8 @@ def settings_from_args(args: argparse.Namespace):
             api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
             headers=parse_headers(args.headers), max_retries=args.max_retries,
             compaction_threshold_chars=args.compaction_threshold, stream=args.stream,
-            repo_path=args.repo_path,
+            repo_path=args.repo_path, run_code=args.run_code,
+            dataset_context=read_dataset_context(args.dataset_context),
         )
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
