@@ -15,3 +15,9 @@ def halo_reference() -> ReferenceEngine:
     except (RuntimeError, OSError) as exc:
         pytest.skip(f"reference halo-engine 0.3.5 unavailable: {exc}")
     return ReferenceEngine(python)
+
+
+@pytest.fixture(autouse=True)
+def _runs_in_tmp(tmp_path_factory, monkeypatch):
+    """Every `halo TRACE_PATH -p` saves a run folder: keep them out of the user's home."""
+    monkeypatch.setenv("HALO_RUNS_DIR", str(tmp_path_factory.mktemp("halo-runs")))

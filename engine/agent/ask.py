@@ -25,6 +25,7 @@ from agents.agent import StopAtTools
 from openai import AsyncOpenAI
 
 from halo_live.engine.agent.code_tools import Repos
+from halo_live.engine.agent.checkpoint import RunFolder
 from halo_live.engine.agent.config import AgentSettings, model_settings
 from halo_live.engine.agent.context_items import context_item_tool
 from halo_live.engine.agent.display import RetryNotices, StepPrinter
@@ -113,11 +114,14 @@ def build_agent(runtime: AgentRuntime, *, depth: int, repos: Repos | None = None
 
 async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
               printer: StepPrinter | None = None, telemetry_path: str | Path | None = None,
-              index_dir: str | Path | None = None) -> AskResult:
+              index_dir: str | Path | None = None, run: RunFolder | None = None) -> AskResult:
     """Answer `prompt` about the traces at `trace_path` (a file, a folder of shards, a glob).
 
     `telemetry_path` writes the engine's own run (model calls, tool calls,
     subagents) there as canonical JSONL, so halo can diagnose itself.
+    `run` (a `RunFolder`) checkpoints the root conversation before each root
+    model call; when it already holds a conversation (a resumed run, a
+    follow-up), the agent goes on from it instead of starting from `prompt`.
     Raises the openai/SDK exception when the endpoint fails for good, and
     ValueError (before any model call) when `settings.repo_path` is not a folder.
     """
@@ -137,6 +141,14 @@ async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
             await _require_traces(runtime, trace_path)
             agent = build_agent(runtime, depth=0, repos=repos)
             printer.agent_started(0, "halo-root", prompt)
+            task: Any = prompt
+            turns_done = 0
+            if run is not None:
+                runtime.compacted.update(run.state.compacted)
+                if run.state.history:
+                    task, turns_done = list(run.state.history), run.state.turns
+                runtime.checkpoint = lambda history, turns: run.checkpoint(
+                    history, turns, runtime.compacted)
 
             def count_retry() -> None:
                 runtime.stats.retries += 1
@@ -145,8 +157,11 @@ async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
                 telemetry.trace("halo ask") if telemetry else nullcontext()
             ):
                 outcome = await run_agent(
-                    runtime, agent, prompt, depth=0, max_turns=settings.max_turns, is_root=True
+                    runtime, agent, task, depth=0, max_turns=settings.max_turns, is_root=True,
+                    turns_done=turns_done,
                 )
+            if run is not None:
+                run.finish(outcome.answer, runtime.compacted)
             stats = runtime.stats
             printer.agent_finished(
                 0, "halo-root",

@@ -53,6 +53,8 @@ class AgentRuntime:
     compacted: dict[str, str] = field(default_factory=dict)
     # The originals of compacted items by item id (`get_context_item` reads them back).
     context_items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Called with (root history, root turns completed) before each root model call (run folders).
+    checkpoint: Any = None
     semaphores: dict[int, asyncio.Semaphore] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

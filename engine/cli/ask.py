@@ -33,6 +33,7 @@ from halo_live.engine.agent.config import (
     REASONING_EFFORTS,
 )
 from halo_live.engine.cli import EXIT_USAGE, CliError
+from halo_live.engine.cli import runs
 
 API_KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
@@ -142,6 +143,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="print {answer, salvaged, stats, telemetry_path} as JSON instead")
     out.add_argument("--index-dir", default=None, metavar="DIR",
                      help="where the index lives (default: beside the traces)")
+    runs.add_arguments(parser)
 
 
 def parse_headers(values: list[str]) -> dict[str, str]:
@@ -216,19 +218,45 @@ def _check(args: argparse.Namespace) -> None:
             raise CliError(f"--repo-path: {exc}", EXIT_USAGE) from exc
 
 
+def _stopped(folder, exc: BaseException, settings, resume: str) -> None:
+    """Record why the run stopped (its last checkpoint stays) and word the failure as one
+    line that says how to resume; re-raised by the caller unless this raises a CliError."""
+    from halo_live.engine.agent.errors import describe_failure
+
+    if isinstance(exc, KeyboardInterrupt):
+        if folder is not None:
+            folder.fail("interrupted")
+            print(f"halo: run {folder.run_id} interrupted{resume}", file=sys.stderr)
+        return
+    if isinstance(exc, CliError):
+        message = str(exc)
+    elif isinstance(exc, Exception):
+        message = describe_failure(exc, settings)
+    else:
+        return
+    if folder is not None:
+        folder.fail(message or f"{type(exc).__name__}: {exc}")
+    if message is not None and not isinstance(exc, CliError):
+        raise CliError(message + resume) from exc
+
+
 def run(args: argparse.Namespace) -> int:
     """`halo TRACE_PATH -p QUESTION`; `halo` alone prints the help."""
     if args.trace_path is None and args.telemetry not in (None, "-"):
         # `halo --telemetry T -p Q`: the optional PATH swallowed TRACE_PATH (the reference's
         # --telemetry takes no value); give it back.
         args.trace_path, args.telemetry = args.telemetry, "-"
-    if args.trace_path is None:
+    saved = runs.wants_saved_run(args)
+    if args.trace_path is None and not saved:
         if args.prompt:
             raise CliError("TRACE_PATH is required: halo TRACE_PATH -p \"question\"", EXIT_USAGE)
         args.top_parser.print_help()
         return 0
-    _check(args)
     settings = settings_from_args(args)
+    folder = None
+    if saved:
+        folder, settings = runs.open_saved(args, settings)
+    _check(args)
     if settings.base_url and urlsplit(settings.base_url).scheme not in ("http", "https"):
         raise CliError(f"the base URL must start with http:// or https://, not {settings.base_url!r} "
                        "(e.g. http://127.0.0.1:8000/v1)", EXIT_USAGE)
@@ -243,26 +271,25 @@ def run(args: argparse.Namespace) -> int:
     from halo_live.engine.cli.paths import prepare
 
     args.index_dir = prepare(args.trace_path, args.index_dir)
+    # Saved before the first model call; a run killed outright is `halo --resume last`.
+    folder = folder or runs.create(args, settings)
     from halo_live.engine.agent.ask import ask
     from halo_live.engine.agent.display import StepPrinter
-    from halo_live.engine.agent.errors import describe_failure
 
+    resume = f"; resume it with: halo --resume {folder.run_id}" if folder is not None else ""
     try:
         result = asyncio.run(ask(
             args.trace_path, args.prompt, settings, printer=StepPrinter(quiet=args.quiet),
-            telemetry_path=args.telemetry, index_dir=args.index_dir,
+            telemetry_path=args.telemetry, index_dir=args.index_dir, run=folder,
         ))
-    except (KeyboardInterrupt, CliError):
+    except BaseException as exc:
+        _stopped(folder, exc, settings, resume)
         raise
-    except Exception as exc:
-        message = describe_failure(exc, settings)
-        if message is None:
-            raise
-        raise CliError(message) from exc
     if args.as_json:
         print(json.dumps({
             "answer": result.answer, "salvaged": result.salvaged, "stats": asdict(result.stats),
             "telemetry_path": str(result.telemetry_path) if result.telemetry_path else None,
+            "run_id": folder.run_id if folder is not None else None,
         }, ensure_ascii=False))
         return 0
     print(result.answer or "(the agent gave no answer)")
