@@ -137,3 +137,20 @@ def test_dataset_context_in_the_python_api(traces):
     assert "tokens are counted per turn" in policy.seen["root"][0].instructions
     with pytest.raises(ValueError, match="dataset_context"):
         AgentSettings(dataset_context=" ")
+
+
+def test_telemetry_of_a_run_is_a_dataset_halo_tool_reads(traces, tmp_path, capsys):
+    telemetry = tmp_path / "self.jsonl"
+    policy = RolePolicy(root=[Reply(tool_calls=[call("run_code", code="count_traces()['total']")]),
+                              Reply(text="3")])
+    with ModelServer(policy) as server:
+        assert main(halo_args(traces, server, "--telemetry", str(telemetry), "--quiet")) == 0
+    capsys.readouterr()
+    assert main(["tool", "query_traces", str(telemetry), "--index-dir", str(tmp_path / "idx")]) == 0
+    [run] = json.loads(capsys.readouterr().out)["result"]["traces"]
+    assert run["service_names"] == ["halo-engine"] and run["model_names"] == ["test-model"]
+    assert "run_code" in run["tool_names"] and run["complete"]
+    # and halo's own sandbox can compute over halo's own run
+    assert main(["tool", "run_code", str(telemetry), "--allow-code", "--index-dir", str(tmp_path / "idx"),
+                 "--args", json.dumps({"code": "trace_rows()[0]['agent_names']"})]) == 0
+    assert json.loads(capsys.readouterr().out)["result"]["value"] == ["halo-root"]
