@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -154,3 +155,36 @@ def test_telemetry_of_a_run_is_a_dataset_halo_tool_reads(traces, tmp_path, capsy
     assert main(["tool", "run_code", str(telemetry), "--allow-code", "--index-dir", str(tmp_path / "idx"),
                  "--args", json.dumps({"code": "trace_rows()[0]['agent_names']"})]) == 0
     assert json.loads(capsys.readouterr().out)["result"]["value"] == ["halo-root"]
+
+
+def test_telemetry_to_an_otlp_endpoint_reaches_halo_serve(traces, tmp_path, capsys):
+    from tests._otlp_helpers import servers
+
+    received = tmp_path / "received.jsonl"
+    policy = RolePolicy(root=[Reply(tool_calls=[call("run_code", code="1 + 1")]), Reply(text="2")])
+    with servers(received) as otlp, ModelServer(policy) as server:
+        endpoint = f"http://127.0.0.1:{otlp.http_port}"
+        assert main(halo_args(traces, server, "--telemetry", endpoint)) == 0
+        otlp.writer.force_flush()
+    out, err = capsys.readouterr()
+    assert out.strip() == "2" and f"halo: telemetry sent to {endpoint}" in err
+    assert main(["tool", "query_traces", str(received), "--index-dir", str(tmp_path / "idx")]) == 0
+    [run] = json.loads(capsys.readouterr().out)["result"]["traces"]
+    assert run["service_names"] == ["halo-engine"] and "run_code" in run["tool_names"]
+    assert run["model_names"] == ["test-model"] and run["complete"]
+
+
+def test_an_unreachable_telemetry_endpoint_keeps_the_answer_and_the_spans(traces, capsys):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    policy = RolePolicy(root=[Reply(text="fine")])
+    with ModelServer(policy) as server:
+        assert main(halo_args(traces, server, "--telemetry", f"http://127.0.0.1:{port}")) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "fine"
+    warning = next(line for line in err.splitlines() if "telemetry not delivered" in line)
+    kept = Path(warning.rsplit("the spans are kept in ", 1)[1])
+    assert kept.read_bytes().count(b"\n") >= 2

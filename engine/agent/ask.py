@@ -59,7 +59,7 @@ class AskResult:
     answer: str
     stats: RunStats
     salvaged: bool
-    telemetry_path: Path | None = None
+    telemetry_path: Path | str | None = None  # the file, or the OTLP endpoint it was sent to
 
 
 def build_client(settings: AgentSettings) -> AsyncOpenAI:
@@ -168,15 +168,14 @@ async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
                 f"{stats.llm_calls} model calls, {stats.tool_calls} tool calls, "
                 f"{stats.subagents} subagents, {stats.input_tokens}+{stats.output_tokens} tokens",
             )
-            return AskResult(
-                answer=outcome.answer, stats=stats, salvaged=outcome.salvaged,
-                telemetry_path=telemetry.path if telemetry else None,
-            )
+            result = AskResult(answer=outcome.answer, stats=stats, salvaged=outcome.salvaged)
         finally:
             await runtime.close()
     finally:
         if telemetry is not None:
-            telemetry.shutdown()
+            telemetry.shutdown()  # flushes, and sends to an OTLP endpoint
+    result.telemetry_path = telemetry.target if telemetry else None
+    return result
 
 
 async def _require_traces(runtime: AgentRuntime, trace_path: str | Path) -> None:

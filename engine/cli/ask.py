@@ -134,10 +134,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="summarize old tool results once the model input passes this many "
                              f"characters (default: {DEFAULT_COMPACTION_THRESHOLD_CHARS})")
     out = parser.add_argument_group("output")
-    out.add_argument("--telemetry", nargs="?", const="-", default=None, metavar="PATH",
+    out.add_argument("--telemetry", nargs="?", const="-", default=None, metavar="PATH|URL",
                      help="write halo's own run (model calls, tool calls, subagents) as canonical "
                           "JSONL to PATH (default: $HALO_TELEMETRY_PATH or "
-                          "./halo-telemetry-RUN_ID.jsonl)")
+                          "./halo-telemetry-RUN_ID.jsonl), or send it to an OTLP/HTTP endpoint "
+                          "(http://127.0.0.1:4318, e.g. halo serve) when the run ends")
     out.add_argument("--quiet", "-q", action="store_true", help="print only the final answer")
     out.add_argument("--json", dest="as_json", action="store_true",
                      help="print {answer, salvaged, stats, telemetry_path} as JSON instead")
@@ -242,7 +243,8 @@ def _stopped(folder, exc: BaseException, settings, resume: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """`halo TRACE_PATH -p QUESTION`; `halo` alone prints the help."""
-    if args.trace_path is None and args.telemetry not in (None, "-"):
+    if (args.trace_path is None and args.telemetry not in (None, "-") and not args.resume
+            and not args.continue_run and not args.telemetry.lower().startswith(("http://", "https://"))):
         # `halo --telemetry T -p Q`: the optional PATH swallowed TRACE_PATH (the reference's
         # --telemetry takes no value); give it back.
         args.trace_path, args.telemetry = args.telemetry, "-"
@@ -294,5 +296,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(result.answer or "(the agent gave no answer)")
     if result.telemetry_path is not None and not args.quiet:
-        print(f"halo: telemetry written to {result.telemetry_path}", file=sys.stderr)
+        done = "sent to" if isinstance(result.telemetry_path, str) else "written to"
+        print(f"halo: telemetry {done} {result.telemetry_path}", file=sys.stderr)
     return 0
