@@ -102,13 +102,14 @@ DESCRIPTION = (
 class RunCodeArguments(BaseModel):
     """`run_code`'s one argument; unknown keys (a guessed `timeout`) are ignored, as in the reference."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     code: str = Field(min_length=1, description="Python source; print results or end with an expression.")
 
 
 class CodeRun(BaseModel):
     """What a run printed and returned, and what it cost."""
 
+    model_config = ConfigDict(defer_build=True)
     stdout: str
     value: Any = None
     output_truncated_chars: int = 0  # printed characters dropped beyond the output cap
@@ -117,6 +118,7 @@ class CodeRun(BaseModel):
 
 
 class RunCodeResult(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     result: CodeRun
 
 
