@@ -5,8 +5,10 @@ The reference's spelling and flags (`--model/-m`, `--synthesis-model`,
 `--base-url`, `--api-key`, `-H/--header`, `--temperature`,
 `--max-output-tokens`, `--reasoning-effort`, `--parallel-tool-calls`,
 `--refusal-retries`, `--telemetry`), plus `--api`, `--max-retries`,
-`--compaction-threshold`, `--no-stream`, `--quiet`, `--json`, `--index-dir`, and
-`--repo-path` (the reference's, without its ripgrep requirement). The final
+`--compaction-threshold`, `--no-stream`, `--quiet`, `--json`, `--index-dir`,
+`--repo-path` (the reference's, without its ripgrep requirement),
+`--dataset-context`, `--no-run-code`, and the run folders' `--resume`,
+`--continue` and `--runs-dir` (`halo_live.engine.cli.runs`). The final
 answer goes to stdout; the steps to stderr. Every expected failure (missing
 file, no key, unreachable endpoint, rejected key, bad flag) is one line and a
 non-zero exit.
