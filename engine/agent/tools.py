@@ -10,6 +10,7 @@ Each trace tool is the registry's tool (`halo_live.engine.tools.TOOLS`) called t
 
 from __future__ import annotations
 
+import asyncio
 import json
 from functools import partial
 from typing import Any
@@ -55,7 +56,12 @@ def trace_tools(runtime: AgentRuntime, depth: int) -> list[FunctionTool]:
         if spec.needs_permission and not runtime.settings.run_code:
             continue
 
-        async def body(arguments: str, _name: str = spec.name) -> dict:
+        async def body(arguments: str, _name: str = spec.name,
+                       _own_thread: bool = spec.needs_permission) -> dict:
+            if _own_thread:
+                # run_code may take its whole time limit: off the store's one worker thread, so
+                # the other agents' tool calls go on meanwhile (TraceStore is thread-safe).
+                return await asyncio.to_thread(allowed, runtime.store, _name, arguments)
             return await runtime.call_in_worker(allowed, runtime.store, _name, arguments)
 
         tools.append(timed_tool(
