@@ -31,7 +31,7 @@ from halo_live.engine.agent.context_items import context_item_tool
 from halo_live.engine.agent.display import RetryNotices, StepPrinter
 from halo_live.engine.agent.errors import EmptyDatasetError
 from halo_live.engine.agent.prompts import root_instructions, subagent_instructions
-from halo_live.engine.agent.runner import run_agent
+from halo_live.engine.agent.runner import consistent_history, run_agent
 from halo_live.engine.agent.runtime import AgentRuntime, RunStats
 from halo_live.engine.agent.subagents import subagent_tool
 from halo_live.engine.agent.telemetry import start_telemetry
@@ -146,7 +146,7 @@ async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
             if run is not None:
                 runtime.compacted.update(run.state.compacted)
                 if run.state.history:
-                    task, turns_done = list(run.state.history), run.state.turns
+                    task, turns_done = consistent_history(list(run.state.history)), run.state.turns
                 runtime.checkpoint = lambda history, turns: run.checkpoint(
                     history, turns, runtime.compacted)
 
