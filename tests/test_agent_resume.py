@@ -93,6 +93,7 @@ def test_a_run_stopped_after_two_turns_resumes_without_redoing_them(traces, caps
     assert "[halo: turn 3 of 20]" in str(resumed.messages[-1]["content"])
     [done] = states()
     assert done["status"] == "done" and done["answer"] == "1+1 results: 3 traces"
+    assert done["turns"] == 3
 
 
 def test_a_model_outage_fails_the_run_in_one_line_and_resume_finishes_it(traces, capsys):
@@ -130,7 +131,7 @@ def test_continue_asks_a_follow_up_in_the_finished_conversation(traces, capsys):
     assert out.strip() == "how many? / three traces / which fail?"
     first, second = states()
     assert second["parent"] == first["run_id"] and second["prompt"] == "which fail?"
-    assert second["status"] == "done" and second["turns"] == 0
+    assert second["status"] == "done" and second["turns"] == 1 and first["turns"] == 2
     assert tool_results(policy.seen["root"][-1], "count_traces")[0]["result"]["total"] == 3
 
 

@@ -161,7 +161,7 @@ async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
                     turns_done=turns_done,
                 )
             if run is not None:
-                run.finish(outcome.answer, runtime.compacted)
+                run.finish(outcome.answer, runtime.compacted, turns=outcome.turns)
             stats = runtime.stats
             printer.agent_finished(
                 0, "halo-root",

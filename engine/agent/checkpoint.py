@@ -137,9 +137,11 @@ class RunFolder:
         self.state.status = RUNNING
         self.save()
 
-    def finish(self, answer: str, compacted: dict[str, str]) -> None:
+    def finish(self, answer: str, compacted: dict[str, str], turns: int | None = None) -> None:
         """Done: the answer joins the conversation, so a follow-up can build on it."""
         self.state.history = [*self.state.history, {"role": "assistant", "content": answer}]
+        if turns is not None:
+            self.state.turns = turns
         self.state.answer = answer
         self.state.compacted = dict(compacted)
         self.state.status = DONE
