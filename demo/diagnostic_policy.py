@@ -6,7 +6,8 @@ turn: the tool list and the tool results in the conversation. Its plan:
 
 1. `get_dataset_overview`: the error taxonomy (top signatures, example trace ids);
 2. `query_traces` with `has_errors` (how many traces fail) and, in the same turn,
-   `search_trace` for error spans in one example trace of each top signature;
+   `search_trace` for error spans in one example trace of each top signature and, when
+   offered, `run_code` for per-model failures and median tokens across every trace;
 3. `view_spans` on the matching spans, to read the actual error detail (the tool's
    input and error text in the span attributes);
 4. a short markdown report through `final_answer` (or as text when the agent has no
@@ -28,6 +29,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from halo_live.demo import diagnostic_code
 from halo_live.demo.model_server import Reply, ToolCall, Turn
 from halo_live.exporter.canonical import (
     ATTRIBUTES,
@@ -124,9 +126,12 @@ class DiagnosticPolicy:
             return self._finish(tools, _no_errors(overview.result))
         # On the wrap-up turn (no tools) the calls so far are all there is to report.
         if tools and _last(calls, "query_traces") is None:
+            compute = [_call(diagnostic_code.RUN_CODE, code=diagnostic_code.PER_MODEL)] \
+                if diagnostic_code.RUN_CODE in tools else []
             return Reply(tool_calls=[_call("query_traces", filters={"has_errors": True}, limit=50)]
                          + [_call("search_trace", trace_id=t, regex_pattern=STATUS_ERROR,
-                                  max_matches=SEARCH_MATCHES) for t in _example_traces(signatures)])
+                                  max_matches=SEARCH_MATCHES) for t in _example_traces(signatures)]
+                         + compute)
         searches = _merge_searches(calls)
         if tools and _last(calls, "view_spans") is None:
             narrow = _narrower_searches(signatures, searches)
@@ -141,7 +146,9 @@ class DiagnosticPolicy:
                 for span in c.result.get("spans") or []:
                     spans[span.get(SPAN_ID)] = span
         failing = ((_last(calls, "query_traces") or _Call("", {}, None)).result or {}).get("total")
-        return self._finish(tools, _report(overview.result, failing, signatures, searches, spans))
+        computed = _last(calls, diagnostic_code.RUN_CODE)
+        return self._finish(tools, _report(overview.result, failing, signatures, searches, spans,
+                                           diagnostic_code.render(computed and (computed.result or {}))))
 
     @staticmethod
     def _finish(tools: set[str], answer: str) -> Reply:
@@ -272,13 +279,14 @@ def _no_errors(overview: dict) -> str:
             "outputs instead, e.g. with `search_trace`.")
 
 
-def _report(overview: dict, failing, signatures: list[dict], searches: dict, spans: dict) -> str:
+def _report(overview: dict, failing, signatures: list[dict], searches: dict, spans: dict,
+            computed: Sequence[str] = ()) -> str:
     total = overview.get("total_traces", 0)
     failing = failing if isinstance(failing, int) else overview.get("error_trace_count", 0)
     share = f" ({failing / total:.0%})" if total else ""
     lines = [LABEL, "", f"**{failing} of {total} traces have errors**{share}, "
-             f"{overview.get('otel_error_span_count', 0)} error spans. "
-             f"The top {len(signatures)} error signatures:"]
+             f"{overview.get('otel_error_span_count', 0)} error spans."]
+    lines += [*computed, "", f"The top {len(signatures)} error signatures:"]
     for n, sig in enumerate(signatures, 1):
         lines += ["", *_section(n, sig, searches, spans)]
     lines += ["", "Re-run with the change, then measure it: `halo compare BEFORE AFTER`."]

@@ -304,6 +304,16 @@ class TraceStore:
                                 returned_match_count=len(records), has_more=total > len(records),
                                 matches=records)
 
+    def trace_rows(self, filters: TraceFilters, *, offset: int = 0, limit: int | None = None) -> list[Any]:
+        """The index rollups (`TraceRow`) of the matching traces, in dataset order: `run_code`'s batch read."""
+        with self.snapshot() as snap:
+            if filters.regex_pattern is None:
+                ids = snap.trace_ids(index_filters(filters), offset, limit)
+            else:
+                ids = self._filtered_ids(snap, filters)
+                ids = ids[offset:] if limit is None else ids[offset:offset + limit]
+            return self._rows(snap, ids)
+
     @staticmethod
     def _known(snap: Any, trace_id: str) -> str:
         if snap.trace(trace_id) is None:

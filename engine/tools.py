@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from halo_live.engine import models as m
+from halo_live.engine import sandbox
 from halo_live.engine.store import ToolError, TraceStore
 
 
@@ -30,6 +31,9 @@ class ToolSpec:
     arguments_model: type[BaseModel]
     result_model: type[BaseModel]
     run: Callable[[TraceStore, Any], BaseModel]
+    # Runs caller-supplied code (`run_code`): a surface offers it only when its user allows
+    # it (`halo tool --allow-code`); the diagnostic agent has it by default.
+    needs_permission: bool = False
 
     def json_schema(self) -> dict[str, Any]:
         """The arguments' JSON schema (pass through the SDK's strict conversion for strict tools)."""
@@ -132,7 +136,25 @@ _SPECS = [
     ),
 ]
 
+
+
+def _run_code(store: TraceStore, args: sandbox.RunCodeArguments) -> sandbox.RunCodeResult:
+    """`run_code`: the sandbox gets every other tool as a function, answered by `run_tool`."""
+    fields = {spec.name: list(spec.arguments_model.model_fields) for spec in _SPECS}
+    run = sandbox.run_code(store, args.code, call_tool=lambda name, a: run_tool(store, name, a),
+                           tool_fields=fields)
+    return sandbox.RunCodeResult(result=run)
+
+
 TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in _SPECS}
+TOOLS[sandbox.RUN_CODE] = ToolSpec(
+    name=sandbox.RUN_CODE,
+    description=sandbox.DESCRIPTION,
+    arguments_model=sandbox.RunCodeArguments,
+    result_model=sandbox.RunCodeResult,
+    run=_run_code,
+    needs_permission=True,
+)
 
 
 def open_store(path: str | Path, index_dir: str | Path | None = None) -> TraceStore:
@@ -174,11 +196,17 @@ def execute(store: TraceStore, spec: ToolSpec, parsed: BaseModel) -> dict[str, A
     return json.loads(spec.run(store, parsed).model_dump_json())
 
 
-def run_tool(store: TraceStore, name: str, arguments: dict | str | None = None) -> dict[str, Any]:
-    """Run tool `name` and return its JSON result, or `{"error": "..."}` for any bad request."""
+def run_tool(store: TraceStore, name: str, arguments: dict | str | None = None, *,
+             allow_code: bool = False) -> dict[str, Any]:
+    """Run tool `name` and return its JSON result, or `{"error": "..."}` for any bad request.
+
+    A tool that `needs_permission` (`run_code`) answers only with `allow_code=True`.
+    """
     spec = TOOLS.get(name)
     if spec is None:
         return {"error": f"unknown tool {name!r}; tools: {', '.join(TOOLS)}"}
+    if spec.needs_permission and not allow_code:
+        return {"error": f"{name} runs code and is off unless allowed (halo tool {name} ... --allow-code)"}
     try:
         return execute(store, spec, parse_arguments(spec, arguments))
     except ToolError as exc:

@@ -99,12 +99,28 @@ def test_the_investigation_uses_the_tools_a_model_would_and_ends_with_final_answ
     result, turns = ask_offline(out, api)
     called = [c["function"]["name"] for m in turns[-1].messages for c in m.get("tool_calls") or []]
     assert called[0] == "get_dataset_overview"
-    assert {"query_traces", "search_trace", "view_spans"} <= set(called)
-    assert result.stats.llm_calls == len(turns) == 4  # overview, query+search, view, final_answer
+    assert {"query_traces", "search_trace", "view_spans", "run_code"} <= set(called)
+    assert result.stats.llm_calls == len(turns) == 4  # overview, query+search+run_code, view, final_answer
     assert result.stats.tool_errors == 0 and not result.salvaged
     query = next(json.loads(c["function"]["arguments"]) for m in turns[-1].messages
                  for c in m.get("tool_calls") or [] if c["function"]["name"] == "query_traces")
     assert query["filters"] == {"has_errors": True}
+
+
+def test_the_stand_in_computes_per_model_figures_with_run_code(demo_run):
+    from halo_live.engine.tools import open_store, run_tool
+
+    out, _, _ = demo_run
+    result, _ = ask_offline(out, "chat")
+    table = re.findall(r"^\| `([^`]+)` \| (\d+) \| (\d+)", result.answer, re.M)
+    assert table, result.answer
+    with open_store(out) as store:
+        for model, traces, failed in table:
+            count = {"model_names": [model]}
+            assert int(traces) == run_tool(store, "count_traces", {"filters": count})["result"]["total"]
+            assert int(failed) == run_tool(store, "count_traces", {"filters": {**count, "has_errors": True}}
+                                           )["result"]["total"]
+    assert "computed across every trace in the sandbox with `run_code`" in result.answer
 
 
 def test_halo_demo_without_a_key_ends_with_the_offline_diagnosis(demo_run):

@@ -147,10 +147,11 @@ def test_arguments_may_be_json_text(store):
 
 def test_registry_shapes(store, lines):
     assert list(TOOLS) == ["get_dataset_overview", "query_traces", "count_traces", "view_trace",
-                           "view_spans", "search_trace", "search_span"]
+                           "view_spans", "search_trace", "search_span", "run_code"]
+    assert [name for name, spec in TOOLS.items() if spec.needs_permission] == ["run_code"]
     span = json.loads(lines[0])
     ids = {"trace_id": span["trace_id"], "span_id": span["span_id"], "span_ids": [span["span_id"]],
-           "regex_pattern": "name"}
+           "regex_pattern": "name", "code": "count_traces()"}
     for spec in TOOLS.values():
         assert spec.description
         wanted = {k: v for k, v in ids.items() if k in spec.arguments_model.model_fields}

@@ -25,11 +25,13 @@ from agents.agent import StopAtTools
 from openai import AsyncOpenAI
 
 from halo_live.engine.agent.code_tools import Repos
+from halo_live.engine.agent.checkpoint import RunFolder
 from halo_live.engine.agent.config import AgentSettings, model_settings
+from halo_live.engine.agent.context_items import context_item_tool
 from halo_live.engine.agent.display import RetryNotices, StepPrinter
 from halo_live.engine.agent.errors import EmptyDatasetError
 from halo_live.engine.agent.prompts import root_instructions, subagent_instructions
-from halo_live.engine.agent.runner import run_agent
+from halo_live.engine.agent.runner import consistent_history, run_agent
 from halo_live.engine.agent.runtime import AgentRuntime, RunStats
 from halo_live.engine.agent.subagents import subagent_tool
 from halo_live.engine.agent.telemetry import start_telemetry
@@ -57,7 +59,7 @@ class AskResult:
     answer: str
     stats: RunStats
     salvaged: bool
-    telemetry_path: Path | None = None
+    telemetry_path: Path | str | None = None  # the file, or the OTLP endpoint it was sent to
 
 
 def build_client(settings: AgentSettings) -> AsyncOpenAI:
@@ -78,11 +80,12 @@ def build_agent(runtime: AgentRuntime, *, depth: int, repos: Repos | None = None
     """
     settings = runtime.settings
     tools = [*trace_tools(runtime, depth), *repo_tools(runtime, depth, repos),
-             synthesize_tool(runtime, depth)]
+             synthesize_tool(runtime, depth), context_item_tool(runtime, depth)]
     if depth < settings.max_depth:
         tools.append(subagent_tool(runtime, depth + 1, build_agent=build_agent, repos=repos))
     code = {"repo_root": str(repos.code.root) if repos else None,
-            "git": bool(repos and repos.git)}
+            "git": bool(repos and repos.git), "run_code": settings.run_code,
+            "dataset_context": settings.dataset_context}
     common = {
         "model": settings.model,
         "model_settings": model_settings(settings, role="agent"),
@@ -111,11 +114,14 @@ def build_agent(runtime: AgentRuntime, *, depth: int, repos: Repos | None = None
 
 async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
               printer: StepPrinter | None = None, telemetry_path: str | Path | None = None,
-              index_dir: str | Path | None = None) -> AskResult:
+              index_dir: str | Path | None = None, run: RunFolder | None = None) -> AskResult:
     """Answer `prompt` about the traces at `trace_path` (a file, a folder of shards, a glob).
 
     `telemetry_path` writes the engine's own run (model calls, tool calls,
     subagents) there as canonical JSONL, so halo can diagnose itself.
+    `run` (a `RunFolder`) checkpoints the root conversation before each root
+    model call; when it already holds a conversation (a resumed run, a
+    follow-up), the agent goes on from it instead of starting from `prompt`.
     Raises the openai/SDK exception when the endpoint fails for good, and
     ValueError (before any model call) when `settings.repo_path` is not a folder.
     """
@@ -135,6 +141,14 @@ async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
             await _require_traces(runtime, trace_path)
             agent = build_agent(runtime, depth=0, repos=repos)
             printer.agent_started(0, "halo-root", prompt)
+            task: Any = prompt
+            turns_done = 0
+            if run is not None:
+                runtime.compacted.update(run.state.compacted)
+                if run.state.history:
+                    task, turns_done = consistent_history(list(run.state.history)), run.state.turns
+                runtime.checkpoint = lambda history, turns: run.checkpoint(
+                    history, turns, runtime.compacted)
 
             def count_retry() -> None:
                 runtime.stats.retries += 1
@@ -143,23 +157,25 @@ async def ask(trace_path: str | Path, prompt: str, settings: AgentSettings, *,
                 telemetry.trace("halo ask") if telemetry else nullcontext()
             ):
                 outcome = await run_agent(
-                    runtime, agent, prompt, depth=0, max_turns=settings.max_turns, is_root=True
+                    runtime, agent, task, depth=0, max_turns=settings.max_turns, is_root=True,
+                    turns_done=turns_done,
                 )
+            if run is not None:
+                run.finish(outcome.answer, runtime.compacted, turns=outcome.turns)
             stats = runtime.stats
             printer.agent_finished(
                 0, "halo-root",
                 f"{stats.llm_calls} model calls, {stats.tool_calls} tool calls, "
                 f"{stats.subagents} subagents, {stats.input_tokens}+{stats.output_tokens} tokens",
             )
-            return AskResult(
-                answer=outcome.answer, stats=stats, salvaged=outcome.salvaged,
-                telemetry_path=telemetry.path if telemetry else None,
-            )
+            result = AskResult(answer=outcome.answer, stats=stats, salvaged=outcome.salvaged)
         finally:
             await runtime.close()
     finally:
         if telemetry is not None:
-            telemetry.shutdown()
+            telemetry.shutdown()  # flushes, and sends to an OTLP endpoint
+    result.telemetry_path = telemetry.target if telemetry else None
+    return result
 
 
 async def _require_traces(runtime: AgentRuntime, trace_path: str | Path) -> None:

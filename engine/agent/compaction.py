@@ -19,7 +19,8 @@ from typing import Any
 
 from agents.run_config import CallModelData, ModelInputData
 
-from halo_live.engine.agent.prompts import COMPACTION_INSTRUCTIONS, turn_nudge
+from halo_live.engine.agent.context_items import remember
+from halo_live.engine.agent.prompts import COMPACTION_INSTRUCTIONS, NUDGE_PREFIX, turn_nudge
 from halo_live.engine.agent.runtime import AgentRuntime, agent_depth, one_shot
 
 KEEP_LAST_OUTPUTS = 3  # the newest tool results are what the model is working on
@@ -28,7 +29,8 @@ FALLBACK_HEAD_CHARS = 1_500
 TARGET_FRACTION = 0.6  # compact down to this share of the threshold, so it does not re-trigger at once
 SUMMARY_CONCURRENCY = 4
 SUMMARY_MAX_CHARS = 4_000
-MARKER = "[halo compacted: tool result of {chars} chars summarized; call the tool again for details]\n"
+MARKER = ("[halo compacted: tool result of {chars} chars summarized; item_id={item_id}: "
+          "get_context_item(item_id) returns it in full]\n")
 
 
 def _size(item: Any) -> int:
@@ -100,30 +102,53 @@ async def compact_items(runtime: AgentRuntime, items: list[Any], threshold: int,
         _summary(runtime, str(items[i].get("call_id") or i), items[i]["output"], semaphore)
         for i in chosen
     ))
+    calls = {item.get("call_id"): item for item in items
+             if isinstance(item, dict) and item.get("type") == "function_call"}
     new_items = list(items)
     for i, summary in zip(chosen, summaries):
         original = items[i]["output"]
-        new_items[i] = {**items[i], "output": MARKER.format(chars=len(original)) + summary}
+        item_id = str(items[i].get("call_id") or i)
+        call = calls.get(items[i].get("call_id")) or {}
+        remember(runtime, item_id, tool=call.get("name"), arguments=call.get("arguments"),
+                 content=original)
+        new_items[i] = {**items[i], "output": MARKER.format(chars=len(original), item_id=item_id) + summary}
     after = input_chars(new_items)
     runtime.stats.compactions += 1
     runtime.printer.notice(depth, f"compacted {len(chosen)} old tool results: {total} → {after} chars")
     return new_items
 
 
-class InputFilter:
-    """Per-run `call_model_input_filter`: compaction plus the turn reminder."""
+def _is_nudge(item: Any) -> bool:
+    return (isinstance(item, dict) and item.get("role") == "user"
+            and str(item.get("content", "")).startswith(NUDGE_PREFIX))
 
-    def __init__(self, runtime: AgentRuntime, *, max_turns: int, is_root: bool) -> None:
+
+class InputFilter:
+    """Per-run `call_model_input_filter`: the root's checkpoint, compaction, the turn reminder.
+
+    `turn_offset` counts the turns an earlier attempt (or a resumed run) already made,
+    so the reminder and the checkpoint count turns of the whole run.
+    """
+
+    def __init__(self, runtime: AgentRuntime, *, max_turns: int, is_root: bool,
+                 turn_offset: int = 0) -> None:
         self.runtime = runtime
         self.max_turns = max_turns
         self.is_root = is_root
+        self.turn_offset = turn_offset
         self.turn = 0
 
     async def __call__(self, data: CallModelData[Any]) -> ModelInputData:
         self.turn += 1
+        history = [item for item in data.model_data.input if not _is_nudge(item)]
+        if self.is_root and self.runtime.checkpoint is not None:
+            # Everything before this call is complete: the tool results of the last turn are in.
+            self.runtime.checkpoint(history, self.turn_offset + self.turn - 1)
         items = await compact_items(
-            self.runtime, list(data.model_data.input),
+            self.runtime, history,
             self.runtime.settings.compaction_threshold_chars, depth=agent_depth(data.agent),
         )
-        nudge = {"role": "user", "content": turn_nudge(self.turn, self.max_turns, is_root=self.is_root)}
+        turn = self.turn_offset + self.turn
+        nudge = {"role": "user", "content": turn_nudge(turn, self.turn_offset + self.max_turns,
+                                                       is_root=self.is_root)}
         return ModelInputData(input=[*items, nudge], instructions=data.model_data.instructions)

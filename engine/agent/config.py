@@ -56,6 +56,10 @@ class AgentSettings:
     stream: bool = True
     # A source checkout of the traced harness: enables the read-only code (and git) tools.
     repo_path: str | None = None
+    # `run_code`: model-written Python in the sandbox over the whole dataset.
+    run_code: bool = True
+    # What the dataset's files encode, in the caller's words; the prompt carries it.
+    dataset_context: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_depth < 0:
@@ -79,6 +83,8 @@ class AgentSettings:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
         if self.repo_path is not None and not str(self.repo_path).strip():
             raise ValueError("repo_path is empty; give a folder or None")
+        if self.dataset_context is not None and not str(self.dataset_context).strip():
+            raise ValueError("dataset_context is empty; give a description or None")
         if self.compaction_threshold_chars < 1_000:
             raise ValueError(
                 f"compaction_threshold_chars must be >= 1000, got {self.compaction_threshold_chars}"

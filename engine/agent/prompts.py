@@ -102,6 +102,26 @@ a string came from (`git_log` with `pickaxe_string`/`pickaxe_regex`), attribute 
 ran at a commit (`git_read_file`). Cite commits by short sha.
 """
 
+RUN_CODE_SECTION = """
+Computation: `run_code` runs your Python in a sandbox with the whole dataset at hand. Use it
+for questions across many traces (rates, medians, distributions, per-model or per-agent
+comparisons, which tool sequences precede a failure) instead of paging through
+`query_traces`: `trace_rows(filters)` returns every matching trace's rollup in ONE call,
+and the trace tools are functions there too. Print a compact table or return a small dict;
+never print whole traces. Check a figure it gives against `count_traces` when it matters.
+"""
+
+CONTEXT_ITEM_RULE = """
+Compacted results: an old tool result may be replaced by a short summary marked
+`[halo compacted: ...]` with an `item_id`; call `get_context_item(item_id)` to read it in
+full again when you need its details.
+"""
+
+DATASET_CONTEXT_SECTION = """
+Dataset context (the caller's description of what this dataset encodes):
+{dataset_context}
+"""
+
 SYNTHESIS_INSTRUCTIONS = """\
 You summarise a set of agent traces for another agent that has not read them. Write a
 short plain-text summary: what each trace attempted, how it ended, the errors and failure
@@ -149,23 +169,33 @@ def code_section(repo_root: str | None, git: bool) -> str:
     return CODE_SECTION.format(repo_root=repo_root) + (GIT_SECTION if git else "")
 
 
+def extra_sections(*, run_code: bool = False, dataset_context: str | None = None) -> str:
+    """The sections a run adds after the rules: run_code, compaction recovery, dataset context."""
+    text = (RUN_CODE_SECTION if run_code else "") + CONTEXT_ITEM_RULE
+    if dataset_context and dataset_context.strip():
+        text += DATASET_CONTEXT_SECTION.format(dataset_context=dataset_context.strip())
+    return text
+
+
 def root_instructions(*, max_turns: int, max_depth: int, max_parallel: int,
-                      repo_root: str | None = None, git: bool = False) -> str:
+                      repo_root: str | None = None, git: bool = False, run_code: bool = False,
+                      dataset_context: str | None = None) -> str:
     delegation = (
         ROOT_DELEGATION.format(max_parallel=max_parallel) if max_depth > 0 else NO_DELEGATION
     )
     return ROOT_TEMPLATE.format(
         max_turns=max_turns, max_depth=max_depth, delegation=delegation, rules=TOOL_RULES,
         code=code_section(repo_root, git),
-    )
+    ) + extra_sections(run_code=run_code, dataset_context=dataset_context)
 
 
 def subagent_instructions(*, depth: int, max_turns: int, max_depth: int, max_parallel: int,
-                          repo_root: str | None = None, git: bool = False) -> str:
+                          repo_root: str | None = None, git: bool = False, run_code: bool = False,
+                          dataset_context: str | None = None) -> str:
     delegation = (
         SUBAGENT_DELEGATION.format(max_parallel=max_parallel) if depth < max_depth else ""
     )
     return SUBAGENT_TEMPLATE.format(
         depth=depth, max_depth=max_depth, max_turns=max_turns,
         delegation=delegation, rules=TOOL_RULES, code=code_section(repo_root, git),
-    )
+    ) + extra_sections(run_code=run_code, dataset_context=dataset_context)

@@ -138,11 +138,13 @@ def _history_of(exc: BaseException, streamed: Any, hooks: Any, fallback: Any) ->
 
 
 async def _attempt(runtime: AgentRuntime, agent: Agent[Any], history: Any, *,
-                   max_turns: int, is_root: bool, holder: list, hooks: Any) -> Any:
+                   max_turns: int, is_root: bool, holder: list, hooks: Any,
+                   turn_offset: int = 0) -> Any:
     """One SDK run; `holder` gets the streamed result (for its partial history) and
     `holder[1:]` counts stream events, i.e. whether the attempt made progress."""
     run_config = runtime.run_config(
-        input_filter=InputFilter(runtime, max_turns=max_turns, is_root=is_root)
+        input_filter=InputFilter(runtime, max_turns=max_turns, is_root=is_root,
+                                 turn_offset=turn_offset)
     )
     if runtime.settings.stream:
         result = Runner.run_streamed(
@@ -175,10 +177,13 @@ async def _wrap_up(runtime: AgentRuntime, agent: Agent[Any], history: list[Any],
 
 
 async def run_agent(runtime: AgentRuntime, agent: Agent[Any], task: Any, *,
-                    depth: int, max_turns: int, is_root: bool) -> AgentOutcome:
-    """Run `agent` on `task` until it answers; raises only what no retry can fix."""
+                    depth: int, max_turns: int, is_root: bool, turns_done: int = 0) -> AgentOutcome:
+    """Run `agent` on `task` until it answers; raises only what no retry can fix.
+
+    `task` is a question or a conversation to go on from; `turns_done` counts the turns
+    that conversation already used (a resumed run), against `max_turns`.
+    """
     history: Any = task
-    turns_done = 0
     failures = refusals = 0
     max_run_retries = MAX_RUN_RETRIES if runtime.settings.max_retries > 0 else 0
     while True:
@@ -187,7 +192,7 @@ async def run_agent(runtime: AgentRuntime, agent: Agent[Any], task: Any, *,
         try:
             result = await _attempt(
                 runtime, agent, history, max_turns=max(1, max_turns - turns_done),
-                is_root=is_root, holder=holder, hooks=hooks,
+                is_root=is_root, holder=holder, hooks=hooks, turn_offset=turns_done,
             )
             turns = turns_done + len(result.raw_responses)
             answer = str(result.final_output or "").strip()

@@ -2,8 +2,9 @@
 
 One `AgentRuntime` is built per `halo TRACE_PATH -p` run and passed to every
 tool and subagent explicitly (no module globals). Trace-tool calls run on one
-dedicated worker thread: the LMDB reads stay off the event loop, and the store
-is only ever touched from that thread, whatever its own thread rules are.
+dedicated worker thread: the LMDB reads stay off the event loop. `run_code`
+alone runs on a thread of its own (the store is thread-safe), so a computation
+that takes its whole time limit does not hold up the other agents' lookups.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ class AgentRuntime:
     )
     # Summaries of compacted tool outputs by call id, so each is summarized once per run.
     compacted: dict[str, str] = field(default_factory=dict)
+    # The originals of compacted items by item id (`get_context_item` reads them back).
+    context_items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Called with (root history, root turns completed) before each root model call (run folders).
+    checkpoint: Any = None
     semaphores: dict[int, asyncio.Semaphore] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

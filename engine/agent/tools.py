@@ -1,5 +1,6 @@
-"""The agent's function tools: the trace tools, `synthesize_traces`, `final_answer`, and
-with `--repo-path` the code and git tools (`halo_live.engine.agent.code_tools`).
+"""The agent's function tools: the trace tools (`run_code` included), `synthesize_traces`,
+`final_answer`, and with `--repo-path` the code and git tools
+(`halo_live.engine.agent.code_tools`).
 
 Each trace tool is the registry's tool (`halo_live.engine.tools.TOOLS`) called through
 `run_tool` with the model's JSON arguments, so the agent gets exactly what
@@ -9,7 +10,9 @@ Each trace tool is the registry's tool (`halo_live.engine.tools.TOOLS`) called t
 
 from __future__ import annotations
 
+import asyncio
 import json
+from functools import partial
 from typing import Any
 
 from agents import FunctionTool
@@ -47,9 +50,19 @@ def trace_tools(runtime: AgentRuntime, depth: int) -> list[FunctionTool]:
     """The registry's trace tools, as function tools of an agent at `depth`."""
 
     tools = []
+    # The agent has `run_code` (sandboxed) unless the run turned it off.
+    allowed = partial(run_tool, allow_code=runtime.settings.run_code)
     for spec in TOOLS.values():
-        async def body(arguments: str, _name: str = spec.name) -> dict:
-            return await runtime.call_in_worker(run_tool, runtime.store, _name, arguments)
+        if spec.needs_permission and not runtime.settings.run_code:
+            continue
+
+        async def body(arguments: str, _name: str = spec.name,
+                       _own_thread: bool = spec.needs_permission) -> dict:
+            if _own_thread:
+                # run_code may take its whole time limit: off the store's one worker thread, so
+                # the other agents' tool calls go on meanwhile (TraceStore is thread-safe).
+                return await asyncio.to_thread(allowed, runtime.store, _name, arguments)
+            return await runtime.call_in_worker(allowed, runtime.store, _name, arguments)
 
         tools.append(timed_tool(
             runtime, depth, spec.name, spec.description, spec.json_schema(), body

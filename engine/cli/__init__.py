@@ -94,7 +94,9 @@ def build_parser(commands: Mapping[str, Command] = COMMANDS) -> argparse.Argumen
             "  halo demo                                  the offline benchmark, watched live\n"
             "  halo report traces/                        what fails, without an LLM\n"
             "  halo traces/ -p \"Which tool fails most often, and why?\"\n"
-            "  halo traces/ -p \"...\" --base-url http://127.0.0.1:8000/v1   any OpenAI-compatible endpoint"
+            "  halo traces/ -p \"...\" --base-url http://127.0.0.1:8000/v1   any OpenAI-compatible endpoint\n"
+            "  halo --resume last                         go on with a run that stopped\n"
+            "  halo --continue -p \"and why?\"              a follow-up in the last run's conversation"
         ),
     )
     parser.add_argument("--version", action="version", version=version())

@@ -5,8 +5,10 @@ The reference's spelling and flags (`--model/-m`, `--synthesis-model`,
 `--base-url`, `--api-key`, `-H/--header`, `--temperature`,
 `--max-output-tokens`, `--reasoning-effort`, `--parallel-tool-calls`,
 `--refusal-retries`, `--telemetry`), plus `--api`, `--max-retries`,
-`--compaction-threshold`, `--no-stream`, `--quiet`, `--json`, `--index-dir`, and
-`--repo-path` (the reference's, without its ripgrep requirement). The final
+`--compaction-threshold`, `--no-stream`, `--quiet`, `--json`, `--index-dir`,
+`--repo-path` (the reference's, without its ripgrep requirement),
+`--dataset-context`, `--no-run-code`, and the run folders' `--resume`,
+`--continue` and `--runs-dir` (`halo_live.engine.cli.runs`). The final
 answer goes to stdout; the steps to stderr. Every expected failure (missing
 file, no key, unreachable endpoint, rejected key, bad flag) is one line and a
 non-zero exit.
@@ -33,6 +35,7 @@ from halo_live.engine.agent.config import (
     REASONING_EFFORTS,
 )
 from halo_live.engine.cli import EXIT_USAGE, CliError
+from halo_live.engine.cli import runs
 
 API_KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
@@ -115,6 +118,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "agent read-only code tools (view_repo_tree, glob_files, grep_files, "
                            "read_file) to cite path:line, and, in a git work tree, git tools "
                            "(git_log, git_show, git_diff, git_blame, git_read_file)")
+    data = parser.add_argument_group("dataset")
+    data.add_argument("--dataset-context", default=None, metavar="TEXT|@FILE",
+                      help="what the dataset's files encode (the harness, the task, what a span "
+                           "means), in your words; the agent's prompt carries it. @FILE reads a file")
+    code.add_argument("--no-run-code", dest="run_code", action="store_false",
+                      help="do not offer the agent run_code (Python in a sandbox over the dataset)")
     budget = parser.add_argument_group("budget")
     budget.add_argument("--max-depth", type=_non_negative, default=DEFAULT_MAX_DEPTH,
                         help=f"how deep subagents may nest; 0 = none (default: {DEFAULT_MAX_DEPTH})")
@@ -127,15 +136,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="summarize old tool results once the model input passes this many "
                              f"characters (default: {DEFAULT_COMPACTION_THRESHOLD_CHARS})")
     out = parser.add_argument_group("output")
-    out.add_argument("--telemetry", nargs="?", const="-", default=None, metavar="PATH",
+    out.add_argument("--telemetry", nargs="?", const="-", default=None, metavar="PATH|URL",
                      help="write halo's own run (model calls, tool calls, subagents) as canonical "
                           "JSONL to PATH (default: $HALO_TELEMETRY_PATH or "
-                          "./halo-telemetry-RUN_ID.jsonl)")
+                          "./halo-telemetry-RUN_ID.jsonl), or send it to an OTLP/HTTP endpoint "
+                          "(http://127.0.0.1:4318, e.g. halo serve) when the run ends")
     out.add_argument("--quiet", "-q", action="store_true", help="print only the final answer")
     out.add_argument("--json", dest="as_json", action="store_true",
                      help="print {answer, salvaged, stats, telemetry_path} as JSON instead")
     out.add_argument("--index-dir", default=None, metavar="DIR",
                      help="where the index lives (default: beside the traces)")
+    runs.add_arguments(parser)
 
 
 def parse_headers(values: list[str]) -> dict[str, str]:
@@ -147,6 +158,29 @@ def parse_headers(values: list[str]) -> dict[str, str]:
             raise CliError(f"bad header {raw!r}: expected 'NAME: VALUE'", EXIT_USAGE)
         headers[name.strip()] = value.strip()
     return headers
+
+
+DATASET_CONTEXT_MAX_CHARS = 20_000
+
+
+def read_dataset_context(value: str | None) -> str | None:
+    """`--dataset-context` as text: the value itself, or the file an `@` names."""
+    if value is None:
+        return None
+    if value.startswith("@"):
+        path = value[1:]
+        try:
+            with open(path, encoding="utf-8") as fh:
+                value = fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read --dataset-context file {path!r}: "
+                           f"{getattr(exc, 'strerror', None) or exc}", EXIT_USAGE) from exc
+    if not value.strip():
+        raise CliError("--dataset-context is empty", EXIT_USAGE)
+    if len(value) > DATASET_CONTEXT_MAX_CHARS:
+        raise CliError(f"--dataset-context is {len(value)} chars; keep it under "
+                       f"{DATASET_CONTEXT_MAX_CHARS} (it goes into every agent's prompt)", EXIT_USAGE)
+    return value.strip()
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -165,7 +199,8 @@ def settings_from_args(args: argparse.Namespace):
             api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
             headers=parse_headers(args.headers), max_retries=args.max_retries,
             compaction_threshold_chars=args.compaction_threshold, stream=args.stream,
-            repo_path=args.repo_path,
+            repo_path=args.repo_path, run_code=args.run_code,
+            dataset_context=read_dataset_context(args.dataset_context),
         )
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
@@ -186,19 +221,46 @@ def _check(args: argparse.Namespace) -> None:
             raise CliError(f"--repo-path: {exc}", EXIT_USAGE) from exc
 
 
+def _stopped(folder, exc: BaseException, settings, resume: str) -> None:
+    """Record why the run stopped (its last checkpoint stays) and word the failure as one
+    line that says how to resume; re-raised by the caller unless this raises a CliError."""
+    from halo_live.engine.agent.errors import describe_failure
+
+    if isinstance(exc, KeyboardInterrupt):
+        if folder is not None:
+            folder.fail("interrupted")
+            print(f"halo: run {folder.run_id} interrupted{resume}", file=sys.stderr)
+        return
+    if isinstance(exc, CliError):
+        message = str(exc)
+    elif isinstance(exc, Exception):
+        message = describe_failure(exc, settings)
+    else:
+        return
+    if folder is not None:
+        folder.fail(message or f"{type(exc).__name__}: {exc}")
+    if message is not None and not isinstance(exc, CliError):
+        raise CliError(message + resume) from exc
+
+
 def run(args: argparse.Namespace) -> int:
     """`halo TRACE_PATH -p QUESTION`; `halo` alone prints the help."""
-    if args.trace_path is None and args.telemetry not in (None, "-"):
+    if (args.trace_path is None and args.telemetry not in (None, "-") and not args.resume
+            and not args.continue_run and not args.telemetry.lower().startswith(("http://", "https://"))):
         # `halo --telemetry T -p Q`: the optional PATH swallowed TRACE_PATH (the reference's
         # --telemetry takes no value); give it back.
         args.trace_path, args.telemetry = args.telemetry, "-"
-    if args.trace_path is None:
+    saved = runs.wants_saved_run(args)
+    if args.trace_path is None and not saved:
         if args.prompt:
             raise CliError("TRACE_PATH is required: halo TRACE_PATH -p \"question\"", EXIT_USAGE)
         args.top_parser.print_help()
         return 0
-    _check(args)
     settings = settings_from_args(args)
+    folder = None
+    if saved:
+        folder, settings = runs.open_saved(args, settings)
+    _check(args)
     if settings.base_url and urlsplit(settings.base_url).scheme not in ("http", "https"):
         raise CliError(f"the base URL must start with http:// or https://, not {settings.base_url!r} "
                        "(e.g. http://127.0.0.1:8000/v1)", EXIT_USAGE)
@@ -213,29 +275,29 @@ def run(args: argparse.Namespace) -> int:
     from halo_live.engine.cli.paths import prepare
 
     args.index_dir = prepare(args.trace_path, args.index_dir, note_empty=False)
+    # Saved before the first model call; a run killed outright is `halo --resume last`.
+    folder = folder or runs.create(args, settings)
     from halo_live.engine.agent.ask import ask
     from halo_live.engine.agent.display import StepPrinter
-    from halo_live.engine.agent.errors import describe_failure
 
+    resume = f"; resume it with: halo --resume {folder.run_id}" if folder is not None else ""
     try:
         result = asyncio.run(ask(
             args.trace_path, args.prompt, settings, printer=StepPrinter(quiet=args.quiet),
-            telemetry_path=args.telemetry, index_dir=args.index_dir,
+            telemetry_path=args.telemetry, index_dir=args.index_dir, run=folder,
         ))
-    except (KeyboardInterrupt, CliError):
+    except BaseException as exc:
+        _stopped(folder, exc, settings, resume)
         raise
-    except Exception as exc:
-        message = describe_failure(exc, settings)
-        if message is None:
-            raise
-        raise CliError(message) from exc
     if args.as_json:
         print(json.dumps({
             "answer": result.answer, "salvaged": result.salvaged, "stats": asdict(result.stats),
             "telemetry_path": str(result.telemetry_path) if result.telemetry_path else None,
+            "run_id": folder.run_id if folder is not None else None,
         }, ensure_ascii=False))
         return 0
     print(result.answer or "(the agent gave no answer)")
     if result.telemetry_path is not None and not args.quiet:
-        print(f"halo: telemetry written to {result.telemetry_path}", file=sys.stderr)
+        done = "sent to" if isinstance(result.telemetry_path, str) else "written to"
+        print(f"halo: telemetry {done} {result.telemetry_path}", file=sys.stderr)
     return 0

@@ -19,13 +19,15 @@ from halo_live.engine.tools import TOOLS, ToolError, execute, parse_arguments
 
 
 EXAMPLES = """\
-  halo tool --list                                   the seven tools, one line each
+  halo tool --list                                   the tools, one line each
   halo tool --list --schema                          their arguments, as JSON schema
   halo tool get_dataset_overview traces/             totals, error signatures, sample trace ids
   halo tool count_traces traces/ --args '{"filters": {"has_errors": true}}'
   halo tool query_traces traces/ --args '{"limit": 5, "filters": {"agent_names": ["helper"]}}'
   halo tool search_trace traces/ --args '{"trace_id": "ID", "regex_pattern": "Traceback"}'
   halo tool view_trace traces/ --args @args.json --indent 2
+  halo tool run_code traces/ --allow-code --args '{"code": "len(trace_rows())"}'
+  halo tool run_code traces/ --allow-code --args @analysis.json   Python in a sandbox
 """
 
 
@@ -40,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where the index lives (default: beside the traces)")
     parser.add_argument("--indent", type=int, default=None, metavar="N",
                         help="pretty-print the JSON with N spaces (default: one line)")
+    parser.add_argument("--allow-code", action="store_true",
+                        help="allow run_code, which runs the given Python in a sandbox (off by default)")
     parser.add_argument("--list", action="store_true",
                         help="list the tools and their arguments ([optional]) and exit")
     parser.add_argument("--schema", action="store_true",
@@ -64,7 +68,8 @@ def _list(args: argparse.Namespace) -> int:
     width = max(len(name) for name in TOOLS)
     for name, spec in TOOLS.items():
         first = spec.description.split(". ")[0].rstrip(".")
-        print(f"{name:<{width}}  {first}. Arguments: {_arguments(spec.json_schema())}")
+        gate = " (needs --allow-code)" if spec.needs_permission else ""
+        print(f"{name:<{width}}  {first}{gate}. Arguments: {_arguments(spec.json_schema())}")
     return 0
 
 
@@ -86,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
     spec = TOOLS.get(args.name)
     if spec is None:
         raise CliError(f"unknown tool {args.name!r}; tools: {', '.join(TOOLS)}", EXIT_USAGE)
+    if spec.needs_permission and not args.allow_code:
+        raise CliError(f"{spec.name} runs the given code (in a sandbox); pass --allow-code to allow it",
+                       EXIT_USAGE)
     try:
         parsed = parse_arguments(spec, _read_args(args.tool_args))
     except ToolError as exc:
