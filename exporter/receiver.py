@@ -6,6 +6,11 @@ success is answered only then, so an acknowledged span survives a crash of
 the server. When the writer's queue stays full for `submit_timeout` the
 request is refused as retryable (HTTP 429 / gRPC UNAVAILABLE) instead of
 buffered without bound. The transports only map `Outcome`s to their codes.
+
+With `agent_wait` > 0, an LLM/TOOL span whose agent span has not arrived yet is
+acknowledged but held in memory (at most that long) so its line can carry the
+agent's name (`halo_live.exporter.lineage`); `close()` writes what is held. A
+crash loses those held spans, so this is off by default.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from halo_live.exporter import config
+from halo_live.exporter.lineage import AgentLineage
 from halo_live.exporter.otlp_convert import Conversion, InvalidRequest, from_protobuf
 from halo_live.exporter.receiver_json import from_json
 from halo_live.exporter.writer import JsonlWriter
@@ -62,8 +68,9 @@ class Receiver:
 
     `token`: the bearer token required of every request (argument, else
     `$HALO_TOKEN`, else none). `project_id`: `inference.project_id` for spans
-    whose resource does not set one. Thread-safe: both servers call `export_*`
-    from their worker threads.
+    whose resource does not set one. `agent_wait`: seconds an LLM/TOOL span may
+    be held for its agent's span (0: never; see the module docstring).
+    Thread-safe: both servers call `export_*` from their worker threads.
     """
 
     def __init__(
@@ -75,6 +82,7 @@ class Receiver:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
         write_timeout: float = DEFAULT_WRITE_TIMEOUT,
+        agent_wait: float = 0.0,
     ) -> None:
         if max_body_bytes <= 0:
             raise ValueError(f"max_body_bytes must be > 0, not {max_body_bytes!r}")
@@ -85,6 +93,8 @@ class Receiver:
         self.submit_timeout = submit_timeout
         self.write_timeout = write_timeout
         self._lock = threading.Lock()
+        # Remembers spans across requests, so a span's agent is found in an earlier one.
+        self.lineage = AgentLineage(self._release_held, wait=agent_wait)
         self._closing = False
         self.requests = 0
         self.spans_accepted = 0
@@ -115,14 +125,21 @@ class Receiver:
         return self._export(body, from_json)
 
     def close(self) -> None:
-        """Refuse new requests (retryable) from now on; in-flight ones finish."""
+        """Refuse new requests (retryable) from now on; write the spans held for their agent."""
         self._closing = True
+        self.lineage.close()
+
+    def _release_held(self, lines: list[bytes]) -> None:
+        """Write lines the lineage held (already acknowledged: no one waits for them)."""
+        if self.writer.submit(lines) is not None:
+            with self._lock:
+                self.spans_accepted += len(lines)
 
     def _export(self, body: bytes, convert) -> Outcome:
         if self._closing:
             return Outcome(Status.UNAVAILABLE, message="the server is shutting down")
         try:
-            conversion: Conversion = convert(body, project_id=self.project_id)
+            conversion: Conversion = convert(body, project_id=self.project_id, lineage=self.lineage)
         except InvalidRequest as exc:
             with self._lock:
                 self.requests += 1

@@ -79,6 +79,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default ${config.HALO_FSYNC})")
     parser.add_argument("--max-body-mb", type=float, default=16.0,
                         help="largest request accepted, in MB, after decompression (default 16)")
+    parser.add_argument("--agent-wait", type=float, default=0.0, metavar="SECONDS",
+                        help="hold an LLM/TOOL span up to SECONDS for its agent's span, so its line "
+                             "names the agent when spans come one request each (default 0: held "
+                             "spans are acknowledged before they are written)")
     parser.add_argument("--index", default="process", choices=("process", "thread", "none"),
                         help="run the live indexer in a child process (default: parallel to the "
                              "receivers), in a thread of this one, or not at all")
@@ -213,7 +217,8 @@ def run(args: argparse.Namespace) -> int:
         writer = JsonlWriter(target, fsync=args.fsync,
                              on_flush=lambda _offset: wake[0]() if wake else None)
         receiver = Receiver(writer, project_id=project_id, token=args.token,
-                            max_body_bytes=int(args.max_body_mb * 1024 * 1024))
+                            max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+                            agent_wait=args.agent_wait)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     index_kind = {"process": _ProcessIndex, "thread": _ThreadIndex}.get(args.index)

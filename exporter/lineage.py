@@ -1,0 +1,169 @@
+"""The enclosing agent of an LLM or TOOL span, across batches and requests.
+
+LLM and TOOL spans rarely name their agent; an AGENT span above them does. A
+producer sees a span only when it ends, so the children of an agent usually
+arrive before the agent span itself, often in an earlier batch (a
+`SimpleSpanProcessor` sends one span per export). `AgentLineage` remembers,
+per trace, every span's parent and agent name (bounded: the oldest traces are
+forgotten first), and holds back a line whose agent cannot be known yet until
+an ancestor names one, its trace's chain reaches a root, or `wait` seconds
+pass. Both OTel producers (`HaloSpanExporter`, `halo serve`'s receiver) use it,
+so the line carries the same `inference.agent_name` whatever the batching.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from halo_live.exporter import canonical
+
+HINTED_KINDS = (canonical.OBS_LLM, canonical.OBS_TOOL)
+DEFAULT_MAX_TRACES = 4096
+DEFAULT_MAX_HELD = 20_000  # lines held at once; past this the oldest are written unnamed
+_MAX_HOPS = 64  # bounds a walk up a (malformed, cyclic) parent chain
+
+
+@dataclass(slots=True)
+class _Held:
+    trace_id: str
+    span_id: str
+    deadline: float
+    finish: Callable[[str | None], bytes]  # the encoded line, given the agent name found
+
+
+class AgentLineage:
+    """Per-trace memory of parents and agent names, and lines held for their agent.
+
+    `add()` records a span; `resolve()` walks up from a span: ("named", name),
+    ("none", None) when the chain reaches a root with no agent, or ("unknown",
+    None) when an ancestor has not arrived. `hold()` keeps a line until it can
+    be resolved; released lines go to `release(lines)`. With `wait` 0 nothing
+    is held. Thread-safe; `close()` releases everything held.
+    """
+
+    def __init__(self, release: Callable[[list[bytes]], Any], *, wait: float = 0.0,
+                 max_traces: int = DEFAULT_MAX_TRACES, max_held: int = DEFAULT_MAX_HELD) -> None:
+        if wait < 0:
+            raise ValueError(f"wait must be >= 0 seconds, not {wait!r}")
+        self.release = release
+        self.wait = wait
+        self.max_traces = max_traces
+        self.max_held = max_held
+        self._traces: OrderedDict[str, dict[str, tuple[str, str | None]]] = OrderedDict()
+        self._held: OrderedDict[tuple[str, str], _Held] = OrderedDict()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    # --- memory ---------------------------------------------------------------------------
+
+    def add(self, trace_id: str, span_id: str, parent_id: str, agent: str | None) -> None:
+        """Remember one span (call for every span, before resolving any of its batch)."""
+        with self._lock:
+            spans = self._traces.get(trace_id)
+            if spans is None:
+                spans = self._traces[trace_id] = {}
+                while len(self._traces) > self.max_traces:
+                    self._traces.popitem(last=False)
+            else:
+                self._traces.move_to_end(trace_id)
+            spans[span_id] = (parent_id or "", agent)
+
+    def resolve(self, trace_id: str, span_id: str) -> tuple[str, str | None]:
+        """The agent above `span_id` (not its own): ("named"|"none"|"unknown", name)."""
+        with self._lock:
+            return self._resolve(trace_id, span_id)
+
+    def _resolve(self, trace_id: str, span_id: str) -> tuple[str, str | None]:
+        spans = self._traces.get(trace_id) or {}
+        entry = spans.get(span_id)
+        parent = entry[0] if entry else ""
+        for _ in range(_MAX_HOPS):
+            if not parent:
+                return "none", None
+            entry = spans.get(parent)
+            if entry is None:
+                return "unknown", None
+            parent, name = entry
+            if name:
+                return "named", name
+        return "none", None
+
+    # --- held lines -----------------------------------------------------------------------
+
+    def place(self, trace_id: str, span_id: str, finish: Callable[[str | None], bytes]) -> bytes | None:
+        """The line of an LLM/TOOL span with no agent of its own: now if its agent is known
+        (or none can be), else None and the line is held."""
+        with self._lock:
+            state, name = self._resolve(trace_id, span_id)
+            if state != "unknown" or self.wait <= 0 or self._closed:
+                return finish(name)
+            self._held[(trace_id, span_id)] = _Held(trace_id, span_id, time.monotonic() + self.wait,
+                                                    finish)
+            overflow = [self._held.popitem(last=False)[1] for _ in range(len(self._held) - self.max_held)]
+        self._start_timer()
+        if overflow:
+            self.release([h.finish(None) for h in overflow])
+        return None
+
+    def settle(self, trace_ids: set[str]) -> list[bytes]:
+        """Lines held in `trace_ids` that can now be resolved (call after adding a batch)."""
+        out: list[bytes] = []
+        with self._lock:
+            if not self._held:
+                return out
+            for key, held in list(self._held.items()):
+                if held.trace_id not in trace_ids:
+                    continue
+                state, name = self._resolve(held.trace_id, held.span_id)
+                if state != "unknown":
+                    del self._held[key]
+                    out.append(held.finish(name))
+        return out
+
+    def flush(self) -> None:
+        """Release every held line now, named where known."""
+        with self._lock:
+            held = [(h, self._resolve(h.trace_id, h.span_id)[1]) for h in self._held.values()]
+            self._held.clear()
+        if held:
+            self.release([h.finish(name) for h, name in held])
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def close(self) -> None:
+        """Release everything held and stop the timer; safe twice."""
+        self._closed = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+        self.flush()
+
+    def _start_timer(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._closed:
+                return
+            self._thread = threading.Thread(target=self._expire_loop, name="halo-agent-lineage",
+                                            daemon=True)
+        self._thread.start()
+
+    def _expire_loop(self) -> None:
+        while not self._closed:
+            with self._lock:
+                now = time.monotonic()
+                due = [k for k, h in self._held.items() if h.deadline <= now]
+                expired = [(h, self._resolve(h.trace_id, h.span_id)[1])
+                           for h in map(self._held.pop, due)]
+                nearest = min((h.deadline for h in self._held.values()), default=now + self.wait)
+            if expired:
+                self.release([h.finish(name) for h, name in expired])
+            self._wake.wait(max(0.05, nearest - time.monotonic()))
+            self._wake.clear()
