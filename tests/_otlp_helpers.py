@@ -154,6 +154,7 @@ class Servers:
     def close(self) -> None:
         self.grpc.stop(1.0)
         self.http.stop(1.0)
+        self.receiver.close()  # writes what the lineage held
         self.writer.shutdown(5.0)
 
 
