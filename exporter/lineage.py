@@ -75,6 +75,11 @@ class AgentLineage:
                 self._traces.move_to_end(trace_id)
             spans[span_id] = (parent_id or "", agent)
 
+    def seen(self, trace_id: str, span_id: str) -> bool:
+        """Whether this span has arrived (and so is written, or held)."""
+        with self._lock:
+            return span_id in (self._traces.get(trace_id) or ())
+
     def resolve(self, trace_id: str, span_id: str) -> tuple[str, str | None]:
         """The agent above `span_id` (not its own): ("named"|"none"|"unknown", name)."""
         with self._lock:

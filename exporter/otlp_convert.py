@@ -75,15 +75,20 @@ class SpanBatch:
     agent span has not arrived yet; without one, the request alone is searched.
     """
 
-    def __init__(self, out: Conversion, lineage: AgentLineage | None = None) -> None:
+    def __init__(self, out: Conversion, lineage: AgentLineage | None = None,
+                 span_events: Any = None) -> None:
         self.out = out
         self.lineage = lineage if lineage is not None else AgentLineage(_nowhere)
+        self.span_events = span_events  # an `otlp_logs.SpanEvents`: GenAI log events to fold in
         self._spans: list[SpanParts] = []
 
     def add(self, parts: SpanParts) -> None:
         """Keep one decoded span (projected now, encoded in `finish`)."""
-        project_parts(parts)
         head = parts.head
+        if self.span_events is not None:
+            self.span_events.fold(head[canonical.TRACE_ID], head[canonical.SPAN_ID], parts.attributes,
+                                  parts.events)
+        project_parts(parts)
         self.lineage.add(head[canonical.TRACE_ID], head[canonical.SPAN_ID], head[canonical.PARENT_SPAN_ID],
                          canonical.agent_name(parts.attributes))
         self._spans.append(parts)
@@ -285,10 +290,10 @@ def _pb_span(span: Any, ctx: ScopeContext) -> SpanParts:
 
 
 def convert_request(request: ExportTraceServiceRequest, *, project_id: str = "",
-                    lineage: AgentLineage | None = None) -> Conversion:
+                    lineage: AgentLineage | None = None, span_events: Any = None) -> Conversion:
     """Canonical lines for every usable span of a decoded protobuf request."""
     out = Conversion()
-    batch = SpanBatch(out, lineage)
+    batch = SpanBatch(out, lineage, span_events)
     for r, rs in enumerate(request.resource_spans):
         resource_attrs = _pb_attrs(rs.resource.attributes)
         for s, ss in enumerate(rs.scope_spans):
@@ -308,10 +313,11 @@ def convert_request(request: ExportTraceServiceRequest, *, project_id: str = "",
     return batch.finish()
 
 
-def from_protobuf(body: bytes, *, project_id: str = "", lineage: AgentLineage | None = None) -> Conversion:
+def from_protobuf(body: bytes, *, project_id: str = "", lineage: AgentLineage | None = None,
+                  span_events: Any = None) -> Conversion:
     """Decode a serialized `ExportTraceServiceRequest` and convert it."""
     try:
         request = ExportTraceServiceRequest.FromString(body)
     except (DecodeError, ValueError, TypeError) as exc:
         raise InvalidRequest(f"body is not an OTLP ExportTraceServiceRequest protobuf: {exc}") from None
-    return convert_request(request, project_id=project_id, lineage=lineage)
+    return convert_request(request, project_id=project_id, lineage=lineage, span_events=span_events)

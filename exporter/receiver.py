@@ -18,12 +18,15 @@ from __future__ import annotations
 import enum
 import hmac
 import logging
+import os
 import threading
 from dataclasses import dataclass
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from halo_live.exporter import config
+from halo_live.exporter import otlp_logs
 from halo_live.exporter.lineage import AgentLineage
 from halo_live.exporter.otlp_convert import Conversion, InvalidRequest, from_protobuf
 from halo_live.exporter.receiver_json import from_json
@@ -63,6 +66,15 @@ def export_response(outcome: Outcome) -> ExportTraceServiceResponse:
     return response
 
 
+def export_logs_response(outcome: Outcome) -> ExportLogsServiceResponse:
+    """The protobuf answer to a written logs request, with `partial_success` if records were rejected."""
+    response = ExportLogsServiceResponse()
+    if outcome.rejected:
+        response.partial_success.rejected_log_records = outcome.rejected
+        response.partial_success.error_message = outcome.message
+    return response
+
+
 class Receiver:
     """Auth, conversion and the writer handoff of `halo serve`'s endpoints.
 
@@ -70,7 +82,8 @@ class Receiver:
     `$HALO_TOKEN`, else none). `project_id`: `inference.project_id` for spans
     whose resource does not set one. `agent_wait`: seconds an LLM/TOOL span may
     be held for its agent's span (0: never; see the module docstring).
-    Thread-safe: both servers call `export_*` from their worker threads.
+    `logs_path`: where OTLP log records go (`halo_live.exporter.otlp_logs`;
+    None: `/v1/logs` is refused). Thread-safe: both servers call `export_*` from their worker threads.
     """
 
     def __init__(
@@ -83,6 +96,7 @@ class Receiver:
         submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
         write_timeout: float = DEFAULT_WRITE_TIMEOUT,
         agent_wait: float = 0.0,
+        logs_path: str | os.PathLike[str] | None = None,
     ) -> None:
         if max_body_bytes <= 0:
             raise ValueError(f"max_body_bytes must be > 0, not {max_body_bytes!r}")
@@ -95,6 +109,10 @@ class Receiver:
         self._lock = threading.Lock()
         # Remembers spans across requests, so a span's agent is found in an earlier one.
         self.lineage = AgentLineage(self._release_held, wait=agent_wait)
+        self.span_events = otlp_logs.SpanEvents()  # GenAI log events waiting for their span
+        self.logs_path = logs_path
+        self._logs_writer: JsonlWriter | None = None  # opened by the first logs request
+        self.logs_accepted = 0
         self._closing = False
         self.requests = 0
         self.spans_accepted = 0
@@ -124,10 +142,42 @@ class Receiver:
         """Convert and write an OTLP/JSON `ExportTraceServiceRequest`."""
         return self._export(body, from_json)
 
+    def export_logs_protobuf(self, body: bytes) -> Outcome:
+        """Write a serialized `ExportLogsServiceRequest`; keep its GenAI events for their spans."""
+        return self._export_logs(body, otlp_logs.from_protobuf)
+
+    def export_logs_json(self, body: bytes) -> Outcome:
+        """Write an OTLP/JSON `ExportLogsServiceRequest`; keep its GenAI events for their spans."""
+        return self._export_logs(body, otlp_logs.from_json)
+
     def close(self) -> None:
         """Refuse new requests (retryable) from now on; write the spans held for their agent."""
         self._closing = True
         self.lineage.close()
+        if self._logs_writer is not None:
+            self._logs_writer.shutdown(DEFAULT_WRITE_TIMEOUT)
+
+    def _export_logs(self, body: bytes, convert) -> Outcome:
+        if self._closing:
+            return Outcome(Status.UNAVAILABLE, message="the server is shutting down")
+        if self.logs_path is None:
+            return Outcome(Status.INVALID, message="this server keeps no logs (no logs path)")
+        try:
+            conversion: otlp_logs.LogsConversion = convert(body)
+        except InvalidRequest as exc:
+            return Outcome(Status.INVALID, message=str(exc))
+        with self._lock:
+            if self._logs_writer is None:
+                self._logs_writer = JsonlWriter(self.logs_path, fsync=self.writer.fsync)
+        outcome = self.write(conversion.lines, self._logs_writer)
+        outcome.rejected = conversion.rejected
+        if outcome.status is Status.OK:
+            outcome.message = conversion.error_message
+            # An event whose span was already written stays in the logs file only.
+            self.span_events.add(e for e in conversion.events if not self.lineage.seen(e[0], e[1]))
+        with self._lock:
+            self.logs_accepted += outcome.accepted
+        return outcome
 
     def _release_held(self, lines: list[bytes]) -> None:
         """Write lines the lineage held (already acknowledged: no one waits for them)."""
@@ -139,7 +189,8 @@ class Receiver:
         if self._closing:
             return Outcome(Status.UNAVAILABLE, message="the server is shutting down")
         try:
-            conversion: Conversion = convert(body, project_id=self.project_id, lineage=self.lineage)
+            conversion: Conversion = convert(body, project_id=self.project_id, lineage=self.lineage,
+                                             span_events=self.span_events)
         except InvalidRequest as exc:
             with self._lock:
                 self.requests += 1
@@ -155,14 +206,15 @@ class Receiver:
             self.throttled += outcome.status is Status.THROTTLED
         return outcome
 
-    def write(self, lines: list[bytes]) -> Outcome:
-        """Hand `lines` to the writer and wait until they are written."""
+    def write(self, lines: list[bytes], writer: JsonlWriter | None = None) -> Outcome:
+        """Hand `lines` to the writer (the trace file's by default) and wait until they are written."""
         if not lines:
             return Outcome(Status.OK)
-        ticket = self.writer.submit(lines, timeout=self.submit_timeout)
+        writer = writer or self.writer
+        ticket = writer.submit(lines, timeout=self.submit_timeout)
         if ticket is None:
             return Outcome(Status.THROTTLED, message="the trace writer's queue is full; retry later")
-        if not self.writer.wait(ticket, timeout=self.write_timeout):
+        if not writer.wait(ticket, timeout=self.write_timeout):
             # The lines may still be written later; the client retries and the
             # indexer tolerates the duplicate span (same ids, same content).
             return Outcome(Status.UNAVAILABLE, message="writing the trace file failed or timed out")
@@ -170,5 +222,6 @@ class Receiver:
 
     def stats(self) -> str:
         """One line of counters for the shutdown message."""
+        logs = f", {self.logs_accepted} log record(s) written" if self.logs_accepted else ""
         return (f"{self.requests} request(s), {self.spans_accepted} span(s) written, "
-                f"{self.spans_rejected} rejected, {self.throttled} throttled request(s)")
+                f"{self.spans_rejected} rejected, {self.throttled} throttled request(s){logs}")

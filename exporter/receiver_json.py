@@ -181,7 +181,8 @@ def _json_span(span: Any, ctx: ScopeContext) -> SpanParts:
                      dropped, ctx)  # type: ignore[arg-type]
 
 
-def from_json(body: bytes, *, project_id: str = "", lineage: AgentLineage | None = None) -> Conversion:
+def from_json(body: bytes, *, project_id: str = "", lineage: AgentLineage | None = None,
+              span_events: Any = None) -> Conversion:
     """Decode an OTLP/JSON `ExportTraceServiceRequest` and convert it."""
     try:
         request = orjson.loads(body)
@@ -190,7 +191,7 @@ def from_json(body: bytes, *, project_id: str = "", lineage: AgentLineage | None
     if not isinstance(request, dict):
         raise InvalidRequest("body is not an OTLP/JSON ExportTraceServiceRequest object")
     out = Conversion()
-    batch = SpanBatch(out, lineage)
+    batch = SpanBatch(out, lineage, span_events)
     resource_spans = _as_list(_get(request, "resourceSpans", "resource_spans"), "resourceSpans",
                               InvalidRequest)
     for r, rs in enumerate(resource_spans):

@@ -1,12 +1,15 @@
 """One harness run under a real third-party instrumentor (run as a subprocess by the conformance tests).
 
     python -m tests._instrumented_run INSTRUMENTOR OUT.jsonl [--http URL] [--grpc HOST:PORT]
+        [--logs-http URL] [--logs-grpc HOST:PORT]
 
 INSTRUMENTOR is `openinference`, `genai` (opentelemetry-instrumentation-openai-v2 +
 opentelemetry-util-genai), `openllmetry` or `logfire`. The run's spans go through
 `HaloSpanExporter` (a SimpleSpanProcessor: one span per export, the hardest case for
 agent names) and, when given, to `halo serve` over OTLP/HTTP (batched) and OTLP/gRPC
-(one span per request). Each instrumentor patches process-wide state, hence one
+(one span per request). With `--logs-*`, GenAI log events go to `halo serve`'s
+`/v1/logs` too, each as it is emitted (before its span ends, as util-genai emits
+it), and the HTTP spans wait for shutdown. Each instrumentor patches process-wide state, hence one
 process per run.
 
 The harness: three tasks of an Agents SDK `triage` agent (input guardrail) that hands
@@ -129,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out")
     parser.add_argument("--http")
     parser.add_argument("--grpc")
+    parser.add_argument("--logs-http")
+    parser.add_argument("--logs-grpc")
     args = parser.parse_args(argv)
 
     from opentelemetry.sdk.resources import Resource
@@ -140,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     processors = [SimpleSpanProcessor(HaloSpanExporter(args.out, project_id="conformance"))]
     if args.http:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        processors.append(BatchSpanProcessor(OTLPSpanExporter(endpoint=args.http, timeout=10)))
+        delay = 600_000 if args.logs_http else 5000  # after the logs, whatever the machine's speed
+        processors.append(BatchSpanProcessor(OTLPSpanExporter(endpoint=args.http, timeout=10),
+                                             schedule_delay_millis=delay))
     if args.grpc:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
         processors.append(SimpleSpanProcessor(Grpc(endpoint=args.grpc, insecure=True, timeout=10)))
@@ -173,11 +180,30 @@ def main(argv: list[str] | None = None) -> int:
         trace.set_tracer_provider(provider)  # util-genai's handler takes the global provider
         OpenAIInstrumentor().instrument(tracer_provider=provider)
 
+    logger_provider = None
+    if args.logs_http or args.logs_grpc:
+        from opentelemetry._logs import set_logger_provider
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+
+        logger_provider = LoggerProvider(resource=resource)
+        if args.logs_http:
+            from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+            logger_provider.add_log_record_processor(SimpleLogRecordProcessor(
+                OTLPLogExporter(endpoint=args.logs_http, timeout=10)))
+        if args.logs_grpc:
+            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogs
+            logger_provider.add_log_record_processor(SimpleLogRecordProcessor(
+                GrpcLogs(endpoint=args.logs_grpc, insecure=True, timeout=10)))
+        set_logger_provider(logger_provider)
+
     with ModelServer(policy) as server:
         if args.instrumentor == "genai":
             run_genai_loop(server.base_url)
         else:
             asyncio.run(run_agents_sdk(server.base_url))
+    if logger_provider is not None:
+        logger_provider.shutdown()
     if provider is not None:
         provider.shutdown()
     else:

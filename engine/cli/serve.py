@@ -200,6 +200,7 @@ def index_child(dataset: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # bind errors become our one line instead
+    from halo_live.exporter.otlp_logs import logs_path_for
     from halo_live.exporter.receiver import Receiver
     from halo_live.exporter.receiver_grpc import GrpcReceiver
     from halo_live.exporter.receiver_http import HttpReceiver
@@ -218,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
                              on_flush=lambda _offset: wake[0]() if wake else None)
         receiver = Receiver(writer, project_id=project_id, token=args.token,
                             max_body_bytes=int(args.max_body_mb * 1024 * 1024),
-                            agent_wait=args.agent_wait)
+                            agent_wait=args.agent_wait, logs_path=logs_path_for(target))
     except ValueError as exc:
         raise CliError(str(exc)) from None
     index_kind = {"process": _ProcessIndex, "thread": _ThreadIndex}.get(args.index)
