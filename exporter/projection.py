@@ -48,6 +48,14 @@ _TRACELOOP_TO_OBS = {
     "workflow": C.OBS_CHAIN, "task": C.OBS_CHAIN, "agent": C.OBS_AGENT, "tool": C.OBS_TOOL,
     "handoff": C.OBS_CHAIN,
 }
+# (upstream key to fill, the conventions' keys that hold its value, first found wins)
+_FILLS = (
+    (C.OI_TOOL_NAME, (C.GENAI_TOOL_NAME,)),
+    (C.OI_INPUT_VALUE, (GENAI_TOOL_ARGUMENTS, GENAI_INPUT_MESSAGES, TRACELOOP_INPUT)),
+    (C.OI_OUTPUT_VALUE, (GENAI_TOOL_RESULT, GENAI_OUTPUT_MESSAGES, TRACELOOP_OUTPUT)),
+)
+_FILL_SOURCES = frozenset(key for _, sources in _FILLS for key in sources)
+_USAGE_KEYS = (C.GENAI_INPUT_TOKENS, C.GENAI_OUTPUT_TOKENS, C.GENAI_PROMPT_TOKENS, C.GENAI_COMPLETION_TOKENS)
 _OI_HANDOFF_PREFIX = "handoff to "  # OpenInference names its handoff spans so, and nothing else
 
 
@@ -92,9 +100,7 @@ def _convention_kind(attrs: Mapping[str, Any], name: str) -> str | None:
     traceloop = attrs.get(TRACELOOP_KIND)
     if isinstance(traceloop, str) and traceloop in _TRACELOOP_TO_OBS:
         return _TRACELOOP_TO_OBS[traceloop]
-    has_usage = any(attrs.get(k) is not None for k in (
-        C.GENAI_INPUT_TOKENS, C.GENAI_OUTPUT_TOKENS, C.GENAI_PROMPT_TOKENS, C.GENAI_COMPLETION_TOKENS))
-    if has_usage and attrs.get(C.GENAI_REQUEST_MODEL):
+    if attrs.get(C.GENAI_REQUEST_MODEL) and any(attrs.get(k) is not None for k in _USAGE_KEYS):
         return C.OBS_LLM
     return None
 
@@ -119,15 +125,19 @@ def convention_facts(attrs: Mapping[str, Any], name: str = "") -> dict[str, Any]
             facts.setdefault(C.OI_TOOL_NAME, traceloop_name)
         elif traceloop == "agent":
             facts.setdefault(C.INF_AGENT_NAME, traceloop_name)
-    for key, sources in (
-        (C.OI_TOOL_NAME, (C.GENAI_TOOL_NAME,)),
-        (C.OI_INPUT_VALUE, (GENAI_TOOL_ARGUMENTS, GENAI_INPUT_MESSAGES, TRACELOOP_INPUT)),
-        (C.OI_OUTPUT_VALUE, (GENAI_TOOL_RESULT, GENAI_OUTPUT_MESSAGES, TRACELOOP_OUTPUT)),
-    ):
-        if facts.get(key) is None:
-            facts[key] = next((t for t in map(_text, map(attrs.get, sources)) if t is not None), None)
+    if not _FILL_SOURCES.isdisjoint(attrs):  # most spans hold none of them: skip the loop
+        for key, sources in _FILLS:
+            if facts.get(key) is not None or attrs.get(key) not in (None, ""):
+                continue
+            for source in sources:
+                value = attrs.get(source)
+                if value is not None and value != "":
+                    facts[key] = _text(value)
+                    break
     if kind is not None:
         facts[C.INF_OBSERVATION_KIND] = kind
+    if not facts:
+        return facts
     return {k: v for k, v in facts.items()
             if v is not None and v != "" and attrs.get(k) in (None, "")}
 
@@ -142,11 +152,15 @@ def project_span(
 ) -> dict[str, Any]:
     """The attributes to add to an OTel span's own: convention facts plus `canonical.project`."""
     facts = convention_facts(attrs, name)
-    view = {**attrs, **facts} if facts else attrs
-    projected = C.project(view, project_id=project_id, resource_attrs=resource_attrs,
+    if not facts:  # the common case: nothing beyond the generic rules
+        return C.project(attrs, project_id=project_id, resource_attrs=resource_attrs,
+                         agent_name_hint=agent_name_hint)
+    projected = C.project({**attrs, **facts}, project_id=project_id, resource_attrs=resource_attrs,
                           agent_name_hint=agent_name_hint)
-    upstream = {k: v for k, v in facts.items() if not k.startswith("inference.")}
-    return {**upstream, **projected}
+    for key, value in facts.items():
+        if not key.startswith("inference."):
+            projected.setdefault(key, value)
+    return projected
 
 
 # --- status messages ------------------------------------------------------------------------
