@@ -166,8 +166,13 @@ def project_span(
 # --- status messages ------------------------------------------------------------------------
 
 
+_MAX_STRUCTURE_CHARS = 65_536  # a longer message is kept as sent rather than parsed
+
+
 def _structure(text: str) -> Any:
     """A dict/list parsed from JSON or a Python literal (an instrumentor's repr); else None."""
+    if len(text) > _MAX_STRUCTURE_CHARS:
+        return None
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:

@@ -157,3 +157,20 @@ def test_error_text_prefers_the_exception_event_for_an_empty_message():
     events = [{"name": "exception", "attributes": {"exception.type": "ValueError", "exception.message": "x"}}]
     assert error_text("", events, {"error": '{"message": "other"}'}) == ("ValueError: x", {})
     assert error_text("", [], {}) == ("", {})
+
+
+@pytest.mark.parametrize("attrs, message", [
+    ({"logfire.span_type": "span", "name": 5, "input": {"a": [1]}, "mcp_data": None, "logfire.tags": "LLM"}, ""),
+    ({"logfire.span_type": "span", "error": "not json {"}, ""),
+    ({"traceloop.span.kind": ["tool"], "traceloop.entity.name": 3, "gen_ai.tool.call.arguments": [1, 2]}, "{"),
+    ({"openinference.span.kind": "TOOL", "gen_ai.input.messages": ""}, "[Errno 2] No such file"),
+    ({}, "x: {" + "'error': 1, " * 20_000 + "}"),  # too long to parse: kept as sent
+    ({}, "{'message': 'deep', 'data': " + "[" * 500 + "]" * 500 + "}"),
+])
+def test_odd_attributes_and_messages_never_raise(attrs, message):
+    from halo_live.exporter.projection import project_span
+
+    projected = project_span(attrs, name="handoff to x", project_id="p")
+    assert projected[canonical.INF_OBSERVATION_KIND] in canonical.OBSERVATION_KINDS
+    text, extra = error_text(message, None, attrs)
+    assert isinstance(text, str) and set(extra) <= {canonical.SDK_ERROR_DATA}
