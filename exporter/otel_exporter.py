@@ -33,8 +33,6 @@ from halo_live.exporter.writer import JsonlWriter
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_AGENT_WAIT = 30.0  # seconds an LLM/TOOL span may wait for its agent's span
-
 
 def otel_value_to_json(value: Any) -> Any:
     """An OTel attribute value as JSON: scalars unchanged, sequences as arrays."""
@@ -148,7 +146,7 @@ class HaloSpanExporter(SpanExporter):
         *,
         project_id: str | None = None,
         wait_for_write: bool = True,
-        agent_wait: float = DEFAULT_AGENT_WAIT,
+        agent_wait: float = config.DEFAULT_AGENT_WAIT,
         writer: JsonlWriter | None = None,
         **writer_options: Any,
     ) -> None:

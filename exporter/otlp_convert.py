@@ -49,7 +49,8 @@ class Conversion:
 
     lines: list[bytes] = field(default_factory=list)
     rejected: int = 0
-    held: int = 0  # accepted spans held for their agent (written later by the lineage)
+    held_lines: list[bytes] = field(default_factory=list)  # held for their agent, as written if never named
+    settled: list[bytes] = field(default_factory=list)  # earlier held lines this request names (in `lines`)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -107,10 +108,11 @@ class SpanBatch:
                 if line is not None:
                     lines.append(line)
                 else:
-                    self.out.held += 1
+                    self.out.held_lines.append(build_line(parts))
             else:
                 lines.append(build_line(parts))
-        lines.extend(self.lineage.settle(traces))
+        self.out.settled = self.lineage.settle(traces)
+        lines.extend(self.out.settled)
         return self.out
 
 

@@ -7,10 +7,12 @@ the server. When the writer's queue stays full for `submit_timeout` the
 request is refused as retryable (HTTP 429 / gRPC UNAVAILABLE) instead of
 buffered without bound. The transports only map `Outcome`s to their codes.
 
-With `agent_wait` > 0, an LLM/TOOL span whose agent span has not arrived yet is
-acknowledged but held in memory (at most that long) so its line can carry the
-agent's name (`halo_live.exporter.lineage`); `close()` writes what is held. A
-crash loses those held spans, so this is off by default.
+An LLM/TOOL span whose agent span has not arrived yet is held (at most
+`agent_wait` seconds) so its line can carry the agent's name
+(`halo_live.exporter.lineage`). It is acknowledged only once it is in the held
+journal beside the trace file (`halo_live.exporter.held_journal`), so a crash
+loses none: the next server to start writes what a dead one left held.
+`close()` writes what is held.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from halo_live.exporter import config
-from halo_live.exporter import otlp_logs
+from halo_live.exporter import held_journal, otlp_logs
 from halo_live.exporter.lineage import AgentLineage
 from halo_live.exporter.otlp_convert import Conversion, InvalidRequest, from_protobuf
 from halo_live.exporter.receiver_json import from_json
@@ -81,7 +83,9 @@ class Receiver:
     `token`: the bearer token required of every request (argument, else
     `$HALO_TOKEN`, else none). `project_id`: `inference.project_id` for spans
     whose resource does not set one. `agent_wait`: seconds an LLM/TOOL span may
-    be held for its agent's span (0: never; see the module docstring).
+    be held for its agent's span (0: never; see the module docstring); spans a
+    dead server left held beside the trace file are written at construction
+    (`recovered` counts them).
     `logs_path`: where OTLP log records go (`halo_live.exporter.otlp_logs`;
     None: `/v1/logs` is refused). Thread-safe: both servers call `export_*` from their worker threads.
     """
@@ -95,7 +99,7 @@ class Receiver:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
         write_timeout: float = DEFAULT_WRITE_TIMEOUT,
-        agent_wait: float = 0.0,
+        agent_wait: float = config.DEFAULT_AGENT_WAIT,
         logs_path: str | os.PathLike[str] | None = None,
     ) -> None:
         if max_body_bytes <= 0:
@@ -109,6 +113,12 @@ class Receiver:
         self._lock = threading.Lock()
         # Remembers spans across requests, so a span's agent is found in an earlier one.
         self.lineage = AgentLineage(self._release_held, wait=agent_wait)
+        self.journal: held_journal.HeldJournal | None = None
+        self.recovered = 0
+        if agent_wait > 0:
+            self.recovered = held_journal.recover(writer.path, self._write_to)
+            self.journal = held_journal.HeldJournal(held_journal.journal_path_for(writer.path),
+                                                    sync=writer.fsync != "never")
         self.span_events = otlp_logs.SpanEvents()  # GenAI log events waiting for their span
         self.logs_path = logs_path
         self._logs_writer: JsonlWriter | None = None  # opened by the first logs request
@@ -154,6 +164,9 @@ class Receiver:
         """Refuse new requests (retryable) from now on; write the spans held for their agent."""
         self._closing = True
         self.lineage.close()
+        if self.journal is not None:
+            self.journal.close(remove=True)
+            self.journal = None
         if self._logs_writer is not None:
             self._logs_writer.shutdown(DEFAULT_WRITE_TIMEOUT)
 
@@ -180,10 +193,25 @@ class Receiver:
         return outcome
 
     def _release_held(self, lines: list[bytes]) -> None:
-        """Write lines the lineage held (already acknowledged: no one waits for them)."""
-        if self.writer.submit(lines) is not None:
-            with self._lock:
-                self.spans_accepted += len(lines)
+        """Write lines the lineage held (already acknowledged), then clear them from the journal."""
+        ticket = self.writer.submit(lines)
+        if ticket is None or not self.writer.wait(ticket, timeout=self.write_timeout):
+            return  # still in the journal: the next start writes them
+        if self.journal is not None:
+            self.journal.released(lines)
+
+    def _write_to(self, path, lines: list[bytes]) -> None:
+        """Write `lines` to the trace file at `path` now (recovery of a dead server's held spans)."""
+        if os.path.abspath(path) == os.path.abspath(self.writer.path):
+            outcome = self.write(lines)
+        else:
+            other = JsonlWriter(path, fsync=self.writer.fsync)
+            try:
+                outcome = self.write(lines, other)
+            finally:
+                other.shutdown(self.write_timeout)
+        if outcome.status is not Status.OK:
+            raise OSError(f"cannot write the held spans left in {path}: {outcome.message}")
 
     def _export(self, body: bytes, convert) -> Outcome:
         if self._closing:
@@ -195,10 +223,22 @@ class Receiver:
             with self._lock:
                 self.requests += 1
             return Outcome(Status.INVALID, message=str(exc))
+        if conversion.held_lines and self.journal is not None:
+            try:
+                self.journal.record(conversion.held_lines)
+            except OSError as exc:
+                with self._lock:
+                    self.requests += 1
+                return Outcome(Status.UNAVAILABLE, message=f"cannot journal held spans: {exc}")
         outcome = self.write(conversion.lines)
         outcome.rejected = conversion.rejected
         if outcome.status is Status.OK:
+            outcome.accepted += len(conversion.held_lines) - len(conversion.settled)  # counted when held
             outcome.message = conversion.error_message
+            if conversion.settled and self.journal is not None:
+                self.journal.released(conversion.settled)
+        elif conversion.settled:
+            self._release_held(conversion.settled)  # no longer held: write them on their own
         with self._lock:
             self.requests += 1
             self.spans_accepted += outcome.accepted

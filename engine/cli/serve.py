@@ -79,10 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default ${config.HALO_FSYNC})")
     parser.add_argument("--max-body-mb", type=float, default=16.0,
                         help="largest request accepted, in MB, after decompression (default 16)")
-    parser.add_argument("--agent-wait", type=float, default=0.0, metavar="SECONDS",
+    parser.add_argument("--agent-wait", type=float, default=config.DEFAULT_AGENT_WAIT, metavar="SECONDS",
                         help="hold an LLM/TOOL span up to SECONDS for its agent's span, so its line "
-                             "names the agent when spans come one request each (default 0: held "
-                             "spans are acknowledged before they are written)")
+                             "names the agent however the client batches (default "
+                             f"{config.DEFAULT_AGENT_WAIT:g}; held spans are journaled first, so a crash "
+                             "loses none; 0 never holds)")
     parser.add_argument("--index", default="process", choices=("process", "thread", "none"),
                         help="run the live indexer in a child process (default: parallel to the "
                              "receivers), in a thread of this one, or not at all")
@@ -260,7 +261,11 @@ def run(args: argparse.Namespace) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"halo serve: writing {target}", flush=True)
     print(f"halo serve: OTLP/gRPC listening on {host}:{grpc_port}", flush=True)
-    print(f"halo serve: OTLP/HTTP listening on http://{host}:{http_port}/v1/traces", flush=True)
+    print(f"halo serve: OTLP/HTTP listening on http://{host}:{http_port}/v1/traces (and /v1/logs)",
+          flush=True)
+    if receiver.recovered:
+        print(f"halo serve: wrote {receiver.recovered} span(s) a stopped server had left held "
+              "for their agent", flush=True)
     if not receiver.token and args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"halo serve: warning: listening on {args.host} without --token: anyone who can reach "
               "these ports can write traces", file=sys.stderr, flush=True)
