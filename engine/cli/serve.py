@@ -261,8 +261,9 @@ def run(args: argparse.Namespace) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"halo serve: writing {target}", flush=True)
     print(f"halo serve: OTLP/gRPC listening on {host}:{grpc_port}", flush=True)
-    print(f"halo serve: OTLP/HTTP listening on http://{host}:{http_port}/v1/traces (and /v1/logs)",
-          flush=True)
+    print(f"halo serve: OTLP/HTTP listening on http://{host}:{http_port}/v1/traces", flush=True)
+    print(f"halo serve: OTLP logs too, at http://{host}:{http_port}/v1/logs and on gRPC "
+          f"(kept in {logs_path_for(target).name})", flush=True)
     if receiver.recovered:
         print(f"halo serve: wrote {receiver.recovered} span(s) a stopped server had left held "
               "for their agent", flush=True)
