@@ -45,17 +45,24 @@ class HeldJournal:
     def __init__(self, path: str | os.PathLike[str], *, sync: bool = False) -> None:
         self.path = Path(path)
         self.sync = sync
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(self._fd)
-            raise OSError(f"{self.path} is in use by another process") from None
+        self._fd: int | None = None  # created with the first held span
         self._lock = threading.Lock()
         self._pending: set[str] = set()
         self._early: set[str] = set()  # released by another request before this one recorded them
 
+    def _open(self) -> int:
+        if self._fd is None:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # marks it a live server's
+            except OSError:
+                os.close(fd)
+                raise OSError(f"{self.path} is in use by another process") from None
+            self._fd = fd
+        return self._fd
+
     def _append(self, records: list[bytes]) -> None:
+        self._open()
         data = b"".join(records)
         while data:
             data = data[os.write(self._fd, data):]
@@ -88,15 +95,18 @@ class HeldJournal:
             self._pending.difference_update(mine)
             if self._pending:
                 self._append([orjson.dumps({"released": mine}, option=orjson.OPT_APPEND_NEWLINE)])
-            else:
+            elif self._fd is not None:
                 os.ftruncate(self._fd, 0)
 
     def close(self, *, remove: bool) -> None:
         """Unlock; with `remove` (nothing left held) delete the file too."""
         with self._lock:
+            if self._fd is None:
+                return
             if remove and not self._pending:
                 self.path.unlink(missing_ok=True)
             os.close(self._fd)
+            self._fd = None
 
 
 def leftover(path: str | os.PathLike[str]) -> list[bytes] | None:
