@@ -56,7 +56,8 @@ _FILLS = (
 )
 _FILL_SOURCES = frozenset(key for _, sources in _FILLS for key in sources)
 _USAGE_KEYS = (C.GENAI_INPUT_TOKENS, C.GENAI_OUTPUT_TOKENS, C.GENAI_PROMPT_TOKENS, C.GENAI_COMPLETION_TOKENS)
-_OI_HANDOFF_PREFIX = "handoff to "  # OpenInference names its handoff spans so, and nothing else
+_OI_HANDOFF_PREFIX = "handoff to "
+_MAX_STRUCTURE_CHARS = 65_536  # a longer status message is kept as sent rather than parsed  # OpenInference names its handoff spans so, and nothing else
 
 
 def _text(value: Any) -> str | None:
@@ -66,6 +67,16 @@ def _text(value: Any) -> str | None:
     if isinstance(value, str):
         return value
     return orjson.dumps(value, default=str).decode()
+
+
+def _response_output(response: Any) -> str | None:
+    """The `output` items of a Responses API response (Logfire keeps the whole response as JSON)."""
+    if isinstance(response, str) and len(response) <= _MAX_STRUCTURE_CHARS * 16:
+        try:
+            response = orjson.loads(response)
+        except orjson.JSONDecodeError:
+            return None
+    return _text(response.get("output")) if isinstance(response, dict) else None
 
 
 def _logfire_facts(attrs: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
@@ -80,7 +91,9 @@ def _logfire_facts(attrs: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]
         return C.OBS_GUARDRAIL, {}
     if {"from_agent", "to_agent"} <= attrs.keys():
         return C.OBS_CHAIN, {}
-    facts = {C.OI_INPUT_VALUE: _text(attrs.get("input")), C.OI_OUTPUT_VALUE: _text(attrs.get("output"))}
+    # generation spans hold `input` / `output`; Responses API spans `raw_input` and the `response`
+    facts = {C.OI_INPUT_VALUE: _text(attrs.get("input") or attrs.get("raw_input")),
+             C.OI_OUTPUT_VALUE: _text(attrs.get("output")) or _response_output(attrs.get("response"))}
     tags = attrs.get(LOGFIRE_TAGS)
     if isinstance(tags, list) and "LLM" in tags:
         return C.OBS_LLM, facts
@@ -164,9 +177,6 @@ def project_span(
 
 
 # --- status messages ------------------------------------------------------------------------
-
-
-_MAX_STRUCTURE_CHARS = 65_536  # a longer message is kept as sent rather than parsed
 
 
 def _structure(text: str) -> Any:

@@ -16,7 +16,8 @@ The harness: three tasks of an Agents SDK `triage` agent (input guardrail) that 
 off to a `worker` agent with tools `lookup` and `explode` (task 2's call fails), against
 the stub model server. For `genai`, which does not instrument the Agents SDK, the same
 three tasks are a plain chat-completions tool loop with agent and tool spans from
-`opentelemetry-util-genai`.
+`opentelemetry-util-genai`. The agents run on Chat Completions, or on the Responses
+API with `HARNESS_API=responses`.
 """
 
 from __future__ import annotations
@@ -69,7 +70,11 @@ async def run_agents_sdk(base_url: str) -> None:
 
     set_tracing_disabled(False)
     client = AsyncOpenAI(base_url=base_url, api_key="test")
-    model = OpenAIChatCompletionsModel(model=MODEL, openai_client=client)
+    if os.environ.get("HARNESS_API") == "responses":
+        from agents.models.openai_responses import OpenAIResponsesModel
+        model = OpenAIResponsesModel(model=MODEL, openai_client=client)
+    else:
+        model = OpenAIChatCompletionsModel(model=MODEL, openai_client=client)
 
     @function_tool
     def lookup(key: str) -> str:

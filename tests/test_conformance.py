@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -24,37 +25,50 @@ from tests._exporter_helpers import check_line
 from tests._otlp_helpers import read_lines, servers
 
 ROOT = Path(__file__).resolve().parents[1]
-INSTRUMENTORS = ("openinference", "genai", "openllmetry", "logfire")
+# (instrumentor, the model API its agents use); util-genai's loop is Chat Completions only.
+RUNS = [("openinference", "chat"), ("genai", "chat"), ("openllmetry", "chat"), ("logfire", "chat"),
+        ("openinference", "responses"), ("openllmetry", "responses"), ("logfire", "responses")]
 PATHS = ("exporter", "http", "grpc")
 # Facts an instrumentor never emits on this harness (its gap, not ours).
 GAPS = {
     "openinference": set(),
     "genai": {"guardrail", "handoff", "triage"},  # util-genai spans only what the loop opens
-    "openllmetry": {"guardrail", "tokens", "llm_output"},
+    "openllmetry": {"guardrail", "tokens", "llm_output"},  # tokens and output: on Chat Completions
     "logfire": set(),
 }
+
+
+class Run(NamedTuple):
+    name: str  # the instrumentor
+    api: str  # "chat" | "responses"
+    by_path: dict[str, list[dict]]  # "exporter" | "http" | "grpc" -> lines
+    folder: Path
+
+    @property
+    def gaps(self) -> set[str]:
+        return GAPS[self.name] - ({"tokens", "llm_output"} if self.api == "responses" else set())
 TOOLS = ["explode", "lookup", "lookup"]
 ERROR_MESSAGE = {"genai": "cannot break beta"}  # the others: the Agents SDK's tool error
 FACT_KEYS = (canonical.OI_TOOL_NAME, canonical.OI_INPUT_VALUE, canonical.OI_OUTPUT_VALUE,
              canonical.SDK_ERROR_DATA)
 
 
-@pytest.fixture(scope="module", params=INSTRUMENTORS)
-def run(request, tmp_path_factory) -> tuple[str, dict[str, list[dict]]]:
-    """(instrumentor, {path: lines}) of one harness run."""
-    name = request.param
-    folder = tmp_path_factory.mktemp(name)
+@pytest.fixture(scope="module", params=RUNS, ids=[f"{n}-{api}" for n, api in RUNS])
+def run(request, tmp_path_factory) -> Run:
+    """One harness run's lines on each path."""
+    name, api = request.param
+    folder = tmp_path_factory.mktemp(f"{name}-{api}")
     env = {**os.environ, "OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental",
            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY",
-           "PYTHONPATH": str(ROOT)}
-    with servers(folder / "http.jsonl", project_id="conformance", agent_wait=30.0) as http, \
-            servers(folder / "grpc.jsonl", project_id="conformance", agent_wait=30.0) as grpc:
+           "PYTHONPATH": str(ROOT), "HARNESS_API": api}
+    with servers(folder / "http.jsonl", project_id="conformance") as http, \
+            servers(folder / "grpc.jsonl", project_id="conformance") as grpc:
         done = subprocess.run(
             [sys.executable, "-m", "tests._instrumented_run", name, str(folder / "exporter.jsonl"),
              "--http", http.http_url, "--grpc", grpc.grpc_target],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
-    return name, {path: read_lines(folder / f"{path}.jsonl") for path in PATHS}
+    return Run(name, api, {path: read_lines(folder / f"{path}.jsonl") for path in PATHS}, folder)
 
 
 def _facts(line: dict) -> dict:
@@ -69,7 +83,7 @@ def _of_kind(lines: list[dict], kind: str) -> list[dict]:
 
 
 def test_every_path_writes_the_same_spans_with_the_same_facts(run):
-    name, by_path = run
+    by_path = run.by_path
     exporter = {line[canonical.SPAN_ID]: line for line in by_path["exporter"]}
     assert len(exporter) == len(by_path["exporter"]) > 10
     for path in ("http", "grpc"):
@@ -82,8 +96,7 @@ def test_every_path_writes_the_same_spans_with_the_same_facts(run):
 
 
 def test_llm_spans_carry_model_tokens_agent_and_text(run):
-    name, by_path = run
-    gaps = GAPS[name]
+    by_path, gaps = run.by_path, run.gaps
     llms = _of_kind(by_path["exporter"], canonical.OBS_LLM)
     assert len(llms) == (6 if "triage" in gaps else 9)  # per task: triage 1, worker 2
     for line in llms:
@@ -99,7 +112,7 @@ def test_llm_spans_carry_model_tokens_agent_and_text(run):
 
 
 def test_tool_spans_carry_tool_agent_arguments_result_and_error(run):
-    name, by_path = run
+    name, by_path = run.name, run.by_path
     tools = _of_kind(by_path["exporter"], canonical.OBS_TOOL)
     assert sorted(line[canonical.ATTRIBUTES][canonical.OI_TOOL_NAME] for line in tools) == TOOLS
     for line in tools:
@@ -114,12 +127,10 @@ def test_tool_spans_carry_tool_agent_arguments_result_and_error(run):
         else:
             assert status == {"code": canonical.STATUS_ERROR,
                               "message": ERROR_MESSAGE.get(name, "Error running tool (non-fatal)")}
-    assert canonical.INF_LLM_PROVIDER not in attrs
 
 
 def test_agents_guardrails_and_handoffs_keep_their_kinds(run):
-    name, by_path = run
-    gaps = GAPS[name]
+    by_path, gaps = run.by_path, run.gaps
     lines = by_path["exporter"]
     agents = [line[canonical.ATTRIBUTES].get(canonical.INF_AGENT_NAME)
               for line in _of_kind(lines, canonical.OBS_AGENT)]
@@ -137,13 +148,10 @@ def test_agents_guardrails_and_handoffs_keep_their_kinds(run):
 
 @pytest.mark.reference
 def test_reference_loads_every_path_and_counts_the_tool_error(run, halo_reference, tmp_path):
-    name, by_path = run
-    folder = tmp_path / "files"
-    folder.mkdir()
+    by_path, folder = run.by_path, run.folder
     for path, lines in by_path.items():
         file = folder / f"{path}.jsonl"
-        file.write_bytes(b"".join(canonical.encode_line(line) for line in lines))
         overview = halo_reference.load_counts([file], tmp_path / f"ref-{path}")
         assert overview["total_spans"] == len(lines) and overview["total_traces"] == 3, path
         assert overview["tool_error_span_count"] == 1, path
-        assert set(overview["agent_names"]) == ({"worker"} if "triage" in GAPS[name] else {"triage", "worker"})
+        assert set(overview["agent_names"]) == ({"worker"} if "triage" in run.gaps else {"triage", "worker"})
