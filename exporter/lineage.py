@@ -56,6 +56,7 @@ class AgentLineage:
         self.max_held = max_held
         self._traces: OrderedDict[str, dict[str, tuple[str, str | None]]] = OrderedDict()
         self._held: OrderedDict[tuple[str, str], _Held] = OrderedDict()
+        self._by_trace: dict[str, set[tuple[str, str]]] = {}  # trace id -> its held keys
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
@@ -109,13 +110,23 @@ class AgentLineage:
             state, name = self._resolve(trace_id, span_id)
             if state != "unknown" or self.wait <= 0 or self._closed:
                 return finish(name)
-            self._held[(trace_id, span_id)] = _Held(trace_id, span_id, time.monotonic() + self.wait,
-                                                    finish)
-            overflow = [self._held.popitem(last=False)[1] for _ in range(len(self._held) - self.max_held)]
+            key = (trace_id, span_id)
+            self._held[key] = _Held(trace_id, span_id, time.monotonic() + self.wait, finish)
+            self._held.move_to_end(key)  # oldest first, so the deadlines are in order
+            self._by_trace.setdefault(trace_id, set()).add(key)
+            overflow = [self._pop(next(iter(self._held))) for _ in range(len(self._held) - self.max_held)]
         self._start_timer()
         if overflow:
             self.release([h.finish(None) for h in overflow])
         return None
+
+    def _pop(self, key: tuple[str, str]) -> _Held:
+        held = self._held.pop(key)
+        keys = self._by_trace[held.trace_id]
+        keys.discard(key)
+        if not keys:
+            del self._by_trace[held.trace_id]
+        return held
 
     def settle(self, trace_ids: set[str]) -> list[bytes]:
         """Lines held in `trace_ids` that can now be resolved (call after adding a batch)."""
@@ -123,13 +134,11 @@ class AgentLineage:
         with self._lock:
             if not self._held:
                 return out
-            for key, held in list(self._held.items()):
-                if held.trace_id not in trace_ids:
-                    continue
-                state, name = self._resolve(held.trace_id, held.span_id)
-                if state != "unknown":
-                    del self._held[key]
-                    out.append(held.finish(name))
+            for trace_id in trace_ids:
+                for key in list(self._by_trace.get(trace_id, ())):
+                    state, name = self._resolve(*key)
+                    if state != "unknown":
+                        out.append(self._pop(key).finish(name))
         return out
 
     def flush(self) -> None:
@@ -137,6 +146,7 @@ class AgentLineage:
         with self._lock:
             held = [(h, self._resolve(h.trace_id, h.span_id)[1]) for h in self._held.values()]
             self._held.clear()
+            self._by_trace.clear()
         if held:
             self.release([h.finish(name) for h, name in held])
 
@@ -164,10 +174,11 @@ class AgentLineage:
         while not self._closed:
             with self._lock:
                 now = time.monotonic()
-                due = [k for k, h in self._held.items() if h.deadline <= now]
-                expired = [(h, self._resolve(h.trace_id, h.span_id)[1])
-                           for h in map(self._held.pop, due)]
-                nearest = min((h.deadline for h in self._held.values()), default=now + self.wait)
+                expired = []
+                while self._held and (first := next(iter(self._held.values()))).deadline <= now:
+                    held = self._pop((first.trace_id, first.span_id))
+                    expired.append((held, self._resolve(held.trace_id, held.span_id)[1]))
+                nearest = next(iter(self._held.values())).deadline if self._held else now + self.wait
             if expired:
                 self.release([h.finish(name) for h, name in expired])
             self._wake.wait(max(0.05, nearest - time.monotonic()))

@@ -56,8 +56,8 @@ _FILLS = (
 )
 _FILL_SOURCES = frozenset(key for _, sources in _FILLS for key in sources)
 _USAGE_KEYS = (C.GENAI_INPUT_TOKENS, C.GENAI_OUTPUT_TOKENS, C.GENAI_PROMPT_TOKENS, C.GENAI_COMPLETION_TOKENS)
-_OI_HANDOFF_PREFIX = "handoff to "
-_MAX_STRUCTURE_CHARS = 65_536  # a longer status message is kept as sent rather than parsed  # OpenInference names its handoff spans so, and nothing else
+_OI_HANDOFF_PREFIX = "handoff to "  # OpenInference names its handoff spans so, and nothing else
+_MAX_STRUCTURE_CHARS = 65_536  # a longer status message is kept as sent rather than parsed
 
 
 def _text(value: Any) -> str | None:
