@@ -16,7 +16,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import orjson
@@ -109,48 +109,66 @@ class HeldJournal:
             self._fd = None
 
 
-def leftover(path: str | os.PathLike[str]) -> list[bytes] | None:
-    """The lines a dead server left held in the journal at `path` (None if a live one owns it)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return []
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return None
-        held: dict[str, bytes] = {}
-        with os.fdopen(os.dup(fd), "rb") as f:
-            for raw in f:
-                try:
-                    record = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    continue  # a record cut by the crash was never acknowledged
+def _read(fd: int) -> list[bytes]:
+    """The held lines not marked released, from a journal's records."""
+    held: dict[str, bytes] = {}
+    with os.fdopen(os.dup(fd), "rb") as f:
+        for raw in f:
+            try:
+                record = orjson.loads(raw)
                 if isinstance(record, dict) and isinstance(record.get("held"), str):
                     line = record["held"].encode()
                     held[_key(line)] = line
                 elif isinstance(record, dict) and isinstance(record.get("released"), list):
                     for key in record["released"]:
                         held.pop(key, None)
-        return list(held.values())
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue  # a record cut by the crash was never acknowledged
+    return list(held.values())
+
+
+def _claim(path: str | os.PathLike[str]) -> int | None:
+    """A locked descriptor on a dead server's journal; None if absent or a live one's."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def leftover(path: str | os.PathLike[str]) -> list[bytes] | None:
+    """The lines a dead server left held in the journal at `path` (None if absent or a live one's)."""
+    fd = _claim(path)
+    if fd is None:
+        return None
+    try:
+        return _read(fd)
     finally:
         os.close(fd)
 
 
-def recover(trace_path: str | os.PathLike[str], writer_submit_and_wait) -> int:
-    """Write the spans dead servers left held beside `trace_path` (or in its folder) into their
-    trace files, then delete their journals; returns how many spans were written."""
-    trace_path = Path(trace_path)
-    journals = sorted(trace_path.parent.glob(f"*{MARK}*{SUFFIX}"))
+def recover(trace_path: str | os.PathLike[str], write: Callable[[Path, list[bytes]], None]) -> int:
+    """Write the spans dead servers left held beside `trace_path` (in its folder) into their
+    trace files with `write(path, lines)`, then delete their journals; returns how many.
+
+    Each journal stays locked until it is deleted, so two servers starting at once never
+    both write it out."""
     count = 0
-    for journal in journals:
-        lines = leftover(journal)
-        if lines is None:
-            continue  # a live server's
-        target = journal.with_name(journal.name.rpartition(MARK)[0] + ".jsonl")
-        if lines:
-            writer_submit_and_wait(target, lines)
-            count += len(lines)
-        journal.unlink(missing_ok=True)
+    for journal in sorted(Path(trace_path).parent.glob(f"*{MARK}*{SUFFIX}")):
+        fd = _claim(journal)
+        if fd is None:
+            continue  # a live server's (or gone)
+        try:
+            lines = _read(fd)
+            if lines:
+                write(journal.with_name(journal.name.rpartition(MARK)[0] + ".jsonl"), lines)
+                count += len(lines)
+            journal.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
     return count

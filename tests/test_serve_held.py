@@ -76,6 +76,7 @@ def test_journal_records_held_lines_and_leftover_skips_released_ones(tmp_path):
     journal.released([line("3" * 16)])  # released before its request recorded it
     journal.record([line("3" * 16)])
     with open(path, "ab") as f:
+        f.write(b'{"held": "{}"}\n{"released": 5}\n')  # records of no use are skipped
         f.write(b'{"held": "cut by a cra')  # a record the crash cut was never acknowledged
     journal.close(remove=False)
     assert leftover(path) == [line("2" * 16)]
