@@ -161,6 +161,7 @@ _GENAI_OP_TO_OBS = {
     "invoke_agent": OBS_AGENT,
     "create_agent": OBS_AGENT,
     "invoke_workflow": OBS_CHAIN,
+    "handoff": OBS_CHAIN,  # as the Agents SDK processor maps a handoff
     "embeddings": OBS_SPAN,
     "retrieval": OBS_SPAN,
 }
@@ -292,6 +293,8 @@ def project(
             out[key] = value
 
     provider = _first(attrs, _PROVIDER_KEYS)
+    if kind != OBS_LLM and model_name(attrs) is None:
+        provider = None  # a blanket `gen_ai.system` on every span names no model call's provider
     put(INF_LLM_PROVIDER, provider if isinstance(provider, str) else None)
     put(INF_LLM_MODEL_NAME, model_name(attrs))
     put(INF_LLM_INPUT_TOKENS, as_int(_first(attrs, _INPUT_TOKEN_KEYS)))

@@ -32,6 +32,7 @@ DEFAULT_FSYNC = "never"
 DEFAULT_MAX_QUEUE_LINES = 100_000
 DEFAULT_FLUSH_INTERVAL = 0.2  # seconds between background flushes
 DEFAULT_BLOCK_TIMEOUT = 0.5  # seconds a full queue may block the caller before dropping
+DEFAULT_AGENT_WAIT = 30.0  # seconds an LLM/TOOL span may be held for its agent's span (lineage)
 
 FSYNC_POLICIES = ("never", "batch", "always")
 

@@ -7,12 +7,15 @@ Any OTel-instrumented app (OpenInference or GenAI-semconv instrumentations)
 then writes the same lines as the Agents SDK processor and the OTLP receiver:
 attribute values keep their JSON types, resource and scope are kept, events,
 links and dropped counts go at the top level (the reference forbids extra
-keys inside status/resource/scope), and `halo_live.exporter.canonical.project` adds the
-`inference.*` projection.
+keys inside status/resource/scope), and `halo_live.exporter.projection.project_span` adds
+the `inference.*` projection. An LLM or TOOL span exported before its agent's span
+is held (at most `agent_wait` seconds) until that agent is known
+(`halo_live.exporter.lineage`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -24,6 +27,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from halo_live.exporter import config
 from halo_live.exporter import canonical
+from halo_live.exporter import projection
+from halo_live.exporter.lineage import HINTED_KINDS, AgentLineage
 from halo_live.exporter.writer import JsonlWriter
 
 logger = logging.getLogger(__name__)
@@ -51,6 +56,12 @@ def otel_attrs_to_json(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
     return {str(k): otel_value_to_json(v) for k, v in attrs.items()}
 
 
+def _with_agent(line: dict[str, Any], agent: str | None) -> bytes:
+    if agent:
+        line[canonical.ATTRIBUTES][canonical.INF_AGENT_NAME] = agent
+    return canonical.encode_line(line)
+
+
 def readable_span_to_line(span: ReadableSpan, *, project_id: str = "") -> dict[str, Any]:
     """One OTel SDK `ReadableSpan` as a canonical line dict."""
     ctx = span.context
@@ -73,8 +84,9 @@ def readable_span_to_line(span: ReadableSpan, *, project_id: str = "") -> dict[s
     status = span.status
     code = canonical.STATUS_CODES[status.status_code.value] if status is not None else canonical.STATUS_UNSET
     message = (status.description if status is not None else None) or ""
-    if code == canonical.STATUS_ERROR and not message:
-        message = canonical.exception_message(events)
+    if code == canonical.STATUS_ERROR:
+        message, error_attrs = projection.error_text(message, events, attrs)
+        attrs.update(error_attrs)
 
     extra: dict[str, Any] = {}
     if events:
@@ -92,7 +104,8 @@ def readable_span_to_line(span: ReadableSpan, *, project_id: str = "") -> dict[s
     if scope is not None and scope.schema_url:
         extra[canonical.SCOPE_SCHEMA_URL] = scope.schema_url
 
-    attrs.update(canonical.project(attrs, project_id=project_id, resource_attrs=resource_attrs))
+    attrs.update(projection.project_span(attrs, name=span.name, project_id=project_id,
+                                         resource_attrs=resource_attrs))
     parent = span.parent
     return canonical.canonical_line(
         trace_id=canonical.hex_id(ctx.trace_id, 32),
@@ -121,8 +134,10 @@ class HaloSpanExporter(SpanExporter):
     per `fsync`): `BatchSpanProcessor.force_flush()` does not call the
     exporter's, so this is what makes a provider flush reach the disk.
     `wait_for_write=False` returns at once (the writer flushes on its
-    interval). Options: `writer` (share one), `fsync`, `max_queue_lines`,
-    `flush_interval`, `block_timeout`, `on_flush`.
+    interval). `agent_wait`: how long an LLM/TOOL span may wait for its
+    agent's span to name it (0: never held); held lines are written on
+    `force_flush()` and `shutdown()` too. Options: `writer` (share one),
+    `fsync`, `max_queue_lines`, `flush_interval`, `block_timeout`, `on_flush`.
     """
 
     def __init__(
@@ -131,6 +146,7 @@ class HaloSpanExporter(SpanExporter):
         *,
         project_id: str | None = None,
         wait_for_write: bool = True,
+        agent_wait: float = config.DEFAULT_AGENT_WAIT,
         writer: JsonlWriter | None = None,
         **writer_options: Any,
     ) -> None:
@@ -139,15 +155,37 @@ class HaloSpanExporter(SpanExporter):
         self.wait_for_write = wait_for_write
         self._owns_writer = writer is None
         self.writer = writer if writer is not None else JsonlWriter(path, **writer_options)
+        self.lineage = AgentLineage(self.writer.submit, wait=agent_wait)
         self._shutdown = False
         self._warned = False
+
+    def _encode(self, dicts: list[dict[str, Any]]) -> list[bytes]:
+        """Encoded lines of `dicts`, LLM/TOOL spans named after their agent (or held for it)."""
+        ids = []
+        for line in dicts:
+            ids.append((line[canonical.TRACE_ID], line[canonical.SPAN_ID]))
+            self.lineage.add(ids[-1][0], ids[-1][1], line[canonical.PARENT_SPAN_ID],
+                             canonical.agent_name(line[canonical.ATTRIBUTES]))
+        lines: list[bytes] = []
+        for line, (trace_id, span_id) in zip(dicts, ids):
+            attrs = line[canonical.ATTRIBUTES]
+            if (attrs[canonical.INF_OBSERVATION_KIND] in HINTED_KINDS
+                    and not attrs.get(canonical.INF_AGENT_NAME)):
+                encoded = self.lineage.place(trace_id, span_id, functools.partial(_with_agent, line))
+                if encoded is not None:
+                    lines.append(encoded)
+            else:
+                lines.append(canonical.encode_line(line))
+        lines.extend(self.lineage.settle({trace_id for trace_id, _ in ids}))
+        return lines
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown:
             return SpanExportResult.FAILURE
         try:
-            lines = [canonical.encode_line(readable_span_to_line(s, project_id=self.project_id))
-                     for s in spans]
+            lines = self._encode([readable_span_to_line(s, project_id=self.project_id) for s in spans])
+            if not lines:
+                return SpanExportResult.SUCCESS
             ticket = self.writer.submit(lines)
             if ticket is None:
                 return SpanExportResult.FAILURE
@@ -161,12 +199,14 @@ class HaloSpanExporter(SpanExporter):
             return SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self.lineage.flush()
         return self.writer.flush(timeout_millis / 1000.0)
 
     def shutdown(self) -> None:
         if self._shutdown:
             return
         self._shutdown = True
+        self.lineage.close()
         if self._owns_writer:
             self.writer.shutdown(timeout=30.0)
         else:

@@ -29,7 +29,8 @@ from typing import Any
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from halo_live.exporter import canonical
+from halo_live.exporter import canonical, projection
+from halo_live.exporter.lineage import HINTED_KINDS, AgentLineage
 
 _MAX_MESSAGES = 3  # problems quoted in partial_success; the count says the rest
 
@@ -48,6 +49,8 @@ class Conversion:
 
     lines: list[bytes] = field(default_factory=list)
     rejected: int = 0
+    held_lines: list[bytes] = field(default_factory=list)  # held for their agent, as written if never named
+    settled: list[bytes] = field(default_factory=list)  # earlier held lines this request names (in `lines`)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -65,53 +68,56 @@ class Conversion:
 
 
 class SpanBatch:
-    """The usable spans of one request, held until each one's enclosing agent is known.
+    """The usable spans of one request, each named after its enclosing agent.
 
     LLM and TOOL spans rarely name their agent; the AGENT span above them does
-    (`gen_ai.agent.name`, `agent.name`). Within a request (a BatchSpanProcessor
-    export usually holds whole traces, children before parents) the nearest
-    named ancestor gives them `inference.agent_name`, as the SDK processor does.
+    (`gen_ai.agent.name`, `agent.name`). `lineage` (the receiver's, shared by
+    all requests) remembers earlier requests' spans and may hold a span whose
+    agent span has not arrived yet; without one, the request alone is searched.
     """
 
-    _HINTED_KINDS = (canonical.OBS_LLM, canonical.OBS_TOOL)
-    _MAX_HOPS = 64  # bounds a walk up a (malformed, cyclic) parent chain
-
-    def __init__(self, out: Conversion) -> None:
+    def __init__(self, out: Conversion, lineage: AgentLineage | None = None,
+                 span_events: Any = None) -> None:
         self.out = out
+        self.lineage = lineage if lineage is not None else AgentLineage(_nowhere)
+        self.span_events = span_events  # an `otlp_logs.SpanEvents`: GenAI log events to fold in
         self._spans: list[SpanParts] = []
-        self._parents: dict[str, tuple[str, str | None]] = {}  # span id -> (parent id, agent name)
-        self._named = 0  # spans naming an agent: none (the common bulk case) skips the walk
 
     def add(self, parts: SpanParts) -> None:
-        """Keep one decoded span."""
-        name = canonical.agent_name(parts.attributes)
-        self._named += name is not None
-        self._parents[parts.head[canonical.SPAN_ID]] = (parts.head[canonical.PARENT_SPAN_ID], name)
+        """Keep one decoded span (projected now, encoded in `finish`)."""
+        head = parts.head
+        if self.span_events is not None:
+            self.span_events.fold(head[canonical.TRACE_ID], head[canonical.SPAN_ID], parts.attributes,
+                                  parts.events)
+        project_parts(parts)
+        self.lineage.add(head[canonical.TRACE_ID], head[canonical.SPAN_ID], head[canonical.PARENT_SPAN_ID],
+                         canonical.agent_name(parts.attributes))
         self._spans.append(parts)
 
-    def _agent_above(self, span_id: str) -> str | None:
-        parent, _ = self._parents[span_id]
-        for _ in range(self._MAX_HOPS):
-            entry = self._parents.get(parent)
-            if entry is None:
-                return None
-            parent, name = entry
-            if name:
-                return name
-        return None
-
     def finish(self) -> Conversion:
-        """Encode every kept span into `out.lines`; returns `out`."""
+        """Encode every kept span that is not held into `out.lines`; returns `out`."""
         lines = self.out.lines
+        traces: set[str] = set()
         for parts in self._spans:
-            hint = None
-            if self._named:
-                span_id = parts.head[canonical.SPAN_ID]
-                if (self._parents[span_id][1] is None
-                        and canonical.observation_kind(parts.attributes) in self._HINTED_KINDS):
-                    hint = self._agent_above(span_id)
-            lines.append(build_line(parts, hint))
+            attrs, head = parts.attributes, parts.head
+            traces.add(head[canonical.TRACE_ID])
+            if (attrs[canonical.INF_OBSERVATION_KIND] in HINTED_KINDS
+                    and not attrs.get(canonical.INF_AGENT_NAME)):
+                line = self.lineage.place(head[canonical.TRACE_ID], head[canonical.SPAN_ID],
+                                          functools.partial(build_line, parts))
+                if line is not None:
+                    lines.append(line)
+                else:
+                    self.out.held_lines.append(build_line(parts))
+            else:
+                lines.append(build_line(parts))
+        self.out.settled = self.lineage.settle(traces)
+        lines.extend(self.out.settled)
         return self.out
+
+
+def _nowhere(lines: list[bytes]) -> None:
+    """A request's own lineage never holds a line, so it never releases one."""
 
 
 # --- the span -> line step shared by both encodings -----------------------------------
@@ -146,19 +152,29 @@ class SpanParts:
     ctx: ScopeContext
 
 
-def build_line(parts: SpanParts, agent_hint: str | None = None) -> bytes:
-    """The encoded line, byte for byte `encode_line(canonical_line(...))`.
+def project_parts(parts: SpanParts) -> None:
+    """Add the `inference.*` projection (and an ERROR span's readable message) to `parts`."""
+    ctx, attributes = parts.ctx, parts.attributes
+    status = parts.head[canonical.STATUS]
+    if status[canonical.STATUS_CODE_FIELD] == canonical.STATUS_ERROR:
+        status[canonical.STATUS_MESSAGE_FIELD], error_attrs = projection.error_text(
+            status[canonical.STATUS_MESSAGE_FIELD], parts.events, attributes)
+        attributes.update(error_attrs)
+    attributes.update(projection.project_span(attributes, name=parts.head[canonical.NAME],
+                                              project_id=ctx.project_id, resource_attrs=ctx.resource_attrs))
 
-    Built in two halves around the resource and scope, which are encoded once
-    per scope (`ScopeContext.shared`): on a hot receiver that is a third of
-    the encoding work saved, and the key order stays the canonical one.
+
+def build_line(parts: SpanParts, agent: str | None = None) -> bytes:
+    """The encoded line of projected `parts`, byte for byte `encode_line(canonical_line(...))`.
+
+    `agent` names the enclosing agent of an LLM/TOOL span. Built in two halves
+    around the resource and scope, which are encoded once per scope
+    (`ScopeContext.shared`): on a hot receiver that is a third of the encoding
+    work saved, and the key order stays the canonical one.
     """
     ctx, attributes, events = parts.ctx, parts.attributes, parts.events
-    status = parts.head[canonical.STATUS]
-    if not status[canonical.STATUS_MESSAGE_FIELD] and events:
-        status[canonical.STATUS_MESSAGE_FIELD] = canonical.exception_message(events)
-    attributes.update(canonical.project(attributes, project_id=ctx.project_id,
-                                  resource_attrs=ctx.resource_attrs, agent_name_hint=agent_hint))
+    if agent:
+        attributes[canonical.INF_AGENT_NAME] = agent
     tail: dict[str, Any] = {canonical.ATTRIBUTES: attributes}
     tail.update(ctx.extra)
     if events:
@@ -275,10 +291,11 @@ def _pb_span(span: Any, ctx: ScopeContext) -> SpanParts:
     return SpanParts(head, _pb_attrs(span.attributes), events, links, dropped, ctx)
 
 
-def convert_request(request: ExportTraceServiceRequest, *, project_id: str = "") -> Conversion:
+def convert_request(request: ExportTraceServiceRequest, *, project_id: str = "",
+                    lineage: AgentLineage | None = None, span_events: Any = None) -> Conversion:
     """Canonical lines for every usable span of a decoded protobuf request."""
     out = Conversion()
-    batch = SpanBatch(out)
+    batch = SpanBatch(out, lineage, span_events)
     for r, rs in enumerate(request.resource_spans):
         resource_attrs = _pb_attrs(rs.resource.attributes)
         for s, ss in enumerate(rs.scope_spans):
@@ -298,10 +315,11 @@ def convert_request(request: ExportTraceServiceRequest, *, project_id: str = "")
     return batch.finish()
 
 
-def from_protobuf(body: bytes, *, project_id: str = "") -> Conversion:
+def from_protobuf(body: bytes, *, project_id: str = "", lineage: AgentLineage | None = None,
+                  span_events: Any = None) -> Conversion:
     """Decode a serialized `ExportTraceServiceRequest` and convert it."""
     try:
         request = ExportTraceServiceRequest.FromString(body)
     except (DecodeError, ValueError, TypeError) as exc:
         raise InvalidRequest(f"body is not an OTLP ExportTraceServiceRequest protobuf: {exc}") from None
-    return convert_request(request, project_id=project_id)
+    return convert_request(request, project_id=project_id, lineage=lineage, span_events=span_events)

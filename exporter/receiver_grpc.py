@@ -1,4 +1,4 @@
-"""OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export` on grpcio.
+"""OTLP/gRPC: the trace and logs services' `Export` on grpcio.
 
 The request arrives as raw bytes (the servicer decodes it itself), so a body
 that is not an `ExportTraceServiceRequest` is answered INVALID_ARGUMENT
@@ -15,11 +15,15 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.any_pb2 import Any as AnyProto
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from halo_live.exporter.receiver import RETRY_AFTER_SECONDS, Receiver, Status, export_response
+from halo_live.exporter.receiver import (
+    RETRY_AFTER_SECONDS, Outcome, Receiver, Status, export_logs_response, export_response,
+)
 
 SERVICE_NAME = "opentelemetry.proto.collector.trace.v1.TraceService"
+LOGS_SERVICE_NAME = "opentelemetry.proto.collector.logs.v1.LogsService"
 _RETRY_INFO_KEY = "google.rpc.retryinfo-bin"  # what opentelemetry-python's exporter reads
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"  # what the Collector and grpc-go read
 
@@ -40,26 +44,34 @@ class TraceServiceServicer(trace_service_pb2_grpc.TraceServiceServicer):
         self.receiver = receiver
 
     def Export(self, request: bytes, context: grpc.ServicerContext):  # noqa: N802 (gRPC name)
+        return export_response(self._outcome(self.receiver.export_protobuf, request, context))
+
+    def ExportLogs(self, request: bytes, context: grpc.ServicerContext):  # noqa: N802
+        return export_logs_response(self._outcome(self.receiver.export_logs_protobuf, request, context))
+
+    def _outcome(self, export, request: bytes, context: grpc.ServicerContext) -> Outcome:
         metadata = dict(context.invocation_metadata())
         if not self.receiver.authorized(metadata.get("authorization")):
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
-        outcome = self.receiver.export_protobuf(request)
+        outcome = export(request)
         if outcome.status is Status.INVALID:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, outcome.message)
         if outcome.status in (Status.THROTTLED, Status.UNAVAILABLE):
             context.set_trailing_metadata(_retry_metadata(outcome.message))
             context.abort(grpc.StatusCode.UNAVAILABLE, outcome.message)
-        return export_response(outcome)
+        return outcome
 
 
-def _handler(servicer: TraceServiceServicer) -> grpc.GenericRpcHandler:
-    return grpc.method_handlers_generic_handler(SERVICE_NAME, {
-        "Export": grpc.unary_unary_rpc_method_handler(
-            servicer.Export,
-            request_deserializer=None,  # raw bytes: we decode, so garbage is INVALID_ARGUMENT
-            response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString,
-        ),
-    })
+def _handlers(servicer: TraceServiceServicer) -> list[grpc.GenericRpcHandler]:
+    # Raw request bytes (no deserializer): we decode, so garbage is INVALID_ARGUMENT.
+    return [
+        grpc.method_handlers_generic_handler(SERVICE_NAME, {"Export": grpc.unary_unary_rpc_method_handler(
+            servicer.Export, request_deserializer=None,
+            response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString)}),
+        grpc.method_handlers_generic_handler(LOGS_SERVICE_NAME, {"Export": grpc.unary_unary_rpc_method_handler(
+            servicer.ExportLogs, request_deserializer=None,
+            response_serializer=logs_service_pb2.ExportLogsServiceResponse.SerializeToString)}),
+    ]
 
 
 class GrpcReceiver:
@@ -74,7 +86,7 @@ class GrpcReceiver:
                                                     thread_name_prefix="halo-otlp-grpc")
         self._server = grpc.server(
             self._executor,
-            handlers=[_handler(TraceServiceServicer(receiver))],
+            handlers=_handlers(TraceServiceServicer(receiver)),
             options=[
                 ("grpc.max_receive_message_length", receiver.max_body_bytes),
                 ("grpc.so_reuseport", 0),  # a port in use must fail, not be shared

@@ -1,4 +1,4 @@
-"""OTLP/HTTP: `POST /v1/traces` on aiohttp, protobuf and JSON on the same port.
+"""OTLP/HTTP: `POST /v1/traces` and `POST /v1/logs` on aiohttp, protobuf and JSON on the same port.
 
 Answers as the OTLP/HTTP specification asks: the response (and an error's
 `google.rpc.Status`) in the request's encoding; 400 for a body that cannot
@@ -22,11 +22,14 @@ import zstandard
 from aiohttp import web
 from google.rpc import code_pb2, status_pb2
 
-from halo_live.exporter.receiver import RETRY_AFTER_SECONDS, Outcome, Receiver, Status, export_response
+from halo_live.exporter.receiver import (
+    RETRY_AFTER_SECONDS, Outcome, Receiver, Status, export_logs_response, export_response,
+)
 
 logger = logging.getLogger(__name__)
 
 TRACES_PATH = "/v1/traces"
+LOGS_PATH = "/v1/logs"
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
 JSON_TYPE = "application/json"
 
@@ -80,19 +83,19 @@ def _reply(is_json: bool, http_status: int, rpc_code: int, message: str,
                         content_type=JSON_TYPE if is_json else PROTOBUF_TYPES[0], headers=headers)
 
 
-def _success(is_json: bool, outcome: Outcome) -> web.Response:
+def _success(is_json: bool, outcome: Outcome, logs: bool = False) -> web.Response:
     if is_json:
         payload: dict = {}
         if outcome.rejected:
-            payload["partialSuccess"] = {"rejectedSpans": str(outcome.rejected),
+            payload["partialSuccess"] = {"rejectedLogRecords" if logs else "rejectedSpans": str(outcome.rejected),
                                          "errorMessage": outcome.message}
         return web.Response(body=orjson.dumps(payload), content_type=JSON_TYPE)
-    return web.Response(body=export_response(outcome).SerializeToString(),
-                        content_type=PROTOBUF_TYPES[0])
+    response = export_logs_response(outcome) if logs else export_response(outcome)
+    return web.Response(body=response.SerializeToString(), content_type=PROTOBUF_TYPES[0])
 
 
 class HttpReceiver:
-    """An aiohttp server for `POST /v1/traces`, run on its own event-loop thread."""
+    """An aiohttp server for `POST /v1/traces` and `/v1/logs`, run on its own event-loop thread."""
 
     def __init__(self, receiver: Receiver, host: str = "127.0.0.1", port: int = 4318,
                  *, max_workers: int = 8, grace: float = 5.0) -> None:
@@ -112,9 +115,13 @@ class HttpReceiver:
         # +1 so that a body of exactly the limit is read and the check below decides.
         app = web.Application(client_max_size=self.receiver.max_body_bytes + 1)
         app.router.add_post(TRACES_PATH, self._handle)
+        app.router.add_post(LOGS_PATH, self._handle_logs)
         return app
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle_logs(self, request: web.Request) -> web.Response:
+        return await self._handle(request, logs=True)
+
+    async def _handle(self, request: web.Request, logs: bool = False) -> web.Response:
         content_type = request.content_type.lower()
         is_json = content_type == JSON_TYPE
         if not self.receiver.authorized(request.headers.get("Authorization")):
@@ -144,10 +151,13 @@ class HttpReceiver:
                           f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or zstd")
         except ValueError as exc:
             return _reply(is_json, 400, code_pb2.INVALID_ARGUMENT, str(exc))
-        export = self.receiver.export_json if is_json else self.receiver.export_protobuf
+        if logs:
+            export = self.receiver.export_logs_json if is_json else self.receiver.export_logs_protobuf
+        else:
+            export = self.receiver.export_json if is_json else self.receiver.export_protobuf
         outcome = await asyncio.get_running_loop().run_in_executor(self._executor, export, body)
         if outcome.status is Status.OK:
-            return _success(is_json, outcome)
+            return _success(is_json, outcome, logs)
         if outcome.status is Status.INVALID:
             return _reply(is_json, 400, code_pb2.INVALID_ARGUMENT, outcome.message)
         http_status = 429 if outcome.status is Status.THROTTLED else 503

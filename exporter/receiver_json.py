@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from halo_live.exporter import canonical
+from halo_live.exporter.lineage import AgentLineage
 from halo_live.exporter.otlp_convert import (
     Conversion, InvalidRequest, ScopeContext, SpanBatch, SpanParts, SpanProblem, check_ids, enum_name,
     span_head,
@@ -180,7 +181,8 @@ def _json_span(span: Any, ctx: ScopeContext) -> SpanParts:
                      dropped, ctx)  # type: ignore[arg-type]
 
 
-def from_json(body: bytes, *, project_id: str = "") -> Conversion:
+def from_json(body: bytes, *, project_id: str = "", lineage: AgentLineage | None = None,
+              span_events: Any = None) -> Conversion:
     """Decode an OTLP/JSON `ExportTraceServiceRequest` and convert it."""
     try:
         request = orjson.loads(body)
@@ -189,7 +191,7 @@ def from_json(body: bytes, *, project_id: str = "") -> Conversion:
     if not isinstance(request, dict):
         raise InvalidRequest("body is not an OTLP/JSON ExportTraceServiceRequest object")
     out = Conversion()
-    batch = SpanBatch(out)
+    batch = SpanBatch(out, lineage, span_events)
     resource_spans = _as_list(_get(request, "resourceSpans", "resource_spans"), "resourceSpans",
                               InvalidRequest)
     for r, rs in enumerate(resource_spans):

@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
+from halo_live.exporter.otlp_logs import logs_path_for
 from halo_live.exporter.receiver import Receiver
 from halo_live.exporter.receiver_grpc import GrpcReceiver
 from halo_live.exporter.receiver_http import HttpReceiver
@@ -136,6 +137,7 @@ class Servers:
                  **receiver_kwargs) -> None:
         self.path = path
         self.writer = writer or JsonlWriter(path, fsync="never", flush_interval=0.05)
+        receiver_kwargs.setdefault("logs_path", logs_path_for(path))
         self.receiver = Receiver(self.writer, project_id=project_id, token=token,
                                  max_body_bytes=max_body_bytes, **receiver_kwargs)
         self.grpc = GrpcReceiver(self.receiver, "127.0.0.1", 0)
@@ -148,12 +150,17 @@ class Servers:
         return f"http://127.0.0.1:{self.http_port}/v1/traces"
 
     @property
+    def logs_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/v1/logs"
+
+    @property
     def grpc_target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
     def close(self) -> None:
         self.grpc.stop(1.0)
         self.http.stop(1.0)
+        self.receiver.close()  # writes what the lineage held
         self.writer.shutdown(5.0)
 
 

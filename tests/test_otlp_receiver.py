@@ -99,7 +99,8 @@ def test_http_json_and_zstd_bodies(tmp_path):
         data = raw_deflate.compress(_proto_body()) + raw_deflate.flush()
         assert _post(s.http_url, data, headers={"Content-Encoding": "deflate"})[0] == 200
     lines = read_lines(out)
-    assert len(lines) == 7 and lines[0][canonical.SPAN_ID] == json_span()["spanId"]
+    # (the JSON span, an LLM span whose parent never comes, waits for its agent until close)
+    assert len(lines) == 7 and json_span()["spanId"] in {line[canonical.SPAN_ID] for line in lines}
 
 
 def test_partial_success_in_the_request_encoding(tmp_path):

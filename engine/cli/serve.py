@@ -79,6 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default ${config.HALO_FSYNC})")
     parser.add_argument("--max-body-mb", type=float, default=16.0,
                         help="largest request accepted, in MB, after decompression (default 16)")
+    parser.add_argument("--agent-wait", type=float, default=config.DEFAULT_AGENT_WAIT, metavar="SECONDS",
+                        help="hold an LLM/TOOL span up to SECONDS for its agent's span, so its line "
+                             "names the agent however the client batches (default "
+                             f"{config.DEFAULT_AGENT_WAIT:g}; held spans are journaled first, so a crash "
+                             "loses none; 0 never holds)")
     parser.add_argument("--index", default="process", choices=("process", "thread", "none"),
                         help="run the live indexer in a child process (default: parallel to the "
                              "receivers), in a thread of this one, or not at all")
@@ -196,6 +201,7 @@ def index_child(dataset: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # bind errors become our one line instead
+    from halo_live.exporter.otlp_logs import logs_path_for
     from halo_live.exporter.receiver import Receiver
     from halo_live.exporter.receiver_grpc import GrpcReceiver
     from halo_live.exporter.receiver_http import HttpReceiver
@@ -213,7 +219,8 @@ def run(args: argparse.Namespace) -> int:
         writer = JsonlWriter(target, fsync=args.fsync,
                              on_flush=lambda _offset: wake[0]() if wake else None)
         receiver = Receiver(writer, project_id=project_id, token=args.token,
-                            max_body_bytes=int(args.max_body_mb * 1024 * 1024))
+                            max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+                            agent_wait=args.agent_wait, logs_path=logs_path_for(target))
     except ValueError as exc:
         raise CliError(str(exc)) from None
     index_kind = {"process": _ProcessIndex, "thread": _ThreadIndex}.get(args.index)
@@ -255,6 +262,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"halo serve: writing {target}", flush=True)
     print(f"halo serve: OTLP/gRPC listening on {host}:{grpc_port}", flush=True)
     print(f"halo serve: OTLP/HTTP listening on http://{host}:{http_port}/v1/traces", flush=True)
+    print(f"halo serve: OTLP logs too, at http://{host}:{http_port}/v1/logs and on gRPC "
+          f"(kept in {logs_path_for(target).name})", flush=True)
+    if receiver.recovered:
+        print(f"halo serve: wrote {receiver.recovered} span(s) a stopped server had left held "
+              "for their agent", flush=True)
     if not receiver.token and args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"halo serve: warning: listening on {args.host} without --token: anyone who can reach "
               "these ports can write traces", file=sys.stderr, flush=True)
