@@ -1,0 +1,144 @@
+"""The output side every importer shares: whole lines, no span twice, a checkpoint.
+
+`ImportTarget(out, source)` reads the span ids already in `out` (so a crash
+between a write and its checkpoint never duplicates a span), appends new lines
+through `JsonlWriter` (one `write()` of whole lines each time, under the
+writer's lock) and keeps the importer's position in `OUT.halo-import.json`,
+one entry per source, replaced atomically after each page is on disk.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from halo_live.exporter import canonical
+from halo_live.exporter.writer import JsonlWriter
+
+CHECKPOINT_SUFFIX = ".halo-import.json"
+_WRITE_TIMEOUT = 60.0
+
+
+class ImportFailed(Exception):
+    """An import that cannot go on (unreachable server, refused keys, unknown project, bad file)."""
+
+
+@dataclass
+class ImportStats:
+    """What one import run did, for the summary line."""
+
+    spans: int = 0
+    traces: set[str] = field(default_factory=set)
+    duplicates: int = 0  # already in the output (a resumed or repeated import)
+    skipped: collections.Counter = field(default_factory=collections.Counter)  # reason -> count
+    pages: int = 0
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        self.skipped[reason] += count
+
+    def summary(self, out: Path) -> str:
+        parts = [f"imported {self.spans:,} spans of {len(self.traces):,} traces into {out}"]
+        if self.duplicates:
+            parts.append(f"{self.duplicates:,} already there")
+        for reason, count in self.skipped.most_common():
+            parts.append(f"skipped {count:,}: {reason}")
+        return "; ".join(parts)
+
+
+class ImportTarget:
+    """The output file of an import and its checkpoint, for one `source` key."""
+
+    def __init__(self, out: str | os.PathLike[str], source: str) -> None:
+        self.out = Path(out)
+        if self.out.is_dir():
+            raise ImportFailed(f"{self.out} is a folder; give the .jsonl file to write")
+        if not self.out.parent.is_dir():
+            raise ImportFailed(f"the folder of {self.out} does not exist")
+        self.source = source
+        self.checkpoint_path = self.out.with_name(self.out.name + CHECKPOINT_SUFFIX)
+        self.seen: set[tuple[str, str]] = self._read_ids()
+        self._all = self._read_checkpoint()
+        self.state: dict[str, Any] = dict(self._all.get(source, {}))
+        self.stats = ImportStats()
+        self._writer: JsonlWriter | None = None
+        self._lock = threading.Lock()
+
+    def _read_ids(self) -> set[tuple[str, str]]:
+        seen: set[tuple[str, str]] = set()
+        if not self.out.exists():
+            return seen
+        with open(self.out, "rb") as f:
+            for raw in f:
+                if not raw.endswith(b"\n"):
+                    break  # a half line: the writer heals it, it holds no whole span
+                try:
+                    line = orjson.loads(raw)
+                    seen.add((line[canonical.TRACE_ID], line[canonical.SPAN_ID]))
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    continue
+        return seen
+
+    def _read_checkpoint(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.checkpoint_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise ImportFailed(f"cannot read the checkpoint {self.checkpoint_path}: {exc}; "
+                               "delete it to start over (no span is written twice)") from None
+        return data if isinstance(data, dict) else {}
+
+    def write(self, lines: Iterable[bytes]) -> int:
+        """Append the lines not yet in the output; returns how many were new."""
+        fresh = []
+        for raw in lines:
+            line = orjson.loads(raw)
+            key = (line[canonical.TRACE_ID], line[canonical.SPAN_ID])
+            if key in self.seen:
+                self.stats.duplicates += 1
+                continue
+            self.seen.add(key)
+            self.stats.traces.add(key[0])
+            fresh.append(raw)
+        if fresh:
+            if self._writer is None:
+                self._writer = JsonlWriter(self.out, max_queue_lines=max(100_000, len(fresh)))
+            ticket = self._writer.submit(fresh, timeout=_WRITE_TIMEOUT)
+            if not self._writer.wait(ticket, _WRITE_TIMEOUT):
+                raise ImportFailed(f"cannot write to {self.out}")
+            self.stats.spans += len(fresh)
+        return len(fresh)
+
+    def save(self, **state: Any) -> None:
+        """Record the importer's position (after the lines it covers are written)."""
+        self.state.update(state)
+        self._all[self.source] = self.state
+        tmp = self.checkpoint_path.with_name(self.checkpoint_path.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self._all, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.checkpoint_path)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(_WRITE_TIMEOUT)
+            self._writer = None
+
+    def __enter__(self) -> ImportTarget:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+Progress = Callable[[int, int | None], None]  # (done, total or None) in the importer's own unit
+
+
+def no_progress(done: int, total: int | None) -> None:
+    """The default progress callback: nothing."""
