@@ -102,7 +102,7 @@ def test_a_malformed_record_is_skipped_and_counted(tmp_path, capsys):
     assert main(["import", "otlp-json", str(source), str(out)]) == 0
     summary = capsys.readouterr().out
     assert "imported 6 spans of 2 traces" in summary
-    assert "skipped 1: not an OTLP/JSON trace request (body is not valid JSON" in summary
+    assert "skipped 1: lines that are not an OTLP/JSON trace request (e.g. body is not valid JSON" in summary
     assert "skipped 1: spans rejected by the OTLP decoder" in summary
     assert len(read(out)) == 6
 

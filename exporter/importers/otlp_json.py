@@ -123,11 +123,11 @@ class OtlpJsonImport:
             try:
                 conv = from_json(raw, project_id=self.project_id)
             except InvalidRequest as exc:
-                stats.skip(f"not an OTLP/JSON trace request ({_short(str(exc))})")
+                stats.skip("lines that are not an OTLP/JSON trace request", 1, _short(str(exc)))
                 continue
             self.requests += 1
             if conv.rejected:
-                stats.skip(f"spans rejected by the OTLP decoder ({_short(conv.problems[0])})", conv.rejected)
+                stats.skip("spans rejected by the OTLP decoder", conv.rejected, _short(conv.problems[0]))
             lines.extend(conv.lines)
         self.target.write(lines)
 

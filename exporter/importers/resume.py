@@ -39,17 +39,21 @@ class ImportStats:
     traces: set[str] = field(default_factory=set)
     duplicates: int = 0  # already in the output (a resumed or repeated import)
     skipped: collections.Counter = field(default_factory=collections.Counter)  # reason -> count
+    examples: dict[str, str] = field(default_factory=dict)  # reason -> the first case of it
     pages: int = 0
 
-    def skip(self, reason: str, count: int = 1) -> None:
+    def skip(self, reason: str, count: int = 1, example: str = "") -> None:
         self.skipped[reason] += count
+        if example:
+            self.examples.setdefault(reason, example)
 
     def summary(self, out: Path) -> str:
         parts = [f"imported {self.spans:,} spans of {len(self.traces):,} traces into {out}"]
         if self.duplicates:
             parts.append(f"{self.duplicates:,} already there")
         for reason, count in self.skipped.most_common():
-            parts.append(f"skipped {count:,}: {reason}")
+            example = self.examples.get(reason)
+            parts.append(f"skipped {count:,}: {reason}" + (f" (e.g. {example})" if example else ""))
         return "; ".join(parts)
 
 
