@@ -92,6 +92,18 @@ def test_rerun_continues_where_it_stopped_and_never_writes_a_span_twice(tmp_path
     assert len(read(out)) == 18
 
 
+def test_a_last_line_without_newline_is_imported_once_whole_else_left(tmp_path, capsys):
+    source, out = tmp_path / "collector.json", tmp_path / "traces.jsonl"
+    source.write_bytes(SAMPLE.read_bytes().rstrip(b"\n"))
+    assert main(["import", "otlp-json", str(source), str(out)]) == 0
+    assert len(read(out)) == 5
+    with source.open("ab") as f:
+        f.write(b'\n{"resourceSpans": [')  # the Collector is mid-way through a line
+    assert main(["import", "otlp-json", str(source), str(out)]) == 0
+    assert "skipped 1: a partial last line (left for the next run)" in capsys.readouterr().out
+    assert len(read(out)) == 5
+
+
 def test_a_malformed_record_is_skipped_and_counted(tmp_path, capsys):
     source, out = tmp_path / "collector.json", tmp_path / "traces.jsonl"
     _encoder_file(source, 1)

@@ -72,6 +72,7 @@ class OtlpJsonImport:
             if state.get("file") != _identity(self.path) or (not compression and offset > self.path.stat().st_size):
                 offset = 0  # another file now has this name: read it from the start (ids still dedupe)
             self._skip_to(stream, offset, compression)
+            started_at = offset
             total = None if compression else self.path.stat().st_size
             pending = b""
             while True:
@@ -91,11 +92,16 @@ class OtlpJsonImport:
                 if stop.wait(poll_interval):
                     break
             if pending.strip() and not follow:
-                # The exporter had not finished this line: leave it for the next run.
-                self.target.stats.skip("a partial last line (left for the next run)")
+                if self._whole(pending):  # a last request with no newline after it
+                    self._import_block(pending)
+                    offset += len(pending)
+                    self.target.save(file=_identity(self.path), offset=offset, compression=compression)
+                else:  # the exporter had not finished this line: leave it for the next run
+                    self.target.stats.skip("a partial last line (left for the next run)")
         finally:
             stream.close()
-        if self.requests == 0 and self.target.stats.skipped and not self.target.stats.duplicates:
+        nothing_usable = self.requests == 0 and "lines that are not an OTLP/JSON trace request" in self.target.stats.skipped
+        if nothing_usable and started_at == 0:
             raise ImportFailed(f"{self.path} holds no OTLP/JSON trace request "
                                f"({self.target.stats.summary(self.target.out).split('; ', 1)[-1]})")
 
@@ -113,6 +119,13 @@ class OtlpJsonImport:
                 raise ImportFailed("the compressed file is shorter than its checkpoint; "
                                    "delete the checkpoint to read it again")
             left -= len(got)
+
+    def _whole(self, line: bytes) -> bool:
+        try:
+            from_json(line, project_id=self.project_id)
+        except InvalidRequest:
+            return False
+        return True
 
     def _import_block(self, block: bytes) -> None:
         stats = self.target.stats
