@@ -57,6 +57,26 @@ class ImportStats:
         return "; ".join(parts)
 
 
+_HEAD = b'{"' + canonical.TRACE_ID.encode() + b'":"'
+_SPAN = b'","' + canonical.SPAN_ID.encode() + b'":"'
+
+
+def span_key(raw: bytes) -> tuple[str, str] | None:
+    """(trace_id, span_id) of an encoded line; the canonical key order makes it a slice."""
+    if raw.startswith(_HEAD):
+        end = raw.find(b'"', len(_HEAD))
+        if raw.startswith(_SPAN, end):
+            stop = raw.find(b'"', end + len(_SPAN))
+            if stop > 0:
+                return (raw[len(_HEAD):end].decode("utf-8", "replace"),
+                        raw[end + len(_SPAN):stop].decode("utf-8", "replace"))
+    try:  # another producer's key order
+        line = orjson.loads(raw)
+        return str(line[canonical.TRACE_ID]), str(line[canonical.SPAN_ID])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+
+
 class ImportTarget:
     """The output file of an import and its checkpoint, for one `source` key."""
 
@@ -83,11 +103,9 @@ class ImportTarget:
             for raw in f:
                 if not raw.endswith(b"\n"):
                     break  # a half line: the writer heals it, it holds no whole span
-                try:
-                    line = orjson.loads(raw)
-                    seen.add((line[canonical.TRACE_ID], line[canonical.SPAN_ID]))
-                except (orjson.JSONDecodeError, KeyError, TypeError):
-                    continue
+                key = span_key(raw)
+                if key is not None:
+                    seen.add(key)
         return seen
 
     def _read_checkpoint(self) -> dict[str, Any]:
@@ -104,8 +122,9 @@ class ImportTarget:
         """Append the lines not yet in the output; returns how many were new."""
         fresh = []
         for raw in lines:
-            line = orjson.loads(raw)
-            key = (line[canonical.TRACE_ID], line[canonical.SPAN_ID])
+            key = span_key(raw)
+            if key is None:
+                raise ValueError("not a canonical span line")  # our own producers wrote it: a bug
             if key in self.seen:
                 self.stats.duplicates += 1
                 continue
