@@ -214,7 +214,7 @@ class LangfuseImport:
             state = self.target.state
             start = state.get("from") or (self.since.isoformat() if self.since else None)
             if follow and state.get("from"):
-                start = (datetime.fromisoformat(state["from"]) - _FOLLOW_LOOKBACK).isoformat()
+                start = (datetime.fromisoformat(state["from"].replace("Z", "+00:00")) - _FOLLOW_LOOKBACK).isoformat()
             at_edge = set(state.get("ids_at_from") or ())
             page, total = 1, None
             while not stop.is_set():
