@@ -126,7 +126,8 @@ def test_a_file_with_no_request_is_one_line_and_exit_1_with_nothing_written(tmp_
     assert main(["import", "otlp-json", str(source), str(out)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("halo: error: ") and "holds no OTLP/JSON trace request" in err[0]
-    assert not out.exists() or out.read_bytes() == b""
+    assert not out.exists()
+    assert not (tmp_path / "traces.jsonl.halo-import.json").exists()  # no checkpoint either
 
 
 def test_missing_file_and_folder_out_are_one_line(tmp_path, capsys):

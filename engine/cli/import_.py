@@ -8,6 +8,7 @@ Every expected failure is one line and exit 1; OUT only ever gains whole lines.
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
@@ -43,9 +44,16 @@ def add_arguments(parser) -> None:
                        help="inference.project_id for spans that name none")
         p.add_argument("out", metavar="OUT", help="the canonical .jsonl file to append to")
 
+    def examples(*lines: str) -> dict:
+        return {"formatter_class": argparse.RawDescriptionHelpFormatter,
+                "epilog": "examples:\n" + "\n".join(f"  {line}" for line in lines)}
+
     px = sub.add_parser("phoenix", help="spans of one Arize Phoenix project, through its REST API",
                         description="Import the spans of a Phoenix project (GET /v1/projects/NAME/spans, "
-                                    "paged). PHOENIX_API_KEY is sent as a bearer token when set.")
+                                    "paged). PHOENIX_API_KEY is sent as a bearer token when set.",
+                        **examples("halo import phoenix --url http://127.0.0.1:6006 --project my-agent traces.jsonl",
+                                   "halo import phoenix --url http://127.0.0.1:6006 --project my-agent "
+                                   "--since 2025-06-01 --follow traces.jsonl"))
     px.add_argument("--url", required=True, help="the Phoenix server, e.g. http://127.0.0.1:6006")
     px.add_argument("--project", required=True, metavar="NAME", help="the Phoenix project name (or id)")
     px.add_argument("--page-size", type=int, default=500, metavar="N", help="spans per request (default 500)")
@@ -54,7 +62,11 @@ def add_arguments(parser) -> None:
     lf = sub.add_parser("langfuse", help="Langfuse traces, observations and scores, through its public API",
                         description="Import Langfuse traces (GET /api/public/traces, paged, then each "
                                     "trace with its observations and scores). Keys from "
-                                    "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY.")
+                                    "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY.",
+                        **examples("LANGFUSE_PUBLIC_KEY=pk-... LANGFUSE_SECRET_KEY=sk-... "
+                                   "halo import langfuse --host http://127.0.0.1:3000 traces.jsonl",
+                                   "halo import langfuse --since 2025-06-01T00:00:00Z --follow traces.jsonl"
+                                   "   (host from $LANGFUSE_HOST)"))
     lf.add_argument("--host", default=None,
                     help="the Langfuse server (default: $LANGFUSE_HOST, else $LANGFUSE_BASE_URL)")
     lf.add_argument("--page-size", type=int, default=50, metavar="N", help="traces per request (default 50)")
@@ -62,7 +74,11 @@ def add_arguments(parser) -> None:
 
     oj = sub.add_parser("otlp-json", help="an OpenTelemetry Collector file exporter's output",
                         description="Import a file of OTLP/JSON export requests, one a line (the "
-                                    "Collector's `file` exporter), plain, gzip or zstd.")
+                                    "Collector's `file` exporter), plain, gzip or zstd. --follow "
+                                    "tails a plain file as the Collector appends to it.",
+                        **examples("halo import otlp-json /var/lib/otelcol/traces.json traces.jsonl",
+                                   "halo import otlp-json traces.json.zst traces.jsonl",
+                                   "halo import otlp-json /var/lib/otelcol/traces.json traces.jsonl --follow"))
     oj.add_argument("file", metavar="FILE", help="the Collector's output file")
     common(oj, since=False)
 

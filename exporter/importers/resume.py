@@ -144,6 +144,8 @@ class ImportTarget:
         """Record the importer's position (after the lines it covers are written)."""
         self.state.update(state)
         self._all[self.source] = self.state
+        if not self.out.exists() and not self.checkpoint_path.exists():
+            return  # nothing written yet: leave no file behind (a failed import leaves none)
         tmp = self.checkpoint_path.with_name(self.checkpoint_path.name + f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self._all, indent=1, sort_keys=True), encoding="utf-8")
         os.replace(tmp, self.checkpoint_path)
