@@ -42,6 +42,7 @@ class FakeLangfuse:
         self.traces = {t["id"]: json.loads((FIXTURES / f"trace-{t['id']}.json").read_text())
                        for t in self.listing["data"]}
         self.requests: list[str] = []
+        self.v4 = False  # Langfuse v4 has no GET /api/public/traces
         self.loop = asyncio.new_event_loop()
         self.url = ""
 
@@ -62,7 +63,7 @@ class FakeLangfuse:
                                                  "the correct host."}, status=401)
         if request.path == "/api/public/projects":
             return web.json_response(json.loads((FIXTURES / "projects.json").read_text()))
-        if request.path == "/api/public/traces":
+        if request.path == "/api/public/traces" and not self.v4:
             q = request.query
             assert q.get("orderBy") == "timestamp.asc"
             rows = sorted(self.listing["data"], key=lambda t: t["timestamp"])
@@ -226,6 +227,14 @@ def test_wrong_keys_missing_keys_and_no_server_are_one_line(langfuse, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("halo: error: cannot reach Langfuse at http://127.0.0.1:9")
     assert not out.exists()
+
+
+def test_a_langfuse_without_the_v3_trace_api_is_one_line(langfuse, tmp_path, capsys):
+    langfuse.v4 = True
+    assert main(["import", "langfuse", "--host", langfuse.url, str(tmp_path / "t.jsonl")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"halo: error: Langfuse at {langfuse.url} has no GET /api/public/traces (Langfuse v4 removed it; "
+        "this importer reads the v3 trace API)")
 
 
 def test_a_malformed_trace_is_skipped_and_counted(langfuse, tmp_path, capsys):

@@ -141,8 +141,11 @@ def test_follow_imports_traces_as_they_reach_phoenix(phoenix, direct, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(lambda: out.exists() and len(read(out)) == len(head))
-        phoenix.send(tail, "live")
-        _wait_for(lambda: len(read(out)) == len(lines))
+        with open_store(out) as store:  # the live index reads what the import has written so far
+            assert run_tool(store, "count_traces", {})["result"]["total"] == 1
+            phoenix.send(tail, "live")
+            _wait_for(lambda: len(read(out)) == len(lines))
+            assert run_tool(store, "count_traces", {})["result"]["total"] == 2
     finally:
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=60)

@@ -218,9 +218,13 @@ class LangfuseImport:
             at_edge = set(state.get("ids_at_from") or ())
             page, total = 1, None
             while not stop.is_set():
-                answer = self._get("/api/public/traces", {
-                    "page": page, "limit": self.page_size, "orderBy": "timestamp.asc",
-                    "fromTimestamp": start}, stop)
+                try:
+                    answer = self._get("/api/public/traces", {
+                        "page": page, "limit": self.page_size, "orderBy": "timestamp.asc",
+                        "fromTimestamp": start}, stop)
+                except NotFound:
+                    raise ImportFailed(f"Langfuse at {self.host} has no GET /api/public/traces (Langfuse v4 "
+                                       "removed it; this importer reads the v3 trace API)") from None
                 if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
                     raise ImportFailed(f"Langfuse at {self.host} answered GET /api/public/traces with "
                                        "something that is not a page of traces")
