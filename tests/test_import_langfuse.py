@@ -206,6 +206,24 @@ def test_paged_and_resumable_without_writing_a_trace_twice(langfuse, tmp_path, c
     assert len(lines) == 12 and len({(x["trace_id"], x["span_id"]) for x in lines}) == 12
 
 
+def test_an_import_stopped_mid_way_continues_where_it_stopped(langfuse, tmp_path):
+    from halo_live.exporter.importers.langfuse import LangfuseImport
+    from halo_live.exporter.importers.resume import ImportTarget
+
+    out = tmp_path / "traces.jsonl"
+    stop = threading.Event()
+    with ImportTarget(out, "lf") as target:
+        LangfuseImport(langfuse.url, PUBLIC, SECRET, target, page_size=1).run(
+            stop=stop, progress=lambda done, total: stop.set())  # as if interrupted after a trace
+    assert len(read(out)) == 6
+    langfuse.requests.clear()
+    with ImportTarget(out, "lf") as target:
+        LangfuseImport(langfuse.url, PUBLIC, SECRET, target, page_size=1).run()
+        assert target.stats.spans == 5 and len(target.stats.traces) == 2 and target.stats.duplicates == 0
+    first = "/api/public/traces/b5c8a2f0-3d4e-4f6a-9b1c-2d3e4f5a6b7c"
+    assert first not in langfuse.requests  # the trace imported before the stop is not fetched again
+
+
 def test_since_skips_older_traces(langfuse, tmp_path):
     out = tmp_path / "traces.jsonl"
     assert main(["import", "langfuse", "--host", langfuse.url, "--since", "2025-06-01T12:05:00Z", str(out)]) == 0

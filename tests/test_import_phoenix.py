@@ -14,6 +14,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -113,6 +114,25 @@ def test_a_phoenix_round_trip_answers_as_the_direct_export(phoenix, direct, tmp_
     assert main(["import", "phoenix", "--url", phoenix.url, "--project", "round-trip", str(out)]) == 0
     assert capsys.readouterr().out.startswith("imported 0 spans of 0 traces")
     assert len(read(out)) == len(lines)
+
+
+def test_an_import_stopped_mid_way_continues_where_it_stopped(phoenix, direct, tmp_path):
+    from halo_live.exporter.importers.phoenix import PhoenixImport
+    from halo_live.exporter.importers.resume import ImportTarget
+
+    lines = relabel(read(direct), "stopped")
+    phoenix.send(lines, "stopped")
+    phoenix.wait_for_spans("stopped", len(lines))
+    out = tmp_path / "out.jsonl"
+    stop = threading.Event()
+    with ImportTarget(out, "phoenix-stopped") as target:
+        PhoenixImport(phoenix.url, "stopped", target, page_size=5).run(
+            stop=stop, progress=lambda done, total: stop.set())  # as if interrupted after a page
+    assert len(read(out)) == 5
+    with ImportTarget(out, "phoenix-stopped") as target:
+        PhoenixImport(phoenix.url, "stopped", target, page_size=5).run()
+        assert target.stats.spans == len(lines) - 5 and target.stats.duplicates == 0
+    assert sorted(x["span_id"] for x in read(out)) == sorted(x["span_id"] for x in lines)
 
 
 def test_since_imports_only_later_spans(phoenix, direct, tmp_path):
