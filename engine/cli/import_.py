@@ -108,11 +108,12 @@ class _Bar:
             if not sys.stderr.isatty():
                 return
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+            from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress,
+                                       SpinnerColumn, TextColumn, TimeRemainingColumn)
 
-            columns = ([TextColumn(f"importing {self.what}"), BarColumn(), MofNCompleteColumn()]
-                       if total else [SpinnerColumn(), TextColumn(f"importing {self.what}: "
-                                                                  "{task.completed:,}")])
+            done_column = DownloadColumn() if self.what == "bytes" else MofNCompleteColumn()
+            columns = ([TextColumn("importing"), BarColumn(), done_column, TimeRemainingColumn()]
+                       if total else [SpinnerColumn(), TextColumn(f"importing: {{task.completed:,}} {self.what}")])
             self.progress = Progress(*columns, transient=True, console=Console(stderr=True))
             self.progress.start()
             self.task = self.progress.add_task("import", total=total)

@@ -231,6 +231,8 @@ class LangfuseImport:
                 meta = answer.get("meta") or {}
                 total = meta.get("totalItems", total)
                 for summary in answer["data"]:
+                    if stop.is_set():
+                        break
                     if not isinstance(summary, dict) or not summary.get("id"):
                         self.target.stats.skip("trace summaries without an id")
                         continue
