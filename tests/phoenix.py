@@ -63,8 +63,8 @@ def _free_port() -> int:
 class PhoenixServer:
     """`python -m phoenix.server.main serve` on loopback; `url` once it answers."""
 
-    def __init__(self, python: Path, workdir: Path) -> None:
-        self.python, self.workdir = python, workdir
+    def __init__(self, python: Path, workdir: Path, env: dict[str, str] | None = None) -> None:
+        self.python, self.workdir, self.extra_env = python, workdir, env or {}
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -73,7 +73,7 @@ class PhoenixServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PHOENIX_", "OTEL_"))}
         env.update(PHOENIX_WORKING_DIR=str(self.workdir), PHOENIX_HOST="127.0.0.1",
                    PHOENIX_PORT=str(self.port), PHOENIX_GRPC_PORT=str(_free_port()),
-                   PHOENIX_TELEMETRY_ENABLED="false", DO_NOT_TRACK="1")
+                   PHOENIX_TELEMETRY_ENABLED="false", DO_NOT_TRACK="1", **self.extra_env)
         log = open(self.workdir / "phoenix.log", "wb")
         self.proc = subprocess.Popen([str(self.python), "-m", "phoenix.server.main", "serve"],
                                      env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -84,6 +84,8 @@ class PhoenixServer:
             try:
                 with urllib.request.urlopen(f"{self.url}/v1/projects", timeout=2):
                     return self
+            except urllib.error.HTTPError:
+                return self  # it answers (401 with auth on)
             except (urllib.error.URLError, OSError):
                 time.sleep(0.5)
         self.stop()

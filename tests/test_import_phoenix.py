@@ -191,6 +191,31 @@ def test_bad_input_is_one_line_and_exit_1_with_nothing_written(phoenix, tmp_path
     assert not out.exists()
 
 
+def test_wrong_or_missing_api_key_is_one_line(tmp_path_factory, tmp_path, capsys, monkeypatch):
+    """A Phoenix with auth on refuses the import without a valid PHOENIX_API_KEY."""
+    try:
+        python = ensure_phoenix()
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"Phoenix unavailable: {exc}")
+    server = PhoenixServer(python, tmp_path_factory.mktemp("phoenix-auth"),
+                           env={"PHOENIX_ENABLE_AUTH": "true", "PHOENIX_SECRET": "s" * 40 + "1A"}).start()
+    try:
+        out = tmp_path / "x.jsonl"
+        for key in (None, "not-a-key"):
+            if key is None:
+                monkeypatch.delenv("PHOENIX_API_KEY", raising=False)
+            else:
+                monkeypatch.setenv("PHOENIX_API_KEY", key)
+            assert main(["import", "phoenix", "--url", server.url, "--project", "default", str(out)]) == 1
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and err[0].startswith(f"halo: error: Phoenix at {server.url} refused the "
+                                                       "credentials (401")
+            assert err[0].endswith("set PHOENIX_API_KEY to a Phoenix API key")
+        assert not out.exists()
+    finally:
+        server.stop()
+
+
 def _wait_for(condition, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

@@ -30,7 +30,7 @@ class NotFound(ImportFailed):
 
 def get_json(base: str, path: str, params: Mapping[str, Any] | None = None, *,
              headers: Mapping[str, str] | None = None, what: str = "the server",
-             stop: threading.Event | None = None) -> Any:
+             stop: threading.Event | None = None, auth_hint: str = "") -> Any:
     """GET `base` + `path` with query `params` (None values left out) and decode its JSON."""
     query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None}, doseq=True)
     url = base.rstrip("/") + path + (f"?{query}" if query else "")
@@ -44,7 +44,8 @@ def get_json(base: str, path: str, params: Mapping[str, Any] | None = None, *,
         except urllib.error.HTTPError as exc:
             detail = _detail(exc)
             if exc.code in (401, 403):
-                raise ImportFailed(f"{what} at {base} refused the credentials ({exc.code}{detail})") from None
+                raise ImportFailed(f"{what} at {base} refused the credentials ({exc.code}{detail})"
+                                   + (f"; {auth_hint}" if auth_hint else "")) from None
             if exc.code == 404:
                 raise NotFound(f"{exc.code}{detail}") from None
             if exc.code in _RETRY_STATUSES and attempt < _RETRIES:

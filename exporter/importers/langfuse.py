@@ -192,7 +192,9 @@ class LangfuseImport:
         self._known: dict[str, tuple[int, int]] = {}  # trace id -> (observations, scores) imported
 
     def _get(self, path: str, params: dict | None, stop: threading.Event) -> Any:
-        return get_json(self.host, path, params, headers=self.headers, what="Langfuse", stop=stop)
+        return get_json(self.host, path, params, headers=self.headers, what="Langfuse", stop=stop,
+                        auth_hint="check LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY (the project's API keys) "
+                                  "and that --host is that project's server")
 
     def _project(self, stop: threading.Event) -> str:
         try:

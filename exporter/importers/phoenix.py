@@ -118,7 +118,8 @@ class PhoenixImport:
         params = {"limit": self.page_size, "sort": "id", "order": "asc", "cursor": cursor,
                   "start_time": self.since.isoformat() if self.since else None}
         try:
-            page = get_json(self.url, path, params, headers=self.headers, what="Phoenix", stop=stop)
+            page = get_json(self.url, path, params, headers=self.headers, what="Phoenix", stop=stop,
+                            auth_hint="set PHOENIX_API_KEY to a Phoenix API key")
         except NotFound as exc:
             raise ImportFailed(f"Phoenix at {self.url} has no project {self.project!r} ({exc})") from None
         if not isinstance(page, dict) or not isinstance(page.get("data"), list):
