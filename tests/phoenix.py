@@ -54,7 +54,7 @@ def ensure_phoenix() -> Path:
     return python
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -65,14 +65,14 @@ class PhoenixServer:
 
     def __init__(self, python: Path, workdir: Path, env: dict[str, str] | None = None) -> None:
         self.python, self.workdir, self.extra_env = python, workdir, env or {}
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 180.0) -> PhoenixServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PHOENIX_", "OTEL_"))}
         env.update(PHOENIX_WORKING_DIR=str(self.workdir), PHOENIX_HOST="127.0.0.1",
-                   PHOENIX_PORT=str(self.port), PHOENIX_GRPC_PORT=str(_free_port()),
+                   PHOENIX_PORT=str(self.port), PHOENIX_GRPC_PORT=str(free_port()),
                    PHOENIX_TELEMETRY_ENABLED="false", DO_NOT_TRACK="1", **self.extra_env)
         log = open(self.workdir / "phoenix.log", "wb")
         self.proc = subprocess.Popen([str(self.python), "-m", "phoenix.server.main", "serve"],

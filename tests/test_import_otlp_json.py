@@ -9,7 +9,6 @@ JSON encoder (`tests._otlp_helpers.json_request`).
 from __future__ import annotations
 
 import gzip
-import os
 import signal
 import subprocess
 import sys

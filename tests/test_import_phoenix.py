@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 
 import orjson
 import pytest
@@ -24,7 +23,7 @@ import pytest
 from halo_live.cli import main
 from halo_live.engine.tools import open_store, run_tool
 from tests._exporter_helpers import sdk_processors_restored
-from tests.phoenix import PhoenixServer, ensure_phoenix, relabel
+from tests.phoenix import PhoenixServer, ensure_phoenix, free_port, relabel
 from tests.test_exporter_sdk import run_harness
 
 pytestmark = [pytest.mark.phoenix, pytest.mark.slow]
@@ -180,11 +179,7 @@ def test_bad_input_is_one_line_and_exit_1_with_nothing_written(phoenix, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"halo: error: Phoenix at {phoenix.url} has no project 'no-such-project' "
                    "(404: Project with name no-such-project not found)"]
-    parsed = urllib.parse.urlsplit(phoenix.url)
-    # The OTLP gRPC port is not Phoenix's REST API; nothing listens on a just-freed port.
-    from tests.phoenix import _free_port
-
-    dead = f"http://{parsed.hostname}:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens on a just-freed port
     assert main(["import", "phoenix", "--url", dead, "--project", "p", str(out)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"halo: error: cannot reach Phoenix at {dead}")

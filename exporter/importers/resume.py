@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,7 +92,6 @@ class ImportTarget:
         self.state: dict[str, Any] = dict(self._all.get(source, {}))
         self.stats = ImportStats()
         self._writer: JsonlWriter | None = None
-        self._lock = threading.Lock()
 
     def _read_ids(self) -> set[tuple[str, str]]:
         seen: set[tuple[str, str]] = set()
