@@ -43,6 +43,8 @@ class FakeLangfuse:
                        for t in self.listing["data"]}
         self.requests: list[str] = []
         self.v4 = False  # Langfuse v4 has no GET /api/public/traces
+        self.down = False  # answers 503, as a server restarting does
+        self.refused = 0
         self.loop = asyncio.new_event_loop()
         self.url = ""
 
@@ -58,6 +60,10 @@ class FakeLangfuse:
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.requests.append(request.path_qs)
+        if self.down:
+            self.refused += 1
+            return web.json_response({"message": "Service Unavailable"}, status=503,
+                                     headers={"Retry-After": "0"})
         if not self._authorized(request):
             return web.json_response({"message": "Invalid credentials. Confirm that you've configured "
                                                  "the correct host."}, status=401)
@@ -279,6 +285,28 @@ def test_follow_imports_new_traces_as_they_appear(langfuse, tmp_path):
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
+    assert "imported 12 spans of 4 traces" in stdout
+
+
+def test_follow_waits_out_a_server_outage(langfuse, tmp_path):
+    out = tmp_path / "traces.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "halo_live", "import", "langfuse", "--host", langfuse.url,
+                             "--follow", "--interval", "0.1", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "LANGFUSE_PUBLIC_KEY": PUBLIC, "LANGFUSE_SECRET_KEY": SECRET})
+    try:
+        _wait_for(lambda: out.exists() and len(read(out)) == 11)
+        langfuse.down = True
+        _wait_for(lambda: langfuse.refused >= 10)  # two polls' worth of retries
+        langfuse.add("after-outage", "2025-06-01T12:50:00.000Z")
+        langfuse.down = False
+        _wait_for(lambda: len(read(out)) == 12)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert f"halo import: Langfuse at {langfuse.url} answered 503 to GET /api/public/traces" in stderr
+    assert "trying again in 1s" in stderr
     assert "imported 12 spans of 4 traces" in stdout
 
 

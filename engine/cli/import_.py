@@ -124,6 +124,10 @@ class _Bar:
             self.progress.stop()
 
 
+def _notify(message: str) -> None:
+    print(f"halo import: {message}", file=sys.stderr, flush=True)
+
+
 def _importer(args, target):
     from halo_live.exporter.importers.resume import ImportFailed
 
@@ -139,7 +143,7 @@ def _importer(args, target):
 
         return PhoenixImport(args.url, args.project, target, since=since, page_size=args.page_size,
                              api_key=os.environ.get("PHOENIX_API_KEY"),
-                             project_id=args.project_id), "spans"
+                             project_id=args.project_id, notify=_notify), "spans"
     from halo_live.exporter.importers.langfuse import LangfuseImport, host_from_env
 
     host = args.host or host_from_env()
@@ -149,7 +153,7 @@ def _importer(args, target):
     if not public or not secret:
         raise ImportFailed("set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY (the project's API keys)")
     return LangfuseImport(host, public, secret, target, since=since, page_size=args.page_size,
-                          project_id=args.project_id), "traces"
+                          project_id=args.project_id, notify=_notify), "traces"
 
 
 def _source_key(args) -> str:

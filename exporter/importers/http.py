@@ -28,6 +28,10 @@ class NotFound(ImportFailed):
     """The server answered 404: the caller words what is missing."""
 
 
+class Unreachable(ImportFailed):
+    """No answer, or 429/5xx after the retries: `--follow` waits and tries again."""
+
+
 def get_json(base: str, path: str, params: Mapping[str, Any] | None = None, *,
              headers: Mapping[str, str] | None = None, what: str = "the server",
              stop: threading.Event | None = None, auth_hint: str = "") -> Any:
@@ -51,10 +55,13 @@ def get_json(base: str, path: str, params: Mapping[str, Any] | None = None, *,
             if exc.code in _RETRY_STATUSES and attempt < _RETRIES:
                 wait.wait(_retry_after(exc, attempt))
                 continue
-            raise ImportFailed(f"{what} at {base} answered {exc.code} to GET {path}{detail}") from None
+            failed = Unreachable if exc.code in _RETRY_STATUSES else ImportFailed
+            raise failed(f"{what} at {base} answered {exc.code} to GET {path}{detail}") from None
         except urllib.error.URLError as exc:
-            raise ImportFailed(f"cannot reach {what} at {base}: {exc.reason}") from None
-        except (OSError, ValueError) as exc:  # timeouts, a malformed URL
+            raise Unreachable(f"cannot reach {what} at {base}: {exc.reason}") from None
+        except OSError as exc:  # timeouts, a dropped connection
+            raise Unreachable(f"cannot reach {what} at {base}: {exc}") from None
+        except ValueError as exc:  # a malformed URL
             raise ImportFailed(f"cannot reach {what} at {base}: {exc}") from None
     try:
         return json.loads(body)

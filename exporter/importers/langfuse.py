@@ -27,8 +27,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from halo_live.exporter import canonical
-from halo_live.exporter.importers.http import NotFound, get_json
-from halo_live.exporter.importers.resume import ImportFailed, ImportTarget, Progress, no_progress
+from halo_live.exporter.importers.http import NotFound, Unreachable, get_json
+from halo_live.exporter.importers.resume import (
+    ImportFailed, ImportTarget, Notify, Progress, no_progress, outage_wait, warn,
+)
 from halo_live.exporter.otlp_convert import Conversion, ScopeContext, SpanBatch, SpanParts, span_head
 
 HOST_ENVS = ("LANGFUSE_HOST", "LANGFUSE_BASE_URL")
@@ -179,7 +181,8 @@ class LangfuseImport:
     """Imports a Langfuse project into `target`, once or (`follow`) as traces appear."""
 
     def __init__(self, host: str, public_key: str, secret_key: str, target: ImportTarget, *,
-                 since: datetime | None = None, page_size: int = 50, project_id: str = "") -> None:
+                 since: datetime | None = None, page_size: int = 50, project_id: str = "",
+                 notify: Notify = warn) -> None:
         if not host.startswith(("http://", "https://")):
             raise ImportFailed(f"--host {host!r} is not an http(s) address")
         self.host = host.rstrip("/")
@@ -189,6 +192,7 @@ class LangfuseImport:
         self.since = since
         self.page_size = min(page_size, 100)
         self.project_id = project_id
+        self.notify = notify
         self._known: dict[str, tuple[int, int]] = {}  # trace id -> (observations, scores) imported
 
     def _get(self, path: str, params: dict | None, stop: threading.Event) -> Any:
@@ -211,43 +215,58 @@ class LangfuseImport:
         """Import every trace after the checkpoint; with `follow`, keep going until `stop`."""
         stop = stop or threading.Event()
         ctx = ScopeContext(self.project_id or self._project(stop), {}, "langfuse", "", {})
-        done = 0
+        done = [0]
+        failures = 0
         while not stop.is_set():
-            state = self.target.state
-            start = state.get("from") or (self.since.isoformat() if self.since else None)
-            if follow and state.get("from"):
-                start = (datetime.fromisoformat(state["from"].replace("Z", "+00:00")) - _FOLLOW_LOOKBACK).isoformat()
-            at_edge = set(state.get("ids_at_from") or ())
-            page, total = 1, None
-            while not stop.is_set():
-                try:
-                    answer = self._get("/api/public/traces", {
-                        "page": page, "limit": self.page_size, "orderBy": "timestamp.asc",
-                        "fromTimestamp": start}, stop)
-                except NotFound:
-                    raise ImportFailed(f"Langfuse at {self.host} has no GET /api/public/traces (Langfuse v4 "
-                                       "removed it; this importer reads the v3 trace API)") from None
-                if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
-                    raise ImportFailed(f"Langfuse at {self.host} answered GET /api/public/traces with "
-                                       "something that is not a page of traces")
-                meta = answer.get("meta") or {}
-                total = meta.get("totalItems", total)
-                for summary in answer["data"]:
-                    if stop.is_set():
-                        break
-                    if not isinstance(summary, dict) or not summary.get("id"):
-                        self.target.stats.skip("trace summaries without an id")
-                        continue
-                    if self._unchanged(summary, at_edge, follow):
-                        continue
-                    self._import_trace(summary, ctx, stop)
-                    done += 1
-                    progress(done, total)
-                if not answer["data"] or page >= int(meta.get("totalPages") or page):
-                    break
-                page += 1
+            try:
+                self._pass(ctx, follow, stop, progress, done)
+                failures = 0
+            except Unreachable as exc:
+                if not follow or stop.is_set():
+                    raise
+                failures += 1
+                self.notify(f"{exc}; trying again in {outage_wait(failures):.0f}s")
+                stop.wait(outage_wait(failures))
+                continue
             if not follow or stop.wait(poll_interval):
                 break
+
+    def _pass(self, ctx: ScopeContext, follow: bool, stop: threading.Event, progress: Progress,
+              done: list[int]) -> None:
+        """One walk over the trace list from the checkpoint (minus the look-back when following)."""
+        state = self.target.state
+        start = state.get("from") or (self.since.isoformat() if self.since else None)
+        if follow and state.get("from"):
+            start = (datetime.fromisoformat(state["from"].replace("Z", "+00:00")) - _FOLLOW_LOOKBACK).isoformat()
+        at_edge = set(state.get("ids_at_from") or ())
+        page, total = 1, None
+        while not stop.is_set():
+            try:
+                answer = self._get("/api/public/traces", {
+                    "page": page, "limit": self.page_size, "orderBy": "timestamp.asc",
+                    "fromTimestamp": start}, stop)
+            except NotFound:
+                raise ImportFailed(f"Langfuse at {self.host} has no GET /api/public/traces (Langfuse v4 "
+                                   "removed it; this importer reads the v3 trace API)") from None
+            if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
+                raise ImportFailed(f"Langfuse at {self.host} answered GET /api/public/traces with "
+                                   "something that is not a page of traces")
+            meta = answer.get("meta") or {}
+            total = meta.get("totalItems", total)
+            for summary in answer["data"]:
+                if stop.is_set():
+                    break
+                if not isinstance(summary, dict) or not summary.get("id"):
+                    self.target.stats.skip("trace summaries without an id")
+                    continue
+                if self._unchanged(summary, at_edge, follow):
+                    continue
+                self._import_trace(summary, ctx, stop)
+                done[0] += 1
+                progress(done[0], total)
+            if not answer["data"] or page >= int(meta.get("totalPages") or page):
+                break
+            page += 1
 
     def _unchanged(self, summary: dict[str, Any], at_edge: set, follow: bool) -> bool:
         """A trace imported before that has nothing new (--follow re-reads a window of them)."""

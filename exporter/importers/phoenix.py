@@ -20,8 +20,10 @@ from datetime import datetime
 from typing import Any
 
 from halo_live.exporter import canonical
-from halo_live.exporter.importers.http import NotFound, get_json
-from halo_live.exporter.importers.resume import ImportFailed, ImportTarget, Progress, no_progress
+from halo_live.exporter.importers.http import NotFound, Unreachable, get_json
+from halo_live.exporter.importers.resume import (
+    ImportFailed, ImportTarget, Notify, Progress, no_progress, outage_wait, warn,
+)
 from halo_live.exporter.otlp_convert import (
     Conversion, ScopeContext, SpanBatch, SpanParts, SpanProblem, span_head,
 )
@@ -102,7 +104,8 @@ class PhoenixImport:
     """Imports one Phoenix project into `target`, once or (`follow`) as spans arrive."""
 
     def __init__(self, url: str, project: str, target: ImportTarget, *, since: datetime | None = None,
-                 page_size: int = 500, api_key: str | None = None, project_id: str = "") -> None:
+                 page_size: int = 500, api_key: str | None = None, project_id: str = "",
+                 notify: Notify = warn) -> None:
         if not url.startswith(("http://", "https://")):
             raise ImportFailed(f"--url {url!r} is not an http(s) address")
         self.url = url.rstrip("/")
@@ -112,6 +115,7 @@ class PhoenixImport:
         self.page_size = min(page_size, 1000)  # Phoenix's own bound
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.ctx = ScopeContext(project_id or project, {}, "", "", {})
+        self.notify = notify
 
     def _page(self, cursor: str | None, stop: threading.Event) -> dict:
         path = f"/v1/projects/{urllib.parse.quote(self.project, safe='')}/spans"
@@ -132,10 +136,20 @@ class PhoenixImport:
         """Import every span after the checkpoint; with `follow`, keep going until `stop`."""
         stop = stop or threading.Event()
         stats = self.target.stats
-        seen = 0
+        seen = failures = 0
+        reached = False  # a server that never answered is an error, one that went away an outage
         while not stop.is_set():
             last = self.target.state.get("last_id")
-            page = self._page(last, stop)
+            try:
+                page = self._page(last, stop)
+            except Unreachable as exc:
+                if not follow or stop.is_set() or not reached:
+                    raise
+                failures += 1
+                self.notify(f"{exc}; trying again in {outage_wait(failures):.0f}s")
+                stop.wait(outage_wait(failures))
+                continue
+            failures, reached = 0, True
             spans = page["data"]
             if last is not None and spans and spans[0].get("id") == last:
                 spans = spans[1:]  # the page starts at the span the last run ended on

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -161,6 +162,19 @@ class ImportTarget:
 
 
 Progress = Callable[[int, int | None], None]  # (done, total or None) in the importer's own unit
+Notify = Callable[[str], None]  # one line for the user (the CLI prints it on stderr)
+
+_OUTAGE_WAIT = (1.0, 60.0)  # --follow's wait after a failed poll: doubles from the first to the second
+
+
+def warn(message: str) -> None:
+    """The default `Notify`: a logging warning."""
+    logging.getLogger("halo_live.import").warning("%s", message)
+
+
+def outage_wait(failures: int) -> float:
+    """Seconds `--follow` waits after `failures` polls in a row found the server away."""
+    return min(_OUTAGE_WAIT[1], _OUTAGE_WAIT[0] * 2 ** max(0, failures - 1))
 
 
 def no_progress(done: int, total: int | None) -> None:
