@@ -39,6 +39,8 @@ COMMANDS: dict[str, Command] = {
                      "the OTLP endpoint (gRPC 4317, HTTP 4318) writing canonical JSONL, with a live index"),
     "compare": Command("halo_live.engine.cli.compare",
                        "compare two runs: error signatures before/after, score, token and latency deltas"),
+    "import": Command("halo_live.engine.cli.import_",
+                      "import traces from Phoenix, Langfuse or a Collector's OTLP JSON file, once or --follow"),
 }
 ASK_MODULE = "halo_live.engine.cli.ask"
 
