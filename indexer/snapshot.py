@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import lmdb
@@ -107,6 +107,12 @@ class Snapshot:
         sigs = [orjson.loads(v) for _, v in self._txn.cursor(db=self._dbs["sigs"])]
         sigs.sort(key=lambda s: (-s["s"], s["q"]))
         return [ErrorSignature(s["n"], s["m"], s["s"], s["t"], list(s["x"])) for s in sigs]
+
+    def start_times(self) -> Iterator[str]:
+        """Every trace's start time, ascending, from the start-time index (no row reads)."""
+        with self._txn.cursor(db=self._dbs["by_start"]) as cur:
+            for key in cur.iternext(values=False):
+                yield key[:-5].decode("utf-8", "surrogatepass")
 
     def bad_lines(self, limit: int = 100) -> list[BadLine]:
         """Skipped lines (first `limit`, by file and offset); the full count is in totals."""

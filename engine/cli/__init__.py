@@ -39,6 +39,8 @@ COMMANDS: dict[str, Command] = {
                      "the OTLP endpoint (gRPC 4317, HTTP 4318) writing canonical JSONL, with a live index"),
     "compare": Command("halo_live.engine.cli.compare",
                        "compare two runs: error signatures before/after, score, token and latency deltas"),
+    "ui": Command("halo_live.engine.cli.ui",
+                  "a live web view of the traces (run counters, filtered trace table, span tree, waterfall)"),
 }
 ASK_MODULE = "halo_live.engine.cli.ask"
 
