@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
+import logging
 import threading
 from importlib import resources
 from pathlib import Path
@@ -28,6 +29,8 @@ from aiohttp import web
 from halo_live.engine.store import TraceStore
 from halo_live.engine.ui import api
 from halo_live.engine.ui.live import LiveFeed
+
+log = logging.getLogger(__name__)
 
 TOKEN_ENV = "HALO_UI_TOKEN"
 COOKIE = "halo_ui_token"
@@ -66,7 +69,11 @@ async def _headers(request: web.Request, handler) -> web.StreamResponse:
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        response = exc if exc.status < 400 else api.error(exc.reason or "error", exc.status)
+        response = (web.Response(status=exc.status, headers=exc.headers) if exc.status < 400
+                    else api.error(exc.reason or "error", exc.status))
+    except Exception as exc:  # a bug, not the client's fault: one JSON line, logged once here
+        log.exception("halo ui: %s %s failed", request.method, request.path)
+        response = api.error(f"internal error: {type(exc).__name__}: {exc}", 500)
     for key, value in SECURITY_HEADERS.items():
         response.headers.setdefault(key, value)
     return response
@@ -82,8 +89,10 @@ def _guard(token: str | None, loopback: bool):
         given = request.query.get("token")
         if given is not None and hmac.compare_digest(given.encode(), token.encode()):
             # Trade the token in the URL for a cookie, and drop it from the address bar.
-            target = request.rel_url.without_query("token") if request.method == "GET" else None
-            response: web.StreamResponse = web.HTTPSeeOther(str(target)) if target else await handler(request)
+            kept = [(k, v) for k, v in request.query.items() if k != "token"]
+            target = request.rel_url.with_query(kept) if request.method == "GET" else None
+            response: web.StreamResponse = (web.Response(status=303, headers={"Location": str(target)})
+                                             if target else await handler(request))
             response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/")
             return response
         bearer = request.headers.get("Authorization", "")
@@ -143,9 +152,9 @@ class UiServer:
         self.url = ""
 
     async def _start(self) -> str:
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=1.0)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self.port = port

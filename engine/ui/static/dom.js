@@ -1,5 +1,5 @@
 // Building the page from data without ever parsing data as HTML.
-// Every string becomes a text node (textContent); there is no innerHTML anywhere,
+// Every string becomes a text node (textContent); no HTML parsing of data anywhere,
 // so a span attribute holding <script> or <img onerror=...> shows as those characters.
 
 export function h(tag, props = {}, ...children) {
