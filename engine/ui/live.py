@@ -1,9 +1,9 @@
 """Live updates for the page: Server-Sent Events as the index catches up, a few a second at most.
 
 A daemon thread follows the dataset (`TraceIndex.follow`: inotify, else a
-short stat poll) and only sets a flag; one coroutine turns a set flag into a
-`counters` event for every open stream, then waits `MIN_INTERVAL` before the
-next, so a benchmark writing thousands of spans a second costs the browsers
+short stat poll) and only sets a flag; one coroutine turns a set flag (or,
+every second, a changed index version) into a `counters` event for every open
+stream, then waits `MIN_INTERVAL` before the next, so a benchmark writing thousands of spans a second costs the browsers
 at most four small events a second, and the page asks for more only then.
 """
 
@@ -20,6 +20,7 @@ from halo_live.engine.store import TraceStore
 from halo_live.engine.ui import views
 
 MIN_INTERVAL = 0.25  # seconds between two events: at most 4 a second
+CHECK_INTERVAL = 1.0  # without a signal, look at the index's version this often
 KEEPALIVE = 15.0  # a comment line this often keeps proxies from closing an idle stream
 
 
@@ -56,17 +57,27 @@ class LiveFeed:
                 pass
 
     async def _broadcast(self) -> None:
+        # The follower's signal is the fast path; the periodic look at the index's version
+        # also catches spans that another process indexed first (then our follower sees
+        # nothing new to report). One small LMDB read, only while a page is listening.
         assert self._changed is not None
         loop = asyncio.get_running_loop()
+        last = None
         while True:
-            await self._changed.wait()
+            try:
+                await asyncio.wait_for(self._changed.wait(), CHECK_INTERVAL)
+            except asyncio.TimeoutError:
+                pass
             self._changed.clear()
-            if self._queues:
-                counters = await loop.run_in_executor(None, views.counters, self._store)
+            if not self._queues:
+                continue
+            counters = await loop.run_in_executor(None, views.counters, self._store)
+            if counters["version"] != last:
+                last = counters["version"]
                 for queue in list(self._queues):
                     _offer(queue, counters)
                 self.events_sent += 1
-            await asyncio.sleep(MIN_INTERVAL)
+                await asyncio.sleep(MIN_INTERVAL)
 
     async def stop(self, app: web.Application | None = None) -> None:
         """Close every stream and stop following; safe to call twice."""

@@ -37,7 +37,7 @@ export function connectEvents(setStatus) {
   source.addEventListener("error", () => setStatus("reconnecting…", "off"));
   source.addEventListener("counters", (event) => {
     lastCounters = JSON.parse(event.data);
-    setStatus("live", "live");
+    setStatus("live", "live", lastCounters);
     for (const fn of [...listeners]) fn(lastCounters);
   });
 }

@@ -45,9 +45,13 @@ function route() {
 }
 
 const live = document.getElementById("live");
-connectEvents((text, state) => {
+connectEvents((text, state, counters) => {
   live.textContent = text;
   live.className = `live ${state}`;
+  if (counters) {
+    live.dataset.traces = String(counters.traces);
+    live.title = `${counters.traces.toLocaleString("en-US")} traces, ${counters.spans.toLocaleString("en-US")} spans indexed`;
+  }
 });
 window.addEventListener("hashchange", route);
 window.addEventListener("unhandledrejection", (event) => {
