@@ -93,8 +93,8 @@ class LiveFeed:
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """GET /api/events: `counters` now, then after each index change."""
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                               "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                               "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff"})
         await response.prepare(request)
         queue: asyncio.Queue = asyncio.Queue(maxsize=1)
         self._queues.add(queue)

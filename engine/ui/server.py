@@ -20,6 +20,7 @@ import hmac
 import ipaddress
 import logging
 import threading
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ def static_dir() -> Path:
 
 @web.middleware
 async def _headers(request: web.Request, handler) -> web.StreamResponse:
+    started = time.perf_counter()
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -74,8 +76,12 @@ async def _headers(request: web.Request, handler) -> web.StreamResponse:
     except Exception as exc:  # a bug, not the client's fault: one JSON line, logged once here
         log.exception("halo ui: %s %s failed", request.method, request.path)
         response = api.error(f"internal error: {type(exc).__name__}: {exc}", 500)
+    if response.prepared:  # the event stream: it sent its headers itself, long ago
+        return response
     for key, value in SECURITY_HEADERS.items():
         response.headers.setdefault(key, value)
+    # the time spent server-side, for the browser's devtools and bench/bench_ui.py
+    response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
     return response
 
 
