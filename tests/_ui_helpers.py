@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.gen_traces import generate
+from bench.gen_traces import generate, write_shard
 from halo_live.exporter import canonical as c
 
 CHAT_TRACE = "c0ffee00" * 4
@@ -107,9 +107,10 @@ def write_dataset(path: Path, traces: int = 60, *, big: bool = False) -> Path:
 
 
 def append_traces(path: Path, first: int, count: int) -> None:
-    """Append `count` more benchmark traces (a second run of the generator into a scratch file)."""
+    """Append benchmark traces number `first`.. `first + count - 1` (they start later than
+    lower numbers), written to a scratch file first, then appended at once."""
     scratch = path.with_name(f"more-{first}.jsonl")
-    generate(scratch, count, seed=1000 + first, error_rate=0.2, run_id=f"run-{first}")
+    write_shard(scratch, list(range(first, first + count)), 1000 + first, 8, 0.2, f"run-{first}")
     with path.open("ab") as fh:
         fh.write(scratch.read_bytes())
     scratch.unlink()

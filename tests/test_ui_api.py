@@ -132,15 +132,21 @@ def test_an_error_filter_narrows_the_table_to_the_count(server, store):
     assert all(t["has_errors"] for t in body["traces"])
 
 
-def test_newest_first_is_the_dataset_order_reversed(server, store):
+def test_newest_first_pages_by_start_time(server, store):
     everything = run_tool(store, "query_traces", {"limit": 500})["result"]["traces"]
+    # ties (the hand-made traces start together) go by dataset order
+    order = sorted(enumerate(everything), key=lambda it: (it[1]["start_time"], it[0]), reverse=True)
+    ids = [t["trace_id"] for _, t in order]
     _, newest = get_json(server, "/api/traces", limit=10)
     _, second = get_json(server, "/api/traces", limit=10, offset=10)
-    ids = [t["trace_id"] for t in everything][::-1]
     assert [t["trace_id"] for t in newest["traces"]] == ids[:10]
     assert [t["trace_id"] for t in second["traces"]] == ids[10:20]
+    assert newest["traces"][0] == next(t for t in everything if t["trace_id"] == ids[0])  # query_traces' shape
     _, oldest = get_json(server, "/api/traces", sort="oldest", limit=5)
     assert [t["trace_id"] for t in oldest["traces"]] == ids[::-1][:5]
+    _, errors = get_json(server, "/api/traces", errors="true", limit=500)
+    assert [t["trace_id"] for t in errors["traces"]] == [i for i in ids if any(
+        t["trace_id"] == i and t["has_errors"] for t in everything)]
 
 
 def test_sorting_by_duration_ranks_the_longest_first(server):

@@ -128,7 +128,8 @@ def test_follow_latest_keeps_the_newest_on_top_and_pause_holds_still(page, tmp_p
         expect_text(page, "#traces-status", "paused")
         ui.append_traces(path, 500, 3)
         with open_store(path) as store:
-            newest = run_tool(store, "query_traces", {"limit": 500})["result"]["traces"][-1]["trace_id"]
+            traces = run_tool(store, "query_traces", {"limit": 500})["result"]["traces"]
+            newest = max(traces, key=lambda t: t["start_time"])["trace_id"]
             total = run_tool(store, "count_traces", {})["result"]["total"]
         page.wait_for_selector(f"#live[data-traces='{total}']")  # the push arrived; the table held still
         assert page.locator("#traces-body tr").first.get_attribute("data-trace-id") == first

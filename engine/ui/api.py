@@ -131,24 +131,21 @@ def _int(query, key: str, default: int, high: int) -> int:
 
 def traces_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: int, offset: int,
                 signature: tuple[str, str] | None = None, sort_keys: SortKeys | None = None) -> dict[str, Any]:
-    """One page of matching traces: `newest` and `oldest` page through query_traces itself;
-    a row-field sort or an error signature reads the candidates' rows (see `_scan_page`)."""
-    if signature is not None or sort not in ("oldest", "newest"):
+    """One page of matching traces in query_traces' shape, by start time (`newest`, `oldest`)
+    from the index's start order; a text search, a row-field sort
+    or an error signature reads the candidates (see `_scan_page`)."""
+    if signature is not None or sort not in ("oldest", "newest") or filters.get("regex_pattern"):
         return _scan_page(store, filters, sort, limit, offset, signature, sort_keys)
-    if sort == "oldest":
-        return tools.run_tool(store, "query_traces", {"filters": filters, "limit": max(limit, 1), "offset": offset})
-    counted = tools.run_tool(store, "count_traces", {"filters": filters})
-    if "error" in counted:
-        return counted
-    total = counted["result"]["total"]
-    size = max(min(limit, total - offset), 0)
-    if size == 0:
-        return {"result": {"traces": [], "total": total}}
-    result = tools.run_tool(store, "query_traces", {"filters": filters, "limit": size,
-                                                    "offset": max(total - offset - limit, 0)})
-    if "error" not in result:
-        result["result"]["traces"].reverse()
-    return result
+    try:
+        flt = index_filters(TraceFilters.model_validate(filters))
+        with store.snapshot() as snap:  # one snapshot: the page and its total agree
+            total = snap.count(flt)
+            rows = snap.rows(snap.trace_ids_by_start(flt, offset, limit, newest_first=sort == "newest"))
+    except ValidationError as exc:
+        return {"error": tools.describe_validation_error("query_traces", exc)}
+    except ToolError as exc:
+        return {"error": str(exc)}
+    return {"result": {"traces": [render.summary(r).model_dump(mode="json") for r in rows], "total": total}}
 
 
 _SORT_FIELDS = ("duration", "tokens", "spans")
@@ -191,7 +188,7 @@ def _scan_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: int
         with store.snapshot() as snap:
             if signature is not None:
                 flt.has_errors = True if flt.has_errors is None else flt.has_errors
-            ids = snap.trace_ids(index_filters(flt))
+            ids = snap.trace_ids_by_start(index_filters(flt), newest_first=sort != "oldest")
             if signature is not None:
                 ids = [t for t in ids if any((name, (message or "")[:TAXONOMY_MESSAGE_CHARS]) == signature
                                              for name, message in snap.error_spans(t))]
@@ -200,9 +197,7 @@ def _scan_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: int
                 ids = [t for t in ids if any(pattern.search(line.decode("utf-8", errors="replace"))
                                              for line in snap.span_lines(t))]
             if sort in ("newest", "oldest"):
-                ordered = ids[::-1] if sort == "newest" else ids
-                rows = snap.rows(ordered[offset:offset + limit])
-                total = len(ids)
+                rows, total = snap.rows(ids[offset:offset + limit]), len(ids)
             else:
                 keys = (sort_keys or SortKeys()).of(snap, ids)
                 field = _SORT_FIELDS.index(sort)

@@ -9,7 +9,7 @@ const COUNTERS = [
   ["error_spans", "Error spans", (c) => fmtInt(c.error_spans)],
   ["tokens", "Tokens in / out", (c) => `${fmtInt(c.input_tokens)} / ${fmtInt(c.output_tokens)}`],
   ["in_progress", "In progress", (c) => fmtInt(c.in_progress)],
-  ["pass_rate", "Pass rate", (c) => (c.pass_rate === null ? "no outcomes yet" : fmtPct(c.pass_rate))],
+  ["pass_rate", "Pass rate", (c) => (c.pass_rate === null ? "—" : fmtPct(c.pass_rate))],
   ["last", "Last span", (c) => shortTime(c.last_span_arrival)],
 ];
 
@@ -18,7 +18,8 @@ export function renderRun(root) {
   const values = {};
   for (const [key, label] of COUNTERS) {
     values[key] = h("div", { class: "value", "data-counter": key, text: "…" });
-    cards.append(h("div", { class: "card" }, h("div", { class: "label", text: label }), values[key]));
+    const note = key === "pass_rate" ? "shown once the run records task outcomes" : null;
+    cards.append(h("div", { class: "card", title: note }, h("div", { class: "label", text: label }), values[key]));
   }
   const histogram = h("section", { class: "panel" }, h("h2", { text: "Traces over time" }), h("p", { class: "muted", text: "…" }));
   const sigs = h("section", { class: "panel" }, h("h2", { text: "Error signatures" }), h("p", { class: "muted", text: "…" }));
@@ -98,7 +99,7 @@ function drawSignatures(panel, signatures, rule) {
       h("td", { class: "num", text: fmtInt(s.trace_count) }),
       h("td", { class: "num", text: fmtInt(s.error_span_count) }),
       h("td", {}, h("a", { href: `#/traces?${q}`, class: "sig-link", text: s.span_name })),
-      h("td", { class: "msg", text: s.status_message || "(no message)" })));
+      h("td", { class: "sig-msg", text: s.status_message || "(no message)" })));
   }
   panel.append(h("table", { class: "grid signatures" },
     h("thead", {}, h("tr", {}, h("th", { text: "traces" }), h("th", { text: "error spans" }),
