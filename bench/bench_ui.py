@@ -7,6 +7,7 @@ and the first call's, with the data size and the machine.
 
     python bench/gen_traces.py /tmp/t50k.jsonl            # 50k traces, ~3.3 GB
     python bench/bench_ui.py /tmp/t50k.jsonl --repeat 7
+    python bench/bench_ui.py --big-trace 2000       # the Trace page in Chromium on one trace of 2,000 spans
 """
 
 from __future__ import annotations
@@ -38,9 +39,16 @@ def call(base: str, path: str, params: dict | None = None) -> tuple[float, dict]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("trace_path")
+    parser.add_argument("trace_path", nargs="?")
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--big-trace", type=int, default=0, metavar="SPANS",
+                        help="instead: time the Trace page in headless Chromium on one trace of SPANS spans")
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args(argv)
+    if args.big_trace:
+        return big_trace(args.big_trace, args.chromium, args.repeat)
+    if not args.trace_path:
+        parser.error("give TRACE_PATH (or --big-trace SPANS)")
 
     store = open_store(args.trace_path)
     index = TraceIndex.open(args.trace_path)
@@ -85,6 +93,51 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
         index.close()
         store.close()
+    return 0
+
+
+def big_trace(spans: int, chromium: str, repeat: int) -> int:
+    """Open a trace of `spans` spans in headless Chromium: time to a drawn tree, and the longest
+    task the main thread ran meanwhile (what a user would feel as a freeze)."""
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    from tests._ui_helpers import BIG_TRACE, big_trace as lines
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "big.jsonl"
+        path.write_bytes(b"".join(lines(spans)))
+        store = open_store(path)
+        index = TraceIndex.open(path)
+        server = UiServer(store, index, str(path))
+        base = server.start()
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=chromium, headless=True, args=[
+                    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--no-first-run"])
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.add_init_script("window.__long = 0; new PerformanceObserver((l) => { for (const e of "
+                                     "l.getEntries()) window.__long = Math.max(window.__long, e.duration); })"
+                                     ".observe({type: 'longtask', buffered: true});")
+                drawn, longest = [], []
+                for _ in range(repeat):
+                    page.goto(base + "#/")
+                    page.wait_for_selector("[data-counter=traces]")
+                    start = page.evaluate("performance.now()")
+                    page.evaluate(f"location.hash = '#/trace/{BIG_TRACE}'")
+                    page.wait_for_function("n => document.querySelectorAll('.tree .row').length === n", arg=spans)
+                    drawn.append(page.evaluate("performance.now()") - start)
+                    longest.append(page.evaluate("window.__long"))
+                browser.close()
+        finally:
+            server.stop()
+            index.close()
+            store.close()
+    print(f"Trace page, one trace of {spans:,} spans, headless Chromium, {os.cpu_count()} CPUs; median of {repeat}:")
+    print(f"  navigation to a drawn tree + waterfall: {statistics.median(drawn):.0f} ms "
+          f"(outline fetch included); longest main-thread task: {statistics.median(longest):.0f} ms")
     return 0
 
 

@@ -25,57 +25,83 @@ export function renderTrace(root, route) {
     clear(detail).append(h("p", { class: "error", text: err.message }));
   });
 
+  // Rows go in slices, each its own task, so a trace of thousands of spans never holds the
+  // page for long; offscreen rows skip layout (content-visibility in style.css).
+  const SLICE = 200;
+  let drawing = 0;
+  let pendingScroll = null;
   function drawTree() {
+    const mine = ++drawing;
     clear(tree);
     rowsById.clear();
     const t0 = outline.start_ns, span = Math.max((outline.end_ns || 0) - (t0 || 0), 1);
-    const frag = document.createDocumentFragment();
+    const visible = [];
     let hiddenBelow = null;
-    for (const { s, depth, hasChildren } of order) {
-      if (hiddenBelow !== null && depth > hiddenBelow) continue;
-      hiddenBelow = collapsed.has(s.span_id) ? depth : null;
-      const isErr = s.status === "STATUS_CODE_ERROR";
-      const toggle = hasChildren
-        ? h("button", { class: "toggle", type: "button", "aria-label": "collapse", text: collapsed.has(s.span_id) ? "▸" : "▾",
-          onclick: (e) => { e.stopPropagation(); collapsed.has(s.span_id) ? collapsed.delete(s.span_id) : collapsed.add(s.span_id); drawTree(); markSelected(); } })
-        : h("span", { class: "toggle" });
-      const name = h("div", { class: "name" }, toggle,
-        h("span", { class: `kind k-${s.kind}`, text: s.kind }),
-        h("span", { class: "span-name", text: s.name }),
-        s.model ? h("span", { class: "meta", text: s.model }) : null,
-        s.tool ? h("span", { class: "meta", text: s.tool }) : null,
-        isErr ? h("span", { class: "err-mark", title: s.status_message, text: "error" }) : null);
-      name.style.paddingLeft = `${depth * 14}px`;
-      const bar = h("div", { class: "bar" });
-      const dur = s.start_ns !== null && s.end_ns !== null ? (s.end_ns - s.start_ns) / 1e6 : null;
-      if (s.start_ns !== null && t0 !== null) {
-        bar.style.left = `${((s.start_ns - t0) / span) * 100}%`;
-        bar.style.width = `${Math.max(((s.end_ns - s.start_ns) / span) * 100, 0.3)}%`;
-      }
-      const row = h("div", { class: `row${isErr ? " err" : ""}`, role: "treeitem", "data-span-id": s.span_id, "data-status": s.status,
-        onclick: () => { location.hash = `#/trace/${encodeURIComponent(traceId)}/span/${encodeURIComponent(s.span_id)}`; } },
-        name, h("div", { class: "wf" }, bar), h("div", { class: "dur", text: fmtMs(dur) }));
-      rowsById.set(s.span_id, row);
-      frag.append(row);
+    for (const item of order) {
+      if (hiddenBelow !== null && item.depth > hiddenBelow) continue;
+      hiddenBelow = collapsed.has(item.s.span_id) ? item.depth : null;
+      visible.push(item);
     }
-    tree.append(frag);
+    const step = (from) => {
+      if (mine !== drawing) return;
+      const frag = document.createDocumentFragment();
+      for (const item of visible.slice(from, from + SLICE)) frag.append(drawRow(item, t0, span));
+      tree.append(frag);
+      markSelected();
+      if (from + SLICE < visible.length) setTimeout(() => step(from + SLICE), 0);
+      else tree.dataset.drawn = String(visible.length);
+    };
+    delete tree.dataset.drawn;
+    step(0);
+  }
+
+  function drawRow({ s, depth, hasChildren }, t0, span) {
+    const isErr = s.status === "STATUS_CODE_ERROR";
+    const toggle = hasChildren
+      ? h("button", { class: "toggle", type: "button", "aria-label": "collapse", text: collapsed.has(s.span_id) ? "▸" : "▾",
+        onclick: (e) => { e.stopPropagation(); collapsed.has(s.span_id) ? collapsed.delete(s.span_id) : collapsed.add(s.span_id); drawTree(); } })
+      : h("span", { class: "toggle" });
+    const name = h("div", { class: "name" }, toggle,
+      h("span", { class: `kind k-${s.kind}`, text: s.kind }),
+      h("span", { class: "span-name", text: s.name }),
+      s.model ? h("span", { class: "meta", text: s.model }) : null,
+      s.tool ? h("span", { class: "meta", text: s.tool }) : null,
+      isErr ? h("span", { class: "err-mark", title: s.status_message, text: "error" }) : null);
+    name.style.paddingLeft = `${depth * 14}px`;
+    const bar = h("div", { class: "bar" });
+    const dur = s.start_ns !== null && s.end_ns !== null ? (s.end_ns - s.start_ns) / 1e6 : null;
+    if (s.start_ns !== null && t0 !== null) {
+      bar.style.left = `${((s.start_ns - t0) / span) * 100}%`;
+      bar.style.width = `${Math.max(((s.end_ns - s.start_ns) / span) * 100, 0.3)}%`;
+    }
+    const row = h("div", { class: `row${isErr ? " err" : ""}`, role: "treeitem", "data-span-id": s.span_id, "data-status": s.status,
+      onclick: () => { location.hash = `#/trace/${encodeURIComponent(traceId)}/span/${encodeURIComponent(s.span_id)}`; } },
+      name, h("div", { class: "wf" }, bar), h("div", { class: "dur", text: fmtMs(dur) }));
+    rowsById.set(s.span_id, row);
+    return row;
   }
 
   function markSelected() {
-    for (const row of tree.querySelectorAll(".row.selected")) row.classList.remove("selected");
+    for (const row of tree.querySelectorAll(".row.selected")) {
+      row.classList.remove("selected");
+      row.removeAttribute("aria-selected");
+    }
     const row = rowsById.get(selected);
     if (row) {
       row.classList.add("selected");
       row.setAttribute("aria-selected", "true");
+      if (pendingScroll === selected) {
+        pendingScroll = null;
+        row.scrollIntoView({ block: "nearest" });
+      }
     }
   }
 
   let request = 0;
   async function select(spanId, implicit = false) {
     selected = spanId;
+    pendingScroll = implicit ? null : spanId;
     markSelected();
-    const row = rowsById.get(spanId);
-    if (row && !implicit) row.scrollIntoView({ block: "nearest" });
     if (!spanId) {
       clear(detail).append(h("p", { class: "muted", text: "No spans." }));
       return;
