@@ -217,3 +217,20 @@ def test_a_request_without_the_token_is_refused_when_a_token_is_set(page, datase
         assert "token" not in page.url and page.url.endswith("#/traces")
         expect_text(page, "#traces-status", "of 63")
         assert page.request.get(proc.base + "api/run").status == 200
+
+
+def test_a_trace_in_progress_grows_in_place(page, tmp_path):
+    path = tmp_path / "growing.jsonl"
+    children, root = ui.chat_trace()[:2], ui.chat_trace()[2]
+    path.write_bytes(b"".join(children))
+    with ui.UiProcess(path) as proc:
+        page.goto(f"{proc.url}#/trace/{ui.CHAT_TRACE}")
+        expect_text(page, ".trace-head .facts", "2 spans.*in progress")
+        assert page.locator(".tree .row").count() == 2
+        with path.open("ab") as fh:
+            fh.write(root)
+        expect_text(page, ".trace-head .facts", "3 spans.*complete")
+        assert page.locator(".tree .row").count() == 3
+        assert page.locator(".tree .row").first.get_attribute("data-span-id") == "11110000aaaa0000"
+        assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+    assert page.problems == []

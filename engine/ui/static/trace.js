@@ -1,5 +1,5 @@
 // Trace: the span tree and a waterfall on one time axis; a span's conversation, attributes, raw line.
-import { getJSON } from "./api.js";
+import { getJSON, onCounters } from "./api.js";
 import { clear, fmtInt, fmtMs, h, shortTime } from "./dom.js";
 
 export function renderTrace(root, route) {
@@ -15,14 +15,28 @@ export function renderTrace(root, route) {
   const collapsed = new Set();
   let order = [];
 
-  getJSON(`/api/trace/${encodeURIComponent(traceId)}/outline`).then((data) => {
+  const loadOutline = (first) => getJSON(`/api/trace/${encodeURIComponent(traceId)}/outline`).then((data) => {
     outline = data;
+    while (head.childNodes.length > 1) head.lastChild.remove();
     drawHead(head, data);
     order = flatten(data.spans);
     drawTree();
-    select(selected || defaultSpan(data.spans), !selected);
+    if (first) select(selected || defaultSpan(data.spans), !selected);
   }).catch((err) => {
     clear(detail).append(h("p", { class: "error", text: err.message }));
+  });
+  loadOutline(true);
+
+  // A trace still in progress grows in place as its spans arrive.
+  let version = null;
+  let reloading = false;
+  const off = onCounters((c) => {
+    const v = JSON.stringify(c.version);
+    if (version !== null && v !== version && outline && !outline.complete && !reloading) {
+      reloading = true;
+      loadOutline(false).finally(() => { reloading = false; });
+    }
+    version = v;
   });
 
   // Rows go in slices, each its own task, so a trace of thousands of spans never holds the
@@ -115,7 +129,7 @@ export function renderTrace(root, route) {
     }
   }
 
-  return { update: (next) => select(next.spanId || defaultSpan(outline ? outline.spans : []), !next.spanId) };
+  return { leave: off, update: (next) => select(next.spanId || defaultSpan(outline ? outline.spans : []), !next.spanId) };
 }
 
 function drawHead(head, data) {
