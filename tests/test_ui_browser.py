@@ -234,3 +234,19 @@ def test_a_trace_in_progress_grows_in_place(page, tmp_path):
         assert page.locator(".tree .row").first.get_attribute("data-span-id") == "11110000aaaa0000"
         assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
     assert page.problems == []
+
+
+def test_a_signature_links_to_its_traces_and_a_header_sorts(page, served, dataset):
+    page.goto(served.url)
+    first = page.locator(".signatures tbody tr").first
+    first.wait_for()
+    traces_hit = int(first.locator("td").first.inner_text().replace(",", ""))
+    first.locator("a.sig-link").click()
+    page.wait_for_url(re.compile(r"#/traces\?sig_name="))
+    expect_text(page, "#traces-status", rf"of {traces_hit}\b")
+    assert page.locator("#traces-body tr:not(.err)").count() == 0
+    page.goto(served.url + "#/traces")
+    page.click("th.sortable:has-text('spans')")
+    page.wait_for_url(re.compile("sort=spans"))
+    expect_text(page, "#traces-body tr:first-child td:nth-child(5)", "^2,000$")
+    assert page.problems == []

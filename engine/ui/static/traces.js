@@ -9,6 +9,7 @@ const SELECTS = [
   ["service", "service_names", "service"],
   ["tool", "tool_names", "tool"],
 ];
+const HEAD_SORTS = { start: "newest", spans: "spans", duration: "duration", tokens: "tokens" };
 const FIELDS = ["errors", "model", "agent", "service", "tool", "since", "until", "q", "regex", "sort", "sig_name", "sig_message", "complete"];
 
 export function renderTraces(root, route) {
@@ -61,7 +62,15 @@ export function renderTraces(root, route) {
     h("div", { class: "toolbar" }, pauseButton, status, h("span", { class: "spacer" }), prev, next),
     error,
     h("table", { class: "grid traces" },
-      h("thead", {}, h("tr", {}, ...["start", "trace", "agents", "models", "spans", "duration", "tokens", "errors", "state"].map((t) => h("th", { text: t })))),
+      h("thead", {}, h("tr", {}, ...["start", "trace", "agents", "models", "spans", "duration", "tokens", "errors", "state"].map((t) => {
+        const sort = HEAD_SORTS[t];
+        if (!sort) return h("th", { text: t });
+        const on = state.sort === sort || (t === "start" && state.sort === "oldest");
+        return h("th", { class: `sortable${on ? " on" : ""}`, "aria-sort": on ? (state.sort === "oldest" ? "ascending" : "descending") : null,
+          title: "sort by this column",
+          onclick: () => { controls.sort.value = t === "start" && state.sort === "newest" ? "oldest" : sort; apply(); } },
+        t, on ? (state.sort === "oldest" ? " ▲" : " ▼") : "");
+      }))),
       body));
 
   function following() { return state.sort === "newest" && offset === 0 && !paused; }
