@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import urllib.error
@@ -260,7 +262,7 @@ def test_a_non_loopback_bind_without_token_refuses_to_start(dataset, store, monk
         UiServer(store, None, str(dataset), host="0.0.0.0")
     run = subprocess.run([sys.executable, "-m", "halo_live", "ui", str(dataset), "--host", "0.0.0.0"],
                          capture_output=True, text=True, timeout=60,
-                         env={k: v for k, v in __import__("os").environ.items() if k != "HALO_UI_TOKEN"})
+                         env={k: v for k, v in os.environ.items() if k != "HALO_UI_TOKEN"})
     assert run.returncode == 1 and run.stdout == ""
     assert run.stderr.strip().splitlines() == [
         "halo: error: refusing to serve on 0.0.0.0: a non-loopback address needs a token (--token or $HALO_UI_TOKEN)"]
@@ -273,8 +275,6 @@ def test_a_missing_path_is_one_line(tmp_path):
 
 
 def test_every_static_file_ships_in_the_package():
-    import re
-
     setup = (Path(__file__).resolve().parent.parent / "setup.py").read_text()
     patterns = re.findall(r'"static/\*(\.\w+)"', setup)
     for f in (Path(views.__file__).parent / "static").iterdir():

@@ -207,7 +207,7 @@ def test_a_trace_of_2000_spans_renders_whole(page, served):
     assert page.problems == []
 
 
-def test_a_request_without_the_token_is_refused_when_a_token_is_set(page, dataset, monkeypatch):
+def test_a_request_without_the_token_is_refused_when_a_token_is_set(page, dataset):
     with ui.UiProcess(dataset, env={"HALO_UI_TOKEN": "t0ken"}) as proc:
         assert proc.url == proc.base + "?token=t0ken"
         response = page.goto(proc.base + "#/traces")
@@ -236,7 +236,7 @@ def test_a_trace_in_progress_grows_in_place(page, tmp_path):
     assert page.problems == []
 
 
-def test_a_signature_links_to_its_traces_and_a_header_sorts(page, served, dataset):
+def test_a_signature_links_to_its_traces_and_a_header_sorts(page, served):
     page.goto(served.url)
     first = page.locator(".signatures tbody tr").first
     first.wait_for()

@@ -45,6 +45,15 @@ export function fmtInt(n) {
   return n === null || n === undefined ? "—" : Number(n).toLocaleString("en-US");
 }
 
+// 974,042,746 -> "974.0M": big counters fit a card; small ones stay exact.
+export function fmtCompact(n) {
+  if (n === null || n === undefined) return "—";
+  if (Math.abs(n) >= 1e9) return `${(n / 1e9).toFixed(1)}G`;
+  if (Math.abs(n) >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
+  if (Math.abs(n) >= 1e5) return `${(n / 1e3).toFixed(0)}k`;
+  return fmtInt(n);
+}
+
 export function fmtMs(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return "—";
   if (ms < 1) return `${ms.toFixed(2)} ms`;

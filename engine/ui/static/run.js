@@ -1,13 +1,13 @@
 // Run: live counters, the error signatures (ranked as everywhere in halo), traces over time.
 import { getJSON, onCounters } from "./api.js";
-import { clear, fmtInt, fmtPct, h, shortTime, svg } from "./dom.js";
+import { clear, fmtCompact, fmtInt, fmtPct, h, shortTime, svg } from "./dom.js";
 
 const COUNTERS = [
   ["traces", "Traces", (c) => fmtInt(c.traces)],
   ["spans", "Spans", (c) => fmtInt(c.spans)],
   ["errors", "Error traces", (c) => `${fmtInt(c.error_traces)} (${fmtPct(c.error_share)})`],
   ["error_spans", "Error spans", (c) => fmtInt(c.error_spans)],
-  ["tokens", "Tokens in / out", (c) => `${fmtInt(c.input_tokens)} / ${fmtInt(c.output_tokens)}`],
+  ["tokens", "Tokens in / out", (c) => `${fmtCompact(c.input_tokens)} / ${fmtCompact(c.output_tokens)}`],
   ["in_progress", "In progress", (c) => fmtInt(c.in_progress)],
   ["pass_rate", "Pass rate", (c) => (c.pass_rate === null ? "—" : fmtPct(c.pass_rate))],
   ["last", "Last span", (c) => shortTime(c.last_span_arrival)],
@@ -69,7 +69,7 @@ function drawHistogram(panel, hist) {
     return;
   }
   const W = 900, H = 120, n = hist.counts.length, max = Math.max(...hist.counts, 1);
-  const chart = svg("svg", { viewBox: `0 0 ${W} ${H + 4}`, class: "histogram", role: "img",
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H + 4}`, preserveAspectRatio: "none", class: "histogram", role: "img",
     "aria-label": `traces started per ${hist.bucket_seconds.toFixed(1)} s` });
   hist.counts.forEach((count, i) => {
     const bh = Math.max((count / max) * H, count ? 1 : 0);
