@@ -14,7 +14,7 @@ import sys
 import webbrowser
 
 from halo_live.engine.cli import CliError
-from halo_live.engine.cli.paths import open_store
+from halo_live.engine.cli.paths import prepare
 
 EXAMPLES = """\
   halo ui traces/                          serve on 127.0.0.1, a free port; prints the URL
@@ -39,16 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from halo_live.engine.store import ToolError, TraceStore
     from halo_live.engine.ui.server import TOKEN_ENV, UiServer
     from halo_live.indexer import TraceIndex
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
-    store = open_store(args.trace_path, args.index_dir)
-    index = TraceIndex.open(args.trace_path, args.index_dir)  # the follower's handle (same environment)
+    index_dir = prepare(args.trace_path, args.index_dir)  # checks the path; a read-only place -> cache
     try:
-        server = UiServer(store, index, args.trace_path, host=args.host, port=args.port, token=token)
-    except ValueError as exc:
+        store = TraceStore.open(args.trace_path, index_dir)
+    except ToolError as exc:
         raise CliError(str(exc)) from None
+    index = TraceIndex.open(args.trace_path, index_dir)  # the follower's handle on the same environment
 
     def ready(url: str) -> None:
         print(f"halo ui: serving {args.trace_path} at {url}", flush=True)
@@ -57,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
             webbrowser.open(url)
 
     try:
+        try:
+            server = UiServer(store, index, args.trace_path, host=args.host, port=args.port, token=token)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
         server.serve_forever(on_ready=ready)
     except OSError as exc:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None

@@ -3,12 +3,14 @@
     GET  /api/tools                      the tool names and their argument schemas
     GET  /api/tools/{name}?args=JSON     run one tool (POST: the JSON body is the arguments)
     GET  /api/run                        counters, ranked error signatures, traces over time
-    GET  /api/traces?errors=&model=...   one page of the Traces table (query_traces underneath;
-                                         sig_name + sig_message: the traces of one error signature)
+    GET  /api/traces?errors=&model=...   one page of the Traces table: query_traces' rows and filters,
+                                         by start time or a row field (sort=); sig_name +
+                                         sig_message: the traces of one error signature
     GET  /api/trace/{id}/outline         the span tree without attribute bodies
     GET  /api/trace/{id}/span/{span_id}  view_spans of one span, its raw line and conversation
 
-Every tool answer is `run_tool`'s, so the page, `halo tool` and the agent agree.
+Every tool answer is `run_tool`'s, so the page, `halo tool` and the agent agree;
+the Traces table validates its filters with the tools' own `TraceFilters`.
 A bad request is `{"error": ...}` with a 4xx status, never a traceback. Index
 reads block, so they run on the default thread pool, off the event loop.
 """
@@ -23,7 +25,6 @@ import threading
 from typing import Any
 
 from aiohttp import web
-
 from pydantic import ValidationError
 
 from halo_live.engine import render, tools
@@ -132,8 +133,8 @@ def _int(query, key: str, default: int, high: int) -> int:
 def traces_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: int, offset: int,
                 signature: tuple[str, str] | None = None, sort_keys: SortKeys | None = None) -> dict[str, Any]:
     """One page of matching traces in query_traces' shape, by start time (`newest`, `oldest`)
-    from the index's start order; a text search, a row-field sort
-    or an error signature reads the candidates (see `_scan_page`)."""
+    from the index's start order; a text search, a row-field sort or an error signature
+    reads the candidates (see `_scan_page`)."""
     if signature is not None or sort not in ("oldest", "newest") or filters.get("regex_pattern"):
         return _scan_page(store, filters, sort, limit, offset, signature, sort_keys)
     try:
@@ -154,8 +155,8 @@ _SORT_FIELDS = ("duration", "tokens", "spans")
 class SortKeys:
     """Each trace's (duration, tokens, spans), kept while the index does not change.
 
-    Ranking by a row field reads every candidate's row (~35 us each: 1.7 s for 50k
-    traces); paging through the ranking then reuses them instead of reading again.
+    Ranking by a row field reads every candidate's row (about a second for 50k traces);
+    paging through the ranking then reuses them instead of reading them again.
     """
 
     def __init__(self) -> None:
