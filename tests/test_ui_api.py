@@ -279,3 +279,44 @@ def test_every_static_file_ships_in_the_package():
     patterns = re.findall(r'"static/\*(\.\w+)"', setup)
     for f in (Path(views.__file__).parent / "static").iterdir():
         assert f.suffix in patterns, f"{f.name} is not in setup.py's package_data"
+
+
+def test_conversation_and_outline_never_raise_on_odd_spans(tmp_path):
+    import random
+
+    rng = random.Random(5)
+    leaves = [None, 1, 2.5, True, "x", "<b>", [], {}]
+
+    def junk(depth=0):
+        if depth > 3 or rng.random() < 0.3:
+            return rng.choice(leaves)
+        if rng.random() < 0.5:
+            return [junk(depth + 1) for _ in range(rng.randint(0, 3))]
+        keys = ["role", "content", "tool_calls", "function", "type", "output", "parts", "name", "id", "text"]
+        return {rng.choice(keys): junk(depth + 1) for _ in range(rng.randint(0, 4))}
+
+    for _ in range(500):
+        value = junk()
+        attrs = {"llm.input_messages": rng.choice([value, json.dumps(value)]),
+                 "gen_ai.output.messages": json.dumps(junk()),
+                 "llm.output_messages.0.message.tool_calls.1.tool_call.function.name": junk(),
+                 "inference.observation_kind": "LLM", "input.value": junk()}
+        for m in conversation(attrs):
+            assert isinstance(m["text"], str) and isinstance(m["role"], str)
+    deep = "[" * 5000 + "]" * 5000
+    assert conversation({"llm.input_messages": deep}) == []
+    nested: dict = {}
+    cursor = nested
+    for _ in range(3000):
+        cursor["output"] = [{}]
+        cursor = cursor["output"][0]
+    assert conversation({"llm.input_messages": nested})[0]["role"] == "unknown"
+
+    from tests._index_helpers import odd_lines
+
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(b"".join(odd_lines()))
+    with open_store(path) as store:
+        for row in run_tool(store, "query_traces", {"limit": 500})["result"]["traces"]:
+            out = views.outline(store, row["trace_id"])
+            assert len(out["spans"]) <= row["span_count"]

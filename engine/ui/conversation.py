@@ -23,6 +23,13 @@ _SIDES = (("input", c.OI_INPUT_MESSAGES, "gen_ai.input.messages"),
 
 def conversation(attrs: dict[str, Any]) -> list[dict[str, Any]]:
     """The messages of one span, inputs then outputs; empty for a span without any."""
+    try:
+        return _conversation(attrs)
+    except RecursionError:  # absurdly nested content: the raw JSON panel still shows it
+        return [_message("input", "unknown", "(messages nested too deeply to show; see Raw JSON)")]
+
+
+def _conversation(attrs: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for side, oi_key, genai_key in _SIDES:
         messages = _messages(_loads(attrs.get(oi_key)), side) or _messages(_loads(attrs.get(genai_key)), side)
@@ -40,7 +47,7 @@ def _loads(value: Any) -> Any:
     if isinstance(value, str):
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     return value
 
@@ -70,6 +77,14 @@ def _text(content: Any) -> str:
     return json.dumps(content, ensure_ascii=False, default=str)
 
 
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _field(value: Any, key: str) -> Any:
+    return value.get(key) if isinstance(value, dict) else None
+
+
 def _call(id_: Any, name: Any, arguments: Any) -> dict[str, str]:
     args = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False, default=str)
     return {"id": str(id_ or ""), "name": str(name or ""), "arguments": (args or "")[:TEXT_CHARS]}
@@ -95,7 +110,7 @@ def _messages(items: Any, side: str) -> list[dict[str, Any]]:
             out.append(_message(side, "tool", _text(item.get("output")), tool_call_id=item.get("call_id")))
         elif "parts" in item:  # GenAI semconv
             texts, calls, result_of = [], [], None
-            for part in item.get("parts") or ():
+            for part in _list(item.get("parts")):
                 if not isinstance(part, dict):
                     continue
                 if part.get("type") == "tool_call":
@@ -107,8 +122,8 @@ def _messages(items: Any, side: str) -> list[dict[str, Any]]:
                     texts.append(_text(part.get("content", part.get("text"))))
             out.append(_message(side, item.get("role"), "\n".join(t for t in texts if t), calls, result_of))
         elif "role" in item or "content" in item:
-            calls = [_call(tc.get("id"), (tc.get("function") or {}).get("name"), (tc.get("function") or {}).get("arguments"))
-                     for tc in item.get("tool_calls") or () if isinstance(tc, dict)]
+            calls = [_call(tc.get("id"), _field(tc.get("function"), "name"), _field(tc.get("function"), "arguments"))
+                     for tc in _list(item.get("tool_calls")) if isinstance(tc, dict)]
             out.append(_message(side, item.get("role") or ("assistant" if side == "output" else "user"),
                                 _text(item.get("content")), calls, item.get("tool_call_id"), item.get("name")))
         elif kind in ("reasoning",):
