@@ -22,6 +22,8 @@ for room in ROOMS:
 setup(
     package_dir=package_dir,
     packages=packages,
+    # `halo ui`'s page: hand-written ES modules, CSS and HTML, shipped as they are
+    package_data={"halo_live.engine.ui": ["static/*.html", "static/*.js", "static/*.css", "static/*.svg"]},
     ext_modules=[Extension("halo_live.indexer._scan", ["indexer/_scan.c"], optional=True,
                            extra_compile_args=["-O2"])],
 )

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+RULE = "traces hit, then error spans"  # in words, for the views that show it
+
 
 def rank_key(trace_count: int, error_span_count: int, span_name: str, status_message: str) -> tuple:
     """The sort key of one signature under the rule."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import lmdb
@@ -107,6 +107,36 @@ class Snapshot:
         sigs = [orjson.loads(v) for _, v in self._txn.cursor(db=self._dbs["sigs"])]
         sigs.sort(key=lambda s: (-s["s"], s["q"]))
         return [ErrorSignature(s["n"], s["m"], s["s"], s["t"], list(s["x"])) for s in sigs]
+
+    def trace_ids_by_start(self, filters: IndexFilters | None = None, offset: int = 0,
+                           limit: int | None = None, *, newest_first: bool = True) -> list[str]:
+        """Matching trace ids by start time (newest first by default), paged: the start-time
+        index walked from one end, so a first page costs a few reads even on a big dataset."""
+        if limit is not None and limit <= 0:
+            return []
+        cands = self._candidates(filters)
+        out: list[str] = []
+        seen = 0
+        with self._txn.cursor(db=self._dbs["by_start"]) as cur:
+            if not (cur.last() if newest_first else cur.first()):
+                return out
+            keys = cur.iterprev(values=False) if newest_first else cur.iternext(values=False)
+            for key in keys:
+                tno = L.un32(key[-4:])
+                if cands is not None and tno not in cands:
+                    continue
+                if seen >= offset:
+                    out.append(self._tid(tno))
+                    if limit is not None and len(out) >= limit:
+                        break
+                seen += 1
+        return out
+
+    def start_times(self) -> Iterator[str]:
+        """Every trace's start time, ascending, from the start-time index (no row reads)."""
+        with self._txn.cursor(db=self._dbs["by_start"]) as cur:
+            for key in cur.iternext(values=False):
+                yield key[:-5].decode("utf-8", "surrogatepass")
 
     def bad_lines(self, limit: int = 100) -> list[BadLine]:
         """Skipped lines (first `limit`, by file and offset); the full count is in totals."""

@@ -41,6 +41,8 @@ COMMANDS: dict[str, Command] = {
                        "compare two runs: error signatures before/after, score, token and latency deltas"),
     "import": Command("halo_live.engine.cli.import_",
                       "import traces from Phoenix, Langfuse or a Collector's OTLP JSON file, once or --follow"),
+    "ui": Command("halo_live.engine.cli.ui",
+                  "a live web view of the traces (run counters, filtered trace table, span tree, waterfall)"),
 }
 ASK_MODULE = "halo_live.engine.cli.ask"
 

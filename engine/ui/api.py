@@ -1,0 +1,260 @@
+"""The page's JSON API: the trace tools of `halo tool`, plus what only the page needs.
+
+    GET  /api/tools                      the tool names and their argument schemas
+    GET  /api/tools/{name}?args=JSON     run one tool (POST: the JSON body is the arguments)
+    GET  /api/run                        counters, ranked error signatures, traces over time
+    GET  /api/traces?errors=&model=...   one page of the Traces table: query_traces' rows and filters,
+                                         by start time or a row field (sort=); sig_name +
+                                         sig_message: the traces of one error signature
+    GET  /api/trace/{id}/outline         the span tree without attribute bodies
+    GET  /api/trace/{id}/span/{span_id}  view_spans of one span, its raw line and conversation
+
+Every tool answer is `run_tool`'s, so the page, `halo tool` and the agent agree;
+the Traces table validates its filters with the tools' own `TraceFilters`.
+A bad request is `{"error": ...}` with a 4xx status, never a traceback. Index
+reads block, so they run on the default thread pool, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import re
+import threading
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from halo_live.engine import render, tools
+from halo_live.engine.models import TraceFilters
+from halo_live.engine.store import TAXONOMY_MESSAGE_CHARS, ToolError, TraceStore, compile_regex, index_filters
+from halo_live.engine.ui import views
+
+STORE = web.AppKey("store", TraceStore)
+TRACE_PATH = web.AppKey("trace_path", str)
+SORT_KEYS = web.AppKey("sort_keys", object)
+
+PAGE_LIMIT = 50
+MAX_PAGE_LIMIT = 500
+SORTS = ("newest", "oldest", "duration", "tokens", "spans")
+_LIST_PARAMS = {"model": "model_names", "agent": "agent_names", "service": "service_names",
+                "tool": "tool_names", "run": "run_ids"}
+
+
+class BadRequest(ValueError):
+    """A request the page (or a script) should fix: answered 400 with its message."""
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+def error(message: str, status: int = 400) -> web.Response:
+    return _json({"error": message}, status)
+
+
+async def _blocking(fn, *args):
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+def _tool_status(result: dict[str, Any]) -> int:
+    if "error" not in result:
+        return 200
+    return 404 if str(result["error"]).startswith("unknown trace_id") else 400
+
+
+async def list_tools(request: web.Request) -> web.Response:
+    return _json({name: {"description": spec.description, "arguments": spec.json_schema()}
+                  for name, spec in tools.TOOLS.items()})
+
+
+async def run_tool(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if request.method == "POST":
+        arguments: Any = await request.text()
+    else:
+        arguments = request.query.get("args", "{}")
+    result = await _blocking(tools.run_tool, request.app[STORE], name, arguments)
+    return _json(result, 404 if "error" in result and name not in tools.TOOLS else _tool_status(result))
+
+
+async def run_summary(request: web.Request) -> web.Response:
+    return _json(await _blocking(views.run_summary, request.app[STORE]))
+
+
+def _bool(query, key: str) -> bool | None:
+    value = query.get(key, "")
+    if value in ("", "any"):
+        return None
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"{key} must be true or false, got {value!r}")
+
+
+def filters_from_query(query) -> dict[str, Any]:
+    """The `filters` of query_traces from the page's URL parameters (validated by the tool)."""
+    filters: dict[str, Any] = {}
+    for param, field in _LIST_PARAMS.items():
+        values = [v for v in query.getall(param, []) if v]
+        if values:
+            filters[field] = values
+    for param, field in (("errors", "has_errors"), ("complete", "complete")):
+        value = _bool(query, param)
+        if value is not None:
+            filters[field] = value
+    for param, field in (("project", "project_id"), ("since", "start_time_gte"), ("until", "end_time_lte")):
+        if query.get(param):
+            filters[field] = query[param]
+    if query.get("min_ms"):
+        try:
+            filters["min_duration_ms"] = float(query["min_ms"])
+        except ValueError:
+            raise BadRequest(f"min_ms must be a number, got {query['min_ms']!r}") from None
+    text = query.get("q", "")
+    if text:
+        filters["regex_pattern"] = text if _bool(query, "regex") else re.escape(text)
+    return filters
+
+
+def _int(query, key: str, default: int, high: int) -> int:
+    try:
+        value = int(query.get(key, default))
+    except ValueError:
+        raise BadRequest(f"{key} must be an integer, got {query.get(key)!r}") from None
+    if not 0 <= value <= high:
+        raise BadRequest(f"{key} must be between 0 and {high}, got {value}")
+    return value
+
+
+def traces_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: int, offset: int,
+                signature: tuple[str, str] | None = None, sort_keys: SortKeys | None = None) -> dict[str, Any]:
+    """One page of matching traces in query_traces' shape, by start time (`newest`, `oldest`)
+    from the index's start order; a text search, a row-field sort or an error signature
+    reads the candidates (see `_scan_page`)."""
+    if signature is not None or sort not in ("oldest", "newest") or filters.get("regex_pattern"):
+        return _scan_page(store, filters, sort, limit, offset, signature, sort_keys)
+    try:
+        flt = index_filters(TraceFilters.model_validate(filters))
+        with store.snapshot() as snap:  # one snapshot: the page and its total agree
+            total = snap.count(flt)
+            rows = snap.rows(snap.trace_ids_by_start(flt, offset, limit, newest_first=sort == "newest"))
+    except ValidationError as exc:
+        return {"error": tools.describe_validation_error("query_traces", exc)}
+    except ToolError as exc:
+        return {"error": str(exc)}
+    return {"result": {"traces": [render.summary(r).model_dump(mode="json") for r in rows], "total": total}}
+
+
+_SORT_FIELDS = ("duration", "tokens", "spans")
+
+
+class SortKeys:
+    """Each trace's (duration, tokens, spans), kept while the index does not change.
+
+    Ranking by a row field reads every candidate's row (about a second for 50k traces);
+    paging through the ranking then reuses them instead of reading them again.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._version: tuple | None = None
+        self._keys: dict[str, tuple[float, int, int]] = {}
+
+    def of(self, snap: Any, ids: list[str]) -> dict[str, tuple[float, int, int]]:
+        t = snap.totals()
+        version = (t.indexed_bytes, t.total_spans, t.total_traces)
+        with self._lock:
+            if version != self._version:
+                self._version, self._keys = version, {}
+            keys = self._keys
+        missing = [tid for tid in ids if tid not in keys]
+        for r in snap.rows(missing):
+            keys[r.trace_id] = (r.duration_ms or 0.0, r.total_input_tokens + r.total_output_tokens, r.span_count)
+        return keys
+
+
+def _scan_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: int, offset: int,
+               signature: tuple[str, str] | None, sort_keys: SortKeys | None) -> dict[str, Any]:
+    """A page of the matches that hit `signature` (span name, status message as the index
+    groups it), ranked by `sort`: the index narrows, then only the candidates are read."""
+    try:
+        flt = TraceFilters.model_validate(filters)
+    except ValidationError as exc:
+        return {"error": tools.describe_validation_error("query_traces", exc)}
+    try:
+        with store.snapshot() as snap:
+            if signature is not None:
+                flt.has_errors = True if flt.has_errors is None else flt.has_errors
+            ids = snap.trace_ids_by_start(index_filters(flt), newest_first=sort != "oldest")
+            if signature is not None:
+                ids = [t for t in ids if any((name, (message or "")[:TAXONOMY_MESSAGE_CHARS]) == signature
+                                             for name, message in snap.error_spans(t))]
+            if flt.regex_pattern is not None:
+                pattern = compile_regex(flt.regex_pattern)
+                ids = [t for t in ids if any(pattern.search(line.decode("utf-8", errors="replace"))
+                                             for line in snap.span_lines(t))]
+            if sort in ("newest", "oldest"):
+                rows, total = snap.rows(ids[offset:offset + limit]), len(ids)
+            else:
+                keys = (sort_keys or SortKeys()).of(snap, ids)
+                field = _SORT_FIELDS.index(sort)
+                ranked = [(-keys[tid][field], tid) for tid in ids if tid in keys]
+                top = heapq.nsmallest(offset + limit, ranked)  # only the pages up to this one are ordered
+                total, rows = len(ranked), snap.rows([tid for _, tid in top[offset:]])
+    except ToolError as exc:
+        return {"error": str(exc)}
+    return {"result": {"traces": [render.summary(r).model_dump(mode="json") for r in rows], "total": total}}
+
+
+async def traces(request: web.Request) -> web.Response:
+    query = request.query
+    try:
+        filters = filters_from_query(query)
+        sort = query.get("sort", "newest")
+        if sort not in SORTS:
+            raise BadRequest(f"sort must be one of {', '.join(SORTS)}, got {sort!r}")
+        limit = _int(query, "limit", PAGE_LIMIT, MAX_PAGE_LIMIT)
+        offset = _int(query, "offset", 0, 10**9)
+    except BadRequest as exc:
+        return error(str(exc))
+    signature = (query["sig_name"], query.get("sig_message", "")) if query.get("sig_name") else None
+    result = await _blocking(traces_page, request.app[STORE], filters, sort, limit, offset, signature,
+                             request.app[SORT_KEYS])
+    if "error" in result:
+        return error(result["error"])
+    return _json(result["result"] | {"limit": limit, "offset": offset, "sort": sort, "filters": filters})
+
+
+async def outline(request: web.Request) -> web.Response:
+    try:
+        data = await _blocking(views.outline, request.app[STORE], request.match_info["trace_id"])
+    except ToolError as exc:
+        return error(str(exc), 404)
+    return _json(data)
+
+
+async def span(request: web.Request) -> web.Response:
+    store, trace_id, span_id = request.app[STORE], request.match_info["trace_id"], request.match_info["span_id"]
+    view = await _blocking(tools.run_tool, store, "view_spans", {"trace_id": trace_id, "span_ids": [span_id]})
+    if "error" in view:
+        return error(view["error"], _tool_status(view))
+    try:
+        extras = await _blocking(views.span_extras, store, request.app[TRACE_PATH], trace_id, span_id)
+    except ToolError as exc:
+        return error(str(exc), 404)
+    return _json({"view_spans": view} | extras)
+
+
+def add_routes(app: web.Application) -> None:
+    app[SORT_KEYS] = SortKeys()
+    app.router.add_get("/api/tools", list_tools)
+    app.router.add_get("/api/tools/{name}", run_tool)
+    app.router.add_post("/api/tools/{name}", run_tool)
+    app.router.add_get("/api/run", run_summary)
+    app.router.add_get("/api/traces", traces)
+    app.router.add_get("/api/trace/{trace_id}/outline", outline)
+    app.router.add_get("/api/trace/{trace_id}/span/{span_id}", span)
