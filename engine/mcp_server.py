@@ -58,6 +58,7 @@ The loop:
    regex (the error text, a tool name) before view_trace on big traces; view_spans for
    the span ids a search found; search_span inside one huge span.
 4. After the harness is changed and re-run with a new run id: compare_runs.
+run_code, when offered, runs Python in a sandbox for arithmetic over many traces.
 Answers fit a character budget; one that was cut carries next_offset (pass it back as
 offset), remaining_count and budget_note. Cite trace ids in what you report."""
 

@@ -34,6 +34,7 @@ from tests import _tools_helpers as gen
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 60
+OFFERED = [name for name, spec in TOOLS.items() if not spec.needs_permission]  # all but run_code
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -122,7 +123,7 @@ def test_lists_every_registry_tool_as_is_and_read_only(small, mode):
 
         tools, capabilities = in_process(server, body, mode)
     assert capabilities.tools is not None
-    assert [t.name for t in tools] == list(TOOLS)
+    assert [t.name for t in tools] == OFFERED
     for tool in tools:
         spec = TOOLS[tool.name]
         assert tool.description == spec.description and tool.title == spec.title
@@ -152,7 +153,7 @@ def _calls(path: Path) -> list[tuple[str, dict]]:
 
 def test_calls_each_tool_and_answers_as_run_tool_with_the_budget(small):
     calls = _calls(small)
-    assert {name for name, _ in calls} == set(TOOLS)
+    assert {name for name, _ in calls} == set(OFFERED)
     with open_store(small) as store:
         server = HaloMcpServer(store)
 
@@ -196,6 +197,26 @@ def test_bad_calls_are_tool_errors_and_the_session_goes_on(small):
         assert result.is_error, name
         assert said in result.content[0].text, (name, result.content[0].text)
     assert answer(after)["result"]["total"] == 28
+
+
+def test_run_code_only_when_the_server_allows_it(small):
+    args = {"code": "count_traces()['total'] * 2"}
+    with open_store(small) as store:
+        def body(client):
+            async def go():
+                names = [t.name for t in (await client.list_tools()).tools]
+                return names, await client.call_tool("run_code", args)
+            return go()
+
+        names, refused = in_process(HaloMcpServer(store), body)
+        assert "run_code" not in names
+        assert refused.is_error and "--allow-code" in refused.content[0].text
+        names, ran = in_process(HaloMcpServer(store, allow_code=True), body)
+        assert names == list(TOOLS)
+        got = answer(ran)["result"]
+        direct = run_tool(store, "run_code", args, DEFAULT_BUDGET_CHARS, allow_code=True)["result"]
+        assert got["value"] == 56
+        assert {**got, "elapsed_ms": 0} == {**direct, "elapsed_ms": 0}
 
 
 def test_a_cancelled_call_leaves_the_session_working(big):
@@ -346,7 +367,7 @@ def test_stdio_subprocess_answers_while_another_process_appends(tmp_path):
     async def go():
         seen = []
         async with Client(params, mode="legacy") as client:  # the handshake coding agents speak
-            assert [t.name for t in (await client.list_tools()).tools] == list(TOOLS)
+            assert [t.name for t in (await client.list_tools()).tools] == OFFERED
             seen.append(answer(await client.call_tool("count_traces", {}))["result"]["total"])
             appender = subprocess.Popen([sys.executable, "-c", _APPENDER.format(root=str(ROOT), path=str(path))])
             try:
@@ -519,8 +540,8 @@ def test_the_skill_walks_every_tool_and_names_real_filters():
     skill = (ROOT / "docs" / "mcp-skill.md").read_text(encoding="utf-8")
     assert re.match(r"---\nname: [a-z-]+\ndescription: .+\n---\n", skill)  # a loadable skill
     quoted = set(re.findall(r"`([a-z_]+)`", skill))
-    assert set(TOOLS) <= quoted
-    looks_like_a_tool = {w for w in quoted if re.match(r"(get|query|count|view|search|compare)_", w)}
+    assert set(OFFERED) <= quoted
+    looks_like_a_tool = {w for w in quoted if re.match(r"(get|query|count|view|search|compare)_|run_code", w)}
     assert looks_like_a_tool <= set(TOOLS), looks_like_a_tool - set(TOOLS)
     step3 = skill.split("3. **Find the traces", 1)[1].split("4. **", 1)[0]
     filters = set(re.findall(r"`([a-z_]+)`", step3)) - set(TOOLS) - {"regex_pattern"}
