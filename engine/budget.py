@@ -12,15 +12,25 @@ oversized summary reads the same as the reference's:
 - a per-call budget of 150 KB of serialized spans (~37K tokens, a comfortable
   fraction of modest context windows): above it the spans are replaced by a
   summary that tells the model how to ask for less.
+
+Ours on top, for every tool: a whole answer is bounded in characters of compact
+JSON (150,000 by default, which the searches lacked; `halo mcp` asks for
+40,000, what a coding agent's client accepts). An answer within the bound is
+the reference's; one beyond it is cut, never as text: a paged tool returns
+fewer items and a `next_offset` (`halo_live.engine.pages`), any other loses
+list tails and value tails (`fit_tree`), and `budget_note` says what is missing.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from halo_live.exporter.canonical import STATUS_ERROR
 from halo_live.engine.models import OversizedTraceSummary, SpanRecord
@@ -30,6 +40,15 @@ SURGICAL_ATTR_CAP_CHARS = 16384
 VIEW_TRACE_BUDGET_BYTES = 150_000
 VIEW_SPANS_BUDGET_BYTES = 150_000
 OVERSIZED_TOP_SPAN_NAMES = 10
+
+# whole answers, in characters of compact JSON
+DEFAULT_BUDGET_CHARS = 150_000  # the tools' own bound: the views' per-call budget, for every tool
+MIN_BUDGET_CHARS = 4_000  # an oversized summary, or one match cut to heads, must fit
+MIN_HEAD_CHARS = 64  # the shortest head a value is cut to
+NOTE_RESERVE_CHARS = 400  # kept free for `budget_note` while a tree is cut
+_NOTE_CHARS = 360
+_FIT_ROUNDS = 500
+_MARKER_RE = re.compile(r"\.\.\. \[HALO truncated: original (\d+) chars[^\]]*\]$")
 
 DROPPED_FLAT_KEY = "__halo_dropped_flat_projections"
 _FLAT_PROJECTION_RE = re.compile(r"^(?:llm\.(?:input|output)_messages|mcp\.tools)\.\d+\.")
@@ -135,3 +154,151 @@ def oversized_summary(
         error_span_count=sum(1 for s in spans if s.status.code == STATUS_ERROR),
         recommendation=recommend(total, budget),
     )
+
+
+# --- whole answers within a character budget ----------------------------------------------
+
+T = TypeVar("T")
+
+
+def compact(value: Any) -> str:
+    """`value` as compact JSON (no spaces, UTF-8 text): the form a budget counts."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def chars(value: Any) -> int:
+    """Length of `value` (a model or JSON-ready data) as compact JSON."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    return len(compact(value))
+
+
+def check_budget(limit: int) -> int:
+    """`limit` if it is a usable budget; `ValueError` naming it otherwise."""
+    if limit < MIN_BUDGET_CHARS:
+        raise ValueError(f"a budget must be at least {MIN_BUDGET_CHARS:,} characters, not {limit:,}")
+    return limit
+
+
+def leading_fit(sizes: Iterable[int], room: int) -> int:
+    """How many leading items, of these JSON sizes, fit in `room` characters as array members.
+
+    `sizes` may be lazy: it is read only as far as the room lasts.
+    """
+    used, count = -1, 0  # n members take n - 1 commas
+    for size in sizes:
+        used += size + 1
+        if used > room:
+            break
+        count += 1
+    return count
+
+
+def fit_page(build: Callable[[int], BaseModel], sizes: Iterable[int], limit: int) -> tuple[BaseModel, int]:
+    """`build(n)` for the largest `n` whose JSON fits in `limit`, and `n` (0: not even one item fits).
+
+    `build(n)` is the answer holding the first `n` of the items whose sizes are
+    `sizes`, with its paging fields; the estimate from the sizes is checked on
+    the built answer, since the note and the cursor change its length a little.
+    """
+    n = leading_fit(sizes, limit - chars(build(0)))
+    while n > 0:
+        page = build(n)
+        if chars(page) <= limit:
+            return page, n
+        n -= 1
+    return build(0), 0
+
+
+def shrink_to_fit(make: Callable[[int], T], fits: Callable[[T], bool], cap: int) -> tuple[T, int] | None:
+    """`make(c)` for the largest halving `c` of `cap` (down to `MIN_HEAD_CHARS`) whose result `fits`,
+    and `c`; None if none does."""
+    while cap > MIN_HEAD_CHARS:
+        cap = max(MIN_HEAD_CHARS, cap // 2)
+        item = make(cap)
+        if fits(item):
+            return item, cap
+    return None
+
+
+def join_notes(*notes: str | None) -> str | None:
+    """One `budget_note` from several, cut to a few hundred characters."""
+    text = "; ".join(n for n in notes if n)
+    if len(text) > _NOTE_CHARS:
+        text = text[:_NOTE_CHARS - 5] + " ..."
+    return text or None
+
+
+def fit_tree(answer: dict[str, Any], limit: int, keep: Collection[str] = ()) -> dict[str, Any] | None:
+    """`answer` cut down to `limit` characters of compact JSON, or None if it cannot be.
+
+    For answers with no cursor (the overview, the report, a comparison) and as
+    the last guard of the paged ones: the biggest list loses its tail (ranked
+    lists keep their best), else the biggest string is cut to a head with the
+    reference's marker, until it fits; `budget_note` (in the `result` envelope
+    when there is one) names each cut. Lists under a key in `keep`, the pages
+    a cursor walks, are never shortened.
+    """
+    if chars(answer) <= limit:
+        return answer
+    answer = copy.deepcopy(answer)
+    holder = answer["result"] if isinstance(answer.get("result"), dict) else answer
+    earlier = holder.pop("budget_note", None)
+    cuts: dict[str, str] = {}
+    for _ in range(_FIT_ROUNDS):
+        excess = chars(answer) - limit + NOTE_RESERVE_CHARS
+        if excess <= 0:
+            break
+        target = _biggest_cuttable(answer, keep)
+        if target is None:
+            break
+        path, parent, key = target
+        _cut(parent, key, excess, path, cuts)
+    if cuts:
+        holder["budget_note"] = join_notes(earlier, f"cut to fit {limit:,} characters: " + "; ".join(cuts.values()))
+    elif earlier:
+        holder["budget_note"] = earlier
+    return answer if chars(answer) <= limit else None
+
+
+def _biggest_cuttable(root: Any, keep: Collection[str]) -> tuple[str, Any, Any] | None:
+    """(path, parent, key) of the biggest list (2+ items) or long string in `root`."""
+    best: tuple[int, str, Any, Any] | None = None
+
+    def walk(node: Any, path: str, parent: Any, key: Any) -> int:
+        nonlocal best
+        if isinstance(node, dict):
+            size = 1 + sum(len(compact(k)) + 2 + walk(v, f"{path}.{k}" if path else str(k), node, k)
+                           for k, v in node.items())
+            return size
+        if isinstance(node, list):
+            size = 1 + sum(walk(v, f"{path}[{i}]", node, i) + 1 for i, v in enumerate(node))
+            if len(node) >= 2 and key not in keep and parent is not None and (best is None or size > best[0]):
+                best = (size, path, parent, key)
+            return size
+        size = len(compact(node))
+        if isinstance(node, str) and size > 2 * MIN_HEAD_CHARS + 60 and parent is not None \
+                and (best is None or size > best[0]):
+            best = (size, path, parent, key)
+        return size
+
+    walk(root, "", None, None)
+    return None if best is None else best[1:]
+
+
+def _cut(parent: Any, key: Any, excess: int, path: str, cuts: dict[str, str]) -> None:
+    value = parent[key]
+    if isinstance(value, list):
+        total = len(value)
+        removed = 0
+        while len(value) > 1 and removed < excess:
+            removed += len(compact(value.pop())) + 1
+        first = cuts.get(path, "").rsplit(" of ", 1)
+        was = first[1] if len(first) == 2 else f"{total:,}"
+        cuts[path] = f"{path}: the first {len(value):,} of {was}"
+        return
+    marker = _MARKER_RE.search(value)  # cut before (here or by a head cap): keep the first length
+    body, original = (value[:marker.start()], int(marker.group(1))) if marker else (value, len(value))
+    head = max(MIN_HEAD_CHARS, min(len(body), len(value) - excess - 60))
+    parent[key] = f"{body[:head]}... [HALO truncated: original {original} chars]"
+    cuts[path] = f"{path}: a {head:,}-character head"

@@ -72,7 +72,7 @@ def score_file_for(path: str | Path) -> Path:
     return p / SCORE_FILE if p.is_dir() else p.with_name(p.name + "." + SCORE_FILE)
 
 
-def _load_score(target: Path, run_id: str | None) -> dict[str, Any] | None:
+def load_score(target: Path, run_id: str | None) -> dict[str, Any] | None:
     try:
         data = json.loads(target.read_text())
     except (OSError, ValueError):
@@ -95,29 +95,35 @@ def summarize(path: str | Path, run_id: str | None = None, index_dir: str | Path
         raise CompareError(f"no such file or folder: {path}")
     if score_file is not None and not Path(score_file).is_file():
         raise CompareError(f"no such score file: {score_file}")
-    summary = RunSummary(path=str(path), run_id=run_id)
     with TraceIndex.open(path, index_dir) as index:
         index.catch_up()
         with index.snapshot() as snap:
-            runs = list(snap.totals().run_ids)
-            if run_id is None and len(runs) > 1:
-                raise SeveralRunsError(path, runs)
-            if run_id is not None and run_id not in runs:
-                raise CompareError(f"run {run_id!r} is not in {path} (runs: {', '.join(runs) or 'none'})")
-            if run_id is None and runs:
-                summary.run_id = runs[0]  # the only run: name it, but read it unfiltered
-            filters = IndexFilters(run_ids=[run_id]) if run_id else None
-            rows = snap.rows(snap.trace_ids(filters))
-            _rollup(summary, rows)
-            if run_id is None:
-                for sig in snap.error_signatures():
-                    key = (sig.span_name, sig.status_message)
-                    summary.signatures[key] = [sig.error_span_count, sig.trace_count]
-            else:  # per-run signatures: the index aggregates the whole dataset only
-                span_counts, traces = group_error_spans(snap, (r.trace_id for r in rows if r.has_errors))
-                for key, count in span_counts.items():
-                    summary.signatures[key] = [count, len(traces[key])]
-    summary.score = _load_score(Path(score_file) if score_file else score_file_for(path), summary.run_id)
+            summary = summarize_snapshot(snap, path, run_id)
+    summary.score = load_score(Path(score_file) if score_file else score_file_for(path), summary.run_id)
+    return summary
+
+
+def summarize_snapshot(snap: Any, path: str | Path, run_id: str | None = None) -> RunSummary:
+    """One side read from an open index snapshot (`path` names it in messages), without a score."""
+    summary = RunSummary(path=str(path), run_id=run_id)
+    runs = list(snap.totals().run_ids)
+    if run_id is None and len(runs) > 1:
+        raise SeveralRunsError(path, runs)
+    if run_id is not None and run_id not in runs:
+        raise CompareError(f"run {run_id!r} is not in {path} (runs: {', '.join(runs) or 'none'})")
+    if run_id is None and runs:
+        summary.run_id = runs[0]  # the only run: name it, but read it unfiltered
+    filters = IndexFilters(run_ids=[run_id]) if run_id else None
+    rows = snap.rows(snap.trace_ids(filters))
+    _rollup(summary, rows)
+    if run_id is None:
+        for sig in snap.error_signatures():
+            key = (sig.span_name, sig.status_message)
+            summary.signatures[key] = [sig.error_span_count, sig.trace_count]
+    else:  # per-run signatures: the index aggregates the whole dataset only
+        span_counts, traces = group_error_spans(snap, (r.trace_id for r in rows if r.has_errors))
+        for key, count in span_counts.items():
+            summary.signatures[key] = [count, len(traces[key])]
     return summary
 
 
@@ -208,3 +214,21 @@ def compare_paths(before: str | Path, after: str | Path, *, run_before: str | No
                   run_after: str | None = None) -> dict[str, Any]:
     """`compare(summarize(before), summarize(after))` with optional run ids per side."""
     return compare(summarize(before, run_before), summarize(after, run_after))
+
+
+def compare_runs(store: Any, run_before: str, run_after: str, top: int = 15) -> dict[str, Any]:
+    """Two runs of the store's live dataset compared (the `compare_runs` tool): `compare()`
+    with each signature list cut to its `top` biggest, from one snapshot."""
+    dataset = store.dataset
+    with store.snapshot() as snap:
+        before = summarize_snapshot(snap, dataset.pattern, run_before)
+        after = summarize_snapshot(snap, dataset.pattern, run_after)
+    if dataset.kind != "glob":  # the benchmark's score file beside a file, or in a folder
+        for side in (before, after):  # one file, two runs: a score counts only for the run it names
+            score = load_score(score_file_for(dataset.pattern), side.run_id)
+            side.score = score if score and score.get("run_id") == side.run_id else None
+    result = compare(before, after)
+    result["signature_count"] = len(result["signatures"])
+    for key in ("signatures", "new_signatures", "vanished_signatures"):
+        result[key] = result[key][:top]
+    return result

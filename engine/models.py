@@ -20,6 +20,22 @@ class _Closed(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
+def _absent_when_none(description: str, **constraints: Any) -> Any:
+    """A halo-live result field that is left out of the JSON while it is None.
+
+    Paging fields appear only when a call's budget cut the answer short, so an
+    answer that fits is field for field the reference's.
+    """
+    return Field(default=None, exclude_if=lambda value: value is None, description=description,
+                 **constraints)
+
+
+_OFFSET_DESCRIPTION = "Where to start: pass a result's `next_offset` to read the next page (default 0)."
+_NEXT_OFFSET = "Present when the call's budget cut this page short: call again with `offset` set to it."
+_REMAINING = "Present with `next_offset`: how many items come after this page."
+_BUDGET_NOTE = "Present when the budget cut or shortened the answer: what was left out and how to get it."
+
+
 # --- the canonical span, as the reference parses and re-serializes it ----------------
 
 
@@ -118,6 +134,9 @@ class ViewTraceArguments(_Closed):
     """Arguments of ``view_trace``."""
 
     trace_id: str
+    # halo-live addition: the cursor of a budget-cut view
+    offset: int = Field(default=0, ge=0, description="First span to return, in file order. "
+                        + _OFFSET_DESCRIPTION)
 
 
 class ViewSpansArguments(_Closed):
@@ -125,6 +144,9 @@ class ViewSpansArguments(_Closed):
 
     trace_id: str
     span_ids: list[str] = Field(min_length=1, max_length=200)
+    # halo-live addition: the cursor of a budget-cut view
+    offset: int = Field(default=0, ge=0, description="First of the selected spans to return. "
+                        + _OFFSET_DESCRIPTION)
 
 
 class SearchTraceArguments(_Closed):
@@ -134,6 +156,9 @@ class SearchTraceArguments(_Closed):
     regex_pattern: str
     context_buffer_chars: int = Field(default=100, ge=0, le=2_000)
     max_matches: int = Field(default=50, ge=1, le=500)
+    # halo-live addition: skip matches already read
+    offset: int = Field(default=0, ge=0, description="Matches to skip (in file order). "
+                        + _OFFSET_DESCRIPTION)
 
 
 class SearchSpanArguments(_Closed):
@@ -144,6 +169,24 @@ class SearchSpanArguments(_Closed):
     regex_pattern: str
     context_buffer_chars: int = Field(default=100, ge=0, le=2_000)
     max_matches: int = Field(default=50, ge=1, le=500)
+    # halo-live addition: skip matches already read
+    offset: int = Field(default=0, ge=0, description="Matches to skip (in file order). "
+                        + _OFFSET_DESCRIPTION)
+
+
+class FailureReportArguments(_Closed):
+    """Arguments of ``get_failure_report``."""
+
+    top: int = Field(default=10, ge=1, le=100, description="Entries in each ranked section (default 10).")
+
+
+class CompareRunsArguments(_Closed):
+    """Arguments of ``compare_runs``: two runs of the dataset, by run id."""
+
+    run_before: str = Field(description="The baseline run's id (`run_ids` in get_dataset_overview).")
+    run_after: str = Field(description="The changed run's id.")
+    top: int = Field(default=15, ge=1, le=200,
+                     description="Error signatures listed, those hitting the most traces first (default 15).")
 
 
 # --- results ----------------------------------------------------------------------------
@@ -179,6 +222,10 @@ class TraceQueryResult(_Closed):
 
     traces: list[TraceSummary]
     total: int = Field(ge=0)
+    # halo-live additions, present only when the budget cut the answer
+    next_offset: int | None = _absent_when_none(_NEXT_OFFSET, ge=0)
+    remaining_count: int | None = _absent_when_none(_REMAINING, ge=0)
+    budget_note: str | None = _absent_when_none(_BUDGET_NOTE)
 
 
 class TraceCountResult(_Closed):
@@ -212,6 +259,10 @@ class TraceSearchResult(_Closed):
     returned_match_count: int = Field(ge=0)
     has_more: bool
     matches: list[SpanMatchRecord]
+    # halo-live additions, present only when the budget cut the answer
+    next_offset: int | None = _absent_when_none(_NEXT_OFFSET, ge=0)
+    remaining_count: int | None = _absent_when_none(_REMAINING, ge=0)
+    budget_note: str | None = _absent_when_none(_BUDGET_NOTE)
 
 
 class SpanSearchResult(_Closed):
@@ -223,6 +274,10 @@ class SpanSearchResult(_Closed):
     returned_match_count: int = Field(ge=0)
     has_more: bool
     matches: list[SpanMatchRecord]
+    # halo-live additions, present only when the budget cut the answer
+    next_offset: int | None = _absent_when_none(_NEXT_OFFSET, ge=0)
+    remaining_count: int | None = _absent_when_none(_REMAINING, ge=0)
+    budget_note: str | None = _absent_when_none(_BUDGET_NOTE)
 
 
 class OversizedTraceSummary(_Closed):
@@ -246,6 +301,10 @@ class TraceView(_Closed):
     trace_id: str
     spans: list[SpanRecord]
     oversized: OversizedTraceSummary | None = None
+    # halo-live additions, present only when the budget cut the answer
+    next_offset: int | None = _absent_when_none(_NEXT_OFFSET, ge=0)
+    remaining_count: int | None = _absent_when_none(_REMAINING, ge=0)
+    budget_note: str | None = _absent_when_none(_BUDGET_NOTE)
 
 
 class ErrorTaxonomyGroup(_Closed):
@@ -297,6 +356,11 @@ class DatasetOverview(_Closed):
         default=None, description="Wall-clock UTC time the newest span was indexed.")
     index_lag_bytes: int = Field(
         default=0, ge=0, description="Bytes written to the trace files but not yet indexed.")
+    run_ids: list[str] = Field(
+        default_factory=list,
+        description="Runs among the matching traces (inference.run_id), in dataset order: "
+                    "values for `filters.run_ids` and `compare_runs`.")
+    budget_note: str | None = _absent_when_none(_BUDGET_NOTE)
 
 
 class DatasetOverviewResult(_Closed):

@@ -43,8 +43,9 @@ def view(trace_id: str, spans: list[SpanRecord], limit: int, *, for_view_spans: 
 
 
 def search(trace_id: str, indexed_lines: Iterable[tuple[int, bytes]], pattern: BoundedRegex,
-           context: int, max_matches: int) -> tuple[list[SpanMatchRecord], int]:
-    """Match records of `pattern` over (span index, line) pairs: up to `max_matches`, and the full count.
+           context: int, max_matches: int, offset: int = 0) -> tuple[list[SpanMatchRecord], int]:
+    """Match records of `pattern` over (span index, line) pairs: up to `max_matches` from match
+    number `offset` on, and the full count.
 
     Offsets are characters of the line decoded as UTF-8 (bad bytes replaced),
     the reference's unit; a span is parsed only if it matched.
@@ -56,7 +57,7 @@ def search(trace_id: str, indexed_lines: Iterable[tuple[int, bytes]], pattern: B
         span: dict[str, Any] | None = None
         for match in pattern.finditer(raw):
             total += 1
-            if len(records) >= max_matches:
+            if total <= offset or len(records) >= max_matches:
                 continue
             if span is None:  # parse only spans that matched
                 span = orjson.loads(line)

@@ -1,4 +1,4 @@
-"""`TraceStore`: the seven trace queries over a live index.
+"""`TraceStore`: the reference's seven trace queries over a live index.
 
 Every answer starts by catching the index up with the files, then reads one
 consistent LMDB snapshot. Overview, count and query are answered from the
@@ -6,7 +6,9 @@ index rows; only `regex_pattern` filters and the search tools read span bytes,
 and only of the candidate traces. On a file that does not change every answer
 equals halo-engine 0.3.5's: same ordering (dataset order), same taxonomy
 (first 2,000 error traces, messages cut at 200 characters, top 20 groups with
-ties in first-seen order), same budgets (see `halo_live.engine.budget`).
+ties in first-seen order), same budgets (see `halo_live.engine.budget`). An
+answer beyond the call's character bound holds fewer items and a cursor
+(`halo_live.engine.pages`); the searches get that bound too.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from halo_live.engine import budget, render
+from halo_live.engine import budget, pages, render
 from halo_live.engine.bounded_regex import BoundedRegex
 from halo_live.engine.models import (
     DatasetOverview,
@@ -140,6 +142,16 @@ class TraceStore:
         self.refresh()
         return self._index.snapshot()
 
+    @property
+    def dataset(self) -> Any:
+        """The dataset this store answers for (`halo_live.indexer.dataset.Dataset`)."""
+        return self._index.dataset
+
+    def index_status(self) -> dict[str, Any]:
+        """How current the index was at the last catch-up: spans, newest arrival, lag (no catch-up)."""
+        with self._index.snapshot() as snap:
+            return self._live_facts(snap)
+
     def _caches(self, snap: Any) -> tuple[dict[str, Any], dict[tuple[str, ...], list[ErrorTaxonomyGroup]]]:
         """The row and taxonomy memos valid for `snap`'s index state; both start empty when it changed.
 
@@ -207,8 +219,10 @@ class TraceStore:
                 return TraceCountResult(total=snap.count(index_filters(filters)))
             return TraceCountResult(total=len(self._filtered_ids(snap, filters)))
 
-    def query_traces(self, filters: TraceFilters, limit: int = 50, offset: int = 0) -> TraceQueryResult:
-        """One page of matching traces in dataset order, plus the unsliced total."""
+    def query_traces(self, filters: TraceFilters, limit: int = 50, offset: int = 0,
+                     max_chars: int = budget.DEFAULT_BUDGET_CHARS) -> TraceQueryResult:
+        """One page of matching traces in dataset order, plus the unsliced total; fewer, with a
+        `next_offset`, when `limit` summaries would exceed `max_chars`."""
         with self.snapshot() as snap:
             if filters.regex_pattern is None:
                 flt = index_filters(filters)
@@ -217,7 +231,8 @@ class TraceStore:
             else:
                 ids = self._filtered_ids(snap, filters)
                 total, page_ids = len(ids), ids[offset:offset + limit]
-            return TraceQueryResult(traces=[render.summary(r) for r in snap.rows(page_ids)], total=total)
+            result = TraceQueryResult(traces=[render.summary(r) for r in snap.rows(page_ids)], total=total)
+        return pages.query_page(result, offset, max_chars)
 
     def get_overview(self, filters: TraceFilters) -> DatasetOverview:
         """Rollup of the matching traces plus live facts about the index."""
@@ -254,43 +269,60 @@ class TraceStore:
             raw_jsonl_bytes=sum(r.raw_jsonl_bytes for r in rows),
             sample_trace_ids=ids[:OVERVIEW_SAMPLE_TRACE_IDS],
             in_progress_trace_count=sum(1 for r in rows if not r.complete),
+            run_ids=list(dict.fromkeys(run for r in rows for run in r.run_ids)),
             **sums,
             **live,
         )
 
     # --- reading spans ---------------------------------------------------------------------
 
-    def view_trace(self, trace_id: str) -> TraceView:
-        """Every span of a trace, attributes capped at ~4 KB; a summary instead above 150 KB."""
+    def view_trace(self, trace_id: str, offset: int = 0,
+                   max_chars: int = budget.DEFAULT_BUDGET_CHARS) -> TraceView:
+        """Every span of a trace, attributes capped at ~4 KB; a summary instead above 150 KB;
+        from span `offset` on, as many as fit in `max_chars`."""
         with self.snapshot() as snap:
-            lines = snap.span_lines(self._known(snap, trace_id))
-            spans = [budget.capped_span(line, budget.DISCOVERY_ATTR_CAP_CHARS) for line in lines]
-        return render.view(trace_id, spans, budget.VIEW_TRACE_BUDGET_BYTES, for_view_spans=False)
+            lines = list(snap.span_lines(self._known(snap, trace_id)))  # read while the snapshot is open
+        return self._view(trace_id, lines, offset, max_chars, tool="view_trace")
 
-    def view_spans(self, trace_id: str, span_ids: list[str]) -> TraceView:
+    def view_spans(self, trace_id: str, span_ids: list[str], offset: int = 0,
+                   max_chars: int = budget.DEFAULT_BUDGET_CHARS) -> TraceView:
         """The named spans of a trace (unknown ids skipped), capped at ~16 KB per attribute."""
         with self.snapshot() as snap:
             refs = snap.spans(self._known(snap, trace_id))
             wanted = set(span_ids)
             if not wanted:
                 return TraceView(trace_id=trace_id, spans=[])
-            spans = [budget.capped_span(snap.read_span(ref), budget.SURGICAL_ATTR_CAP_CHARS)
-                     for ref in refs if ref.span_id in wanted]
-        return render.view(trace_id, spans, budget.VIEW_SPANS_BUDGET_BYTES, for_view_spans=True)
+            lines = [snap.read_span(ref) for ref in refs if ref.span_id in wanted]
+        return self._view(trace_id, lines, offset, max_chars, tool="view_spans")
+
+    @staticmethod
+    def _view(trace_id: str, lines: list[bytes], offset: int, max_chars: int, *, tool: str) -> TraceView:
+        surgical = tool == "view_spans"
+        cap = budget.SURGICAL_ATTR_CAP_CHARS if surgical else budget.DISCOVERY_ATTR_CAP_CHARS
+        limit = budget.VIEW_SPANS_BUDGET_BYTES if surgical else budget.VIEW_TRACE_BUDGET_BYTES
+        spans = [budget.capped_span(line, cap) for line in lines]
+        view = render.view(trace_id, spans, limit, for_view_spans=surgical)
+        return pages.view_page(view, offset, max_chars, recap=lambda i, c: budget.capped_span(lines[i], c),
+                               cap=cap, tool=tool)
 
     def search_trace(self, trace_id: str, regex_pattern: str, context_buffer_chars: int = 100,
-                     max_matches: int = 50) -> TraceSearchResult:
-        """Regex matches over every span's raw JSON; the count stays exact past the cap."""
+                     max_matches: int = 50, offset: int = 0,
+                     max_chars: int = budget.DEFAULT_BUDGET_CHARS) -> TraceSearchResult:
+        """Regex matches over every span's raw JSON, from match `offset` on; the count stays
+        exact past the cap, and the answer within `max_chars`."""
         pattern = compile_regex(regex_pattern)
         with self.snapshot() as snap:
             lines = snap.span_lines(self._known(snap, trace_id))
-            records, total = render.search(trace_id, enumerate(lines), pattern, context_buffer_chars, max_matches)
-        return TraceSearchResult(trace_id=trace_id, match_count=total, returned_match_count=len(records),
-                                 has_more=total > len(records), matches=records)
+            records, total = render.search(trace_id, enumerate(lines), pattern, context_buffer_chars,
+                                           max_matches, offset)
+        result = TraceSearchResult(trace_id=trace_id, match_count=total, returned_match_count=len(records),
+                                   has_more=total > offset + len(records), matches=records)
+        return pages.search_page(result, offset, max_chars, tool="search_trace")
 
     def search_span(self, trace_id: str, span_id: str, regex_pattern: str,
-                    context_buffer_chars: int = 100, max_matches: int = 50) -> SpanSearchResult:
-        """Regex matches inside one span's raw JSON."""
+                    context_buffer_chars: int = 100, max_matches: int = 50, offset: int = 0,
+                    max_chars: int = budget.DEFAULT_BUDGET_CHARS) -> SpanSearchResult:
+        """Regex matches inside one span's raw JSON (as `search_trace`)."""
         pattern = compile_regex(regex_pattern)
         with self.snapshot() as snap:
             refs = snap.spans(self._known(snap, trace_id))
@@ -299,10 +331,11 @@ class TraceStore:
                 raise ToolError(f"span_id={span_id!r} not found in trace_id={trace_id!r}")
             index, ref = found
             records, total = render.search(trace_id, [(index, snap.read_span(ref))], pattern,
-                                     context_buffer_chars, max_matches)
-        return SpanSearchResult(trace_id=trace_id, span_id=span_id, match_count=total,
-                                returned_match_count=len(records), has_more=total > len(records),
-                                matches=records)
+                                           context_buffer_chars, max_matches, offset)
+        result = SpanSearchResult(trace_id=trace_id, span_id=span_id, match_count=total,
+                                  returned_match_count=len(records), has_more=total > offset + len(records),
+                                  matches=records)
+        return pages.search_page(result, offset, max_chars, tool="search_span")
 
     def trace_rows(self, filters: TraceFilters, *, offset: int = 0, limit: int | None = None) -> list[Any]:
         """The index rollups (`TraceRow`) of the matching traces, in dataset order: `run_code`'s batch read."""
@@ -367,6 +400,7 @@ def _whole_dataset_overview(snap: Any, live: dict[str, Any], taxonomy) -> Datase
         raw_jsonl_bytes=t.raw_jsonl_bytes,
         sample_trace_ids=snap.trace_ids(None, 0, OVERVIEW_SAMPLE_TRACE_IDS),
         in_progress_trace_count=t.in_progress_traces,
+        run_ids=list(t.run_ids),
         **{key: getattr(t, key) for key in _SUM_FIELDS},
         **live,
     )

@@ -187,3 +187,28 @@ def write(path: Path, lines: list[bytes], *, append: bool = False) -> Path:
 def root_lines_of(lines: list[bytes]) -> list[bytes]:
     """The root spans among `lines` (to finish in-progress traces later)."""
     return [line for line in lines if json.loads(line)["parent_span_id"] == ""]
+
+
+def error_trace(n_errors: int = 500, *, seed: int = 3, t: int = 90_000) -> list[bytes]:
+    """Encoded lines of one finished trace whose `n_errors` tool spans all failed.
+
+    What a retry loop leaves behind: a search for the error string matches
+    `n_errors` times in one trace (a page-through-the-cursor case).
+    """
+    rng = random.Random(seed)
+    trace_id = f"{rng.getrandbits(128):032x}"
+    root_id = f"{rng.getrandbits(64):016x}"
+    start = BASE_NS + t * 7_000_000_000
+    common = {"trace_id": trace_id, "service": SERVICES[0], "project": "proj-a"}
+    spans = []
+    for i in range(n_errors):
+        tool = TOOLS[i % len(TOOLS)]
+        attrs = {INF_OBSERVATION_KIND: "TOOL", OI_SPAN_KIND: "TOOL", OI_TOOL_NAME: tool,
+                 INF_AGENT_NAME: AGENTS[0], OI_INPUT_VALUE: json.dumps({"q": f"retry {i}", "pad": "p" * 300})}
+        spans.append(_span(rng, parent=root_id, span_id=f"{rng.getrandbits(64):016x}", name=f"tool.{tool}",
+                           start_ns=start + (i + 1) * 1_000_000, dur_ns=500_000, attrs=attrs,
+                           status=STATUS_ERROR, message=TOOL_ERRORS[i % len(TOOL_ERRORS)], **common))
+    spans.append(_span(rng, parent="", span_id=root_id, name=f"agent.{AGENTS[0]}", start_ns=start,
+                       dur_ns=(n_errors + 2) * 1_000_000,
+                       attrs={INF_OBSERVATION_KIND: "AGENT", INF_AGENT_NAME: AGENTS[0]}, **common))
+    return [encode_line(s) for s in spans]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from halo_live.engine.tools import TOOLS, open_store, run_tool
+from halo_live.engine.tools import TOOLS, execute, open_store, run_tool
 from halo_live.exporter.canonical import ns_from_iso
 from tests import _tools_helpers as gen
 
@@ -147,16 +147,19 @@ def test_arguments_may_be_json_text(store):
 
 def test_registry_shapes(store, lines):
     assert list(TOOLS) == ["get_dataset_overview", "query_traces", "count_traces", "view_trace",
-                           "view_spans", "search_trace", "search_span", "run_code"]
+                           "view_spans", "search_trace", "search_span",  # the reference's seven
+                           "get_failure_report", "compare_runs", "run_code"]
     assert [name for name, spec in TOOLS.items() if spec.needs_permission] == ["run_code"]
     span = json.loads(lines[0])
     ids = {"trace_id": span["trace_id"], "span_id": span["span_id"], "span_ids": [span["span_id"]],
-           "regex_pattern": "name", "code": "count_traces()"}
+           "regex_pattern": "name", "run_before": "run-1", "run_after": "run-2", "code": "count_traces()"}
     for spec in TOOLS.values():
-        assert spec.description
+        assert spec.description and spec.title
         wanted = {k: v for k, v in ids.items() if k in spec.arguments_model.model_fields}
-        result = spec.run(store, spec.arguments_model.model_validate(wanted))
-        assert type(result) is spec.result_model, spec.name  # what the contract names is what runs
+        answer = execute(store, spec, spec.arguments_model.model_validate(wanted))
+        assert set(answer) == {"result"}, spec.name
+        if spec.result_model is not None:  # what the contract names is what runs
+            assert spec.result_model.model_validate(answer).model_dump(mode="json") == answer, spec.name
 
 
 def test_threads_share_one_store_while_the_file_grows(tmp_path):

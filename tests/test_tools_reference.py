@@ -23,7 +23,7 @@ OURS_ONLY_OVERVIEW = set(DatasetOverview.model_fields) - {
     "raw_jsonl_bytes", "sample_trace_ids"}
 OURS_ONLY_SUMMARY = {"tool_names", "complete"}
 assert OURS_ONLY_OVERVIEW == {"tool_names", "in_progress_trace_count", "spans_indexed",
-                              "last_span_arrival", "index_lag_bytes"}
+                              "last_span_arrival", "index_lag_bytes", "run_ids", "budget_note"}
 assert OURS_ONLY_SUMMARY < set(TraceSummary.model_fields)
 
 

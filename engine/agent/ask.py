@@ -6,7 +6,7 @@ Python API (the CLI `halo TRACE_PATH -p` is a thin layer over it):
     result = asyncio.run(ask("traces/", "Which tool fails most often?", AgentSettings()))
     print(result.answer)
 
-The root agent has the seven trace tools, `synthesize_traces`, `call_subagent`
+The root agent has the registry's trace tools, `synthesize_traces`, `call_subagent`
 (below `--max-depth`) and `final_answer`; subagents have the same minus
 `final_answer`. With `AgentSettings(repo_path=...)` every agent also gets the
 read-only code tools, and the git tools when the folder is a git work tree.

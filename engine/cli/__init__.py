@@ -30,7 +30,8 @@ class Command(NamedTuple):
 
 COMMANDS: dict[str, Command] = {
     "tool": Command("halo_live.engine.cli.tool",
-                    "run one trace tool (overview, query, count, view, search) and print its JSON result"),
+                    "run one trace tool (overview, query, count, view, search, report, compare) and print "
+                    "its JSON result"),
     "report": Command("halo_live.engine.cli.report", "deterministic failure report (errors, tool error "
                       "rates, slow/costly/in-progress traces), no LLM"),
     "index": Command("halo_live.engine.cli.index",
@@ -43,6 +44,8 @@ COMMANDS: dict[str, Command] = {
                       "import traces from Phoenix, Langfuse or a Collector's OTLP JSON file, once or --follow"),
     "ui": Command("halo_live.engine.cli.ui",
                   "a live web view of the traces (run counters, filtered trace table, span tree, waterfall)"),
+    "mcp": Command("halo_live.engine.cli.mcp",
+                   "serve the trace tools to coding agents over MCP (stdio, or streamable HTTP with --http)"),
 }
 ASK_MODULE = "halo_live.engine.cli.ask"
 

@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from halo_live.engine.budget import DEFAULT_BUDGET_CHARS, check_budget
 from halo_live.engine.cli import EXIT_USAGE, CliError
 from halo_live.engine.cli.paths import open_store
 from halo_live.engine.tools import TOOLS, ToolError, execute, parse_arguments
@@ -28,6 +29,7 @@ EXAMPLES = """\
   halo tool view_trace traces/ --args @args.json --indent 2
   halo tool run_code traces/ --allow-code --args '{"code": "len(trace_rows())"}'
   halo tool run_code traces/ --allow-code --args @analysis.json   Python in a sandbox
+  halo tool view_trace traces/ --args '{"trace_id": "ID", "offset": 40}' --budget 40000   as `halo mcp` answers
 """
 
 
@@ -40,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tool arguments as a JSON object, or @file.json (default: {})")
     parser.add_argument("--index-dir", default=None, metavar="DIR",
                         help="where the index lives (default: beside the traces)")
+    parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET_CHARS, metavar="CHARS",
+                        help="largest answer, in characters of compact JSON; a bigger one is cut and "
+                             f"pages with next_offset (default {DEFAULT_BUDGET_CHARS:,}; `halo mcp` uses "
+                             "40,000)")
     parser.add_argument("--indent", type=int, default=None, metavar="N",
                         help="pretty-print the JSON with N spaces (default: one line)")
     parser.add_argument("--allow-code", action="store_true",
@@ -84,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
     """Run the tool and print its result."""
     if args.indent is not None and args.indent < 0:
         raise CliError(f"--indent must be >= 0, not {args.indent}", EXIT_USAGE)
+    try:
+        check_budget(args.budget)
+    except ValueError as exc:
+        raise CliError(f"--budget: {exc}", EXIT_USAGE) from None
     if args.list:
         return _list(args)
     if not args.name or not args.trace_path:
@@ -100,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc), EXIT_USAGE) from exc
     store = open_store(args.trace_path, args.index_dir)
     try:
-        result = execute(store, spec, parsed)
+        result = execute(store, spec, parsed, args.budget)
     except ToolError as exc:
         raise CliError(str(exc)) from exc
     finally:
