@@ -38,7 +38,8 @@ class ToolSpec:
 
 _MORE_FILTERS = (
     " halo-live filters too: `tool_names`, `run_ids`, `complete` (false = still in progress), "
-    "`min_duration_ms`."
+    "`min_duration_ms`, and the recorded task outcome: `outcome` (passed/failed/unknown), "
+    "`task_ids`, `min_score`/`max_score`."
 )
 
 _SPECS = [
@@ -50,7 +51,9 @@ _SPECS = [
             "to size the dataset. `error_trace_count`/`filters.has_errors` only reflect "
             "OTel ERROR-status spans. `filters.regex_pattern` is opt-in raw-span "
             "scanning; narrow with indexed filter fields first. Live facts: "
-            "`in_progress_trace_count`, `spans_indexed`, `last_span_arrival`." + _MORE_FILTERS
+            "`in_progress_trace_count`, `spans_indexed`, `last_span_arrival`. Where task outcomes "
+            "were recorded: `outcomes` (pass rate) and `failure_signatures` (signatures ranked by "
+            "the failures they explain)." + _MORE_FILTERS
         ),
         arguments_model=m.DatasetOverviewArguments,
         result_model=m.DatasetOverviewResult,

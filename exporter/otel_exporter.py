@@ -92,7 +92,8 @@ def readable_span_to_line(span: ReadableSpan, *, project_id: str = "") -> dict[s
     if scope is not None and scope.schema_url:
         extra[canonical.SCOPE_SCHEMA_URL] = scope.schema_url
 
-    attrs.update(canonical.project(attrs, project_id=project_id, resource_attrs=resource_attrs))
+    attrs.update(canonical.project(attrs, project_id=project_id, resource_attrs=resource_attrs,
+                                   events=events))
     parent = span.parent
     return canonical.canonical_line(
         trace_id=canonical.hex_id(ctx.trace_id, 32),

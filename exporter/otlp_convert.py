@@ -158,7 +158,8 @@ def build_line(parts: SpanParts, agent_hint: str | None = None) -> bytes:
     if not status[canonical.STATUS_MESSAGE_FIELD] and events:
         status[canonical.STATUS_MESSAGE_FIELD] = canonical.exception_message(events)
     attributes.update(canonical.project(attributes, project_id=ctx.project_id,
-                                  resource_attrs=ctx.resource_attrs, agent_name_hint=agent_hint))
+                                  resource_attrs=ctx.resource_attrs, agent_name_hint=agent_hint,
+                                  events=events))
     tail: dict[str, Any] = {canonical.ATTRIBUTES: attributes}
     tail.update(ctx.extra)
     if events:

@@ -38,7 +38,9 @@ COMMANDS: dict[str, Command] = {
     "serve": Command("halo_live.engine.cli.serve",
                      "the OTLP endpoint (gRPC 4317, HTTP 4318) writing canonical JSONL, with a live index"),
     "compare": Command("halo_live.engine.cli.compare",
-                       "compare two runs: error signatures before/after, score, token and latency deltas"),
+                       "compare two runs: pass rate and flipped tasks, error signatures, token and latency deltas"),
+    "annotate": Command("halo_live.engine.cli.annotate",
+                        "append a grader's verdicts (JSONL/CSV by trace or task id) to the traces as outcomes"),
 }
 ASK_MODULE = "halo_live.engine.cli.ask"
 
