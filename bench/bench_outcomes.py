@@ -1,10 +1,13 @@
 """What task outcomes cost the index build, on a deterministic synthetic dataset.
 
-Builds, each in a fresh child process and a fresh index, `--repeat` times (median):
+Builds, each in a fresh child process and a fresh index, `--repeat` rounds of one build of
+each variant in turn (interleaved, so a busy neighbour slows every variant alike; medians,
+and the CPU time of the build with its parse workers, the steadier figure on a shared machine):
 
-  A  this code, the dataset without outcomes            (what every build pays for the feature)
-  B  this code, the same traces plus one outcome span each (bench/gen_traces.py --outcomes)
-  0  with --baseline DIR: the code before outcomes on the dataset without them
+  A   this code, the dataset without outcomes            (what every build pays for the feature)
+  B   this code, the same traces plus one outcome span each (bench/gen_traces.py --outcomes)
+  0   with --baseline DIR: the code before outcomes, on the dataset without them
+  0B  ... and on the dataset with them (to it outcome spans are spans like any other)
 
 and times the outcome queries on B's index (count by outcome, the pass-rate overview facts).
 
@@ -88,11 +91,12 @@ def child(code: str, args: list[str], pythonpath: Path) -> dict:
     return out
 
 
-def builds(data: Path, work: Path, pythonpath: Path, repeat: int, workers: str) -> dict:
-    runs = []
-    for _ in range(repeat):
-        shutil.rmtree(work / "idx", ignore_errors=True)
-        runs.append(child(BUILD, [str(data), str(work / "idx"), workers], pythonpath))
+def build(data: Path, work: Path, pythonpath: Path, workers: str) -> dict:
+    shutil.rmtree(work / "idx", ignore_errors=True)
+    return child(BUILD, [str(data), str(work / "idx"), workers], pythonpath)
+
+
+def summary(runs: list[dict]) -> dict:
     return {"seconds": statistics.median(r["seconds"] for r in runs),
             "cpu_s": statistics.median(r.get("cpu_s", 0.0) for r in runs),
             "all": [round(r["seconds"], 2) for r in runs], "spans": runs[0]["spans"],
@@ -127,23 +131,32 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.traces:,} traces: {plain.stat().st_size / 1e9:.2f} GB without outcomes, "
               f"+{(with_outcomes.stat().st_size - plain.stat().st_size) / 1e6:.1f} MB of outcome spans; "
               f"median of {args.repeat} cold builds each; {load()}")
-        figures = {}
+        variants = {"A": (plain, ROOT), "B": (with_outcomes, ROOT)}
         if args.baseline is not None:
-            ns = namespace_for(args.baseline.resolve(), work / "baseline-ns")
-            figures["0"] = builds(plain, work, ns, args.repeat, args.workers)
-        figures["A"] = builds(plain, work, ROOT, args.repeat, args.workers)
-        figures["B"] = builds(with_outcomes, work, ROOT, args.repeat, args.workers)
-        labels = {"0": "before outcomes, no outcome spans", "A": "this code, no outcome spans",
-                  "B": "this code, an outcome span per trace"}
+            before = namespace_for(args.baseline.resolve(), work / "baseline-ns")
+            variants = {"0": (plain, before), "0B": (with_outcomes, before), **variants}
+        runs: dict[str, list[dict]] = {key: [] for key in variants}
+        for _ in range(args.repeat):
+            for key, (data, pythonpath) in variants.items():
+                runs[key].append(build(data, work, pythonpath, args.workers))
+        figures = {key: summary(r) for key, r in runs.items()}
+        labels = {"0": "before outcomes, no outcome spans", "0B": "before outcomes, an outcome span per trace",
+                  "A": "this code, no outcome spans", "B": "this code, an outcome span per trace"}
         for key, f in figures.items():
-            print(f"{key}  {labels[key]:<38} {f['seconds']:6.2f}s (runs {f['all']}), {f['cpu_s']:.1f} CPU-s, "
+            print(f"{key:<3} {labels[key]:<42} {f['seconds']:6.2f}s (runs {f['all']}), {f['cpu_s']:.2f} CPU-s, "
                   f"{f['spans']:,} spans, {'compiled scanner' if f['native'] else 'pure Python'}")
         base = figures.get("0", figures["A"])
+
+        def change(a: dict, b: dict) -> str:
+            return (f"{b['seconds'] / a['seconds'] - 1:+.1%} wall-clock, "
+                    f"{b['cpu_s'] / max(a['cpu_s'], 1e-9) - 1:+.1%} CPU")
+
         if "0" in figures:
-            print(f"the code for outcomes, on a dataset without them: {figures['A']['seconds'] / base['seconds'] - 1:+.1%}")
-        print(f"outcome spans (+{figures['B']['spans'] - figures['A']['spans']:,}), this code: "
-              f"{figures['B']['seconds'] / figures['A']['seconds'] - 1:+.1%}; against the code before outcomes "
-              f"without them: {figures['B']['seconds'] / base['seconds'] - 1:+.1%}")
+            print(f"the code for outcomes, on a dataset without them (A vs 0): {change(base, figures['A'])}")
+            print(f"reading the outcomes of a dataset with them (B vs 0B, the same bytes): "
+                  f"{change(figures['0B'], figures['B'])}")
+        print(f"outcome spans (+{figures['B']['spans'] - figures['A']['spans']:,}), this code (B vs A): "
+              f"{change(figures['A'], figures['B'])}")
         q = child(QUERIES, [str(with_outcomes), str(work / "idx")], ROOT)
         print(f"queries on B: {q['passed']:,} passed / {q['failed']:,} failed; count(outcome=failed) "
               f"{q['count_failed_ms']:.2f} ms, count(outcome=unknown) {q['count_unknown_ms']:.2f} ms, "

@@ -16,7 +16,7 @@ interval, and the tasks that flipped (pass -> fail, fail -> pass) with an exact
 McNemar test over them, so a change can be told from noise. A side without
 outcomes (an old run) still gets its score from the benchmark's score file
 (`score.json` in the folder, or `FILE.score.json` beside a file) when its run
-id matches. Signatures are ranked by the one rule of `halo_live.engine.outcomes`.
+id matches; a score file named explicitly gives the score in any case. Signatures are ranked by the one rule of `halo_live.engine.outcomes`.
 """
 
 from __future__ import annotations
@@ -100,8 +100,9 @@ def summarize(path: str | Path, run_id: str | None = None, index_dir: str | Path
               score_file: str | Path | None = None) -> RunSummary:
     """Summarize the traces at `path` (narrowed to `run_id` if given).
 
-    `score_file` defaults to the benchmark's convention (`score_file_for(path)`);
-    one given explicitly must exist.
+    The score is the pass rate of the recorded outcomes; `score_file`, which must
+    exist, gives it instead. Without either, the benchmark's convention
+    (`score_file_for(path)`) is read when present.
     """
     if not Path(path).exists():
         raise CompareError(f"no such file or folder: {path}")
@@ -133,11 +134,11 @@ def summarize(path: str | Path, run_id: str | None = None, index_dir: str | Path
                 for key, count in span_counts.items():
                     hit = [known[t] for t in traces[key] if t in known]
                     summary.signatures[key] = [count, len(traces[key]), len(hit), hit.count(False)]
-    if summary.tasks:
+    if summary.tasks and score_file is None:
         passed = sum(1 for ok, _ in summary.tasks.values() if ok)
         summary.score = {"score": pass_rate(passed, len(summary.tasks) - passed), "passed": passed,
                          "tasks": len(summary.tasks), "run_id": summary.run_id, "source": "traces"}
-    else:  # an old run: its benchmark's score file, if any
+    else:  # the score file named, or an old run's beside its traces
         summary.score = _load_score(Path(score_file) if score_file else score_file_for(path), summary.run_id)
     return summary
 

@@ -146,9 +146,7 @@ def _silent_example(snap: Any, row: Any) -> dict[str, Any]:
         "score": outcome.score, "explanation": cut(explanation, CAUSE_CHARS) if explanation else None,
         "last_tool_calls": [
             {"tool": canonical.tool_name(a), "input": cut(_text(a.get(canonical.OI_INPUT_VALUE)), CAUSE_CHARS),
-             "output": cut(_text(a.get(canonical.OI_OUTPUT_VALUE)), CAUSE_CHARS),
-             "status": (s.get(canonical.STATUS) or {}).get(canonical.STATUS_CODE_FIELD)
-             if isinstance(s.get(canonical.STATUS), dict) else None}
+             "output": cut(_text(a.get(canonical.OI_OUTPUT_VALUE)), CAUSE_CHARS), "status": _status_code(s)}
             for a, s in tools[-LAST_TOOL_CALLS:]],
         "final_output": cut(_text(final), OUTPUT_CHARS) if final is not None else None,
     }
@@ -185,6 +183,11 @@ def example_cause(snap: Any, trace_ids: list[str], span_name: str, message: str)
                       and not c.endswith(_SDK_REDACTED)), sdk or full)
         return cut(cause, CAUSE_CHARS)
     return ""
+
+
+def _status_code(span: dict) -> str | None:
+    status = span.get(canonical.STATUS)
+    return status.get(canonical.STATUS_CODE_FIELD) if isinstance(status, dict) else None
 
 
 def _sdk_error(data: Any) -> str:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from halo_live.engine import budget, render
-from halo_live.engine.outcomes import outcome_counts, rank_index_signatures, ranked_signatures, signature_lift
 from halo_live.engine.models import (
     DatasetOverview,
     ErrorTaxonomyGroup,
@@ -31,6 +30,7 @@ from halo_live.engine.models import (
     TraceSearchResult,
     TraceView,
 )
+from halo_live.engine.outcomes import outcome_counts, rank_index_signatures, ranked_signatures, signature_lift
 from halo_live.indexer.models import IndexFilters
 
 OVERVIEW_SAMPLE_TRACE_IDS = 20

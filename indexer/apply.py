@@ -82,7 +82,10 @@ class BatchWriter:
         self._set_fields = [(pos, tag, self.total_sets[name]) for pos, tag, name in _SET_FIELDS]
         self.pages: dict[int, list[str]] = {}
         self.sigs: dict[bytes, dict] = {}
-        self.moves: defaultdict[bytes, dict[int, int]] = defaultdict(dict)  # net +1/-1 per tno
+        # outcome postings of traces that already had an outcome: net +1/-1 per tno (a new
+        # outcome only appends, through `postings`); task keys to put, sorted at the end
+        self.moves: defaultdict[bytes, dict[int, int]] = defaultdict(dict)
+        self.task_keys: set[bytes] = set()
         self.new_traces = 0
 
     # --- per batch -----------------------------------------------------------------
@@ -145,12 +148,11 @@ class BatchWriter:
         row[L.R_RAW] += raw
         row[L.R_COMPLETE] = row[L.R_COMPLETE] or root
         row[L.R_LAST_SEEN] = self.now
-        sigs_before = list(row[L.R_SIGS])
-        was = _state(row[L.R_OUTCOME])
         if outcome is not None and self._later(outcome, fileno, row[L.R_OUTCOME]):
+            was = _state(row[L.R_OUTCOME])
             row[L.R_OUTCOME] = _outcome_record(outcome, fileno)
-            if _state(row[L.R_OUTCOME]) != was:
-                self._shift_signatures(sigs_before, was, _state(row[L.R_OUTCOME]))
+            if _state(row[L.R_OUTCOME]) != was:  # before `_signatures` adds this batch's ones
+                self._shift_signatures(row[L.R_SIGS], was, _state(row[L.R_OUTCOME]))
         if errors:
             names = {e[0] for e in errors}
             if not names.issubset(row[L.R_ERR_NAMES]):
@@ -316,25 +318,48 @@ class BatchWriter:
         """Postings and totals of a trace whose latest outcome changed."""
         t = self.totals
         was, now = _state(before), _state(after)
-        t["outcome_traces"] += before is None
         t["passed_traces"] += (now is True) - (was is True)
         t["failed_traces"] += (now is False) - (was is False)
+        task = after[L.O_TASK]
+        if before is None:  # the common case, a trace's first outcome: postings only grow
+            t["outcome_traces"] += 1
+            for key in _outcome_keys(after):
+                self.postings[key].append(tno)
+            if task:
+                self.task_keys.add(L.task_key(task, tno))
+            return
         for key in _outcome_keys(before):
             self.moves[key][tno] = self.moves[key].get(tno, 0) - 1
         for key in _outcome_keys(after):
             self.moves[key][tno] = self.moves[key].get(tno, 0) + 1
+        if task != before[L.O_TASK]:
+            if before[L.O_TASK]:
+                self._drop_task_key(L.task_key(before[L.O_TASK], tno))
+            if task:
+                self.task_keys.add(L.task_key(task, tno))
+
+    def _drop_task_key(self, key: bytes) -> None:
+        if not self.txn.delete(key, db=self.dbs["tasks"]):
+            self.task_keys.discard(key)  # put by this transaction: not written yet
 
     # --- once per transaction --------------------------------------------------------
     def _apply_moves(self) -> None:
-        """Outcome postings: removals rewrite their chunks, additions join the appends."""
+        """Outcome postings: removals rewrite their chunks (or cancel an append of this
+        transaction), additions join the appends; and the task keys, put in key order."""
         shift, idx = L.POSTING_SHIFT, self.dbs["idx"]
+        if self.task_keys:
+            with self.txn.cursor(db=self.dbs["tasks"]) as cur:
+                cur.putmulti([(key, b"") for key in sorted(self.task_keys)])
         for key, net in self.moves.items():
+            removed = {tno for tno, change in net.items() if change < 0}
+            pending = self.postings[key]
+            cancelled = removed.intersection(pending)  # first outcomes of this transaction
+            if cancelled:
+                pending[:] = [tno for tno in pending if tno not in cancelled]
+            pending.extend(tno for tno, change in net.items() if change > 0)
             gone: defaultdict[int, set[int]] = defaultdict(set)
-            for tno, change in net.items():
-                if change > 0:
-                    self.postings[key].append(tno)
-                elif change < 0:
-                    gone[tno >> shift].add(tno)
+            for tno in removed - cancelled:
+                gone[tno >> shift].add(tno)
             for chunk, tnos in gone.items():
                 chunk_key = L.posting_chunk_key(key, chunk << shift)
                 kept = array("I", [x for x in array("I", self.txn.get(chunk_key, db=idx) or b"")
@@ -393,6 +418,4 @@ def _outcome_keys(record: list | None) -> list[bytes]:
         keys.append(L.KEY_PASSED if record[L.O_PASSED] else L.KEY_FAILED)
     if record[L.O_SCORE] is not None:
         keys.append(L.KEY_SCORED)
-    if record[L.O_TASK]:
-        keys.append(L.posting_key(L.TAG_TASK, record[L.O_TASK]))
     return keys

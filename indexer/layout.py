@@ -15,6 +15,8 @@ Sub-databases (all keys fixed-width big-endian where order matters):
                                        outcome lists also lose members (the latest outcome wins)
   by_start  start_time + 0 + tno    -> b""   (string order = the reference's comparisons)
   by_end    end_time + 0 + tno      -> b""
+  tasks     task id + 0 + tno       -> b""   (the task id of the trace's latest outcome; a
+                                              key only: one put per trace, no chunk to rewrite)
   sigs      hash(name, message)     -> JSON error signature aggregate
   bad       fileno(4) + offset(8)   -> reason of a skipped line
 """
@@ -30,7 +32,7 @@ import orjson
 
 SCHEMA = b"halo-live-index/2"  # 2: outcomes in rows, postings, signatures and totals
 DB_NAMES = ("meta", "files", "tid2no", "pages", "rows", "ids", "spans", "order", "idx",
-            "by_start", "by_end", "sigs", "bad")
+            "by_start", "by_end", "sigs", "bad", "tasks")
 INITIAL_MAP_SIZE = 1 << 30  # sparse on Linux; grown by doubling on MapFullError
 PAGE_SHIFT = 10
 POSTING_SHIFT = 12  # trace numbers per posting chunk: 4096
@@ -42,7 +44,6 @@ TAG_AGENT = b"a"
 TAG_PROJECT = b"p"
 TAG_TOOL = b"t"
 TAG_RUN = b"r"
-TAG_TASK = b"k"  # the task id of a trace's latest outcome
 KEY_ERRORS = b"e"
 KEY_COMPLETE = b"c"
 KEY_PASSED = b"P"  # traces whose latest outcome passed
@@ -97,6 +98,10 @@ def posting_key(tag: bytes, value: str) -> bytes:
 
 def posting_chunk_key(key: bytes, tno: int) -> bytes:
     return key + b"\0" + u32(tno >> POSTING_SHIFT)
+
+
+def task_key(task_id: str, tno: int) -> bytes:
+    return bounded(task_id.encode("utf-8", "surrogatepass")) + b"\0" + u32(tno)
 
 
 def time_key(value: str, tno: int) -> bytes:

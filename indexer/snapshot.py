@@ -251,6 +251,21 @@ class Snapshot:
             out.update(self._posting(L.posting_key(tag, v)))
         return out
 
+    def _tasks(self, task_ids: Iterable[str]) -> set[int]:
+        """Trace numbers whose latest outcome names any of `task_ids`."""
+        out: set[int] = set()
+        with self._txn.cursor(db=self._dbs["tasks"]) as cur:
+            for task in task_ids:
+                prefix = L.task_key(task, 0)[:-4]
+                if cur.set_range(prefix):
+                    for key in cur.iternext(values=False):
+                        if len(key) != len(prefix) + 4 or not key.startswith(prefix):
+                            if key[:len(prefix)] != prefix:
+                                break
+                            continue  # a longer task id sharing this prefix
+                        out.add(L.un32(key[-4:]))
+        return out
+
     def _candidates(self, flt: IndexFilters | None) -> set[int] | None:
         """Trace numbers matching `flt`, or None for "all traces"."""
         if flt is None:
@@ -265,7 +280,7 @@ class Snapshot:
         if flt.project_id is not None:
             include.append(self._any_of(L.TAG_PROJECT, [flt.project_id]))
         if flt.task_ids is not None:
-            include.append(self._any_of(L.TAG_TASK, list(flt.task_ids)))
+            include.append(self._tasks(flt.task_ids))
         for key, want in ((L.KEY_ERRORS, flt.has_errors), (L.KEY_COMPLETE, flt.complete)):
             if want is not None:
                 (include if want else exclude).append(set(self._posting(key)))

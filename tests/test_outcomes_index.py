@@ -138,3 +138,41 @@ def test_many_traces_across_batches_and_a_process_pool(tmp_path, workers):
         with idx.snapshot() as snap:
             assert counts(snap) == {"passed": 300, "failed": 100, "unknown": 0}
             assert snap.trace_ids(IndexFilters(task_ids=["t8"])) == [tid(8)]
+
+
+def test_flips_within_one_transaction_and_across_many_give_the_same_index(tmp_path):
+    """Re-grades (state, task id, score) at every distance from the first outcome: a build at
+    once (one transaction) equals one caught up line by line (a transaction per line)."""
+    lines = []
+    for n in range(6):
+        lines.append(task_trace(tid(n), errors=[("tool.x", "e")] if n % 2 else [], passed=n % 3 == 0,
+                                task=f"t{n}"))
+    grades = [(1, False, "t1", 0.5), (1, True, "t1-renamed", None), (2, True, "t2", 0.9), (1, False, "t1", 0.1),
+              (4, True, None, 1.0), (4, None, "t4", None), (5, False, "t5", 0.0), (5, False, "t5", 0.0)]
+    for i, (n, passed, task, score) in enumerate(grades):
+        lines.append(outcome(tid(n), f"g{i}", passed=passed, task=task, score=score, end=20.0 + i))
+    whole = tmp_path / "whole.jsonl"
+    whole.write_bytes(b"".join(lines))
+    stepwise = tmp_path / "step.jsonl"
+    stepwise.write_bytes(b"")
+
+    def answers(idx):
+        with idx.snapshot() as snap:
+            tasks = {task: snap.trace_ids(IndexFilters(task_ids=[task]))
+                     for task in ("t0", "t1", "t1-renamed", "t2", "t4", "t5")}
+            return (counts(snap), tasks, snap.trace_ids(IndexFilters(min_score=0.0)),
+                    [(s.outcome_trace_count, s.failed_trace_count) for s in snap.error_signatures()])
+
+    with build(whole, tmp_path / "i1") as at_once, TraceIndex.open(stepwise, tmp_path / "i2") as step:
+        for line in b"".join(lines).splitlines(keepends=True):
+            with stepwise.open("ab") as fh:
+                fh.write(line)
+            step.catch_up()
+        assert answers(at_once) == answers(step)
+        assert {k: v for k, v in dump(at_once).items() if k != "traces"} == \
+            {k: v for k, v in dump(step).items() if k != "traces"}
+        counted, tasks, scored, sigs = answers(at_once)
+        assert counted == {"passed": 3, "failed": 2, "unknown": 1}  # 0, 2, 3 passed; 1, 5 failed; 4 neither
+        assert tasks["t1"] == [tid(1)] and tasks["t1-renamed"] == [] and tasks["t4"] == [tid(4)]
+        assert scored == [tid(n) for n in (0, 1, 2, 3, 5)]
+        assert sigs == [(3, 2)]  # the error traces 1, 3, 5: 1 and 5 failed in the end

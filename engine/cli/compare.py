@@ -34,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-before", default=None, metavar="ID", help="run id to take from BEFORE")
     parser.add_argument("--run-after", default=None, metavar="ID", help="run id to take from AFTER")
     parser.add_argument("--score-before", default=None, metavar="FILE",
-                        help="for a run without recorded outcomes: BEFORE's score file (default: score.json "
-                             "in the folder, or FILE.score.json)")
+                        help="BEFORE's score from this file instead (default: the outcomes in its traces; "
+                             "for a run without any, score.json in the folder or FILE.score.json)")
     parser.add_argument("--score-after", default=None, metavar="FILE", help="AFTER's score file")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--top", type=int, default=15, metavar="N", help="signatures shown (default: 15)")
