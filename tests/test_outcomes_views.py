@@ -62,6 +62,9 @@ def test_annotate_by_trace_and_task_id_lists_unknown_ids_and_never_double_counts
         assert (outcomes["passed"], outcomes["failed"], outcomes["unknown"]) == (3, 2, 1)
         row = run_tool(store, "query_traces", {"filters": {"task_ids": ["task-1"]}})["result"]["traces"][0]
         assert row["span_count"] == 5  # root, answer, the harness's outcome and two annotations
+    assert halo(["annotate", str(ungraded), str(grades), "--run", "r9", "--dry-run", "--json"]) == 0
+    dry = json.loads(capsys.readouterr().out)  # task ids within another run match nothing
+    assert dry["lines_written"] == 0 and dry["unknown_ids"] == ["task-1", "f" * 32, "task-99"]
     assert halo(["annotate", str(ungraded), str(grades)]) == 0
     text = capsys.readouterr().out
     assert "3 outcome span(s)" in text and "unknown (no trace carries them, not written): " + "f" * 32 in text
