@@ -8,9 +8,13 @@ in the file as they do in a real harness. A few error signatures recur (tool
 timeouts, rate limits, bad tool arguments, an agent giving up).
 
 At the default full size (50k traces) this writes ~1.27M spans / ~3.3 GB.
+With `--outcomes` each trace also gets the outcome span `record_outcome` writes
+(before its root ends), and nothing else changes: the same seed gives the same
+spans with and without, so the two datasets measure what outcomes cost.
 
     python bench/gen_traces.py OUT.jsonl --traces 2000
     python bench/gen_traces.py OUT_DIR --traces 2000 --shards 4   # OUT_DIR/traces-p0.jsonl ...
+    python bench/gen_traces.py OUT.jsonl --traces 2000 --outcomes
 """
 
 from __future__ import annotations
@@ -46,9 +50,11 @@ BASE_NS = 1_767_225_600 * 1_000_000_000  # 2026-01-01T00:00:00Z
 class Gen:
     """Builds the spans of one trace; `rng` makes everything deterministic."""
 
-    def __init__(self, seed: int, error_rate: float) -> None:
+    def __init__(self, seed: int, error_rate: float, outcomes: bool = False) -> None:
         self.rng = random.Random(seed)
         self.error_rate = error_rate
+        # outcomes draw from their own generator: every other span stays as it is without them
+        self.outcome_rng = random.Random(seed ^ 0x0C7C0E) if outcomes else None
         corpus_rng = random.Random(seed ^ 0x5EED)
         self.corpus = " ".join(corpus_rng.choice(WORDS) for _ in range(200_000))
 
@@ -90,9 +96,24 @@ class Gen:
                                     turn_start, t, None, {"input.value": self.text(700)}))
         if rng.random() < self.error_rate / 4:
             fail_root = ERRORS[4][1]
+        if self.outcome_rng is not None:
+            spans.append(self._outcome(ctx, root_id, index, t))
         spans.append(self._span(ctx, root_id, "", f"agent_run {agent}", canonical.OBS_AGENT, start, t + 1_000_000,
                                 fail_root, {"input.value": self.text(400), "output.value": self.text(200)}))
         return spans
+
+    def _outcome(self, ctx, parent, index, at):
+        """The task's outcome, as `record_outcome` writes it at the end of the task."""
+        rng = self.outcome_rng
+        passed = rng.random() < 0.7
+        start = rng.randrange(0, len(self.corpus) - 81)
+        attrs = canonical.outcome_attributes(
+            passed=passed, score=1.0 if passed else round(rng.random() * 0.5, 3), task_id=f"task-{index:06d}",
+            label="correct" if passed else rng.choice(("wrong answer", "gave up", "no answer")),
+            explanation=self.corpus[start:start + 80])
+        attrs[canonical.OI_SPAN_KIND] = canonical.OI_KIND_EVALUATOR
+        return self._span(ctx, f"{rng.getrandbits(64):016x}", parent, canonical.EVALUATION_RESULT,
+                          canonical.OBS_SPAN, at, at, None, attrs)
 
     def _error(self, kind: str) -> str | None:
         if self.rng.random() >= self.error_rate:
@@ -159,9 +180,9 @@ class Gen:
 
 
 def write_shard(path: Path, indices: list[int], seed: int, concurrency: int, error_rate: float,
-                run_id: str) -> tuple[int, int]:
+                run_id: str, outcomes: bool = False) -> tuple[int, int]:
     """Write the traces `indices` to `path`, `concurrency` at a time interleaved by end time."""
-    gen = Gen(seed, error_rate)
+    gen = Gen(seed, error_rate, outcomes)
     spans = bytes_ = 0
     with open(path, "wb") as out:
         for at in range(0, len(indices), concurrency):
@@ -178,16 +199,17 @@ def write_shard(path: Path, indices: list[int], seed: int, concurrency: int, err
 
 
 def generate(out: Path, traces: int, *, shards: int = 1, seed: int = 7, concurrency: int = 8,
-             error_rate: float = 0.03, run_id: str = "run-0001") -> tuple[int, int]:
-    """Write the dataset; returns (spans, bytes). `shards` > 1 writes OUT/traces-p<i>.jsonl."""
+             error_rate: float = 0.03, run_id: str = "run-0001", outcomes: bool = False) -> tuple[int, int]:
+    """Write the dataset; returns (spans, bytes). `shards` > 1 writes OUT/traces-p<i>.jsonl;
+    `outcomes` adds an outcome span to every trace."""
     if shards <= 1:
         out.parent.mkdir(parents=True, exist_ok=True)
-        return write_shard(out, list(range(traces)), seed, concurrency, error_rate, run_id)
+        return write_shard(out, list(range(traces)), seed, concurrency, error_rate, run_id, outcomes)
     out.mkdir(parents=True, exist_ok=True)
     spans = bytes_ = 0
     for s in range(shards):
         n, b = write_shard(out / f"traces-p{s}.jsonl", list(range(s, traces, shards)), seed + s,
-                           concurrency, error_rate, run_id)
+                           concurrency, error_rate, run_id, outcomes)
         spans += n
         bytes_ += b
     return spans, bytes_
@@ -201,9 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--concurrency", type=int, default=8, help="traces interleaved at a time")
     ap.add_argument("--error-rate", type=float, default=0.03, help="per-span failure probability")
+    ap.add_argument("--outcomes", action="store_true", help="an outcome span in every trace")
     args = ap.parse_args(argv)
     spans, size = generate(args.out, args.traces, shards=args.shards, seed=args.seed,
-                           concurrency=args.concurrency, error_rate=args.error_rate)
+                           concurrency=args.concurrency, error_rate=args.error_rate, outcomes=args.outcomes)
     print(f"wrote {args.traces} traces, {spans} spans, {size / 1e6:.1f} MB to {args.out}")
     return 0
 

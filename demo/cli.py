@@ -2,9 +2,11 @@
 
 The benchmark (`halo_live.demo.benchmark`) runs a codebase-helper agent on the OpenAI
 Agents SDK in parallel worker processes against a bundled offline model; each
-worker writes its own trace shard. This command follows those shards through
-the index (`halo_live.indexer.TraceIndex`) as they grow, shows what the index says
-(tasks done, score so far, traces with errors, top error signatures), then
+worker writes its own trace shard, each task's outcome in its trace. This command
+follows those shards through the index (`halo_live.indexer.TraceIndex`) as they
+grow, shows what the index says (tasks done and the score so far, from the
+outcomes; traces with errors; the top error signatures by the failures they
+explain), then
 prints the failure report and the next step of the loop. At the end the
 diagnostic agent answers what fails and why: with OPENAI_API_KEY a real model,
 without one an offline stand-in (`halo_live.demo.diagnostic_policy`, a deterministic
@@ -19,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from halo_live.engine import signatures
 from halo_live.engine.cli import EXIT_USAGE, CliError
 from halo_live.engine.cli import console as make_console
 
@@ -186,10 +187,10 @@ class LiveView:
         self.state: dict[str, Any] = {}
 
     def refresh(self) -> dict[str, Any]:
+        from halo_live.engine.outcomes import rank_index_signatures
         from halo_live.indexer import DatasetError, TraceIndex
 
-        prog = self.bench.progress()
-        state: dict[str, Any] = {"done": prog.done, "total": prog.total, "passed": prog.passed,
+        state: dict[str, Any] = {"done": 0, "total": len(self.bench.tasks), "passed": 0,
                                  "elapsed": time.monotonic() - self.started}
         try:
             if self.index is None:
@@ -197,13 +198,17 @@ class LiveView:
             self.index.catch_up()
             with self.index.snapshot() as snap:
                 totals = snap.totals()
-                state.update(traces=totals.total_traces, complete=totals.complete_traces,
+                # a task is done once its outcome is in its trace: the score is the traces'
+                ranked = rank_index_signatures(snap.error_signatures(), totals.passed_traces,
+                                               totals.failed_traces)
+                state.update(done=totals.outcome_traces, passed=totals.passed_traces,
+                             traces=totals.total_traces, complete=totals.complete_traces,
                              spans=totals.total_spans, error_traces=totals.error_trace_count,
                              tokens=totals.total_input_tokens + totals.total_output_tokens,
                              last=totals.last_indexed_at,
                              signatures=[(s.span_name, s.status_message, s.trace_count,
-                                          s.error_span_count)
-                                         for s in signatures.ranked(snap.error_signatures())[:5]])
+                                          s.error_span_count, s.failed_trace_count)
+                                         for s, _ in ranked[:5]])
         except DatasetError:
             pass  # no shard written yet
         self.state = state
@@ -228,15 +233,17 @@ class LiveView:
         head.add_row("traces with errors", f"{err}{share}")
         ago = f"{max(0.0, time.time() - s['last']):.1f}s ago" if s.get("last") else "-"
         head.add_row("last span indexed", f"{ago}   elapsed {s.get('elapsed', 0):.1f}s")
-        sigs = Table(title="top error signatures (live)", title_justify="left", expand=False)
+        sigs = Table(title="top error signatures (live), by the failures they explain", title_justify="left",
+                     expand=False)
         sigs.add_column("traces", justify="right")
         sigs.add_column("spans", justify="right")
+        sigs.add_column("failed", justify="right")
         sigs.add_column("span")
         sigs.add_column("status message")
-        for name, message, traces, spans in s.get("signatures", []):
-            sigs.add_row(str(traces), str(spans), name, " ".join(message.split())[:70])
+        for name, message, traces, spans, failed in s.get("signatures", []):
+            sigs.add_row(str(traces), str(spans), str(failed), name, " ".join(message.split())[:70])
         if not s.get("signatures"):
-            sigs.add_row("-", "-", "no errors yet", "")
+            sigs.add_row("-", "-", "-", "no errors yet", "")
         return Panel(Group(head, sigs), title=f"live from the index of {self.out}/", title_align="left")
 
     def show(self, console) -> None:

@@ -4,15 +4,21 @@ It lets a user without an API key watch the real diagnostic agent (`halo TRACE_P
 run a real investigation with the real trace tools. Like a real model it reads only its
 turn: the tool list and the tool results in the conversation. Its plan:
 
-1. `get_dataset_overview`: the error taxonomy (top signatures, example trace ids);
+1. `get_dataset_overview`: the error taxonomy (top signatures, example trace ids) and,
+   where the harness recorded task outcomes, the pass rate and `failure_signatures`
+   (the signatures ranked by the failures they explain): then those are the ones to
+   investigate, and failed traces are contrasted with passed ones;
 2. `query_traces` with `has_errors` (how many traces fail) and, in the same turn,
-   `search_trace` for error spans in one example trace of each top signature and, when
+   `search_trace` for error spans in one example trace of each top signature, with
+   outcomes `query_traces` for the silent failures (failed, no error span) and, when
    offered, `run_code` for per-model failures and median tokens across every trace;
 3. `view_spans` on the matching spans, to read the actual error detail (the tool's
    input and error text in the span attributes);
 4. a short markdown report through `final_answer` (or as text when the agent has no
-   such tool): per signature the traces hit, example ids, the cause seen in the spans
-   and a suggested harness change, labelled as coming from this stand-in.
+   such tool): the pass rate, then per signature the traces hit (and how many of them
+   failed, against the failure rate without it), example ids, the cause seen in the
+   spans and a suggested harness change; the silent failures; labelled as coming from
+   this stand-in.
 
     python -m halo_live.demo.model_server --port 8000 --policy halo_live.demo.diagnostic_policy:policy
     halo traces/ -p "What fails and why?" --base-url http://127.0.0.1:8000/v1   # loopback: no key
@@ -54,6 +60,9 @@ from halo_live.exporter.canonical import (
 MODEL_NAME = "halo-offline-diagnosis"
 DEFAULT_QUESTION = "What are the top error signatures, what causes each, and what harness change would fix it?"
 TOP_SIGNATURES = 3
+SILENT_EXAMPLES = 3
+ERRORS_QUERY = {"has_errors": True}
+SILENT_QUERY = {"outcome": "failed", "has_errors": False}
 SPANS_PER_SIGNATURE = 5  # enough to tell a repeated identical call from varied ones
 SEARCH_MATCHES = 50
 LABEL = ("> Written by halo's **offline stand-in model** (`halo_live.demo.diagnostic_policy`), a deterministic "
@@ -121,14 +130,19 @@ class DiagnosticPolicy:
             tools = set()
         elif overview is None or overview.result is None:
             return Reply(tool_calls=[_call("get_dataset_overview")])
-        signatures = list(overview.result.get("error_taxonomy") or [])[: self.top]
+        outcomes = overview.result.get("outcomes")
+        # With pass/fail known, the signatures that explain failures; else the largest.
+        ranked = overview.result.get("failure_signatures") or overview.result.get("error_taxonomy")
+        signatures = list(ranked or [])[: self.top]
         if not signatures:
             return self._finish(tools, _no_errors(overview.result))
         # On the wrap-up turn (no tools) the calls so far are all there is to report.
         if tools and _last(calls, "query_traces") is None:
             compute = [_call(diagnostic_code.RUN_CODE, code=diagnostic_code.PER_MODEL)] \
                 if diagnostic_code.RUN_CODE in tools else []
-            return Reply(tool_calls=[_call("query_traces", filters={"has_errors": True}, limit=50)]
+            silent = ([_call("query_traces", filters=SILENT_QUERY, limit=SILENT_EXAMPLES)]
+                      if outcomes and outcomes.get("silent_failure_count") else [])
+            return Reply(tool_calls=[_call("query_traces", filters=ERRORS_QUERY, limit=50)] + silent
                          + [_call("search_trace", trace_id=t, regex_pattern=STATUS_ERROR,
                                   max_matches=SEARCH_MATCHES) for t in _example_traces(signatures)]
                          + compute)
@@ -145,9 +159,10 @@ class DiagnosticPolicy:
             if c.name == "view_spans" and c.result:
                 for span in c.result.get("spans") or []:
                     spans[span.get(SPAN_ID)] = span
-        failing = ((_last(calls, "query_traces") or _Call("", {}, None)).result or {}).get("total")
+        failing = (_query(calls, ERRORS_QUERY) or {}).get("total")
+        silent = [t.get("trace_id") for t in (_query(calls, SILENT_QUERY) or {}).get("traces") or []]
         computed = _last(calls, diagnostic_code.RUN_CODE)
-        return self._finish(tools, _report(overview.result, failing, signatures, searches, spans,
+        return self._finish(tools, _report(overview.result, failing, signatures, searches, spans, silent,
                                            diagnostic_code.render(computed and (computed.result or {}))))
 
     @staticmethod
@@ -163,6 +178,12 @@ policy = DiagnosticPolicy()
 
 def _last(calls: list[_Call], name: str) -> _Call | None:
     return next((c for c in reversed(calls) if c.name == name), None)
+
+
+def _query(calls: list[_Call], filters: dict) -> dict | None:
+    """The result of the latest `query_traces` with exactly these filters."""
+    return next((c.result for c in reversed(calls)
+                 if c.name == "query_traces" and c.args.get("filters") == filters), None)
 
 
 def _last_user_text(turn: Turn) -> str:
@@ -274,23 +295,62 @@ def _code(text: str) -> str:
 # -- the report ---------------------------------------------------------------------------
 
 def _no_errors(overview: dict) -> str:
+    failed = (overview.get("outcomes") or {}).get("failed", 0)
+    where = (f"{failed} task(s) failed all the same: read those traces (`query_traces` with "
+             "`outcome: failed`), their last tool calls and final output" if failed else
+             "Look for semantic failures (wrong answers) in the outputs instead, e.g. with `search_trace`")
     return (f"{LABEL}\n\n**No error signatures**: none of the {overview.get('total_traces', 0)} traces "
-            "has a span with an error status. Look for semantic failures (wrong answers) in the "
-            "outputs instead, e.g. with `search_trace`.")
+            f"has a span with an error status. {where}.")
 
 
 def _report(overview: dict, failing, signatures: list[dict], searches: dict, spans: dict,
-            computed: Sequence[str] = ()) -> str:
+            silent: list[str] = (), computed: Sequence[str] = ()) -> str:
     total = overview.get("total_traces", 0)
     failing = failing if isinstance(failing, int) else overview.get("error_trace_count", 0)
     share = f" ({failing / total:.0%})" if total else ""
-    lines = [LABEL, "", f"**{failing} of {total} traces have errors**{share}, "
-             f"{overview.get('otel_error_span_count', 0)} error spans."]
-    lines += [*computed, "", f"The top {len(signatures)} error signatures:"]
+    outcomes = overview.get("outcomes")
+    lines = [LABEL, ""]
+    if outcomes:
+        lines += [_outcomes_line(outcomes, silent), ""]
+    ranking = ("ranked by the failures they explain (failure rate of the traces they hit, against "
+               "the traces without them)" if overview.get("failure_signatures") else "the largest")
+    lines += [f"**{failing} of {total} traces have errors**{share}, "
+              f"{overview.get('otel_error_span_count', 0)} error spans."]
+    lines += [*computed, "", f"The top {len(signatures)} error signatures, {ranking}:"]
     for n, sig in enumerate(signatures, 1):
         lines += ["", *_section(n, sig, searches, spans)]
     lines += ["", "Re-run with the change, then measure it: `halo compare BEFORE AFTER`."]
     return "\n".join(lines)
+
+
+def _outcomes_line(outcomes: dict, silent: list[str]) -> str:
+    """The pass rate, and the failures no error span explains."""
+    known = outcomes.get("passed", 0) + outcomes.get("failed", 0)
+    line = (f"**{outcomes.get('passed', 0)} of {known} tasks passed** (pass rate "
+            f"{outcomes.get('pass_rate') or 0:.0%}); {outcomes.get('failed', 0)} failed")
+    quiet = outcomes.get("silent_failure_count", 0)
+    if quiet:
+        examples = ", ".join(f"`{t}`" for t in silent if t)
+        line += (f", {quiet} of them silently (a wrong answer, no error span: read their final output"
+                 f"{'; e.g. ' + examples if examples else ''})")
+    return line + "."
+
+
+def _contrast(sig: dict) -> str | None:
+    """Failed against passed traces for one signature (None without outcomes)."""
+    if sig.get("outcome_traces") is None:
+        return None
+    rate_with, rate_without = sig.get("failure_rate_with"), sig.get("failure_rate_without")
+    if rate_with is None:
+        return "- **outcomes**: none of the traces it hits has a pass/fail outcome."
+    line = (f"- **outcomes**: {sig.get('failed_traces', 0)} of the {sig.get('outcome_traces', 0)} traces it "
+            f"hits failed ({rate_with:.0%})")
+    if rate_without is None:
+        return line + "; every task with an outcome hits it, so there is nothing to contrast."
+    line += f", against {rate_without:.0%} of the traces without it"
+    if sig.get("excess_failures", 0) > 0.5:
+        return line + f": it explains about {sig['excess_failures']:.0f} failure(s)."
+    return line + ": passing traces hit it as often, so it does not explain the failures."
 
 
 def _section(n: int, sig: dict, searches: dict, spans: dict) -> list[str]:
@@ -298,6 +358,9 @@ def _section(n: int, sig: dict, searches: dict, spans: dict) -> list[str]:
     out = [f"### {n}. `{sig.get('span_name')}`: {_short(sig.get('status_message') or '(no message)', 100)}",
            f"- **traces hit**: {sig.get('trace_count', 0)} ({sig.get('error_span_count', 0)} error spans); "
            f"examples: {', '.join(f'`{t}`' for t in examples) or '-'}"]
+    contrast = _contrast(sig)
+    if contrast:
+        out.append(contrast)
     matches = _matches(sig, searches)
     viewed = [spans[m["span_id"]] for m in matches if m.get("span_id") in spans]
     message = sig.get("status_message") or ""  # two signatures may share a span name

@@ -9,7 +9,7 @@ fields appended after the reference's own; nothing of theirs changes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -108,6 +108,16 @@ class TraceFilters(_Closed):
         default=None, ge=0, description="Only traces lasting at least this many milliseconds.")
     run_ids: list[str] | None = Field(
         default=None, description="Traces written by any of these runs (inference.run_id).")
+    outcome: Literal["passed", "failed", "unknown"] | None = Field(
+        default=None,
+        description=("The task outcome recorded in the trace (its latest outcome span): passed, failed, "
+                     "or unknown (none recorded, or one that says neither)."))
+    task_ids: list[str] | None = Field(
+        default=None, description="Traces whose recorded outcome names any of these task ids.")
+    min_score: float | None = Field(
+        default=None, description="Traces whose recorded outcome has a score >= this.")
+    max_score: float | None = Field(
+        default=None, description="Traces whose recorded outcome has a score <= this.")
 
 
 class DatasetOverviewArguments(_Closed):
@@ -192,6 +202,15 @@ class CompareRunsArguments(_Closed):
 # --- results ----------------------------------------------------------------------------
 
 
+class TraceOutcome(_Closed):
+    """A trace's latest recorded outcome (an outcome span in the trace)."""
+
+    passed: bool | None = Field(description="true/false; null when the outcome says neither.")
+    score: float | None = None
+    task_id: str | None = None
+    label: str | None = None
+
+
 class TraceSummary(_Closed):
     """One trace as the index knows it (no JSONL read)."""
 
@@ -215,6 +234,8 @@ class TraceSummary(_Closed):
     # halo-live additions
     tool_names: list[str] = Field(default_factory=list)
     complete: bool = True
+    outcome: TraceOutcome | None = Field(
+        default=None, description="The task outcome recorded in the trace; null when none was.")
 
 
 class TraceQueryResult(_Closed):
@@ -317,6 +338,35 @@ class ErrorTaxonomyGroup(_Closed):
     example_trace_ids: list[str]
 
 
+class OutcomeCounts(_Closed):
+    """How the matching traces' recorded outcomes came out."""
+
+    passed: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    unknown: int = Field(ge=0, description="Traces with no outcome, or one that says neither.")
+    pass_rate: float | None = Field(description="passed / (passed + failed).")
+    silent_failure_count: int = Field(
+        ge=0, description="Failed traces without any ERROR span: failures only their content shows.")
+
+
+class SignatureOutcomes(_Closed):
+    """An error signature against the outcomes of the traces it hits."""
+
+    span_name: str
+    status_message: str
+    trace_count: int = Field(ge=0, description="Traces hit (with or without a known outcome).")
+    error_span_count: int = Field(ge=0)
+    outcome_traces: int = Field(ge=0, description="Traces hit whose outcome is known.")
+    failed_traces: int = Field(ge=0, description="Traces hit that failed.")
+    failure_rate_with: float | None
+    failure_rate_without: float | None = Field(
+        description="Failure rate of the known-outcome traces this signature does not hit.")
+    lift: float | None = Field(description="failure_rate_with / failure_rate_without.")
+    excess_failures: float = Field(
+        description="Failures above what failure_rate_without predicts: what the ranking uses.")
+    example_trace_ids: list[str]
+
+
 class DatasetOverview(_Closed):
     """Rollup of the filtered traces, plus live facts about the index."""
 
@@ -360,6 +410,13 @@ class DatasetOverview(_Closed):
         default_factory=list,
         description="Runs among the matching traces (inference.run_id), in dataset order: "
                     "values for `filters.run_ids` and `compare_runs`.")
+    outcomes: OutcomeCounts | None = Field(
+        default=None, description="Recorded task outcomes of the matching traces; null when none has one.")
+    failure_signatures: list[SignatureOutcomes] = Field(
+        default_factory=list,
+        description=("With outcomes: error signatures ranked by the failures they explain (failure rate "
+                     "with vs without the signature). Start from these: a frequent signature that "
+                     "passing traces hit as often is noise."))
     budget_note: str | None = _absent_when_none(_BUDGET_NOTE)
 
 

@@ -13,7 +13,7 @@ import orjson
 
 from halo_live.engine import budget
 from halo_live.engine.bounded_regex import BoundedRegex
-from halo_live.engine.models import SpanMatchRecord, SpanRecord, TraceSummary, TraceView
+from halo_live.engine.models import SpanMatchRecord, SpanRecord, TraceOutcome, TraceSummary, TraceView
 from halo_live.exporter.canonical import KIND, NAME, PARENT_SPAN_ID, SPAN_ID, STATUS, STATUS_CODE_FIELD
 
 
@@ -30,7 +30,15 @@ def summary(row: Any) -> TraceSummary:
         otel_error_span_count=row.otel_error_span_count,
         tool_error_span_count=row.tool_error_span_count, raw_jsonl_bytes=row.raw_jsonl_bytes,
         tool_names=sorted(getattr(row, "tool_names", ()) or ()), complete=bool(row.complete),
+        outcome=outcome(getattr(row, "outcome", None)),
     )
+
+
+def outcome(o: Any) -> TraceOutcome | None:
+    """An index row's latest outcome as a `TraceOutcome` (None when it has none)."""
+    if o is None:
+        return None
+    return TraceOutcome(passed=o.passed, score=o.score, task_id=o.task_id, label=o.label)
 
 
 def view(trace_id: str, spans: list[SpanRecord], limit: int, *, for_view_spans: bool) -> TraceView:

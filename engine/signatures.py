@@ -1,30 +1,28 @@
-"""The one ranking of error signatures that every halo view uses (report, compare, live panel).
+"""The one ranking of error signatures that every halo view uses (report, compare, the live
+panel, `halo ui`, the overview's `failure_signatures`).
 
-A signature (span name + status message) ranks by the distinct traces it hits,
-then by its error spans: a failure that every other run meets matters more
-than one trace retrying a tool fifty times. Ties go by name, so the order is
-stable. The overview tool's `error_taxonomy` keeps halo-engine 0.3.5's own
-order (error spans, first seen), since its answers must equal the reference's.
+Where task outcomes exist, a signature first ranks by the failures it explains
+(its excess: failed traces it hits beyond what the failure rate without it
+predicts, `halo_live.engine.outcomes.signature_lift`); then by the distinct
+traces it hits, then by its error spans: a failure that every other run meets
+matters more than one trace retrying a tool fifty times. Ties go by name, so
+the order is stable. The overview tool's `error_taxonomy` keeps halo-engine
+0.3.5's own order (error spans, first seen), since its answers must equal the
+reference's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-RULE = "traces hit, then error spans"  # in words, for the views that show it
+# in words, for the views that show it
+RULE = "failures explained (with task outcomes), then traces hit, then error spans"
 
 
-def rank_key(trace_count: int, error_span_count: int, span_name: str, status_message: str) -> tuple:
-    """The sort key of one signature under the rule."""
-    return (-trace_count, -error_span_count, span_name, status_message)
-
-
-def ranked(signatures: Iterable[Any]) -> list[Any]:
-    """Signatures with `trace_count`, `error_span_count`, `span_name`, `status_message`
-    attributes (the index's `ErrorSignature`), best first."""
-    return sorted(signatures, key=lambda s: rank_key(s.trace_count, s.error_span_count,
-                                                     s.span_name, s.status_message))
+def rank_key(trace_count: int, error_span_count: int, span_name: str, status_message: str,
+             excess: float = 0.0) -> tuple:
+    """The sort key of one signature under the rule (ascending sorts best first)."""
+    return (-round(excess, 9), -trace_count, -error_span_count, span_name, status_message)
 
 
 def direction(before: float, after: float) -> int:

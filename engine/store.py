@@ -33,6 +33,7 @@ from halo_live.engine.models import (
     TraceSearchResult,
     TraceView,
 )
+from halo_live.engine.outcomes import outcome_counts, rank_index_signatures, ranked_signatures, signature_lift
 from halo_live.indexer.models import IndexFilters
 
 OVERVIEW_SAMPLE_TRACE_IDS = 20
@@ -272,6 +273,7 @@ class TraceStore:
             run_ids=list(dict.fromkeys(run for r in rows for run in r.run_ids)),
             **sums,
             **live,
+            **_outcome_fields(snap, rows),
         )
 
     # --- reading spans ---------------------------------------------------------------------
@@ -403,4 +405,46 @@ def _whole_dataset_overview(snap: Any, live: dict[str, Any], taxonomy) -> Datase
         run_ids=list(t.run_ids),
         **{key: getattr(t, key) for key in _SUM_FIELDS},
         **live,
+        **_dataset_outcome_fields(snap, t),
     )
+
+
+# --- outcomes in the overview (our additions; the reference's fields stay as they are) -----
+
+
+def _dataset_outcome_fields(snap: Any, t: Any) -> dict[str, Any]:
+    """`outcomes` and `failure_signatures` of the whole dataset, from the index's counts."""
+    if not t.outcome_traces:
+        return {}
+    silent = snap.count(IndexFilters(outcome="failed", has_errors=False))
+    fields: dict[str, Any] = {"outcomes": outcome_counts(t.total_traces, t.passed_traces, t.failed_traces, silent)}
+    if t.passed_traces + t.failed_traces:
+        pairs = rank_index_signatures(snap.error_signatures(), t.passed_traces, t.failed_traces)
+        fields["failure_signatures"] = ranked_signatures(
+            [(g.span_name, g.status_message, g.trace_count, g.error_span_count, lift, list(g.example_trace_ids))
+             for g, lift in pairs], TAXONOMY_TOP_GROUPS)
+    return fields
+
+
+def _outcome_fields(snap: Any, rows: list[Any]) -> dict[str, Any]:
+    """`outcomes` and `failure_signatures` of a filtered overview, from its rows (signatures
+    over its first 2,000 error traces, as the taxonomy)."""
+    if all(r.outcome is None for r in rows):
+        return {}
+    known = {r.trace_id: r.outcome.passed for r in rows if r.outcome is not None and r.outcome.passed is not None}
+    failed = sum(1 for passed in known.values() if not passed)
+    silent = sum(1 for r in rows if known.get(r.trace_id) is False and not r.has_errors)
+    fields: dict[str, Any] = {"outcomes": outcome_counts(len(rows), len(known) - failed, failed, silent)}
+    if known:
+        error_ids = [r.trace_id for r in rows if r.has_errors][:TAXONOMY_MAX_ERROR_TRACES]
+        span_counts, traces = group_error_spans(snap, error_ids)
+        entries = []
+        for (name, message), count in span_counts.items():
+            hit = traces[(name, message)]
+            hit_known = [tid for tid in hit if tid in known]
+            hit_failed = sorted(tid for tid in hit_known if known[tid] is False)
+            examples = (hit_failed + sorted(hit.difference(hit_failed)))[:TAXONOMY_EXAMPLE_TRACE_IDS]
+            entries.append((name, message, len(hit), count,
+                            signature_lift(len(hit_known), len(hit_failed), len(known), failed), examples))
+        fields["failure_signatures"] = ranked_signatures(entries, TAXONOMY_TOP_GROUPS)
+    return fields

@@ -55,7 +55,8 @@ class ToolSpec:
 
 _MORE_FILTERS = (
     " halo-live filters too: `tool_names`, `run_ids`, `complete` (false = still in progress), "
-    "`min_duration_ms`."
+    "`min_duration_ms`, and the recorded task outcome: `outcome` (passed/failed/unknown), "
+    "`task_ids`, `min_score`/`max_score`."
 )
 _PAGED = (
     " An answer over the call's budget holds fewer items plus `next_offset` and `remaining_count`: "
@@ -73,7 +74,9 @@ _SPECS = [
             "OTel ERROR-status spans. `filters.regex_pattern` is opt-in raw-span "
             "scanning; narrow with indexed filter fields first. Live facts: "
             "`in_progress_trace_count`, `spans_indexed`, `last_span_arrival`, `index_lag_bytes`; "
-            "`run_ids` for `filters.run_ids` and `compare_runs`." + _MORE_FILTERS
+            "`run_ids` for `filters.run_ids` and `compare_runs`. Where task outcomes were recorded: "
+            "`outcomes` (pass rate) and `failure_signatures` (signatures ranked by the failures "
+            "they explain)." + _MORE_FILTERS
         ),
         arguments_model=m.DatasetOverviewArguments,
         result_model=m.DatasetOverviewResult,

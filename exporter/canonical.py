@@ -259,6 +259,7 @@ def project(
     project_id: str | None = None,
     resource_attrs: Mapping[str, Any] | None = None,
     agent_name_hint: str | None = None,
+    events: Any = None,
 ) -> dict[str, Any]:
     """The `inference.*` keys for a span with upstream attributes `attrs`.
 
@@ -271,8 +272,9 @@ def project(
     else the resource's `service.name`, else "default" (never empty: the
     reference's own verifier rejects an empty project).
     `agent_name_hint` is the enclosing agent's name, for LLM/TOOL spans whose
-    own attributes don't carry one. Keys whose value is unknown are omitted,
-    except the three that are always present.
+    own attributes don't carry one. `events` (the line's `events`) may hold an
+    OTel GenAI evaluation result: see `project_outcome`. Keys whose value is
+    unknown are omitted, except the three that are always present.
     """
     resource_attrs = resource_attrs or {}
     out: dict[str, Any] = {INF_SCHEMA_VERSION: SCHEMA_VERSION}
@@ -306,6 +308,7 @@ def project(
     put(INF_AGENT_ID, _first(attrs, _AGENT_ID_KEYS))
     run_id = resource_attrs.get(INF_RUN_ID)
     put(INF_RUN_ID, run_id if isinstance(run_id, str) else None)
+    out.update(project_outcome(attrs, events))
     return out
 
 
@@ -400,3 +403,82 @@ _DUMPS_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 def encode_line(line: Mapping[str, Any]) -> bytes:
     """A span dict as one `\\n`-terminated UTF-8 JSON line (values JSON can't hold become strings)."""
     return orjson.dumps(line, default=str, option=_DUMPS_OPTS)
+
+
+# --- outcomes -------------------------------------------------------------------------------
+# A task's outcome is a span in its trace: the OTel GenAI evaluation result's attributes
+# plus what a benchmark needs, a task id and a boolean passed. The presence of
+# `inference.outcome.passed` (true, false or null for unknown) marks the outcome span.
+EVALUATION_RESULT = "gen_ai.evaluation.result"  # the OTel GenAI event, and our outcome span's name
+GENAI_EVALUATION_NAME = "gen_ai.evaluation.name"
+GENAI_EVALUATION_SCORE_VALUE = "gen_ai.evaluation.score.value"
+GENAI_EVALUATION_SCORE_LABEL = "gen_ai.evaluation.score.label"
+GENAI_EVALUATION_EXPLANATION = "gen_ai.evaluation.explanation"
+INF_OUTCOME_PASSED = "inference.outcome.passed"
+INF_OUTCOME_TASK_ID = "inference.outcome.task_id"
+OI_KIND_EVALUATOR = "EVALUATOR"  # OpenInference's span kind of an evaluation (observation kind SPAN)
+DEFAULT_EVALUATION_NAME = "task_outcome"
+EVALUATION_KEYS = (GENAI_EVALUATION_NAME, GENAI_EVALUATION_SCORE_VALUE, GENAI_EVALUATION_SCORE_LABEL,
+                   GENAI_EVALUATION_EXPLANATION)
+OUTCOME_KEYS = EVALUATION_KEYS + (INF_OUTCOME_PASSED, INF_OUTCOME_TASK_ID)
+# Labels that say pass or fail when a sender gives a label but no boolean.
+_PASS_LABELS = frozenset({"pass", "passed", "correct", "success", "succeeded", "true", "yes", "ok"})
+_FAIL_LABELS = frozenset({"fail", "failed", "failure", "incorrect", "wrong", "false", "no", "error"})
+
+
+def outcome_attributes(*, passed: bool | None = None, score: float | None = None,
+                       task_id: str | None = None, label: str | None = None,
+                       explanation: str | None = None, name: str | None = None) -> dict[str, Any]:
+    """The attributes of an outcome span (None values left out); `ValueError` names a bad argument."""
+    if passed is not None and not isinstance(passed, bool):
+        raise ValueError(f"passed must be True, False or None, not {passed!r}")
+    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))
+                              or score != score or score in (float("inf"), float("-inf"))):
+        raise ValueError(f"score must be a finite number or None, not {score!r}")
+    out: dict[str, Any] = {GENAI_EVALUATION_NAME: str(name or DEFAULT_EVALUATION_NAME)}
+    for key, value in ((GENAI_EVALUATION_SCORE_VALUE, score), (GENAI_EVALUATION_SCORE_LABEL, label),
+                       (GENAI_EVALUATION_EXPLANATION, explanation), (INF_OUTCOME_PASSED, passed),
+                       (INF_OUTCOME_TASK_ID, task_id)):
+        if value is not None:
+            out[key] = value if key in (GENAI_EVALUATION_SCORE_VALUE, INF_OUTCOME_PASSED) else str(value)
+    return out
+
+
+def passed_from(value: Any, label: Any) -> bool | None:
+    """An outcome's passed: a boolean given, else what its label says, else None (unknown)."""
+    if isinstance(value, bool):
+        return value
+    text = label.strip().lower() if isinstance(label, str) else None
+    if text in _PASS_LABELS:
+        return True
+    if text in _FAIL_LABELS:
+        return False
+    return None
+
+
+def project_outcome(attrs: Mapping[str, Any], events: Any = None) -> dict[str, Any]:
+    """The outcome keys to add to a span: none unless it holds an evaluation result.
+
+    A span already marked (`inference.outcome.passed` present) is left as its sender
+    wrote it. A span carrying `gen_ai.evaluation.*` attributes is an outcome; so is one
+    with a `gen_ai.evaluation.result` event (OTel GenAI's form), whose attributes are
+    copied onto the span (the last such event wins). Passed comes from the boolean
+    given, else from the label.
+    """
+    if INF_OUTCOME_PASSED in attrs:
+        return {}
+    source: Mapping[str, Any] = attrs
+    out: dict[str, Any] = {}
+    if not any(key in attrs for key in EVALUATION_KEYS):
+        found = None
+        for event in events if isinstance(events, list) else ():
+            if isinstance(event, dict) and event.get(EVENT_NAME) == EVALUATION_RESULT:
+                found = event.get(EVENT_ATTRIBUTES)
+        if not isinstance(found, dict):
+            return {}
+        source = found
+        out = {key: found[key] for key in OUTCOME_KEYS if found.get(key) is not None}
+        out.setdefault(GENAI_EVALUATION_NAME, DEFAULT_EVALUATION_NAME)
+    out[INF_OUTCOME_PASSED] = passed_from(source.get(INF_OUTCOME_PASSED),
+                                          source.get(GENAI_EVALUATION_SCORE_LABEL))
+    return out

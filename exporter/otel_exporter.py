@@ -105,7 +105,7 @@ def readable_span_to_line(span: ReadableSpan, *, project_id: str = "") -> dict[s
         extra[canonical.SCOPE_SCHEMA_URL] = scope.schema_url
 
     attrs.update(projection.project_span(attrs, name=span.name, project_id=project_id,
-                                         resource_attrs=resource_attrs))
+                                         resource_attrs=resource_attrs, events=events))
     parent = span.parent
     return canonical.canonical_line(
         trace_id=canonical.hex_id(ctx.trace_id, 32),

@@ -161,7 +161,8 @@ def project_parts(parts: SpanParts) -> None:
             status[canonical.STATUS_MESSAGE_FIELD], parts.events, attributes)
         attributes.update(error_attrs)
     attributes.update(projection.project_span(attributes, name=parts.head[canonical.NAME],
-                                              project_id=ctx.project_id, resource_attrs=ctx.resource_attrs))
+                                              project_id=ctx.project_id, resource_attrs=ctx.resource_attrs,
+                                              events=parts.events))
 
 
 def build_line(parts: SpanParts, agent: str | None = None) -> bytes:

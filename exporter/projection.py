@@ -162,14 +162,16 @@ def project_span(
     project_id: str | None = None,
     resource_attrs: Mapping[str, Any] | None = None,
     agent_name_hint: str | None = None,
+    events: Any = None,
 ) -> dict[str, Any]:
-    """The attributes to add to an OTel span's own: convention facts plus `canonical.project`."""
+    """The attributes to add to an OTel span's own: convention facts plus `canonical.project`
+    (`events`, the line's events, may carry an evaluation result)."""
     facts = convention_facts(attrs, name)
     if not facts:  # the common case: nothing beyond the generic rules
         return C.project(attrs, project_id=project_id, resource_attrs=resource_attrs,
-                         agent_name_hint=agent_name_hint)
+                         agent_name_hint=agent_name_hint, events=events)
     projected = C.project({**attrs, **facts}, project_id=project_id, resource_attrs=resource_attrs,
-                          agent_name_hint=agent_name_hint)
+                          agent_name_hint=agent_name_hint, events=events)
     for key, value in facts.items():
         if not key.startswith("inference."):
             projected.setdefault(key, value)

@@ -303,6 +303,18 @@ def _media(d: Mapping[str, Any], attrs: dict[str, Any]) -> None:
     _flatten(A_SDK_DATA, d, attrs, skip=("type", "input", "output", "model", "model_config"))
 
 
+def is_outcome(span_type: str, d: Mapping[str, Any]) -> bool:
+    """A `record_outcome()` span: a custom span named `gen_ai.evaluation.result`."""
+    return span_type == "custom" and d.get("name") == canonical.EVALUATION_RESULT
+
+
+def _outcome(d: Mapping[str, Any], attrs: dict[str, Any]) -> None:
+    # Its attributes under their own names (the projection reads them), not as sdk.data.*.
+    data = d.get("data") if isinstance(d.get("data"), Mapping) else {}
+    attrs[canonical.OI_SPAN_KIND] = canonical.OI_KIND_EVALUATOR
+    attrs.update({key: data[key] for key in canonical.OUTCOME_KEYS if key in data})
+
+
 def _generic(span_type: str, d: Mapping[str, Any], attrs: dict[str, Any]) -> None:
     # custom, task, turn, speech_group and any type a later SDK adds.
     attrs[A_SDK_TYPE] = span_type
@@ -379,6 +391,8 @@ def span_to_line(
         _guardrail(d, attrs)
     elif span_type in ("transcription", "speech"):
         _media(d, attrs)
+    elif is_outcome(span_type, d):
+        _outcome(d, attrs)
     else:
         _generic(span_type, d, attrs)
 
@@ -414,7 +428,7 @@ def span_to_line(
                            agent_name_hint=agent_name))
     start = canonical.iso_from_datetime(raw.get("started_at"))
     end = canonical.iso_from_datetime(raw.get("ended_at")) or start
-    name = span_name(span_type, d)
+    name = canonical.EVALUATION_RESULT if is_outcome(span_type, d) else span_name(span_type, d)
     if span_type == "response" and attrs.get(canonical.OI_LLM_MODEL_NAME):  # known from the response body only
         name = f"response.{attrs[canonical.OI_LLM_MODEL_NAME]}"
     return canonical.canonical_line(

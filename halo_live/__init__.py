@@ -2,6 +2,7 @@
 
     from halo_live import setup_tracing
     setup_tracing(service_name="my-harness", project_id="my-benchmark")   # writes ./traces.jsonl
+    record_outcome(passed=True, task_id="t01")   # inside a task's trace: its pass/fail
 
 The packages: `halo_live.exporter` (the canonical line and every way to write
 it), `halo_live.indexer` (the streaming LMDB index), `halo_live.engine` (the
@@ -17,10 +18,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["setup_tracing", "HaloTracingProcessor", "HaloSpanExporter", "JsonlWriter", "__version__"]
+__all__ = ["setup_tracing", "record_outcome", "HaloTracingProcessor", "HaloSpanExporter", "JsonlWriter", "__version__"]
 
 _HOME = {
     "setup_tracing": "halo_live.exporter.agents_sdk",
+    "record_outcome": "halo_live.exporter.outcome",
     "HaloTracingProcessor": "halo_live.exporter.agents_sdk",
     "HaloSpanExporter": "halo_live.exporter.otel_exporter",
     "JsonlWriter": "halo_live.exporter.writer",

@@ -14,14 +14,14 @@ import importlib
 from typing import Any
 
 __all__ = [
-    "TraceIndex", "Snapshot", "TraceRow", "SpanRef", "IndexFilters", "DatasetTotals",
+    "TraceIndex", "Snapshot", "TraceRow", "Outcome", "SpanRef", "IndexFilters", "DatasetTotals",
     "ErrorSignature", "CatchUpStats", "BadLine", "DatasetError", "IndexStorageError",
 ]
 
 _HOME = {
     "TraceIndex": "halo_live.indexer.index", "IndexStorageError": "halo_live.indexer.index",
     "Snapshot": "halo_live.indexer.snapshot", "DatasetError": "halo_live.indexer.dataset",
-    "TraceRow": "halo_live.indexer.models", "SpanRef": "halo_live.indexer.models", "IndexFilters": "halo_live.indexer.models",
+    "TraceRow": "halo_live.indexer.models", "Outcome": "halo_live.indexer.models", "SpanRef": "halo_live.indexer.models", "IndexFilters": "halo_live.indexer.models",
     "DatasetTotals": "halo_live.indexer.models", "ErrorSignature": "halo_live.indexer.models",
     "CatchUpStats": "halo_live.indexer.models", "BadLine": "halo_live.indexer.models",
 }

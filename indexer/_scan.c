@@ -273,6 +273,7 @@ static const char *string(Scan *sc, const char *p, Val *v) {
 }
 
 static const char *number(const char *p, const char *end, Val *v) {
+    const char *start = p;
     int neg = 0, digits = 0, is_int = 1;
     long long acc = 0;
     if (*p == '-') { neg = 1; p++; }
@@ -305,6 +306,8 @@ static const char *number(const char *p, const char *end, Val *v) {
     }
     if (digits > MAX_DIGITS) return NULL;
     if (v) {
+        v->s.p = start;  /* the number's text: a float is converted only where it is read */
+        v->s.n = p - start;
         if (!is_int) v->kind = K_FLOAT;
         else if (digits > INT_DIGITS) v->kind = K_BIGINT;
         else { v->kind = K_INT; v->i = neg ? -acc : acc; }
@@ -381,7 +384,7 @@ enum {
     T_TRACE, T_SPAN, T_PARENT, T_START, T_END, T_NAME, T_STATUS, T_RESOURCE, T_ATTRS,
     S_CODE, S_MESSAGE, R_ATTRS, R_SERVICE,
     A_OI_KIND, A_OBS, A_MODEL, A_OI_MODEL, A_AGENT, A_AGENT_ID, A_OI_AGENT_ID, A_IN, A_OUT,
-    A_PROJECT, A_TOOL, A_GENAI_TOOL, A_RUN,
+    A_PROJECT, A_TOOL, A_GENAI_TOOL, A_RUN, A_OUT_PASSED, A_SCORE, A_TASK, A_LABEL,
     N_NAMES
 };
 static Str names[N_NAMES];
@@ -393,7 +396,7 @@ static Str tool_kind;                  /* the span kind of a tool span */
 #define TOP_FIRST T_TRACE
 #define TOP_LAST T_ATTRS
 #define ATTR_FIRST A_OI_KIND
-#define ATTR_LAST A_RUN
+#define ATTR_LAST A_LABEL
 
 typedef struct {
     Val f[N_NAMES];      /* by name; kind K_ABSENT when missing */
@@ -500,6 +503,11 @@ typedef struct {
     int has_project; Str project;
     int has_tool; Str tool;
     int has_run; Str run;
+    int has_outcome;      /* marked as an outcome span; then: */
+    int passed;           /* 1, 0, or -1 for unknown */
+    int has_score; double score;
+    int has_task; Str task;
+    int has_label; Str label;
 } Span;
 
 static const Str EMPTY = {"", 0};
@@ -545,6 +553,38 @@ static int tokens(const Val *v, long long *out) {
 
 static inline int str_eq(Str a, Str b) { return a.n == b.n && memcmp(a.p, b.p, a.n) == 0; }
 
+/* A JSON number's text as a double, rounded as Python's float() rounds it: 0, or -1 not sure. */
+static int to_double(Str s, double *out) {
+    char tmp[MAX_DIGITS + 16], *stop;
+    if (s.n >= (Py_ssize_t)sizeof tmp) return -1;
+    memcpy(tmp, s.p, s.n);
+    tmp[s.n] = 0;
+    double d = PyOS_string_to_double(tmp, &stop, NULL);
+    if (d == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return -1; }
+    if (stop != tmp + s.n) return -1;
+    *out = d;
+    return 0;
+}
+
+/* An outcome span's fields (parse._outcome): 1, or 0 when the callback must decide. */
+static int outcome_from_line(const Val *f, Span *s) {
+    s->passed = f[A_OUT_PASSED].kind == K_TRUE ? 1 : f[A_OUT_PASSED].kind == K_FALSE ? 0 : -1;
+    const Val *score = &f[A_SCORE];
+    s->has_score = 0;
+    if (score->kind == K_INT) {
+        s->has_score = 1;
+        s->score = (double)score->i;
+    } else if (score->kind == K_FLOAT) {
+        if (to_double(score->s, &s->score) < 0) return 0;
+        s->has_score = 1;
+    } else if (score->kind == K_BIGINT) {
+        return 0;
+    }
+    s->has_task = nonempty(&f[A_TASK], &s->task);
+    s->has_label = nonempty(&f[A_LABEL], &s->label);
+    return 1;
+}
+
 /* The Span of a line the scanner read: 1, or 0 when the callback must decide. */
 static int span_from_line(const Line *ln, Span *s) {
     const Val *f = ln->f;
@@ -573,7 +613,7 @@ static int span_from_line(const Line *ln, Span *s) {
     s->is_tool_error = s->is_error && f[A_OI_KIND].kind == K_STR && str_eq(f[A_OI_KIND].s, tool_kind);
     s->in_big = s->out_big = NULL;
     s->has_model = s->has_agent = s->has_agent_id = s->has_in = s->has_out = 0;
-    s->has_project = s->has_tool = s->has_run = 0;
+    s->has_project = s->has_tool = s->has_run = s->has_outcome = 0;
     if (!s->has_attrs) return 1;
     if ((s->has_model = either(&f[A_MODEL], &f[A_OI_MODEL], &s->model)) < 0) return 0;
     s->has_agent = nonempty(&f[A_AGENT], &s->agent);
@@ -583,7 +623,8 @@ static int span_from_line(const Line *ln, Span *s) {
     s->has_project = nonempty(&f[A_PROJECT], &s->project);
     if ((s->has_tool = either(&f[A_TOOL], &f[A_GENAI_TOOL], &s->tool)) < 0) return 0;
     s->has_run = nonempty(&f[A_RUN], &s->run);
-    return 1;
+    s->has_outcome = f[A_OUT_PASSED].kind != K_ABSENT;
+    return s->has_outcome ? outcome_from_line(f, s) : 1;
 }
 
 /* ---- per-trace rollups -------------------------------------------------------------- */
@@ -606,6 +647,11 @@ typedef struct {
     Buf blob;
     Buf ids;                       /* span and parent ids, back to back */
     Buf sid_at, pid_at;            /* Span-sized (offset, length) records into ids */
+    int has_outcome;               /* the latest outcome span so far (parse.P_OUTCOME): */
+    long long out_off;
+    int out_passed, out_has_score, out_has_task, out_has_label;
+    double out_score;
+    Buf out_end, out_task, out_label;
     const char *key;               /* the trace id's UTF-8, owned by tid */
     Py_ssize_t key_n;
     uint64_t hash;
@@ -624,6 +670,9 @@ static void trace_free(Trace *t) {
     PyMem_Free(t->ids.p);
     PyMem_Free(t->sid_at.p);
     PyMem_Free(t->pid_at.p);
+    PyMem_Free(t->out_end.p);
+    PyMem_Free(t->out_task.p);
+    PyMem_Free(t->out_label.p);
 }
 
 static inline PyObject *unicode(Str s) { return PyUnicode_DecodeUTF8(s.p, s.n, "strict"); }
@@ -711,6 +760,26 @@ static int add_tokens(long long *sum, PyObject **big, long long v, PyObject *v_b
     Py_DECREF(x);
     if (!r) return -1;
     Py_SETREF(*big, r);
+    return 0;
+}
+
+/* Keep `s`'s outcome when it is the trace's latest: the greatest end time, ties to the later line. */
+static int keep_outcome(Trace *t, const Span *s, long long off) {
+    if (t->has_outcome) {
+        Str cur = {t->out_end.p, t->out_end.n};
+        if (str_cmp(&s->end, &cur) < 0) return 0;
+    }
+    t->has_outcome = 1;
+    t->out_off = off;
+    t->out_passed = s->passed;
+    t->out_has_score = s->has_score;
+    t->out_score = s->score;
+    t->out_has_task = s->has_task;
+    t->out_has_label = s->has_label;
+    t->out_end.n = t->out_task.n = t->out_label.n = 0;
+    if (buf_put(&t->out_end, s->end.p, s->end.n) < 0) return -1;
+    if (s->has_task && buf_put(&t->out_task, s->task.p, s->task.n) < 0) return -1;
+    if (s->has_label && buf_put(&t->out_label, s->label.p, s->label.n) < 0) return -1;
     return 0;
 }
 
@@ -827,6 +896,7 @@ static int absorb(Traces *ts, const Span *s, long long off, Py_ssize_t length) {
         }
         if (s->has_tool && set_add(t, SET_TOOLS, s->tool) < 0) return -1;
         if (s->has_run && set_add(t, SET_RUNS, s->run) < 0) return -1;
+        if (s->has_outcome && keep_outcome(t, s, off) < 0) return -1;
     } else {
         t->miss_ident++;
     }
@@ -878,8 +948,8 @@ static int tuple_flag(PyObject *o, int *flag) {
 }
 
 static int span_from_tuple(PyObject *tup, Span *s) {
-    if (!PyTuple_Check(tup) || PyTuple_GET_SIZE(tup) != 21) {
-        PyErr_SetString(PyExc_TypeError, "normalize_line must return a str or a 21-tuple");
+    if (!PyTuple_Check(tup) || PyTuple_GET_SIZE(tup) != 22) {
+        PyErr_SetString(PyExc_TypeError, "normalize_line must return a str or a 22-tuple");
         return -1;
     }
     memset(s, 0, sizeof *s);
@@ -913,7 +983,33 @@ static int span_from_tuple(PyObject *tup, Span *s) {
         || tuple_tokens(it[17], &s->has_out, &s->out_tok, &s->out_big) < 0) return -1;
     if (tuple_str(it[18], &s->project, &s->has_project) < 0 || tuple_str(it[19], &s->tool, &s->has_tool) < 0
         || tuple_str(it[20], &s->run, &s->has_run) < 0) return -1;
+    s->has_outcome = it[21] != Py_None;
+    if (!s->has_outcome) return 0;
+    if (!PyTuple_Check(it[21]) || PyTuple_GET_SIZE(it[21]) != 4) {
+        PyErr_SetString(PyExc_TypeError, "an outcome is None or a 4-tuple");
+        return -1;
+    }
+    PyObject **o = &PyTuple_GET_ITEM(it[21], 0);
+    s->passed = o[0] == Py_True ? 1 : o[0] == Py_False ? 0 : -1;
+    s->has_score = o[1] != Py_None;
+    if (s->has_score && (s->score = PyFloat_AsDouble(o[1])) == -1.0 && PyErr_Occurred()) return -1;
+    if (tuple_str(o[2], &s->task, &s->has_task) < 0 || tuple_str(o[3], &s->label, &s->has_label) < 0) return -1;
     return 0;
+}
+
+static inline PyObject *str_or_none(int has, const Buf *b) {
+    if (!has) Py_RETURN_NONE;
+    return PyUnicode_DecodeUTF8(b->p ? b->p : "", b->n, "strict");
+}
+
+/* parse.P_OUTCOME: (end, offset, passed, score, task id, label), or None. */
+static PyObject *outcome_tuple(const Trace *t) {
+    if (!t->has_outcome) Py_RETURN_NONE;
+    PyObject *passed = t->out_passed == 1 ? Py_True : t->out_passed == 0 ? Py_False : Py_None;
+    PyObject *score = t->out_has_score ? PyFloat_FromDouble(t->out_score) : (Py_INCREF(Py_None), Py_None);
+    return Py_BuildValue("(s#LONNN)", t->out_end.p ? t->out_end.p : "", t->out_end.n, t->out_off, passed,
+                         score, str_or_none(t->out_has_task, &t->out_task),
+                         str_or_none(t->out_has_label, &t->out_label));
 }
 
 /* ---- the module's functions --------------------------------------------------------- */
@@ -1014,14 +1110,14 @@ static PyObject *scan(PyObject *Py_UNUSED(self), PyObject *args) {
         /* N steals a reference: every object built above goes to the tuple (a NULL fails it) */
         /* the order of parse.py's P_* positions, less P_DURATION */
         PyObject *item = Py_BuildValue(
-            "(OLns#s#lllnLNNOONNNNNNNNNy#)",
+            "(OLns#s#lllnLNNOONNNNNNNNNy#N)",
             t->tid, t->first_off, t->n,
             t->start.p ? t->start.p : "", t->start.n, t->end.p ? t->end.p : "", t->end.n,
             t->err, t->tool_err, t->miss_ident, missing, t->raw, in_tok, out_tok,
             t->project ? t->project : Py_None, t->root ? Py_True : Py_False,
             sets[SET_SERVICES], sets[SET_MODELS], sets[SET_AGENTS], sets[SET_AGENT_IDS],
             sets[SET_PROJECTS], sets[SET_TOOLS], sets[SET_RUNS], errors, ids,
-            t->blob.p ? t->blob.p : "", t->blob.n);
+            t->blob.p ? t->blob.p : "", t->blob.n, outcome_tuple(t));
         if (!item) goto fail;
         PyList_SET_ITEM(out, i, item);
     }

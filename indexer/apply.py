@@ -4,6 +4,12 @@ Rows merge as halo-engine 0.3.5's `_RowAccumulator.merge_in` merges partials
 (file order), so a trace indexed over many batches equals one built at once.
 Posting lists, time keys, error signatures and dataset totals change by the
 difference between a row before and after the batch.
+
+Outcomes: a trace's row keeps its latest outcome span (greatest end time, then
+file, then offset). When that moves the trace between passed / failed / unknown,
+its outcome postings move (members are removed, not only appended), and each of
+its error signatures' counts of traces with a known outcome ("k") and of failed
+ones ("f") follow, so the lift of a signature is read, never scanned.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ TOTAL_KEYS = (
     "missing_agent_identity_count", "project_id_mismatch_count", "otel_error_span_count",
     "tool_error_span_count", "total_input_tokens", "total_output_tokens", "raw_jsonl_bytes",
     "complete_traces", "bad_lines", "spans_without_projection",
+    "outcome_traces", "passed_traces", "failed_traces",
 )
 TOTAL_SETS = ("service_names", "model_names", "agent_names", "agent_ids", "tool_names", "run_ids")
 _SET_FIELDS = (
@@ -75,6 +82,10 @@ class BatchWriter:
         self._set_fields = [(pos, tag, self.total_sets[name]) for pos, tag, name in _SET_FIELDS]
         self.pages: dict[int, list[str]] = {}
         self.sigs: dict[bytes, dict] = {}
+        # outcome postings of traces that already had an outcome: net +1/-1 per tno (a new
+        # outcome only appends, through `postings`); task keys to put, sorted at the end
+        self.moves: defaultdict[bytes, dict[int, int]] = defaultdict(dict)
+        self.task_keys: set[bytes] = set()
         self.new_traces = 0
 
     # --- per batch -----------------------------------------------------------------
@@ -91,7 +102,7 @@ class BatchWriter:
         """Fold one trace's partial (parse.P_* fields) into its row."""
         (tid, first_off, n, start, end, err, tool_err, miss_ident, _, raw, in_tok, out_tok,
          project, root, services, models, agents, agent_ids, projects, tools, runs, errors,
-         more_ids, more_blob, _) = p
+         more_ids, more_blob, outcome, _) = p
         txn, dbs = self.txn, self.dbs
         key = L.tid_key(tid)
         raw_no = txn.get(key, db=dbs["tid2no"])
@@ -137,6 +148,11 @@ class BatchWriter:
         row[L.R_RAW] += raw
         row[L.R_COMPLETE] = row[L.R_COMPLETE] or root
         row[L.R_LAST_SEEN] = self.now
+        if outcome is not None and self._later(outcome, fileno, row[L.R_OUTCOME]):
+            was = _state(row[L.R_OUTCOME])
+            row[L.R_OUTCOME] = _outcome_record(outcome, fileno)
+            if _state(row[L.R_OUTCOME]) != was:  # before `_signatures` adds this batch's ones
+                self._shift_signatures(row[L.R_SIGS], was, _state(row[L.R_OUTCOME]))
         if errors:
             names = {e[0] for e in errors}
             if not names.issubset(row[L.R_ERR_NAMES]):
@@ -154,14 +170,15 @@ class BatchWriter:
         an empty row gives, built directly: most traces of a cold build come this way)."""
         (tid, first_off, n, start, end, err, tool_err, miss_ident, missing, raw, in_tok, out_tok,
          project, root, services, models, agents, agent_ids, projects, tools, runs, errors,
-         ids, blob, duration) = p
+         ids, blob, outcome, duration) = p
         txn, dbs = self.txn, self.dbs
         tno = self._new_trace(tid, key, fileno, first_off)
         row = [tid, n, start, end, bool(err), sorted(services), sorted(models), sorted(agents),
                sorted(agent_ids), in_tok, out_tok, project, missing, miss_ident,
                max(0, len(projects) - 1), err, tool_err, raw, sorted(tools), sorted(runs), root,
                self.now, sorted({e[0] for e in errors}) if errors else [], duration, fileno,
-               first_off, sorted(projects), []]
+               first_off, sorted(projects), [],
+               _outcome_record(outcome, fileno) if outcome is not None else None]
         if errors:
             self._signatures(tid, row, errors, 0)
         tk = L.u32(tno)
@@ -201,10 +218,34 @@ class BatchWriter:
         row[L.R_FILENO], row[L.R_FIRST_OFF] = fileno, first_off
         self.ordered = False
 
+    def _later(self, outcome: tuple, fileno: int, current: list | None) -> bool:
+        """Whether a parsed outcome (parse.P_OUTCOME) is later than the row's current one."""
+        if current is None:
+            return True
+        rel = self.rel_of
+        return ((outcome[0], rel[fileno], outcome[1])
+                >= (current[L.O_END], rel[current[L.O_FILENO]], current[L.O_OFFSET]))
+
+    def _sig(self, key: bytes) -> dict:
+        sig = self.sigs.get(key)
+        if sig is None:
+            sig = self.sigs[key] = orjson.loads(self.txn.get(key, db=self.dbs["sigs"]))
+        return sig
+
+    def _shift_signatures(self, hexkeys: list[str], was: bool | None, now: bool | None) -> None:
+        """A trace's outcome state changed: move it between its signatures' outcome counts."""
+        known = (now is not None) - (was is not None)
+        failed = (now is False) - (was is False)
+        for hexkey in hexkeys:
+            sig = self._sig(bytes.fromhex(hexkey))
+            sig["k"] += known
+            sig["f"] += failed
+
     def _signatures(self, tid: str, row: list, errors: list, spans_before: int) -> None:
         # "q" is where the reference's scan (traces in dataset order, spans in file order)
         # first meets the signature: it breaks ties between equal counts the same way.
         seen = set(row[L.R_SIGS])
+        state = _state(row[L.R_OUTCOME])
         rel = self.rel_of[row[L.R_FILENO]]
         for name, message, index in errors:
             message = message[:_SIG_MESSAGE_CHARS]
@@ -214,7 +255,7 @@ class BatchWriter:
             if sig is None:
                 raw = self.txn.get(key, db=self.dbs["sigs"])
                 if raw is None:
-                    sig = {"n": name, "m": message, "s": 0, "t": 0, "x": [], "q": where}
+                    sig = {"n": name, "m": message, "s": 0, "t": 0, "x": [], "q": where, "k": 0, "f": 0}
                 else:
                     sig = orjson.loads(raw)
                 self.sigs[key] = sig
@@ -226,6 +267,8 @@ class BatchWriter:
                 seen.add(hexkey)
                 row[L.R_SIGS].append(hexkey)
                 sig["t"] += 1
+                sig["k"] += state is not None
+                sig["f"] += state is False
                 if len(sig["x"]) < _SIG_EXAMPLES or tid < sig["x"][-1]:
                     sig["x"] = sorted([*sig["x"], tid])[:_SIG_EXAMPLES]
 
@@ -255,6 +298,9 @@ class BatchWriter:
         if row[L.R_COMPLETE] and not (old and old[L.R_COMPLETE]):
             post[L.KEY_COMPLETE].append(tno)
             t["complete_traces"] += 1
+        before = old[L.R_OUTCOME] if old is not None else None
+        if row[L.R_OUTCOME] != before:
+            self._outcome_changes(tno, before, row[L.R_OUTCOME])
         for pos, db in ((L.R_START, "by_start"), (L.R_END, "by_end")):
             if old is None or old[pos] != row[pos]:
                 if old is not None:
@@ -268,11 +314,66 @@ class BatchWriter:
             for name, pos in _SUMMED:
                 t[name] += row[pos] - old[pos]
 
+    def _outcome_changes(self, tno: int, before: list | None, after: list) -> None:
+        """Postings and totals of a trace whose latest outcome changed."""
+        t = self.totals
+        was, now = _state(before), _state(after)
+        t["passed_traces"] += (now is True) - (was is True)
+        t["failed_traces"] += (now is False) - (was is False)
+        task = after[L.O_TASK]
+        if before is None:  # the common case, a trace's first outcome: postings only grow
+            t["outcome_traces"] += 1
+            for key in _outcome_keys(after):
+                self.postings[key].append(tno)
+            if task:
+                self.task_keys.add(L.task_key(task, tno))
+            return
+        for key in _outcome_keys(before):
+            self.moves[key][tno] = self.moves[key].get(tno, 0) - 1
+        for key in _outcome_keys(after):
+            self.moves[key][tno] = self.moves[key].get(tno, 0) + 1
+        if task != before[L.O_TASK]:
+            if before[L.O_TASK]:
+                self._drop_task_key(L.task_key(before[L.O_TASK], tno))
+            if task:
+                self.task_keys.add(L.task_key(task, tno))
+
+    def _drop_task_key(self, key: bytes) -> None:
+        if not self.txn.delete(key, db=self.dbs["tasks"]):
+            self.task_keys.discard(key)  # put by this transaction: not written yet
+
     # --- once per transaction --------------------------------------------------------
+    def _apply_moves(self) -> None:
+        """Outcome postings: removals rewrite their chunks (or cancel an append of this
+        transaction), additions join the appends; and the task keys, put in key order."""
+        shift, idx = L.POSTING_SHIFT, self.dbs["idx"]
+        if self.task_keys:
+            with self.txn.cursor(db=self.dbs["tasks"]) as cur:
+                cur.putmulti([(key, b"") for key in sorted(self.task_keys)])
+        for key, net in self.moves.items():
+            removed = {tno for tno, change in net.items() if change < 0}
+            pending = self.postings[key]
+            cancelled = removed.intersection(pending)  # first outcomes of this transaction
+            if cancelled:
+                pending[:] = [tno for tno in pending if tno not in cancelled]
+            pending.extend(tno for tno, change in net.items() if change > 0)
+            gone: defaultdict[int, set[int]] = defaultdict(set)
+            for tno in removed - cancelled:
+                gone[tno >> shift].add(tno)
+            for chunk, tnos in gone.items():
+                chunk_key = L.posting_chunk_key(key, chunk << shift)
+                kept = array("I", [x for x in array("I", self.txn.get(chunk_key, db=idx) or b"")
+                                   if x not in tnos])
+                if kept:
+                    self.txn.put(chunk_key, kept.tobytes(), db=idx)
+                else:
+                    self.txn.delete(chunk_key, db=idx)
+
     def finish(self) -> None:
         txn, dbs = self.txn, self.dbs
         meta = dbs["meta"]
         shift = L.POSTING_SHIFT
+        self._apply_moves()
         for key, tnos in self.postings.items():
             chunks: defaultdict[int, list[int]] = defaultdict(list)
             for tno in tnos:
@@ -295,3 +396,26 @@ class BatchWriter:
         if self.max_order is not None:
             rel, off = self.max_order
             txn.put(b"max_order", orjson.dumps([rel, off]), db=meta)
+
+
+def _outcome_record(outcome: tuple, fileno: int) -> list:
+    """A row's R_OUTCOME from a parsed outcome (parse.P_OUTCOME) found in file `fileno`."""
+    end, offset, passed, score, task_id, label = outcome
+    return [passed, score, task_id, label, end, fileno, offset]
+
+
+def _state(record: list | None) -> bool | None:
+    """True / False for a passed / failed latest outcome; None when unknown or absent."""
+    return None if record is None else record[L.O_PASSED]
+
+
+def _outcome_keys(record: list | None) -> list[bytes]:
+    """The posting lists a trace with this latest outcome belongs to."""
+    if record is None:
+        return []
+    keys = []
+    if record[L.O_PASSED] is not None:
+        keys.append(L.KEY_PASSED if record[L.O_PASSED] else L.KEY_FAILED)
+    if record[L.O_SCORE] is not None:
+        keys.append(L.KEY_SCORED)
+    return keys

@@ -6,14 +6,17 @@ Sub-databases (all keys fixed-width big-endian where order matters):
   files     fileno(4)               -> checkpoint {rel, dev, ino, offset, head_n, head_hash}
   tid2no    trace id (or its hash)  -> tno(4)   (tno = trace number, assigned on first sight)
   pages     tno>>10 (4)             -> JSON list of the trace ids of that page of tnos
-  rows      tno(4)                  -> JSON row (TraceRow fields + bookkeeping)
+  rows      tno(4)                  -> JSON row (TraceRow fields + bookkeeping + the latest outcome)
   ids       tno(4)                  -> JSON [span ids, parent ids] (for missing-parent counts)
   spans     tno(4)                  -> span entries, one JSON array per line, file order
   order     fileno(4) + offset(8)   -> tno: dataset order (file, first span offset)
   idx       tag + 0 + value + 0 + chunk(4) -> packed uint32 tnos of one filter value, in chunks
-                                       of trace numbers (tno >> 12), so an append rewrites <= 16 KB
+                                       of trace numbers (tno >> 12), so an append rewrites <= 16 KB;
+                                       outcome lists also lose members (the latest outcome wins)
   by_start  start_time + 0 + tno    -> b""   (string order = the reference's comparisons)
   by_end    end_time + 0 + tno      -> b""
+  tasks     task id + 0 + tno       -> b""   (the task id of the trace's latest outcome; a
+                                              key only: one put per trace, no chunk to rewrite)
   sigs      hash(name, message)     -> JSON error signature aggregate
   bad       fileno(4) + offset(8)   -> reason of a skipped line
 """
@@ -27,9 +30,9 @@ from pathlib import Path
 import lmdb
 import orjson
 
-SCHEMA = b"halo-live-index/1"
+SCHEMA = b"halo-live-index/2"  # 2: outcomes in rows, postings, signatures and totals
 DB_NAMES = ("meta", "files", "tid2no", "pages", "rows", "ids", "spans", "order", "idx",
-            "by_start", "by_end", "sigs", "bad")
+            "by_start", "by_end", "sigs", "bad", "tasks")
 INITIAL_MAP_SIZE = 1 << 30  # sparse on Linux; grown by doubling on MapFullError
 PAGE_SHIFT = 10
 POSTING_SHIFT = 12  # trace numbers per posting chunk: 4096
@@ -43,13 +46,19 @@ TAG_TOOL = b"t"
 TAG_RUN = b"r"
 KEY_ERRORS = b"e"
 KEY_COMPLETE = b"c"
+KEY_PASSED = b"P"  # traces whose latest outcome passed
+KEY_FAILED = b"F"  # ... failed
+KEY_SCORED = b"S"  # ... has a score
 
 # row list positions (the first 24 are TraceRow's fields in order, minus `file`)
 R_TID, R_N, R_START, R_END, R_HAS_ERR, R_SERVICES, R_MODELS, R_AGENTS, R_AGENT_IDS = range(9)
 R_IN, R_OUT, R_PROJECT, R_MISS_PARENT, R_MISS_IDENT, R_MISMATCH, R_OTEL_ERR = range(9, 16)
 R_TOOL_ERR, R_RAW, R_TOOLS, R_RUNS, R_COMPLETE, R_LAST_SEEN, R_ERR_NAMES, R_DURATION = range(16, 24)
-R_FILENO, R_FIRST_OFF, R_PROJECTS, R_SIGS = range(24, 28)
+R_FILENO, R_FIRST_OFF, R_PROJECTS, R_SIGS, R_OUTCOME = range(24, 29)
 ROW_FIELDS = 24
+# R_OUTCOME: None, or the latest outcome [passed, score, task id, label, end time, fileno, offset];
+# "latest" orders by (end time, file's dataset-relative name, offset)
+O_PASSED, O_SCORE, O_TASK, O_LABEL, O_END, O_FILENO, O_OFFSET = range(7)
 
 _U32 = struct.Struct(">I")
 _ORDER = struct.Struct(">IQ")
@@ -91,6 +100,10 @@ def posting_chunk_key(key: bytes, tno: int) -> bytes:
     return key + b"\0" + u32(tno >> POSTING_SHIFT)
 
 
+def task_key(task_id: str, tno: int) -> bytes:
+    return bounded(task_id.encode("utf-8", "surrogatepass")) + b"\0" + u32(tno)
+
+
 def time_key(value: str, tno: int) -> bytes:
     # Time strings are short; a long one is clipped (its order among equals is still by tno).
     return value.encode("utf-8", "surrogatepass")[:MAX_KEY - 5] + b"\0" + u32(tno)
@@ -124,7 +137,11 @@ def open_env(index_dir: Path, *, readonly: bool = False) -> tuple[lmdb.Environme
     )
     dbs = {name: env.open_db(name.encode()) for name in DB_NAMES}
     with env.begin(write=True) as txn:
-        if txn.get(b"schema", db=dbs["meta"]) is None:
+        schema = txn.get(b"schema", db=dbs["meta"])
+        if schema != SCHEMA:
+            if schema is not None:  # another layout: the index is derived, so rebuild it
+                for db in dbs.values():
+                    txn.drop(db, delete=False)
             txn.put(b"schema", SCHEMA, db=dbs["meta"])
             txn.put(b"ordered", b"1", db=dbs["meta"])
     return env, dbs

@@ -10,6 +10,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+@dataclass(slots=True, frozen=True)
+class Outcome:
+    """A trace's latest outcome span (`record_outcome`, `halo annotate`, an OTel evaluation)."""
+
+    passed: bool | None  # None: recorded, but neither pass nor fail
+    score: float | None
+    task_id: str | None
+    label: str | None
+    end_time: str  # the outcome span's end time: the latest outcome of a trace wins
+    file: str  # where the outcome span is (dataset-relative path) ...
+    offset: int  # ... and at which byte
+
+    @property
+    def status(self) -> str:
+        """"passed", "failed" or "unknown"."""
+        return "unknown" if self.passed is None else "passed" if self.passed else "failed"
+
+
 @dataclass(slots=True)
 class TraceRow:
     """One trace's rollup, as the reference's `TraceIndexRow` plus our additions."""
@@ -40,11 +58,17 @@ class TraceRow:
     error_span_names: list[str]
     duration_ms: float | None  # end - start, None when a time does not parse
     file: str  # dataset-relative path of the file holding the trace's first span
+    outcome: Outcome | None = None  # its latest outcome, None when none was recorded
 
     @property
     def in_progress(self) -> bool:
         """True while the root span has not arrived."""
         return not self.complete
+
+    @property
+    def outcome_status(self) -> str:
+        """"passed", "failed" or "unknown" (no outcome, or one that says neither)."""
+        return self.outcome.status if self.outcome is not None else "unknown"
 
 
 @dataclass(slots=True, frozen=True)
@@ -80,6 +104,10 @@ class IndexFilters:
     complete: bool | None = None
     min_duration_ms: float | None = None
     run_ids: list[str] | None = None
+    outcome: str | None = None  # "passed" | "failed" | "unknown" (no outcome or neither)
+    task_ids: list[str] | None = None  # the task id of the latest outcome is any of these
+    min_score: float | None = None  # the latest outcome's score is >= this (traces without one never match)
+    max_score: float | None = None
 
 
 @dataclass(slots=True)
@@ -111,6 +139,9 @@ class DatasetTotals:
     files: int = 0
     indexed_bytes: int = 0  # bytes consumed across files (complete lines only)
     last_indexed_at: float = 0.0
+    outcome_traces: int = 0  # traces with an outcome span (the latest decides pass/fail)
+    passed_traces: int = 0
+    failed_traces: int = 0
 
     @property
     def in_progress_traces(self) -> int:
@@ -126,6 +157,8 @@ class ErrorSignature:
     error_span_count: int
     trace_count: int
     example_trace_ids: list[str]  # the lexicographically smallest three, as the reference picks
+    outcome_trace_count: int = 0  # traces hit whose latest outcome passed or failed
+    failed_trace_count: int = 0  # ... and failed
 
 
 @dataclass(slots=True)

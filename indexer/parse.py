@@ -41,11 +41,14 @@ _buffers = threading.local()
 # with its fields at these positions:
 (P_TID, P_FIRST_OFF, P_N, P_START, P_END, P_ERR, P_TOOL_ERR, P_MISS_IDENT, P_MISSING, P_RAW,
  P_IN, P_OUT, P_PROJECT, P_ROOT, P_SERVICES, P_MODELS, P_AGENTS, P_AGENT_IDS, P_PROJECTS,
- P_TOOLS, P_RUNS, P_ERRORS, P_IDS, P_BLOB, P_DURATION) = range(25)
+ P_TOOLS, P_RUNS, P_ERRORS, P_IDS, P_BLOB, P_OUTCOME, P_DURATION) = range(26)
 # P_ERRORS: [(span name, status message, span index in the batch)] of its ERROR spans
 # P_IDS: JSON [[span ids], [parent ids]], what the index stores
 # P_MISSING: parents this batch alone cannot resolve
 # P_BLOB: the span entries' JSON, "[e],[e],", appended to the trace's stored entries
+# P_OUTCOME: the batch's latest outcome span of the trace, or None:
+#   (end time, offset, passed (True/False/None), score (float/None), task id, label)
+#   "latest": the greatest end time, ties to the later line
 
 
 class _Acc:
@@ -54,7 +57,7 @@ class _Acc:
     __slots__ = (
         "first_off", "entries", "start", "end", "err", "services", "models", "agents",
         "agent_ids", "in_tok", "out_tok", "project", "projects", "sids", "pids", "miss_ident",
-        "tool_err", "tools", "runs", "root", "errors",
+        "tool_err", "tools", "runs", "root", "errors", "outcome",
     )
 
     def __init__(self, first_off: int) -> None:
@@ -79,6 +82,7 @@ class _Acc:
         self.runs: set[str] = set()
         self.root = False
         self.errors: list[tuple[str, str, int]] = []
+        self.outcome: tuple | None = None
 
 
 @dataclass(slots=True)
@@ -152,7 +156,7 @@ def parse_bytes_python(data: bytes, fileno: int, base: int) -> Batch:
             _bad(batch, off, fields)
             continue
         (tid, sid, parent, start, end, name, code_key, is_error, is_tool_error, message, service,
-         has_obs, has_attrs, model, agent, agent_id, in_tok, out_tok, project, tool, run) = fields
+         has_obs, has_attrs, model, agent, agent_id, in_tok, out_tok, project, tool, run, outcome) = fields
         spans += 1
         p = partials.get(tid)
         if p is None:
@@ -196,6 +200,8 @@ def parse_bytes_python(data: bytes, fileno: int, base: int) -> Batch:
                 p.tools.add(tool)
             if run:
                 p.runs.add(run)
+            if outcome is not None and (p.outcome is None or end >= p.outcome[0]):
+                p.outcome = (end, off, *outcome)
         else:
             p.miss_ident += 1
         p.entries.append((fileno, off, length, sid, parent, name, code_key, message))
@@ -209,7 +215,7 @@ def parse_bytes_python(data: bytes, fileno: int, base: int) -> Batch:
             sum(1 for x in pids if x not in sids), sum([e[2] for e in entries]), p.in_tok,
             p.out_tok, p.project, p.root, p.services, p.models, p.agents, p.agent_ids, p.projects,
             p.tools, p.runs, p.errors, orjson.dumps([list(sids), list(pids)]),
-            orjson.dumps(entries)[1:-1] + b",", duration_ms(p.start, p.end),
+            orjson.dumps(entries)[1:-1] + b",", p.outcome, duration_ms(p.start, p.end),
         ))
     return batch
 
@@ -223,7 +229,9 @@ def normalize_line(line: bytes) -> str | tuple:
     id, parent, start, end, name, status key (an index into STATUS_CODES, or a
     string), is error, is tool error, error message (None unless an error),
     service, has the projection, has attributes, model, agent, agent id, input
-    tokens, output tokens, project, tool, run (None where the span has none).
+    tokens, output tokens, project, tool, run (None where the span has none), and
+    the outcome: None, or (passed, score, task id, label) for a span marked with
+    `inference.outcome.passed` (passed True/False/None, score a float or None).
     """
     try:
         span = orjson.loads(line)
@@ -274,7 +282,15 @@ def normalize_line(line: bytes) -> str | tuple:
         _text(get(_MODEL) or get(_OI_MODEL)), _text(get(_AGENT)),
         _text(get(_AGENT_ID) or get(_OI_AGENT_ID)), _tokens(get(_IN_TOKENS)), _tokens(get(_OUT_TOKENS)),
         _text(get(_PROJECT)), _text(get(_TOOL) or get(_GENAI_TOOL)), _text(get(_RUN)),  # ours: tools, runs
+        _outcome(attrs) if _OUT_PASSED in attrs else None,  # ours: the outcome
     )
+
+
+def _outcome(attrs: dict) -> tuple:
+    passed, score = attrs[_OUT_PASSED], attrs.get(_SCORE)
+    return (passed if type(passed) is bool else None,
+            float(score) if type(score) in (int, float) else None,  # not a bool
+            _text(attrs.get(_TASK)), _text(attrs.get(_LABEL)))
 
 
 def _text(value) -> str | None:
@@ -333,6 +349,10 @@ _PROJECT = canonical.INF_PROJECT_ID
 _TOOL = canonical.OI_TOOL_NAME
 _GENAI_TOOL = canonical.GENAI_TOOL_NAME
 _RUN = canonical.INF_RUN_ID
+_OUT_PASSED = canonical.INF_OUTCOME_PASSED
+_SCORE = canonical.GENAI_EVALUATION_SCORE_VALUE
+_TASK = canonical.INF_OUTCOME_TASK_ID
+_LABEL = canonical.GENAI_EVALUATION_SCORE_LABEL
 
 if _scan is not None:
     # The scanner's names, in the order of the enum at the top of _scan.c's fields section.
@@ -340,7 +360,7 @@ if _scan is not None:
         ("trace_id", "span_id", "parent_span_id", "start_time", "end_time", "name", "status",
          "resource", "attributes", "code", "message", "attributes", _SERVICE,
          _OI_KIND, _OBS_KIND, _MODEL, _OI_MODEL, _AGENT, _AGENT_ID, _OI_AGENT_ID, _IN_TOKENS,
-         _OUT_TOKENS, _PROJECT, _TOOL, _GENAI_TOOL, _RUN),
+         _OUT_TOKENS, _PROJECT, _TOOL, _GENAI_TOOL, _RUN, _OUT_PASSED, _SCORE, _TASK, _LABEL),
         canonical.STATUS_CODES, canonical.STATUS_CODES.index(_ERROR), "TOOL")
 NATIVE = _scan is not None and os.environ.get(config.HALO_INDEX_NATIVE, "1") != "0"
 

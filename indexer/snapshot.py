@@ -1,8 +1,9 @@
 """Read side: one short LMDB read transaction = one consistent view of the index.
 
 Filters are answered from posting lists (packed trace numbers per value) and
-the time-ordered keys; only `min_duration_ms` (and time bounds on a small
-candidate set) read rows. Nothing here reads the JSONL except `read_span`.
+the time-ordered keys; only `min_duration_ms`, score bounds (on the traces with
+a score) and time bounds on a small candidate set read rows. Nothing here reads
+the JSONL except `read_span` and `span_lines`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import orjson
 
 from halo_live.exporter import canonical
 from halo_live.indexer import layout as L
-from halo_live.indexer.models import BadLine, DatasetTotals, ErrorSignature, IndexFilters, SpanRef, TraceRow
+from halo_live.indexer.models import (BadLine, DatasetTotals, ErrorSignature, IndexFilters, Outcome, SpanRef,
+                                      TraceRow)
 
 _ROW_SCAN_LIMIT = 4096  # below this many candidates, check time bounds on rows, not by range scan
 RANGE_READ_SLACK = 4  # read a trace's whole byte range when it is at most 4x its spans...
 RANGE_READ_MIN = 1 << 16  # ...or at most 64 KB anyway, but never more than 256 KB
 RANGE_READ_MAX = 1 << 18
+OUTCOMES = ("passed", "failed", "unknown")
 
 
 def _codes(code) -> str:
@@ -106,7 +109,7 @@ class Snapshot:
         """Every (span name, status message[:200]) error group, largest first, ties as the reference."""
         sigs = [orjson.loads(v) for _, v in self._txn.cursor(db=self._dbs["sigs"])]
         sigs.sort(key=lambda s: (-s["s"], s["q"]))
-        return [ErrorSignature(s["n"], s["m"], s["s"], s["t"], list(s["x"])) for s in sigs]
+        return [ErrorSignature(s["n"], s["m"], s["s"], s["t"], list(s["x"]), s["k"], s["f"]) for s in sigs]
 
     def trace_ids_by_start(self, filters: IndexFilters | None = None, offset: int = 0,
                            limit: int | None = None, *, newest_first: bool = True) -> list[str]:
@@ -230,7 +233,11 @@ class Snapshot:
 
     def _row(self, tno: int) -> TraceRow:
         r = self._raw_row(tno)
-        return TraceRow(*r[:L.ROW_FIELDS], file=self._rel.get(r[L.R_FILENO], ""))
+        o = r[L.R_OUTCOME]
+        outcome = None if o is None else Outcome(
+            o[L.O_PASSED], o[L.O_SCORE], o[L.O_TASK], o[L.O_LABEL], o[L.O_END],
+            self._rel.get(o[L.O_FILENO], ""), o[L.O_OFFSET])
+        return TraceRow(*r[:L.ROW_FIELDS], file=self._rel.get(r[L.R_FILENO], ""), outcome=outcome)
 
     def _entries(self, trace_id: str) -> list[list]:
         tno = self._tno(trace_id)
@@ -274,6 +281,21 @@ class Snapshot:
             out.update(self._posting(L.posting_key(tag, v)))
         return out
 
+    def _tasks(self, task_ids: Iterable[str]) -> set[int]:
+        """Trace numbers whose latest outcome names any of `task_ids`."""
+        out: set[int] = set()
+        with self._txn.cursor(db=self._dbs["tasks"]) as cur:
+            for task in task_ids:
+                prefix = L.task_key(task, 0)[:-4]
+                if cur.set_range(prefix):
+                    for key in cur.iternext(values=False):
+                        if len(key) != len(prefix) + 4 or not key.startswith(prefix):
+                            if key[:len(prefix)] != prefix:
+                                break
+                            continue  # a longer task id sharing this prefix
+                        out.add(L.un32(key[-4:]))
+        return out
+
     def _candidates(self, flt: IndexFilters | None) -> set[int] | None:
         """Trace numbers matching `flt`, or None for "all traces"."""
         if flt is None:
@@ -287,9 +309,21 @@ class Snapshot:
                 include.append(self._any_of(tag, list(values)))
         if flt.project_id is not None:
             include.append(self._any_of(L.TAG_PROJECT, [flt.project_id]))
+        if flt.task_ids is not None:
+            include.append(self._tasks(flt.task_ids))
         for key, want in ((L.KEY_ERRORS, flt.has_errors), (L.KEY_COMPLETE, flt.complete)):
             if want is not None:
                 (include if want else exclude).append(set(self._posting(key)))
+        if flt.outcome is not None:
+            if flt.outcome not in OUTCOMES:
+                raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {flt.outcome!r}")
+            if flt.outcome == "unknown":
+                exclude.append(set(self._posting(L.KEY_PASSED)) | set(self._posting(L.KEY_FAILED)))
+            else:
+                include.append(set(self._posting(L.KEY_PASSED if flt.outcome == "passed" else L.KEY_FAILED)))
+        scored = flt.min_score is not None or flt.max_score is not None
+        if scored:  # only traces with a score can match: their rows say which
+            include.append(set(self._posting(L.KEY_SCORED)))
         timed = flt.start_time_gte is not None or flt.end_time_lte is not None
         if include:
             include.sort(key=len)
@@ -306,6 +340,8 @@ class Snapshot:
             else:
                 for ranged in self._time_ranges(flt):
                     cands = ranged if cands is None else cands & ranged
+        if scored:
+            cands = {t for t in cands if self._score_matches(self._raw_row(t), flt)}
         if flt.min_duration_ms is not None:
             pool = range(self._n) if cands is None else cands
             cands = set()
@@ -314,6 +350,12 @@ class Snapshot:
                 if d is not None and d >= flt.min_duration_ms:
                     cands.add(t)
         return cands
+
+    @staticmethod
+    def _score_matches(row: list, flt: IndexFilters) -> bool:
+        score = row[L.R_OUTCOME][L.O_SCORE]
+        return ((flt.min_score is None or score >= flt.min_score)
+                and (flt.max_score is None or score <= flt.max_score))
 
     @staticmethod
     def _times_match(row: list, flt: IndexFilters) -> bool:

@@ -73,6 +73,8 @@ def test_benchmark_writes_a_shard_per_worker_and_a_score_file(runs):
     assert on_disk["failed_workers"] == []
     assert 0 < on_disk["passed"] < TASKS  # the baseline harness fails some tasks, not all
     assert sum(on_disk["reasons"].values()) == TASKS
+    # the score is the traces': the checker's outcomes, read back from the index
+    assert on_disk["passed"] == sum(1 for r in on_disk["results"] if r["passed"])
 
 
 def test_every_task_is_one_indexed_trace_tagged_with_the_run_id(runs):
@@ -87,6 +89,10 @@ def test_every_task_is_one_indexed_trace_tagged_with_the_run_id(runs):
             assert failed and failed <= set(snap.trace_ids(IndexFilters(has_errors=True)))
             row = snap.trace(next(iter(ids)))
             assert row.agent_names == ["codebase-helper"] and row.complete
+            for result in scores["baseline"]["results"]:  # each task's outcome is in its own trace
+                outcome = snap.trace(result["trace_id"]).outcome
+                assert (outcome.passed, outcome.task_id, outcome.label) == \
+                    (result["passed"], result["task_id"], result["reason"])
 
 
 def test_harness_fix_reduces_the_targeted_error_signatures(runs):
@@ -109,6 +115,8 @@ def test_halo_compare_json_on_the_two_runs(runs, capsys):
     assert find(printed["vanished_signatures"], lambda name, msg: msg == MAX_TURNS)
     assert find(printed["vanished_signatures"], lambda name, msg: "read_file" in name)
     assert printed["before"]["score"]["run_id"] == "baseline-run"
+    tasks = printed["tasks"]  # joined by task id, without the score files
+    assert tasks["joined"] == TASKS and tasks["fail_to_pass"] and printed["before"]["score"]["source"] == "traces"
 
 
 def test_two_runs_stacked_in_one_file_need_a_run_id(runs, tmp_path, capsys):
@@ -152,6 +160,9 @@ def test_otlp_transport_through_a_halo_serve_child(tmp_path):
             assert {name for row in rows for name in row.model_names} == {"halo-offline-1"}
             assert {row.project_id for row in rows} == {"halo-demo"}
             assert {name for row in rows for name in row.tool_names} == {"grep", "read_file"}
+            # outcomes came as OTel GenAI evaluation events on each task's root span
+            assert {row.trace_id: row.outcome.passed for row in rows} == \
+                {r["trace_id"]: r["passed"] for r in score["results"]}
 
 
 def test_a_run_deletes_only_the_files_a_benchmark_wrote(tmp_path):

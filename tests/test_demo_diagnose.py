@@ -16,6 +16,7 @@ from halo_live.demo.diagnostic_policy import LABEL, MODEL_NAME, DiagnosticPolicy
 from halo_live.demo.diagnostic_policy import main as diagnose_main
 from halo_live.demo.model_server import ModelServer
 from halo_live.cli import main as halo
+from halo_live.engine.outcomes import rank_index_signatures
 from halo_live.exporter.canonical import ATTRIBUTES, NAME, OI_OUTPUT_VALUE, STATUS, STATUS_CODE_FIELD, STATUS_ERROR
 from halo_live.indexer import TraceIndex
 
@@ -41,12 +42,14 @@ def demo_run(tmp_path_factory):
 
 
 def index_facts(out: Path, n: int = 3):
-    """(the top n error signatures, every trace id) as the index holds them."""
+    """(the top n error signatures by the failures they explain, every trace id) as the index holds them."""
     index = TraceIndex.open(out)
     try:
         index.catch_up()
         with index.snapshot() as snap:
-            return snap.error_signatures()[:n], set(snap.trace_ids())
+            totals = snap.totals()
+            ranked = rank_index_signatures(snap.error_signatures(), totals.passed_traces, totals.failed_traces)
+            return [sig for sig, _ in ranked[:n]], set(snap.trace_ids())
     finally:
         index.close()
 
@@ -83,10 +86,14 @@ def test_the_agent_finds_the_real_top_signatures_and_cites_real_trace_ids(demo_r
     assert len(signatures) >= 2
     cited = set(TRACE_ID.findall(answer))
     assert cited and cited <= trace_ids  # never an invented id
+    assert re.search(r"\*\*\d+ of 12 tasks passed\*\* \(pass rate \d+%\)", answer)  # the outcomes
     for sig in signatures:
         section = answer.split(f"`{sig.span_name}`: ", 1)[1].split("###", 1)[0]
         assert f"**traces hit**: {sig.trace_count} " in section
         assert sig.example_trace_ids[0] in section
+        # failed traces contrasted with passed ones
+        assert f"**outcomes**: {sig.failed_trace_count} of the {sig.outcome_trace_count} traces it hits failed" \
+            in section
     # the top signature's cause is the error text its spans really returned
     top = signatures[0]
     outputs = error_outputs(out, top.example_trace_ids[0], top.span_name)

@@ -99,6 +99,43 @@ def test_every_indexed_attribute_with_every_json_type(key):
     assert_same(data)
 
 
+OUTCOME = {canonical.INF_OUTCOME_PASSED: True, canonical.GENAI_EVALUATION_SCORE_VALUE: 0.5,
+           canonical.INF_OUTCOME_TASK_ID: "task", canonical.GENAI_EVALUATION_SCORE_LABEL: "ok"}
+SCORES = [1.5e-7, -0.25, 1e300, 0.1, 3.0, -0.0, 12345678901234567890, 2**53 + 1]
+
+
+@pytest.mark.parametrize("key", list(OUTCOME))
+def test_every_outcome_attribute_with_every_json_type(key):
+    # one trace per line: each line's outcome is its trace's latest
+    values = ODD_VALUES + SCORES + ["pass", "\u00e9\n"]
+    data = b"".join(line(span(trace_id=f"t{i}", attributes={**OUTCOME, key: v})) for i, v in enumerate(values))
+    data += line(span(trace_id="unmarked", attributes={k: v for k, v in OUTCOME.items() if k != key}))
+    batch = assert_same(data)
+    if key == canonical.INF_OUTCOME_PASSED:
+        assert [p[parse.P_OUTCOME][2] for p in batch.partials[:3]] == [None, True, False]
+
+
+def test_outcome_numbers_as_json_spells_them():
+    spelled = [b"1E2", b"-0", b"0.1e-5", b"1.7976931348623157e308", b"5e-324", b"1e-07", b"2.5E+10",
+               b"123456789012345678", b"1234567890123456789", b"0.30000000000000004"]
+    data = b"".join(b'{"trace_id": "t%d", "span_id": "s", "attributes": {"%s": true, "%s": %s}}\n'
+                    % (i, canonical.INF_OUTCOME_PASSED.encode(), canonical.GENAI_EVALUATION_SCORE_VALUE.encode(), n)
+                    for i, n in enumerate(spelled))
+    batch = assert_same(data)
+    assert [p[parse.P_OUTCOME][3] for p in batch.partials] == [float(orjson.loads(n)) for n in spelled]
+
+
+def test_the_latest_outcome_of_a_trace_in_a_batch():
+    times = ["2026-01-01T00:00:03Z", "", "2026-01-01T00:00:01Z", "2026-01-01T00:00:03Z", "z", "\u00e9"]
+    data = [line(span(span_id=f"s{i}", end_time=t, attributes={**OUTCOME, canonical.INF_OUTCOME_TASK_ID: f"k{i}"}))
+            for i, t in enumerate(times)]
+    plain = line(span(span_id="plain", end_time="\uffff"))  # a later span that is no outcome changes nothing
+    latest = {4: "k3", 5: "k4", 6: "k5"}  # a tie goes to the later line; "\u00e9" sorts after "z"
+    for n, task in latest.items():
+        [p] = assert_same(b"".join(data[:n]) + plain).partials
+        assert p[parse.P_OUTCOME][4] == task
+
+
 def test_status_and_resource_shapes():
     shapes = [
         {"status": {"code": canonical.STATUS_ERROR}},
@@ -224,7 +261,9 @@ def test_bad_line_offsets_are_capped_but_counted():
 
 def test_random_mutations_of_real_lines(tmp_path):
     # A cheap fuzzer: flip, drop, insert and repeat bytes in generated span lines.
-    source = write_dataset(tmp_path / "t.jsonl", traces=6, extra=odd_lines()).read_bytes().splitlines()
+    outcomes = [line(span(trace_id=f"o{i}", attributes={**OUTCOME, canonical.GENAI_EVALUATION_SCORE_VALUE: v}))
+                for i, v in enumerate([0.75, 1, "x"])]
+    source = write_dataset(tmp_path / "t.jsonl", traces=6, extra=odd_lines() + outcomes).read_bytes().splitlines()
     alphabet = b'{}[]",:\\ 0123456789.eE+-tfnul\x00\x1f\x7f\x80\xc3\xa9\xed\xf0\xff\r'
     rng = random.Random(11)
     for _ in range(40):
@@ -314,7 +353,9 @@ def test_a_callback_that_breaks_its_contract_raises_cleanly():
     cases = [(lambda line: ("too", "short"), TypeError), (lambda line: 7, TypeError),
              (broken(i6=2**100), OverflowError), (broken(i6=9), ValueError),
              (broken(i7=Falsy()), RuntimeError), (broken(i7=True, i9=None), ValueError),
-             (broken(i0=5), TypeError), (broken(i16="many"), TypeError)]
+             (broken(i0=5), TypeError), (broken(i16="many"), TypeError),
+             (broken(i21=(True, 1.0)), TypeError), (broken(i21="x"), TypeError),
+             (broken(i21=(True, "1.0", None, None)), TypeError), (broken(i21=(True, None, 5, None)), TypeError)]
     for fallback, error in cases:
         with pytest.raises(error):
             _scan.scan(b"not json\n", 0, 0, fallback, 10)

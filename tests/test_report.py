@@ -94,8 +94,9 @@ def test_report_is_deterministic_and_json_on_request(dataset, capsys):
     assert main(["report", str(path), "--json", "--top", "3"]) == 0
     assert capsys.readouterr().out == first
     data = json.loads(first)
-    assert set(data) == {"overview", "error_signatures", "tool_error_rates", "slowest_traces",
-                         "token_hungry_traces", "in_progress_traces"}
+    assert set(data) == {"outcomes", "overview", "error_signatures", "silent_failures", "tool_error_rates",
+                         "slowest_traces", "token_hungry_traces", "in_progress_traces"}
+    assert data["outcomes"] is None and data["silent_failures"] is None  # no outcome recorded here
     assert len(data["slowest_traces"]) == 3
 
 

@@ -21,9 +21,10 @@ OURS_ONLY_OVERVIEW = set(DatasetOverview.model_fields) - {
     "missing_agent_identity_count", "project_id_mismatch_count", "otel_error_span_count",
     "tool_error_span_count", "error_taxonomy", "total_input_tokens", "total_output_tokens",
     "raw_jsonl_bytes", "sample_trace_ids"}
-OURS_ONLY_SUMMARY = {"tool_names", "complete"}
+OURS_ONLY_SUMMARY = {"tool_names", "complete", "outcome"}
 assert OURS_ONLY_OVERVIEW == {"tool_names", "in_progress_trace_count", "spans_indexed",
-                              "last_span_arrival", "index_lag_bytes", "run_ids", "budget_note"}
+                              "last_span_arrival", "index_lag_bytes", "run_ids", "budget_note",
+                              "outcomes", "failure_signatures"}
 assert OURS_ONLY_SUMMARY < set(TraceSummary.model_fields)
 
 

@@ -5,6 +5,8 @@ OpenTelemetry SDK with the GenAI semantic conventions and an OTLP exporter.
 `OtelBridge` is an Agents SDK `TracingProcessor` that re-emits each SDK span
 as an OTel span (`invoke_agent`, `chat`, `execute_tool`, ...), under one root
 span per SDK trace; `start_otlp()` installs it with an OTLP/HTTP exporter.
+A task's outcome (`record_outcome`'s span) becomes what an OTel app sends: a
+`gen_ai.evaluation.result` event on the trace's root span.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from agents.tracing import Span, Trace, TracingProcessor, set_trace_processors
 from agents.tracing.span_data import (
     AgentSpanData,
+    CustomSpanData,
     FunctionSpanData,
     GenerationSpanData,
     HandoffSpanData,
@@ -64,6 +67,8 @@ class OtelBridge(TracingProcessor):
             root.end()
 
     def on_span_start(self, span: Span[Any]) -> None:
+        if _is_outcome(span.span_data):
+            return  # an event, at its end
         parent = self._spans.get(span.parent_id) if span.parent_id else None
         parent = parent or self._roots.get(span.trace_id)
         context = otel.set_span_in_context(parent) if parent is not None else None
@@ -74,6 +79,12 @@ class OtelBridge(TracingProcessor):
             data.type, context=context, start_time=_ns(span.started_at))
 
     def on_span_end(self, span: Span[Any]) -> None:
+        if _is_outcome(span.span_data):
+            root = self._roots.get(span.trace_id)
+            if root is not None:
+                attrs = {k: v for k, v in (span.span_data.data or {}).items() if v is not None}
+                root.add_event(canonical.EVALUATION_RESULT, attributes=attrs, timestamp=_ns(span.ended_at))
+            return
         otel_span = self._spans.pop(span.span_id, None)
         agent = self._agent_of.pop(span.span_id, None)
         if otel_span is None:
@@ -94,6 +105,10 @@ class OtelBridge(TracingProcessor):
 
     def force_flush(self) -> None:
         pass
+
+
+def _is_outcome(data: Any) -> bool:
+    return isinstance(data, CustomSpanData) and data.name == canonical.EVALUATION_RESULT
 
 
 def _describe(data: Any) -> tuple[str, dict[str, Any]]:

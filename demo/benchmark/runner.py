@@ -3,13 +3,16 @@
     run = BenchmarkRun(BenchmarkConfig(out="runs/baseline", workers=4))
     with run:                       # starts the model server and the workers
         while run.running():
-            print(run.progress())   # tasks done and passed so far, from the results files
+            print(run.progress())   # tasks done so far, from the results files
             time.sleep(0.5)
     score = run.score               # also written to runs/baseline/score.json
 
-The output folder holds one trace shard per worker (`traces-w<k>.jsonl`, a
-dataset `halo` reads as a folder), their results (`results-w<k>.ndjson`),
-worker logs under `logs/`, the browsed `fake-repo/`, and `score.json`.
+The score is what the traces say: each task's checker records its outcome in
+the task's trace, and `finish()` counts the passed and failed outcomes of this
+run in the index. The output folder holds one trace shard per worker
+(`traces-w<k>.jsonl`, a dataset `halo` reads as a folder), their results
+(`results-w<k>.ndjson`: answers and reasons), worker logs under `logs/`, the
+browsed `fake-repo/`, and `score.json` (a summary; `halo compare` no longer needs it).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from halo_live.demo.benchmark.layout import MARKER_FILE, SCORE_FILE, SERVE_SHARD
 from halo_live.demo.model_process import ModelServerProcess
 from halo_live.demo.openai_agents_sdk.agent import HarnessSettings
 from halo_live.demo.openai_agents_sdk.fake_repo import materialize
+from halo_live.indexer import IndexFilters, TraceIndex
 
 OFFLINE_POLICY = "halo_live.demo.offline_policy:OfflinePolicy"
 
@@ -181,16 +185,17 @@ class BenchmarkRun:
         return True
 
     def finish(self) -> dict[str, Any]:
-        """Wait for the workers, stop the model, write and return the score."""
+        """Wait for the workers, stop the model, write and return the score (from the traces)."""
         self.wait()
         self.stop()
         prog = self.progress()
+        done, passed = outcomes_in_index(self.out, self.run_id)
         failed_workers = [k for k, w in enumerate(self._workers) if w.returncode != 0]
         self.score = {
             "run_id": self.run_id, "settings": self.config.settings.as_dict(),
             "seed": self.config.seed, "online": self.config.online, "transport": self.config.transport,
-            "workers": len(self._workers), "tasks": prog.total, "done": prog.done,
-            "passed": prog.passed, "score": round(prog.passed / prog.total, 4) if prog.total else 0.0,
+            "workers": len(self._workers), "tasks": prog.total, "done": done,
+            "passed": passed, "score": round(passed / prog.total, 4) if prog.total else 0.0,
             "reasons": prog.reasons, "failed_workers": failed_workers,
             "elapsed_s": round(time.time() - self._started, 2),
             "results": sorted(prog.results, key=lambda r: r["task_id"]),
@@ -230,6 +235,17 @@ class BenchmarkRun:
             self.finish()
         else:
             self.stop()
+
+
+def outcomes_in_index(out: Path, run_id: str) -> tuple[int, int]:
+    """(tasks with a pass/fail outcome, tasks passed) of run `run_id`, as the index of `out` has them."""
+    with TraceIndex.open(out) as index:
+        index.catch_up()
+        with index.snapshot() as snap:
+            run = IndexFilters(run_ids=[run_id], outcome="passed")
+            passed = snap.count(run)
+            run.outcome = "failed"
+            return passed + snap.count(run), passed
 
 
 class FolderNotOurs(RuntimeError):

@@ -4,8 +4,9 @@
 
 The spec names the worker index, its task ids, the output folder, the harness
 settings, the model endpoint and the run id. Tracing is the one
-`setup_tracing()` call the README shows; each task's outcome is appended to
-`results-w<k>.ndjson` as soon as it is known, so a live view can follow it.
+`setup_tracing()` call the README shows; each task's outcome is recorded in its
+trace (`record_outcome`, what the index and the score read) and its answer is
+appended to `results-w<k>.ndjson`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from agents import Runner, trace
 
-from halo_live.demo.benchmark.checker import TaskResult, check
+from halo_live.demo.benchmark.checker import TaskResult, check_and_record
 from halo_live.demo.benchmark.layout import results_path, shard_path
 from halo_live.demo.benchmark.tasks import TASKS
 from halo_live.demo.openai_agents_sdk.agent import HarnessSettings, build_agent, open_model
@@ -61,7 +62,7 @@ async def run_task(agent, task, settings: HarnessSettings, run_id: str, worker: 
             answer = str(result.final_output)
         except Exception as exc:  # a failed task is a result, not a crash of the benchmark
             error = exc
-    passed, reason = check(task, answer, error)
+        passed, reason = check_and_record(task, answer, error)  # the outcome, inside the trace
     written = (trace_ids or {}).get(current.trace_id) or current.trace_id.removeprefix("trace_")
     return TaskResult(task.id, passed, reason, answer, written, worker, round(time.monotonic() - started, 3))
 

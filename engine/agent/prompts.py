@@ -43,6 +43,13 @@ How to use the tools:
    `stop_reason`, `tool.result.missing`.
 8. Ground every claim: cite the trace ids (and span ids where useful) that support it, with
    counts from the tools rather than impressions. Say plainly what the data cannot show.
+9. Task outcomes: where the harness recorded them (pass/fail per task), the overview has
+   `outcomes` (pass rate, failed tasks, silent failures) and `failure_signatures`: error
+   signatures ranked by the failures they explain (failure rate of the traces they hit vs
+   the traces without them). Start from those, not from the most frequent signature. Filter
+   with `outcome` ("passed", "failed", "unknown"), `task_ids`, `min_score`/`max_score`, and
+   contrast failed with passed traces. A failed trace without error spans is a silent
+   failure: read its last tool calls and final output.
 """
 
 ROOT_TEMPLATE = """\

@@ -39,13 +39,15 @@ COMMANDS: dict[str, Command] = {
     "serve": Command("halo_live.engine.cli.serve",
                      "the OTLP endpoint (gRPC 4317, HTTP 4318) writing canonical JSONL, with a live index"),
     "compare": Command("halo_live.engine.cli.compare",
-                       "compare two runs: error signatures before/after, score, token and latency deltas"),
+                       "compare two runs: pass rate and flipped tasks, error signatures, token and latency deltas"),
     "import": Command("halo_live.engine.cli.import_",
                       "import traces from Phoenix, Langfuse or a Collector's OTLP JSON file, once or --follow"),
     "ui": Command("halo_live.engine.cli.ui",
                   "a live web view of the traces (run counters, filtered trace table, span tree, waterfall)"),
     "mcp": Command("halo_live.engine.cli.mcp",
                    "serve the trace tools to coding agents over MCP (stdio, or streamable HTTP with --http)"),
+    "annotate": Command("halo_live.engine.cli.annotate",
+                        "append a grader's verdicts (JSONL/CSV by trace or task id) to the traces as outcomes"),
 }
 ASK_MODULE = "halo_live.engine.cli.ask"
 

@@ -1,4 +1,5 @@
-"""`halo compare BEFORE AFTER [--run ID] [--json]`: what a harness change did, signature by signature."""
+"""`halo compare BEFORE AFTER [--run ID] [--json]`: what a harness change did, task by task and
+signature by signature."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from halo_live.indexer import DatasetError, IndexStorageError
 
 
 EXAMPLES = """\
-  halo compare halo-demo/baseline halo-demo/fixed          two folders (score.json in each is read)
+  halo compare halo-demo/baseline halo-demo/fixed          two runs, joined by the task ids of their outcomes
   halo compare before.jsonl after.jsonl --json             for scripts
   halo compare traces.jsonl traces.jsonl --run-before r1 --run-after r2   two runs in one file
 """
@@ -33,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-before", default=None, metavar="ID", help="run id to take from BEFORE")
     parser.add_argument("--run-after", default=None, metavar="ID", help="run id to take from AFTER")
     parser.add_argument("--score-before", default=None, metavar="FILE",
-                        help="BEFORE's score file (default: score.json in the folder, or FILE.score.json)")
+                        help="BEFORE's score from this file instead (default: the outcomes in its traces; "
+                             "for a run without any, score.json in the folder or FILE.score.json)")
     parser.add_argument("--score-after", default=None, metavar="FILE", help="AFTER's score file")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--top", type=int, default=15, metavar="N", help="signatures shown (default: 15)")
@@ -89,6 +91,33 @@ def _cut(text: str, n: int = 60) -> str:
     return cut(text, n)
 
 
+def _rate(score: float | None, outcomes: dict[str, Any] | None) -> str:
+    """"75.0% (9/12, 95% CI 47%-91%)": a pass rate with its counts and interval."""
+    if not outcomes:
+        return _num(score, pct=True)
+    low, high = outcomes["pass_rate_95ci"]
+    return (f"{_num(outcomes['pass_rate'], pct=True)} ({outcomes['passed']}/{outcomes['tasks']}, "
+            f"95% CI {low:.0%}-{high:.0%})")
+
+
+def _tasks(console, tasks: dict[str, Any] | None, top: int) -> None:
+    """The runs joined by task: flips each way, the test, and the flipped tasks."""
+    if not tasks:
+        return
+    p2f, f2p = tasks["pass_to_fail"], tasks["fail_to_pass"]
+    console.print(f"tasks on both sides: {tasks['joined']} ({tasks['only_before']} only before, "
+                  f"{tasks['only_after']} only after); flipped: {len(f2p)} fail -> pass, {len(p2f)} pass -> fail; "
+                  f"exact McNemar p = {tasks['mcnemar_p']:.3g}: {tasks['verdict']}", highlight=False)
+    flips = [(f, "fail -> pass", "green") for f in f2p] + [(f, "pass -> fail", "red") for f in p2f]
+    if flips:  # lines, not a table: a trace id is copied whole, never folded
+        console.print("flipped tasks (before trace -> after trace):", highlight=False)
+    for flip, what, style in flips[:top]:
+        console.print(f"  [{style}]{what}[/]  {flip['task_id']}  {flip['before_trace_id']} -> {flip['after_trace_id']}",
+                      soft_wrap=True, highlight=False)
+    if len(flips) > top:
+        console.print(f"  ... and {len(flips) - top} more flipped tasks (--top, or --json for all)")
+
+
 def _cell(side: dict[str, Any]) -> str:
     return f"{side['traces']} ({side['share'] * 100:.0f}%) {side['error_spans']} sp"
 
@@ -105,7 +134,8 @@ def render(result: dict[str, Any], top: int = 15, console=None) -> None:
                             overflow="fold")  # a run id is folded, never cut: it is used in --run
     sb, sa = b["score"] or {}, a["score"] or {}
     overview.add_row("run", str(b["run_id"] or "-"), str(a["run_id"] or "-"), "")
-    overview.add_row("score", _num(sb.get("score"), pct=True), _num(sa.get("score"), pct=True),
+    overview.add_row("pass rate" if b.get("outcomes") or a.get("outcomes") else "score",
+                     _rate(sb.get("score"), b.get("outcomes")), _rate(sa.get("score"), a.get("outcomes")),
                      _num(d["score"], pct=True, signed=True))
     overview.add_row("traces", _num(b["traces"]), _num(a["traces"]), _num(a["traces"] - b["traces"], signed=True))
     overview.add_row("traces with errors", _num(b["error_trace_share"], pct=True),
@@ -119,6 +149,7 @@ def render(result: dict[str, Any], top: int = 15, console=None) -> None:
     overview.add_row("p95 latency (ms)", _num(b["latency_ms"]["p95"]), _num(a["latency_ms"]["p95"]),
                      _num(d["p95_latency_ms"], signed=True))
     console.print(overview)
+    _tasks(console, result.get("tasks"), top)
 
     sigs = Table(title="error signatures (traces hit, share of traces, error spans)", title_justify="left")
     for column, justify in (("span", "left"), ("status message", "left"), ("before", "right"),

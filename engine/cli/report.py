@@ -53,6 +53,43 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.0%}"
+
+
+def _outcomes_line(o: dict[str, Any]) -> str:
+    known = o["passed"] + o["failed"]
+    rate = f"pass rate {_pct(o['pass_rate'])}" if known else "no pass/fail known"
+    ci = o.get("pass_rate_95ci")
+    ci_text = f" (95% CI {_pct(ci[0])}-{_pct(ci[1])})" if ci else ""
+    return (f"{rate}{ci_text}: {o['passed']:,} passed, {o['failed']:,} failed, {o['unknown']:,} without "
+            f"an outcome; {o['silent_failure_count']:,} silent failure(s) (failed, no error span)")
+
+
+def _silent(console, silent: dict[str, Any] | None) -> None:
+    """The silent failures: failed tasks whose traces show no error, and what to read."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    if not silent or not silent["count"]:
+        return
+    table = Table(title=f"Silent failures: {silent['count']:,} failed task(s) without an error span "
+                        f"(first {len(silent['examples'])})", title_justify="left")
+    for col in ("trace", "task / verdict", "last tool calls, final output"):
+        table.add_column(col, **_ID_COLUMN if col == "trace" else {})
+    for ex in silent["examples"]:
+        verdict = " ".join(str(x) for x in (ex["task_id"], ex["label"]) if x) or "-"
+        if ex.get("explanation"):
+            verdict += f"\n[dim]{escape(ex['explanation'])}[/]"
+        calls = [f"{escape(c['tool'])}({escape(_cut(c['input'], 50))}) -> {escape(_cut(c['output'], 60))}"
+                 for c in ex["last_tool_calls"]]
+        if ex["final_output"]:
+            calls.append(f"[bold]final:[/] {escape(_cut(ex['final_output'], 120))}")
+        table.add_row(ex["trace_id"], escape(verdict) if not ex.get("explanation") else verdict,
+                      "\n".join(calls) or "-")
+    console.print(table)
+
+
 # A trace id is what the user copies into `halo tool view_trace`: never cut it short.
 _ID_COLUMN = {"no_wrap": True, "min_width": 32}
 
@@ -72,7 +109,8 @@ def render(report: dict[str, Any], title: str) -> None:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
     facts.add_column()
-    rows = [
+    rows = [("outcomes", _outcomes_line(report.get("outcomes")))] if report.get("outcomes") else []
+    rows += [
         ("traces", f"{ov['total_traces']:,} ({ov['error_trace_count']:,} with errors, "
                    f"{ov['in_progress_trace_count']:,} in progress)"),
         ("spans", f"{ov['total_spans']:,} ({ov['otel_error_span_count']:,} errors, "
@@ -97,18 +135,28 @@ def render(report: dict[str, Any], title: str) -> None:
         facts.add_row(key, value)
     console.print(facts)
 
-    table = Table(title="Error signatures (traces hit, error spans)", title_justify="left")
-    for col, just in (("traces", "right"), ("spans", "right"),
-                      ("span: status message / example cause", "left"), ("example trace", "left")):
+    with_outcomes = bool(report.get("outcomes")) and any("lift" in s for s in report["error_signatures"])
+    title_text = ("Error signatures, by the failures they explain (traces hit, failed, failure rate "
+                  "with / without)" if with_outcomes else "Error signatures (traces hit, error spans)")
+    table = Table(title=title_text, title_justify="left")
+    columns = [("traces", "right")]
+    columns += [("failed", "right"), ("with / without", "right")] if with_outcomes else [("spans", "right")]
+    for col, just in columns + [("span: status message / example cause", "left"), ("example trace", "left")]:
         table.add_column(col, justify=just, **_ID_COLUMN if col == "example trace" else {})
     for sig in report["error_signatures"]:
         what = f"[bold]{escape(_cut(sig['span_name'], 40))}[/]: {escape(_cut(sig['status_message']))}"
         cause = sig.get("example_cause") or ""
         if cause and cause != _cut(sig["status_message"], len(cause)):
             what += f"\n  [dim]cause:[/] {escape(cause)}"
-        table.add_row(str(sig["trace_count"]), str(sig["error_span_count"]), what,
-                      sig["example_trace_ids"][0] if sig["example_trace_ids"] else "")
+        counts = [str(sig["trace_count"])]
+        if with_outcomes:
+            counts += [str(sig["failed_traces"]),
+                       f"{_pct(sig['failure_rate_with'])} / {_pct(sig['failure_rate_without'])}"]
+        else:
+            counts.append(str(sig["error_span_count"]))
+        table.add_row(*counts, what, sig["example_trace_ids"][0] if sig["example_trace_ids"] else "")
     console.print(table if report["error_signatures"] else "[green]No ERROR spans.[/green]")
+    _silent(console, report.get("silent_failures"))
 
     table = Table(title="Tool error rates", title_justify="left")
     for col, just in (("tool", "left"), ("calls", "right"), ("errors", "right"), ("rate", "right")):

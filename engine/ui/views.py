@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from halo_live.engine import signatures
+from halo_live.engine.outcomes import pass_rate, rank_index_signatures
 from halo_live.engine.render import iso_from_epoch
 from halo_live.engine.store import ToolError, TraceStore
 from halo_live.engine.ui.conversation import conversation
@@ -62,8 +63,7 @@ def counters(store: TraceStore) -> dict[str, Any]:
         "output_tokens": t.total_output_tokens, "in_progress": t.in_progress_traces,
         "bad_lines": t.bad_lines, "files": t.files, "raw_jsonl_bytes": t.raw_jsonl_bytes,
         "last_span_arrival": iso_from_epoch(t.last_indexed_at) if t.last_indexed_at else None,
-        # task outcomes are not indexed yet: the page shows the pass rate once they are
-        "pass_rate": None,
+        "pass_rate": pass_rate(t.passed_traces, t.failed_traces),  # None until outcomes are recorded
         "version": [t.indexed_bytes, t.total_spans, t.bad_lines],
     }
 
@@ -72,7 +72,8 @@ def run_summary(store: TraceStore, buckets: int = HISTOGRAM_BUCKETS) -> dict[str
     """Counters, the ranked error signatures, the filter choices and traces over time."""
     with store.snapshot() as snap:
         t = snap.totals()
-        sigs = signatures.ranked(snap.error_signatures())[:TOP_SIGNATURES]
+        sigs = [g for g, _ in rank_index_signatures(snap.error_signatures(), t.passed_traces,
+                                                    t.failed_traces)[:TOP_SIGNATURES]]
         hist = histogram(list(snap.start_times()), buckets)
     return {
         "counters": counters(store),
