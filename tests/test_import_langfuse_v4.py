@@ -189,3 +189,25 @@ def test_follow_imports_new_traces_as_they_appear(langfuse, tmp_path):
     assert proc.returncode == 0, stderr
     assert "imported 14 spans of 4 traces" in stdout
     assert not [r for r in langfuse.requests if r.startswith("/api/public/traces/")]
+
+
+def test_follow_goes_on_through_v4_when_the_server_is_upgraded(langfuse, tmp_path):
+    langfuse.v4 = False
+    out = tmp_path / "traces.jsonl"
+    env = {**os.environ, "LANGFUSE_PUBLIC_KEY": PUBLIC, "LANGFUSE_SECRET_KEY": SECRET}
+    proc = subprocess.Popen([sys.executable, "-m", "halo_live", "import", "langfuse", "--host", langfuse.url,
+                             "--follow", "--interval", "0.1", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        _wait_for(lambda: out.exists() and len(read(out)) == 11)  # v3: the empty task has its root only
+        langfuse.v4 = True
+        langfuse.add("after-upgrade", "2025-06-01T12:40:00.000Z")
+        _wait_for(lambda: len(read(out)) == 14)  # with the empty task's span, which only v4 has
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert f"Langfuse at {langfuse.url} no longer has GET /api/public/traces; reading its v4" in stderr
+    lines = read(out)
+    assert len(lines) == len({(x["trace_id"], x["span_id"]) for x in lines}) == 14
+    assert any(x[canonical.ATTRIBUTES].get("langfuse.trace.id") == "after-upgrade" for x in lines)
