@@ -5,7 +5,10 @@ the server is faked at the process boundary: a tiny local aiohttp server
 answers with Langfuse's published API responses, stored as fixtures
 (tests/fixtures/langfuse/, shaped exactly as Langfuse's API definition
 documents them; see the README there), checking basic auth as Langfuse does.
-Everything on our side (importer, projection, writer, CLI) is real.
+It serves v3's trace API and v4's observations and scores; `v4 = True`
+takes the trace API away, as Langfuse v4 does. Everything on our side
+(importer, projection, writer, CLI) is real. The v4 tests are in
+test_import_langfuse_v4.py.
 """
 
 from __future__ import annotations
@@ -41,8 +44,11 @@ class FakeLangfuse:
         self.listing = json.loads((FIXTURES / "traces.json").read_text())
         self.traces = {t["id"]: json.loads((FIXTURES / f"trace-{t['id']}.json").read_text())
                        for t in self.listing["data"]}
+        self.observations = json.loads((FIXTURES / "v4" / "observations.json").read_text())["data"]
+        self.scores = json.loads((FIXTURES / "v4" / "scores.json").read_text())["data"]
         self.requests: list[str] = []
         self.v4 = False  # Langfuse v4 has no GET /api/public/traces
+        self.missing: set[str] = set()  # paths this server answers 404 (an older or stranger server)
         self.down = False  # answers 503, as a server restarting does
         self.refused = 0
         self.loop = asyncio.new_event_loop()
@@ -53,6 +59,10 @@ class FakeLangfuse:
         full = {**self.traces["run-2025-06-01-task-7"], "id": trace_id, "timestamp": timestamp}
         self.traces[trace_id] = full
         self.listing["data"].append({**self.listing["data"][2], "id": trace_id, "timestamp": timestamp})
+        # In v4 a trace is its observations: a copy of the empty task's one span.
+        setup = next(o for o in self.observations if o["name"] == "setup")
+        self.observations.append({**setup, "id": f"obs-{trace_id}", "traceId": trace_id, "startTime": timestamp,
+                                  "endTime": timestamp, "createdAt": timestamp, "updatedAt": timestamp})
 
     def _authorized(self, request: web.Request) -> bool:
         expected = "Basic " + base64.b64encode(f"{PUBLIC}:{SECRET}".encode()).decode()
@@ -67,6 +77,8 @@ class FakeLangfuse:
         if not self._authorized(request):
             return web.json_response({"message": "Invalid credentials. Confirm that you've configured "
                                                  "the correct host."}, status=401)
+        if request.path in self.missing:
+            return web.json_response({"message": "not found"}, status=404)
         if request.path == "/api/public/projects":
             return web.json_response(json.loads((FIXTURES / "projects.json").read_text()))
         if request.path == "/api/public/traces" and not self.v4:
@@ -81,12 +93,53 @@ class FakeLangfuse:
             return web.json_response({"data": rows[(page - 1) * limit: page * limit],
                                       "meta": {"page": page, "limit": limit, "totalItems": total,
                                                "totalPages": -(-total // limit)}})
-        if request.path.startswith("/api/public/traces/"):
+        if request.path == "/api/public/v2/observations":
+            return self._observations(request.query)
+        if request.path == "/api/public/v3/scores":
+            return self._scores(request.query)
+        if request.path.startswith("/api/public/traces/") and not self.v4:
             trace = self.traces.get(request.match_info["tail"].split("/")[-1])
             if trace is None:
                 return web.json_response({"message": "Trace not found within authorized project"}, status=404)
             return web.json_response(trace)
         return web.json_response({"message": "not found"}, status=404)
+
+    def _observations(self, q) -> web.Response:
+        """`GET /api/public/v2/observations`: filters, field groups and a cursor, newest first."""
+        assert q.get("parseIoAsJson") in (None, "false")  # deprecated: true is a 400
+        rows = sorted(self.observations, key=lambda o: _when(o["startTime"]), reverse=True)
+        if q.get("traceId"):
+            rows = [o for o in rows if o["traceId"] == q["traceId"]]
+        if q.get("fromStartTime"):
+            rows = [o for o in rows if _when(o["startTime"]) >= _when(q["fromStartTime"])]
+        groups = {"core", *(q.get("fields") or "core,basic").split(",")}
+        keep = {name for group in groups for name in OBSERVATION_GROUPS[group]}
+        rows = [{**{k: v for k, v in o.items() if k in keep},
+                 **{k: (o.get(k) if "model" in groups else None) for k in OBSERVATION_ENRICHMENT}} for o in rows]
+        return self._page(q, rows, 1000, {})
+
+    def _scores(self, q) -> web.Response:
+        """`GET /api/public/v3/scores`: by trace (its own scores and its observations'), by time, a cursor."""
+        limit = int(q.get("limit", 50))
+        if limit > 100:
+            return web.json_response({"message": "limit must be at most 100"}, status=400)
+        rows = self.scores
+        if q.get("traceId"):
+            rows = [s for s in rows if q["traceId"] in (s["subject"]["id"] if s["subject"]["kind"] == "trace"
+                                                        else s["subject"].get("traceId"))]
+        if q.get("fromTimestamp"):
+            rows = [s for s in rows if _when(s["timestamp"]) >= _when(q["fromTimestamp"])]
+        groups = set((q.get("fields") or "").split(",")) - {""}
+        hidden = {name for group, names in SCORE_GROUPS.items() if group not in groups for name in names}
+        rows = [{k: v for k, v in s.items() if k not in hidden} for s in rows]
+        return self._page(q, rows, 100, {"limit": limit})
+
+    def _page(self, q, rows: list, most: int, meta: dict) -> web.Response:
+        limit = min(int(q.get("limit", 50)), most)
+        offset = int(base64.urlsafe_b64decode(q["cursor"]).decode()) if q.get("cursor") else 0
+        following = offset + limit < len(rows)
+        cursor = {"cursor": base64.urlsafe_b64encode(str(offset + limit).encode()).decode()} if following else {}
+        return web.json_response({"data": rows[offset: offset + limit], "meta": {**meta, **cursor}})
 
     def __enter__(self) -> FakeLangfuse:
         ready = threading.Event()
@@ -111,6 +164,25 @@ class FakeLangfuse:
         asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+# The field groups of `GET /api/public/v2/observations` and `/api/public/v3/scores` (Langfuse's API definition).
+OBSERVATION_GROUPS = {
+    "core": ["id", "traceId", "startTime", "endTime", "projectId", "parentObservationId", "type"],
+    "basic": ["name", "level", "statusMessage", "version", "environment", "bookmarked", "public", "userId",
+              "sessionId", "isRootObservation"],
+    "time": ["completionStartTime", "createdAt", "updatedAt"],
+    "io": ["input", "output"],
+    "metadata": ["metadata"],
+    "model": ["providedModelName", "internalModelId", "modelParameters"],
+    "usage": ["usageDetails", "costDetails", "totalCost", "usagePricingTierName"],
+    "prompt": ["promptId", "promptName", "promptVersion"],
+    "metrics": ["latency", "timeToFirstToken"],
+    "trace_context": ["tags", "release", "traceName"],
+}
+OBSERVATION_ENRICHMENT = {"modelId", "inputPrice", "outputPrice", "totalPrice"}  # always there, null without `model`
+SCORE_GROUPS = {"details": ["comment", "configId", "metadata"], "subject": ["subject"],
+                "annotation": ["authorUserId", "queueId"]}
 
 
 def _when(text: str) -> datetime:
@@ -253,12 +325,20 @@ def test_wrong_keys_missing_keys_and_no_server_are_one_line(langfuse, tmp_path, 
     assert not out.exists()
 
 
-def test_a_langfuse_without_the_v3_trace_api_is_one_line(langfuse, tmp_path, capsys):
+def test_a_server_with_both_apis_is_read_through_v3(langfuse, tmp_path):
+    assert main(["import", "langfuse", "--host", langfuse.url, str(tmp_path / "t.jsonl")]) == 0
+    assert not [r for r in langfuse.requests if r.startswith(("/api/public/v2/", "/api/public/v3/"))]
+
+
+def test_a_langfuse_with_neither_trace_api_is_one_line(langfuse, tmp_path, capsys):
     langfuse.v4 = True
-    assert main(["import", "langfuse", "--host", langfuse.url, str(tmp_path / "t.jsonl")]) == 1
+    langfuse.missing = {"/api/public/v2/observations"}
+    out = tmp_path / "t.jsonl"
+    assert main(["import", "langfuse", "--host", langfuse.url, str(out)]) == 1
     assert capsys.readouterr().err.strip() == (
-        f"halo: error: Langfuse at {langfuse.url} has no GET /api/public/traces (Langfuse v4 removed it; "
-        "this importer reads the v3 trace API)")
+        f"halo: error: Langfuse at {langfuse.url} has neither GET /api/public/traces (v3) nor "
+        "GET /api/public/v2/observations and /api/public/v3/scores (v4)")
+    assert not out.exists()
 
 
 def test_a_malformed_trace_is_skipped_and_counted(langfuse, tmp_path, capsys):

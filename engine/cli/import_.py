@@ -60,8 +60,9 @@ def add_arguments(parser) -> None:
     common(px)
 
     lf = sub.add_parser("langfuse", help="Langfuse traces, observations and scores, through its public API",
-                        description="Import Langfuse traces (GET /api/public/traces, paged, then each "
-                                    "trace with its observations and scores). Keys from "
+                        description="Import Langfuse traces (v3: GET /api/public/traces, paged, then each "
+                                    "trace with its observations and scores; v4, which has no trace list: "
+                                    "GET /api/public/v2/observations and /api/public/v3/scores). Keys from "
                                     "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY.",
                         **examples("LANGFUSE_PUBLIC_KEY=pk-... LANGFUSE_SECRET_KEY=sk-... "
                                    "halo import langfuse --host http://127.0.0.1:3000 traces.jsonl",
@@ -69,7 +70,8 @@ def add_arguments(parser) -> None:
                                    "   (host from $LANGFUSE_HOST)"))
     lf.add_argument("--host", default=None,
                     help="the Langfuse server (default: $LANGFUSE_HOST, else $LANGFUSE_BASE_URL)")
-    lf.add_argument("--page-size", type=int, default=50, metavar="N", help="traces per request (default 50)")
+    lf.add_argument("--page-size", type=int, default=50, metavar="N",
+                    help="traces (v3) or observations (v4) per request (default 50)")
     common(lf)
 
     oj = sub.add_parser("otlp-json", help="an OpenTelemetry Collector file exporter's output",

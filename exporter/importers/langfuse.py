@@ -1,9 +1,12 @@
 """`halo import langfuse`: Langfuse traces, observations and scores -> canonical lines.
 
 Reads Langfuse's public API with the project's keys (HTTP basic auth):
-`GET /api/public/projects` (checks the keys, names the project),
-`GET /api/public/traces?orderBy=timestamp.asc` page by page, and
-`GET /api/public/traces/{id}` for each trace's observations and scores.
+`GET /api/public/projects` (checks the keys, names the project), then
+v3's `GET /api/public/traces?orderBy=timestamp.asc` page by page and
+`GET /api/public/traces/{id}` for each trace's observations and scores; a
+server without that trace list (Langfuse v4) is read through
+`GET /api/public/v2/observations` and `GET /api/public/v3/scores` instead
+(`langfuse_v4`), into the same trace shape and the same mapping.
 Each trace becomes a root span (its name, input/output, user, session, tags,
 metadata) with its observations below it: GENERATION -> LLM (model, usage,
 cost), AGENT/TOOL/CHAIN/GUARDRAIL/... -> that OpenInference kind, EVENT -> a
@@ -13,7 +16,8 @@ they score (the trace's root span for trace scores), the latest one winning,
 with every score in `langfuse.scores`. Ids that are not OTel hex are hashed
 to OTel widths; the originals stay in `langfuse.trace.id` /
 `langfuse.observation.id`. The checkpoint is the timestamp of the last trace
-imported and the ids imported at that instant.
+imported and the ids imported at that instant (both readers give a trace the
+same span ids, so a server upgraded mid-import never has a span written twice).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from halo_live.exporter import canonical
+from halo_live.exporter.importers import langfuse_v4
 from halo_live.exporter.importers.http import NotFound, Unreachable, get_json
 from halo_live.exporter.importers.resume import (
     ImportFailed, ImportTarget, Notify, Progress, no_progress, outage_wait, warn,
@@ -194,6 +199,9 @@ class LangfuseImport:
         self.project_id = project_id
         self.notify = notify
         self._known: dict[str, tuple[int, int]] = {}  # trace id -> (observations, scores) imported
+        # "v3" reads the trace list, "v4" the observations; None until the server has said which
+        # it has. v3 first where both exist: only it gives the trace's own input, output and metadata.
+        self.api: str | None = None
 
     def _get(self, path: str, params: dict | None, stop: threading.Event) -> Any:
         return get_json(self.host, path, params, headers=self.headers, what="Langfuse", stop=stop,
@@ -233,21 +241,32 @@ class LangfuseImport:
 
     def _pass(self, ctx: ScopeContext, follow: bool, stop: threading.Event, progress: Progress,
               done: list[int]) -> None:
-        """One walk over the trace list from the checkpoint (minus the look-back when following)."""
+        """One walk over the traces from the checkpoint (minus the look-back when following)."""
         state = self.target.state
         start = state.get("from") or (self.since.isoformat() if self.since else None)
         if follow and state.get("from"):
             start = (datetime.fromisoformat(state["from"].replace("Z", "+00:00")) - _FOLLOW_LOOKBACK).isoformat()
         at_edge = set(state.get("ids_at_from") or ())
+        if self.api != "v4":
+            try:
+                self._pass_v3(ctx, follow, stop, progress, done, start, at_edge)
+                self.api = "v3"
+                return
+            except NotFound:
+                if self.api == "v3":  # upgraded under a --follow: go on through v4, no span twice
+                    self.notify(f"Langfuse at {self.host} no longer has GET /api/public/traces; "
+                                "reading its v4 observations and scores")
+            self.api = "v4"
+        self._pass_v4(ctx, follow, stop, progress, done, start, at_edge)
+
+    def _pass_v3(self, ctx: ScopeContext, follow: bool, stop: threading.Event, progress: Progress,
+                 done: list[int], start: str | None, at_edge: set) -> None:
+        """v3: the trace list page by page, then each trace (NotFound if the server has no trace list)."""
         page, total = 1, None
         while not stop.is_set():
-            try:
-                answer = self._get("/api/public/traces", {
-                    "page": page, "limit": self.page_size, "orderBy": "timestamp.asc",
-                    "fromTimestamp": start}, stop)
-            except NotFound:
-                raise ImportFailed(f"Langfuse at {self.host} has no GET /api/public/traces (Langfuse v4 "
-                                   "removed it; this importer reads the v3 trace API)") from None
+            answer = self._get("/api/public/traces", {
+                "page": page, "limit": self.page_size, "orderBy": "timestamp.asc",
+                "fromTimestamp": start}, stop)
             if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
                 raise ImportFailed(f"Langfuse at {self.host} answered GET /api/public/traces with "
                                    "something that is not a page of traces")
@@ -268,6 +287,33 @@ class LangfuseImport:
                 break
             page += 1
 
+    def _pass_v4(self, ctx: ScopeContext, follow: bool, stop: threading.Event, progress: Progress,
+                 done: list[int], start: str | None, at_edge: set) -> None:
+        """v4: the traces whose roots start from `start` (one observations walk), then each trace."""
+        try:
+            traces = langfuse_v4.discover(self._get, start, self.page_size, stop, _ns)
+        except NotFound:
+            raise ImportFailed(f"Langfuse at {self.host} has neither GET /api/public/traces (v3) nor "
+                               "GET /api/public/v2/observations and /api/public/v3/scores (v4)") from None
+        for stamp, trace_id, observations in traces:
+            if stop.is_set():
+                break
+            # Following, a trace is fetched again only when it has grown (the span ids
+            # a new score would land on are written already, as on the v3 path).
+            known = self._known.get(trace_id)
+            if (known is not None and known[0] == observations) if follow else trace_id in at_edge:
+                continue
+            trace = langfuse_v4.fetch_trace(self._get, trace_id, self.page_size, stop, _ns)
+            if trace is None:
+                self.target.stats.skip("traces listed but gone when fetched", 1, trace_id)
+                continue
+            if trace["scores"] is None:
+                self.target.stats.skip("traces imported without scores (no GET /api/public/v3/scores)",
+                                       1, trace_id)
+            self._write_trace(trace_id, trace, stamp, ctx)
+            done[0] += 1
+            progress(done[0], len(traces))
+
     def _unchanged(self, summary: dict[str, Any], at_edge: set, follow: bool) -> bool:
         """A trace imported before that has nothing new (--follow re-reads a window of them)."""
         if not follow:
@@ -282,6 +328,10 @@ class LangfuseImport:
         except NotFound:
             self.target.stats.skip("traces listed but gone when fetched", 1, trace_id)
             return
+        self._write_trace(trace_id, trace, str(trace.get("timestamp") or summary.get("timestamp")), ctx)
+
+    def _write_trace(self, trace_id: str, trace: dict[str, Any], stamp: str, ctx: ScopeContext) -> None:
+        """Map one trace (v3's shape, whichever API it came from), write it, move the checkpoint."""
         try:
             parts = trace_parts(trace, ctx)
         except (ImportFailed, AttributeError, TypeError, ValueError) as exc:
@@ -293,7 +343,6 @@ class LangfuseImport:
             batch.add(part)
         self.target.write(batch.finish().lines)
         self._known[trace_id] = _counts(trace)
-        stamp = str(trace.get("timestamp") or summary.get("timestamp"))
         state = self.target.state
         at_edge = list(state.get("ids_at_from") or ()) if state.get("from") == stamp else []
         if stamp >= str(state.get("from") or ""):
