@@ -93,6 +93,7 @@ def test_the_tool_endpoint_answers_as_run_tool(server, store, name, arguments):
     ("/api/traces", {"since": "yesterday"}, 400, "ISO-8601"),
     ("/api/traces", {"q": "(", "regex": "true"}, 400, "regex"),
     ("/api/traces", {"limit": "-1"}, 400, "limit"),
+    ("/api/traces", {"outcome": "maybe"}, 400, "outcome"),
     ("/api/trace/nope/outline", {}, 404, "unknown trace_id"),
     ("/api/trace/" + ui.CHAT_TRACE + "/span/nope", {}, 404, "not found"),
     ("/api/nothing-here", {}, 404, "Not Found"),
@@ -132,6 +133,32 @@ def test_an_error_filter_narrows_the_table_to_the_count(server, store):
     expected = run_tool(store, "count_traces", {"filters": {"has_errors": True}})["result"]["total"]
     assert status == 200 and body["total"] == expected == len(body["traces"])
     assert all(t["has_errors"] for t in body["traces"])
+
+
+def test_the_outcome_filter_and_the_outline_answer_from_the_outcomes(tmp_path):
+    path = ui.write_outcome_dataset(tmp_path / "outcomes.jsonl")
+    with open_store(path) as store:
+        srv, index = _serve(path, store)
+        try:
+            for status in ("passed", "failed", "unknown"):
+                for sort in ("newest", "spans"):  # from the index's start order, and by a row field
+                    got, body = get_json(srv, "/api/traces", outcome=status, sort=sort, limit=500)
+                    expected = run_tool(store, "count_traces", {"filters": {"outcome": status}})["result"]
+                    assert got == 200 and body["total"] == expected["total"] == len(body["traces"]) > 0
+                    assert {(t["outcome"] or {}).get("passed") for t in body["traces"]} == {
+                        "passed": {True}, "failed": {False}, "unknown": {None}}[status]
+            _, failed = get_json(srv, f"/api/trace/{ui.FAILED_TRACE}/outline")
+            assert failed["outcome"] == {"status": "failed", "passed": False, "score": 0.25, "task_id": "task-17",
+                                         "label": "wrong answer", "explanation": ui.FAILED_EXPLANATION,
+                                         "span_id": "verdict"}
+            _, chat = get_json(srv, f"/api/trace/{ui.CHAT_TRACE}/outline")
+            assert chat["outcome"] is None
+            _, run = get_json(srv, "/api/run")
+            totals = run_tool(store, "get_dataset_overview", {})["result"]
+            assert run["counters"]["pass_rate"] == totals["outcomes"]["pass_rate"]
+        finally:
+            srv.stop()
+            index.close()
 
 
 def test_newest_first_pages_by_start_time(server, store):

@@ -3,7 +3,7 @@
     GET  /api/tools                      the tool names and their argument schemas
     GET  /api/tools/{name}?args=JSON     run one tool (POST: the JSON body is the arguments)
     GET  /api/run                        counters, ranked error signatures, traces over time
-    GET  /api/traces?errors=&model=...   one page of the Traces table: query_traces' rows and filters,
+    GET  /api/traces?errors=&outcome=... one page of the Traces table: query_traces' rows and filters,
                                          by start time or a row field (sort=); sig_name +
                                          sig_message: the traces of one error signature
     GET  /api/trace/{id}/outline         the span tree without attribute bodies
@@ -106,7 +106,8 @@ def filters_from_query(query) -> dict[str, Any]:
         value = _bool(query, param)
         if value is not None:
             filters[field] = value
-    for param, field in (("project", "project_id"), ("since", "start_time_gte"), ("until", "end_time_lte")):
+    for param, field in (("project", "project_id"), ("since", "start_time_gte"), ("until", "end_time_lte"),
+                         ("outcome", "outcome")):
         if query.get(param):
             filters[field] = query[param]
     if query.get("min_ms"):
