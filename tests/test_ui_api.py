@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from halo_live.engine.models import TraceFilters
+from halo_live.engine.store import index_filters
 from halo_live.engine.tools import open_store, run_tool
 from halo_live.engine.ui import views
 from halo_live.engine.ui.conversation import conversation
@@ -201,6 +203,41 @@ def test_a_signature_lists_exactly_its_traces(server, store):
         hits = run_tool(store, "search_trace", {"trace_id": t["trace_id"], "regex_pattern": "STATUS_CODE_ERROR"})
         assert hits["result"]["match_count"] >= 1
     assert set(top["example_trace_ids"]) <= {t["trace_id"] for t in body["traces"]}
+    _, by_spans = get_json(server, "/api/traces", sig_name=top["span_name"], sig_message=top["status_message"],
+                           sort="spans", limit=500)
+    assert by_spans["total"] == body["total"]
+    assert sorted(t["trace_id"] for t in by_spans["traces"]) == sorted(t["trace_id"] for t in body["traces"])
+    assert [t["span_count"] for t in by_spans["traces"]] == sorted((t["span_count"] for t in body["traces"]), reverse=True)
+
+
+def test_every_signature_lists_the_traces_whose_error_spans_hit_it(tmp_path):
+    """The rows' signature lists agree with the error spans themselves, in both orders, paged,
+    narrowed by a filter, and for a message longer than the 200 characters a signature keeps."""
+    from tests._outcome_helpers import span
+
+    path = ui.write_dataset(tmp_path / "sigs.jsonl", traces=40)
+    long = "E" * 150 + " and then " + "x" * 150
+    with path.open("ab") as fh:
+        fh.write(span(f"{1:032x}", "a", error=long) + span(f"{2:032x}", "b", error=long[:200] + "different tail"))
+    with open_store(path) as store, store.snapshot() as snap:
+        sigs = snap.error_signatures()
+        assert any(len(g.status_message) == 200 and g.trace_count == 2 for g in sigs)
+        for newest_first in (True, False):
+            errors = snap.trace_ids_by_start(index_filters(TraceFilters(has_errors=True)), newest_first=newest_first)
+            gpt = set(snap.trace_ids_by_start(index_filters(TraceFilters(model_names=["gpt-4.1"]))))
+            for g in sigs:
+                want = [t for t in errors if any((name, (message or "")[:200]) == (g.span_name, g.status_message)
+                                                 for name, message in snap.error_spans(t))]
+                assert snap.trace_ids_by_signature(g.span_name, g.status_message, newest_first=newest_first) == (
+                    want, g.trace_count)
+                assert snap.trace_ids_by_signature(g.span_name, g.status_message, offset=1, limit=2,
+                                                   newest_first=newest_first) == (want[1:3], len(want))
+                narrowed = snap.trace_ids_by_signature(g.span_name, g.status_message,
+                                                       index_filters(TraceFilters(model_names=["gpt-4.1"])),
+                                                       newest_first=newest_first)
+                assert narrowed == ([t for t in want if t in gpt], len([t for t in want if t in gpt]))
+                assert snap.trace_ids_by_signature(g.span_name, g.status_message,
+                                                   index_filters(TraceFilters(has_errors=False))) == ([], 0)
 
 
 def test_the_run_summary_counts_and_ranks(server, store):
