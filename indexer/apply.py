@@ -23,7 +23,6 @@ import orjson
 from halo_live.indexer import layout as L
 from halo_live.indexer.parse import Batch, duration_ms
 
-_SIG_MESSAGE_CHARS = 200  # the reference groups by message[:200]
 _SIG_EXAMPLES = 3
 
 TOTAL_KEYS = (
@@ -248,7 +247,7 @@ class BatchWriter:
         state = _state(row[L.R_OUTCOME])
         rel = self.rel_of[row[L.R_FILENO]]
         for name, message, index in errors:
-            message = message[:_SIG_MESSAGE_CHARS]
+            message = message[:L.SIG_MESSAGE_CHARS]
             key = L.sig_key(name, message)
             where = [rel, row[L.R_FIRST_OFF], spans_before + index]
             sig = self.sigs.get(key)

@@ -109,6 +109,9 @@ def time_key(value: str, tno: int) -> bytes:
     return value.encode("utf-8", "surrogatepass")[:MAX_KEY - 5] + b"\0" + u32(tno)
 
 
+SIG_MESSAGE_CHARS = 200  # error signatures group by (span name, message[:200]), as the reference
+
+
 def sig_key(name: str, message: str) -> bytes:
     return hashlib.blake2b(orjson.dumps([name, message]), digest_size=16).digest()
 

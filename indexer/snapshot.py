@@ -135,6 +135,36 @@ class Snapshot:
                 seen += 1
         return out
 
+    def trace_ids_by_signature(self, span_name: str, status_message: str, filters: IndexFilters | None = None,
+                               offset: int = 0, limit: int | None = None, *,
+                               newest_first: bool = True) -> tuple[list[str], int]:
+        """A page of the matching traces that hit one error signature (span name, status
+        message[:200], as `error_signatures` groups them), by start time, and how many match.
+
+        Each row lists the signatures its trace hits (their `sigs` keys), so a candidate
+        costs one row read, and a byte search skips the rows that cannot hold the key;
+        only the page's trace numbers become trace ids.
+        """
+        hexkey = L.sig_key(span_name, status_message[:L.SIG_MESSAGE_CHARS]).hex()
+        needle = b'"' + hexkey.encode() + b'"'
+        cands = self._candidates(filters)
+        errors = set(self._posting(L.KEY_ERRORS))
+        cands = errors if cands is None else cands & errors
+        rows = self._dbs["rows"]
+        hits: list[int] = []
+        with self._txn.cursor(db=self._dbs["by_start"]) as cur:
+            if cur.last() if newest_first else cur.first():
+                keys = cur.iterprev(values=False) if newest_first else cur.iternext(values=False)
+                for key in keys:
+                    tno = L.un32(key[-4:])
+                    if tno not in cands:
+                        continue
+                    raw = self._txn.get(key[-4:], db=rows)
+                    if raw is not None and needle in raw and hexkey in orjson.loads(raw)[L.R_SIGS]:
+                        hits.append(tno)
+        page = hits[offset:] if limit is None else hits[offset:offset + limit]
+        return [self._tid(t) for t in page], len(hits)
+
     def start_times(self) -> Iterator[str]:
         """Every trace's start time, ascending, from the start-time index (no row reads)."""
         with self._txn.cursor(db=self._dbs["by_start"]) as cur:

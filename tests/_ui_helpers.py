@@ -3,7 +3,8 @@
 `write_dataset` writes the synthetic benchmark traces (bench/gen_traces.py)
 plus three hand-made ones: a chat with tool calls and a failing tool, a
 hostile one whose name, status, attributes and messages carry HTML and
-script, and (optionally) one of 2,000 spans. `UiProcess` runs
+script, and (optionally) one of 2,000 spans; `write_outcome_dataset` adds task
+traces with recorded outcomes (as `record_outcome` writes them). `UiProcess` runs
 `python -m halo_live ui PATH --port 0` and reads the URL it prints.
 """
 
@@ -103,6 +104,26 @@ def write_dataset(path: Path, traces: int = 60, *, big: bool = False) -> Path:
     extra = chat_trace() + hostile_trace() + (big_trace() if big else [])
     with path.open("ab") as fh:
         fh.write(b"".join(extra))
+    return path
+
+
+FAILED_TRACE = "fa11ed00" * 4
+FAILED_EXPLANATION = f"expected 42, got 41 {XSS_IMG}"
+
+
+def write_outcome_dataset(path: Path, traces: int = 30) -> Path:
+    """`write_dataset`'s traces (no outcomes) plus 12 task traces that passed, failed or said
+    neither, and one failed task whose outcome has a score, a label and a hostile explanation."""
+    from tests._outcome_helpers import outcome, task_trace
+
+    write_dataset(path, traces)
+    tasks = [task_trace(f"{n:032x}", passed=None if n % 4 == 0 else n % 3 != 0, task=f"task-{n}")
+             for n in range(1, 13)]
+    failed = task_trace(FAILED_TRACE, errors=[("tool.read", "FileNotFoundError: answer.txt")]) + outcome(
+        FAILED_TRACE, "verdict", passed=False, end=8.5, task="task-17", score=0.25, label="wrong answer",
+        explanation=FAILED_EXPLANATION)
+    with path.open("ab") as fh:
+        fh.write(b"".join(tasks) + failed)
     return path
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from halo_live.engine.models import TraceFilters
+from halo_live.engine.store import index_filters
 from halo_live.engine.tools import open_store, run_tool
 from halo_live.engine.ui import views
 from halo_live.engine.ui.conversation import conversation
@@ -93,6 +95,7 @@ def test_the_tool_endpoint_answers_as_run_tool(server, store, name, arguments):
     ("/api/traces", {"since": "yesterday"}, 400, "ISO-8601"),
     ("/api/traces", {"q": "(", "regex": "true"}, 400, "regex"),
     ("/api/traces", {"limit": "-1"}, 400, "limit"),
+    ("/api/traces", {"outcome": "maybe"}, 400, "outcome"),
     ("/api/trace/nope/outline", {}, 404, "unknown trace_id"),
     ("/api/trace/" + ui.CHAT_TRACE + "/span/nope", {}, 404, "not found"),
     ("/api/nothing-here", {}, 404, "Not Found"),
@@ -132,6 +135,32 @@ def test_an_error_filter_narrows_the_table_to_the_count(server, store):
     expected = run_tool(store, "count_traces", {"filters": {"has_errors": True}})["result"]["total"]
     assert status == 200 and body["total"] == expected == len(body["traces"])
     assert all(t["has_errors"] for t in body["traces"])
+
+
+def test_the_outcome_filter_and_the_outline_answer_from_the_outcomes(tmp_path):
+    path = ui.write_outcome_dataset(tmp_path / "outcomes.jsonl")
+    with open_store(path) as store:
+        srv, index = _serve(path, store)
+        try:
+            for status in ("passed", "failed", "unknown"):
+                for sort in ("newest", "spans"):  # from the index's start order, and by a row field
+                    got, body = get_json(srv, "/api/traces", outcome=status, sort=sort, limit=500)
+                    expected = run_tool(store, "count_traces", {"filters": {"outcome": status}})["result"]
+                    assert got == 200 and body["total"] == expected["total"] == len(body["traces"]) > 0
+                    assert {(t["outcome"] or {}).get("passed") for t in body["traces"]} == {
+                        "passed": {True}, "failed": {False}, "unknown": {None}}[status]
+            _, failed = get_json(srv, f"/api/trace/{ui.FAILED_TRACE}/outline")
+            assert failed["outcome"] == {"status": "failed", "passed": False, "score": 0.25, "task_id": "task-17",
+                                         "label": "wrong answer", "explanation": ui.FAILED_EXPLANATION,
+                                         "span_id": "verdict"}
+            _, chat = get_json(srv, f"/api/trace/{ui.CHAT_TRACE}/outline")
+            assert chat["outcome"] is None
+            _, run = get_json(srv, "/api/run")
+            totals = run_tool(store, "get_dataset_overview", {})["result"]
+            assert run["counters"]["pass_rate"] == totals["outcomes"]["pass_rate"]
+        finally:
+            srv.stop()
+            index.close()
 
 
 def test_newest_first_pages_by_start_time(server, store):
@@ -174,6 +203,41 @@ def test_a_signature_lists_exactly_its_traces(server, store):
         hits = run_tool(store, "search_trace", {"trace_id": t["trace_id"], "regex_pattern": "STATUS_CODE_ERROR"})
         assert hits["result"]["match_count"] >= 1
     assert set(top["example_trace_ids"]) <= {t["trace_id"] for t in body["traces"]}
+    _, by_spans = get_json(server, "/api/traces", sig_name=top["span_name"], sig_message=top["status_message"],
+                           sort="spans", limit=500)
+    assert by_spans["total"] == body["total"]
+    assert sorted(t["trace_id"] for t in by_spans["traces"]) == sorted(t["trace_id"] for t in body["traces"])
+    assert [t["span_count"] for t in by_spans["traces"]] == sorted((t["span_count"] for t in body["traces"]), reverse=True)
+
+
+def test_every_signature_lists_the_traces_whose_error_spans_hit_it(tmp_path):
+    """The rows' signature lists agree with the error spans themselves, in both orders, paged,
+    narrowed by a filter, and for a message longer than the 200 characters a signature keeps."""
+    from tests._outcome_helpers import span
+
+    path = ui.write_dataset(tmp_path / "sigs.jsonl", traces=40)
+    long = "E" * 150 + " and then " + "x" * 150
+    with path.open("ab") as fh:
+        fh.write(span(f"{1:032x}", "a", error=long) + span(f"{2:032x}", "b", error=long[:200] + "different tail"))
+    with open_store(path) as store, store.snapshot() as snap:
+        sigs = snap.error_signatures()
+        assert any(len(g.status_message) == 200 and g.trace_count == 2 for g in sigs)
+        for newest_first in (True, False):
+            errors = snap.trace_ids_by_start(index_filters(TraceFilters(has_errors=True)), newest_first=newest_first)
+            gpt = set(snap.trace_ids_by_start(index_filters(TraceFilters(model_names=["gpt-4.1"]))))
+            for g in sigs:
+                want = [t for t in errors if any((name, (message or "")[:200]) == (g.span_name, g.status_message)
+                                                 for name, message in snap.error_spans(t))]
+                assert snap.trace_ids_by_signature(g.span_name, g.status_message, newest_first=newest_first) == (
+                    want, g.trace_count)
+                assert snap.trace_ids_by_signature(g.span_name, g.status_message, offset=1, limit=2,
+                                                   newest_first=newest_first) == (want[1:3], len(want))
+                narrowed = snap.trace_ids_by_signature(g.span_name, g.status_message,
+                                                       index_filters(TraceFilters(model_names=["gpt-4.1"])),
+                                                       newest_first=newest_first)
+                assert narrowed == ([t for t in want if t in gpt], len([t for t in want if t in gpt]))
+                assert snap.trace_ids_by_signature(g.span_name, g.status_message,
+                                                   index_filters(TraceFilters(has_errors=False))) == ([], 0)
 
 
 def test_the_run_summary_counts_and_ranks(server, store):

@@ -250,3 +250,68 @@ def test_a_signature_links_to_its_traces_and_a_header_sorts(page, served):
     page.wait_for_url(re.compile("sort=spans"))
     expect_text(page, "#traces-body tr:first-child td:nth-child(5)", "^2,000$")
     assert page.problems == []
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    path = ui.write_outcome_dataset(tmp_path_factory.mktemp("uio") / "outcomes.jsonl")
+    with ui.UiProcess(path) as proc:
+        yield proc, path
+
+
+def test_the_run_page_shows_the_pass_rate_once_outcomes_exist(page, outcomes, served):
+    proc, path = outcomes
+    with open_store(path) as store:
+        passed = run_tool(store, "count_traces", {"filters": {"outcome": "passed"}})["result"]["total"]
+        failed = run_tool(store, "count_traces", {"filters": {"outcome": "failed"}})["result"]["total"]
+    assert passed and failed
+    page.goto(proc.url)
+    expect_text(page, "[data-counter=pass_rate]", rf"^{passed / (passed + failed) * 100:.1f}%$")
+    page.goto(served.url)  # a run without outcomes says so with a dash
+    expect_text(page, "[data-counter=traces]", r"^\d+$")
+    expect_text(page, "[data-counter=pass_rate]", "^—$")
+    assert page.problems == []
+
+
+def test_the_outcome_filter_narrows_the_table_to_count_traces(page, outcomes):
+    proc, path = outcomes
+    with open_store(path) as store:
+        count = {status: run_tool(store, "count_traces", {"filters": {"outcome": status}})["result"]["total"]
+                 for status in ("passed", "failed", "unknown")}
+    page.goto(proc.url + "#/traces")
+    expect_text(page, "#traces-status", "following latest")
+    for status in ("failed", "passed", "unknown"):
+        page.select_option("select[name=outcome]", status)
+        expect_text(page, "#traces-status", rf"^1–{min(count[status], 50)} of {count[status]}\b")
+        assert f"outcome={status}" in page.url
+        cells = page.locator("#traces-body td.outcome")
+        assert cells.count() == min(count[status], 50)
+        assert {c.get_attribute("data-outcome") for c in cells.all()} == {status}
+    page.select_option("select[name=outcome]", "failed")
+    expect_text(page, "#traces-status", rf"of {count['failed']}\b")
+    row = page.locator(f"#traces-body tr[data-trace-id='{ui.FAILED_TRACE}']")
+    assert row.locator("td.outcome").inner_text() == "failed"
+    assert "score 0.25" in row.locator("td.outcome").get_attribute("title")
+    assert page.problems == []
+
+
+def test_the_trace_page_of_a_failed_task_shows_it_failed(page, outcomes):
+    proc, _ = outcomes
+    page.on("dialog", lambda d: page.problems.append(f"dialog: {d.message}"))
+    page.goto(f"{proc.url}#/traces?outcome=failed")
+    page.click(f"#traces-body tr[data-trace-id='{ui.FAILED_TRACE}'] a")
+    page.wait_for_url(re.compile(f"#/trace/{ui.FAILED_TRACE}$"))
+    box = page.locator(".trace-head .outcome-box")
+    expect_text(page, ".trace-head .outcome-status", "^failed$")
+    assert box.get_attribute("data-outcome") == "failed"
+    facts = box.locator(".outcome-facts").inner_text()
+    assert "task task-17" in facts and "score 0.25" in facts and "wrong answer" in facts
+    assert box.locator(".outcome-explanation").inner_text() == ui.FAILED_EXPLANATION  # as text
+    box.locator("a").click()  # the outcome span itself
+    page.wait_for_url(re.compile(f"#/trace/{ui.FAILED_TRACE}/span/verdict$"))
+    expect_text(page, ".tree .row.selected", "gen_ai.evaluation.result|evaluation")
+    assert page.evaluate("window.__pwned") is None and page.locator("main img").count() == 0
+    page.goto(f"{proc.url}#/trace/{ui.CHAT_TRACE}")  # a trace without an outcome shows none
+    expect_text(page, ".trace-head .facts", "3 spans")
+    assert page.locator(".outcome-box").count() == 0
+    assert page.problems == []

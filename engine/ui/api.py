@@ -3,7 +3,7 @@
     GET  /api/tools                      the tool names and their argument schemas
     GET  /api/tools/{name}?args=JSON     run one tool (POST: the JSON body is the arguments)
     GET  /api/run                        counters, ranked error signatures, traces over time
-    GET  /api/traces?errors=&model=...   one page of the Traces table: query_traces' rows and filters,
+    GET  /api/traces?errors=&outcome=... one page of the Traces table: query_traces' rows and filters,
                                          by start time or a row field (sort=); sig_name +
                                          sig_message: the traces of one error signature
     GET  /api/trace/{id}/outline         the span tree without attribute bodies
@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from halo_live.engine import render, tools
 from halo_live.engine.models import TraceFilters
-from halo_live.engine.store import TAXONOMY_MESSAGE_CHARS, ToolError, TraceStore, compile_regex, index_filters
+from halo_live.engine.store import ToolError, TraceStore, compile_regex, index_filters
 from halo_live.engine.ui import views
 
 STORE = web.AppKey("store", TraceStore)
@@ -106,7 +106,8 @@ def filters_from_query(query) -> dict[str, Any]:
         value = _bool(query, param)
         if value is not None:
             filters[field] = value
-    for param, field in (("project", "project_id"), ("since", "start_time_gte"), ("until", "end_time_lte")):
+    for param, field in (("project", "project_id"), ("since", "start_time_gte"), ("until", "end_time_lte"),
+                         ("outcome", "outcome")):
         if query.get(param):
             filters[field] = query[param]
     if query.get("min_ms"):
@@ -180,19 +181,23 @@ class SortKeys:
 def _scan_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: int, offset: int,
                signature: tuple[str, str] | None, sort_keys: SortKeys | None) -> dict[str, Any]:
     """A page of the matches that hit `signature` (span name, status message as the index
-    groups it), ranked by `sort`: the index narrows, then only the candidates are read."""
+    groups it), ranked by `sort`: the index narrows (a signature from the rows' signature
+    lists), then only the candidates are read."""
     try:
         flt = TraceFilters.model_validate(filters)
     except ValidationError as exc:
         return {"error": tools.describe_validation_error("query_traces", exc)}
     try:
         with store.snapshot() as snap:
-            if signature is not None:
-                flt.has_errors = True if flt.has_errors is None else flt.has_errors
-            ids = snap.trace_ids_by_start(index_filters(flt), newest_first=sort != "oldest")
-            if signature is not None:
-                ids = [t for t in ids if any((name, (message or "")[:TAXONOMY_MESSAGE_CHARS]) == signature
-                                             for name, message in snap.error_spans(t))]
+            newest_first = sort != "oldest"
+            if signature is not None:  # each row lists its signatures: no span entries read
+                if flt.regex_pattern is None and sort in ("newest", "oldest"):
+                    ids, total = snap.trace_ids_by_signature(*signature, index_filters(flt), offset, limit,
+                                                             newest_first=newest_first)
+                    return _page(snap.rows(ids), total)
+                ids, _ = snap.trace_ids_by_signature(*signature, index_filters(flt), newest_first=newest_first)
+            else:
+                ids = snap.trace_ids_by_start(index_filters(flt), newest_first=newest_first)
             if flt.regex_pattern is not None:
                 pattern = compile_regex(flt.regex_pattern)
                 ids = [t for t in ids if any(pattern.search(line.decode("utf-8", errors="replace"))
@@ -207,6 +212,10 @@ def _scan_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: int
                 total, rows = len(ranked), snap.rows([tid for _, tid in top[offset:]])
     except ToolError as exc:
         return {"error": str(exc)}
+    return _page(rows, total)
+
+
+def _page(rows: list, total: int) -> dict[str, Any]:
     return {"result": {"traces": [render.summary(r).model_dump(mode="json") for r in rows], "total": total}}
 
 

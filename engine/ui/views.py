@@ -157,13 +157,35 @@ def outline(store: TraceStore, trace_id: str) -> dict[str, Any]:
             else 0,
         })
     starts = [s["start_ns"] for s in spans if s["start_ns"] is not None]
+    verdict = trace_outcome(store, trace_id)
     ends = [s["end_ns"] for s in spans if s["end_ns"] is not None]
     return {
         "trace_id": trace_id, "span_count": row.span_count, "truncated": cut,
         "has_errors": row.has_errors, "complete": row.complete, "duration_ms": row.duration_ms,
         "start_ns": min(starts) if starts else None, "end_ns": max(ends) if ends else None,
-        "start_time": row.start_time, "end_time": row.end_time, "spans": spans,
+        "start_time": row.start_time, "end_time": row.end_time, "spans": spans, "outcome": verdict,
     }
+
+
+def trace_outcome(store: TraceStore, trace_id: str) -> dict[str, Any] | None:
+    """The trace's latest outcome as the index keeps it, plus its explanation and span id,
+    read from the outcome span the index points at (None when the trace has no outcome)."""
+    with store.snapshot() as snap:
+        row = snap.trace(trace_id)
+        o = getattr(row, "outcome", None)
+        if o is None:
+            return None
+        ref = next((r for r in snap.spans(trace_id) if r.file == o.file and r.offset == o.offset), None)
+        raw = snap.read_span(ref) if ref is not None else b""
+    try:
+        span = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        span = {}
+    attrs = span.get(c.ATTRIBUTES) if isinstance(span, dict) and isinstance(span.get(c.ATTRIBUTES), dict) else {}
+    explanation = attrs.get(c.GENAI_EVALUATION_EXPLANATION)
+    return {"status": o.status, "passed": o.passed, "score": o.score, "task_id": o.task_id, "label": o.label,
+            "explanation": explanation[:STATUS_MESSAGE_CHARS * 10] if isinstance(explanation, str) else None,
+            "span_id": ref.span_id if ref is not None else None}
 
 
 def span_extras(store: TraceStore, trace_path: str, trace_id: str, span_id: str) -> dict[str, Any]:

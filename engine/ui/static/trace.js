@@ -141,6 +141,17 @@ function drawHead(head, data) {
     h("span", { class: errors ? "bad" : "", text: `${errors} error span${errors === 1 ? "" : "s"}` }),
     h("span", { text: data.complete ? "complete" : "in progress" }),
     data.truncated ? h("span", { class: "bad", text: "outline cut: too many spans" }) : null));
+  if (data.outcome) head.append(outcomeView(data.outcome, data.trace_id));
+}
+
+// The task outcome recorded in the trace (its latest outcome span): all text, from the data.
+function outcomeView(o, traceId) {
+  const facts = [o.task_id ? `task ${o.task_id}` : null, o.score !== null ? `score ${o.score}` : null, o.label || null].filter(Boolean);
+  return h("div", { class: `outcome-box o-${o.status}`, "data-outcome": o.status },
+    h("b", { class: "outcome-status", text: o.status }),
+    facts.length ? h("span", { class: "outcome-facts", text: facts.join(" · ") }) : null,
+    o.span_id ? h("a", { href: `#/trace/${encodeURIComponent(traceId)}/span/${encodeURIComponent(o.span_id)}`, text: "outcome span" }) : null,
+    o.explanation ? h("pre", { class: "outcome-explanation", text: o.explanation }) : null);
 }
 
 // Depth-first, children by start time; spans whose parent is not in the trace become roots.

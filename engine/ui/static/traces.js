@@ -10,7 +10,7 @@ const SELECTS = [
   ["tool", "tool_names", "tool"],
 ];
 const HEAD_SORTS = { start: "newest", spans: "spans", duration: "duration", tokens: "tokens" };
-const FIELDS = ["errors", "model", "agent", "service", "tool", "since", "until", "q", "regex", "sort", "sig_name", "sig_message", "complete"];
+const FIELDS = ["errors", "outcome", "model", "agent", "service", "tool", "since", "until", "q", "regex", "sort", "sig_name", "sig_message", "complete"];
 
 export function renderTraces(root, route) {
   const params = route.params;
@@ -34,6 +34,7 @@ export function renderTraces(root, route) {
   };
   form.append(
     select("errors", "errors", [["", "any"], ["true", "with errors"], ["false", "without errors"]]),
+    select("outcome", "outcome", [["", "any"], ["passed", "passed"], ["failed", "failed"], ["unknown", "unknown"]]),
     ...SELECTS.map(([name, , label]) => select(name, label, [["", "any"]].concat(state[name] ? [[state[name], state[name]]] : []))),
     select("complete", "state", [["", "any"], ["true", "complete"], ["false", "in progress"]]),
     input("since", "from", "2026-01-01T00:00:00Z"),
@@ -47,7 +48,7 @@ export function renderTraces(root, route) {
   if (state.sig_name) {
     form.append(h("p", { class: "chip" }, "error signature: ", h("b", { text: state.sig_name }), " — ", state.sig_message || "(no message)"));
   }
-  for (const name of ["errors", "model", "agent", "service", "tool", "complete", "sort", "regex"]) {
+  for (const name of ["errors", "outcome", "model", "agent", "service", "tool", "complete", "sort", "regex"]) {
     controls[name].addEventListener("change", apply);
   }
 
@@ -62,7 +63,7 @@ export function renderTraces(root, route) {
     h("div", { class: "toolbar" }, pauseButton, status, h("span", { class: "spacer" }), prev, next),
     error,
     h("table", { class: "grid traces" },
-      h("thead", {}, h("tr", {}, ...["start", "trace", "agents", "models", "spans", "duration", "tokens", "errors", "state"].map((t) => {
+      h("thead", {}, h("tr", {}, ...["start", "trace", "agents", "models", "spans", "duration", "tokens", "errors", "outcome", "state"].map((t) => {
         const sort = HEAD_SORTS[t];
         if (!sort) return h("th", { text: t });
         const on = state.sort === sort || (t === "start" && state.sort === "oldest");
@@ -144,8 +145,17 @@ export function renderTraces(root, route) {
         h("td", { class: "num", text: t.complete ? fmtMs(durationMs(t.start_time, t.end_time)) : "—" }),
         h("td", { class: "num", text: fmtInt(t.total_input_tokens + t.total_output_tokens) }),
         h("td", { class: "num", text: t.otel_error_span_count ? fmtInt(t.otel_error_span_count) : "" }),
+        outcomeCell(t.outcome),
         h("td", { text: t.complete ? "complete" : "in progress" })));
     }
+  }
+
+  // An outcome's status as the index names it; the score and label as a tooltip.
+  function outcomeCell(o) {
+    if (!o) return h("td", { class: "outcome", "data-outcome": "unknown", text: "" });
+    const status = o.passed === null ? "unknown" : o.passed ? "passed" : "failed";
+    const tip = [o.task_id && `task ${o.task_id}`, o.score !== null && `score ${o.score}`, o.label].filter(Boolean).join(" · ");
+    return h("td", { class: `outcome o-${status}`, "data-outcome": status, title: tip || null, text: status });
   }
 
   // Facets for the selects, once.
