@@ -194,6 +194,37 @@ def test_text_search_is_literal_unless_regex_is_asked(server):
     assert [t["trace_id"] for t in regex["traces"]] == [ui.CHAT_TRACE]
 
 
+@pytest.mark.parametrize("sort", ["newest", "oldest", "spans"])
+def test_a_text_search_stops_at_the_page_and_says_its_total_is_a_lower_bound(server, store, sort):
+    """The page reads candidates only until it is full (plus one); exact=1 reads them all and
+    counts what count_traces counts with the same filters, in the same order."""
+    filters = {"regex_pattern": "STATUS_CODE_(OK|ERROR)"}
+    expected = run_tool(store, "count_traces", {"filters": filters})["result"]["total"]
+    assert expected > 7
+    _, exact = get_json(server, "/api/traces", q=filters["regex_pattern"], regex="true", sort=sort, limit=500, exact=1)
+    assert exact["total"] == expected == len(exact["traces"]) and exact["total_is_lower_bound"] is False
+    order = [t["trace_id"] for t in exact["traces"]]
+    _, first = get_json(server, "/api/traces", q=filters["regex_pattern"], regex="true", sort=sort, limit=3)
+    assert first["total_is_lower_bound"] is True and first["total"] == 4  # the page and one more
+    assert [t["trace_id"] for t in first["traces"]] == order[:3]
+    _, later = get_json(server, "/api/traces", q=filters["regex_pattern"], regex="true", sort=sort, limit=3, offset=3)
+    assert later["total_is_lower_bound"] is True and later["total"] == 7
+    assert [t["trace_id"] for t in later["traces"]] == order[3:6]
+    _, last = get_json(server, "/api/traces", q=filters["regex_pattern"], regex="true", sort=sort, limit=500, offset=3)
+    assert last["total_is_lower_bound"] is False and last["total"] == expected
+    assert [t["trace_id"] for t in last["traces"]] == order[3:]
+    if sort == "newest":  # a search answers the page in the order the plain listing has
+        _, plain = get_json(server, "/api/traces", limit=500)
+        assert order == [t["trace_id"] for t in plain["traces"] if t["trace_id"] in set(order)]
+
+
+def test_a_narrowed_search_counts_exactly_as_count_traces(server, store):
+    filters = {"has_errors": True, "regex_pattern": "STATUS_CODE_ERROR"}
+    expected = run_tool(store, "count_traces", {"filters": filters})["result"]["total"]
+    _, body = get_json(server, "/api/traces", errors="true", q="STATUS_CODE_ERROR", exact="1", limit=2)
+    assert body["total"] == expected and body["total_is_lower_bound"] is False and len(body["traces"]) == min(2, expected)
+
+
 def test_a_signature_lists_exactly_its_traces(server, store):
     _, run = get_json(server, "/api/run")
     top = run["signatures"][0]

@@ -5,7 +5,9 @@
     GET  /api/run                        counters, ranked error signatures, traces over time
     GET  /api/traces?errors=&outcome=... one page of the Traces table: query_traces' rows and filters,
                                          by start time or a row field (sort=); sig_name +
-                                         sig_message: the traces of one error signature
+                                         sig_message: the traces of one error signature; a text
+                                         search (q=) stops at the page and says `total_is_lower_bound`
+                                         unless exact=1
     GET  /api/trace/{id}/outline         the span tree without attribute bodies
     GET  /api/trace/{id}/span/{span_id}  view_spans of one span, its raw line and conversation
 
@@ -132,12 +134,14 @@ def _int(query, key: str, default: int, high: int) -> int:
 
 
 def traces_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: int, offset: int,
-                signature: tuple[str, str] | None = None, sort_keys: SortKeys | None = None) -> dict[str, Any]:
+                signature: tuple[str, str] | None = None, sort_keys: SortKeys | None = None,
+                exact: bool = False) -> dict[str, Any]:
     """One page of matching traces in query_traces' shape, by start time (`newest`, `oldest`)
     from the index's start order; a text search, a row-field sort or an error signature
-    reads the candidates (see `_scan_page`)."""
+    reads the candidates (see `_scan_page`). A text search stops once the page is full
+    unless `exact`, and then says its total is a lower bound."""
     if signature is not None or sort not in ("oldest", "newest") or filters.get("regex_pattern"):
-        return _scan_page(store, filters, sort, limit, offset, signature, sort_keys)
+        return _scan_page(store, filters, sort, limit, offset, signature, sort_keys, exact)
     try:
         flt = index_filters(TraceFilters.model_validate(filters))
         with store.snapshot() as snap:  # one snapshot: the page and its total agree
@@ -147,7 +151,7 @@ def traces_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: in
         return {"error": tools.describe_validation_error("query_traces", exc)}
     except ToolError as exc:
         return {"error": str(exc)}
-    return {"result": {"traces": [render.summary(r).model_dump(mode="json") for r in rows], "total": total}}
+    return _page(rows, total)
 
 
 _SORT_FIELDS = ("duration", "tokens", "spans")
@@ -179,10 +183,11 @@ class SortKeys:
 
 
 def _scan_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: int, offset: int,
-               signature: tuple[str, str] | None, sort_keys: SortKeys | None) -> dict[str, Any]:
+               signature: tuple[str, str] | None, sort_keys: SortKeys | None, exact: bool = False) -> dict[str, Any]:
     """A page of the matches that hit `signature` (span name, status message as the index
     groups it), ranked by `sort`: the index narrows (a signature from the rows' signature
-    lists), then only the candidates are read."""
+    lists), then only the candidates are read. A text search reads the candidates' spans in
+    the page's order and stops at the page plus one unless `exact`."""
     try:
         flt = TraceFilters.model_validate(filters)
     except ValidationError as exc:
@@ -198,25 +203,39 @@ def _scan_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: int
                 ids, _ = snap.trace_ids_by_signature(*signature, index_filters(flt), newest_first=newest_first)
             else:
                 ids = snap.trace_ids_by_start(index_filters(flt), newest_first=newest_first)
-            if flt.regex_pattern is not None:
-                pattern = compile_regex(flt.regex_pattern)
-                ids = [t for t in ids if any(pattern.search(line.decode("utf-8", errors="replace"))
-                                             for line in snap.span_lines(t))]
-            if sort in ("newest", "oldest"):
-                rows, total = snap.rows(ids[offset:offset + limit]), len(ids)
-            else:
+            if sort not in ("newest", "oldest"):  # rank every candidate by its key (cheap: no spans read)
                 keys = (sort_keys or SortKeys()).of(snap, ids)
                 field = _SORT_FIELDS.index(sort)
                 ranked = [(-keys[tid][field], tid) for tid in ids if tid in keys]
-                top = heapq.nsmallest(offset + limit, ranked)  # only the pages up to this one are ordered
-                total, rows = len(ranked), snap.rows([tid for _, tid in top[offset:]])
+                if flt.regex_pattern is None:  # only the pages up to this one are ordered
+                    top = heapq.nsmallest(offset + limit, ranked)
+                    return _page(snap.rows([tid for _, tid in top[offset:]]), len(ranked))
+                ids = [tid for _, tid in sorted(ranked)]
+            if flt.regex_pattern is None:
+                return _page(snap.rows(ids[offset:offset + limit]), len(ids))
+            matches, complete = _search(snap, ids, compile_regex(flt.regex_pattern),
+                                        None if exact else offset + limit + 1)
+            rows = snap.rows(matches[offset:offset + limit])
     except ToolError as exc:
         return {"error": str(exc)}
-    return _page(rows, total)
+    return _page(rows, len(matches), lower_bound=not complete)
 
 
-def _page(rows: list, total: int) -> dict[str, Any]:
-    return {"result": {"traces": [render.summary(r).model_dump(mode="json") for r in rows], "total": total}}
+def _search(snap: Any, ids: list[str], pattern: Any, enough: int | None) -> tuple[list[str], bool]:
+    """The ids (in order) whose raw spans match `pattern`, read until `enough` are found;
+    True with them when every candidate was read (the count is then exact)."""
+    found = []
+    for tid in ids:
+        if enough is not None and len(found) >= enough:
+            return found, False
+        if any(pattern.search(line.decode("utf-8", errors="replace")) for line in snap.span_lines(tid)):
+            found.append(tid)
+    return found, True
+
+
+def _page(rows: list, total: int, lower_bound: bool = False) -> dict[str, Any]:
+    return {"result": {"traces": [render.summary(r).model_dump(mode="json") for r in rows], "total": total,
+                       "total_is_lower_bound": lower_bound}}
 
 
 async def traces(request: web.Request) -> web.Response:
@@ -228,11 +247,12 @@ async def traces(request: web.Request) -> web.Response:
             raise BadRequest(f"sort must be one of {', '.join(SORTS)}, got {sort!r}")
         limit = _int(query, "limit", PAGE_LIMIT, MAX_PAGE_LIMIT)
         offset = _int(query, "offset", 0, 10**9)
+        exact = bool(_bool(query, "exact"))
     except BadRequest as exc:
         return error(str(exc))
     signature = (query["sig_name"], query.get("sig_message", "")) if query.get("sig_name") else None
     result = await _blocking(traces_page, request.app[STORE], filters, sort, limit, offset, signature,
-                             request.app[SORT_KEYS])
+                             request.app[SORT_KEYS], exact)
     if "error" in result:
         return error(result["error"])
     return _json(result["result"] | {"limit": limit, "offset": offset, "sort": sort, "filters": filters})
