@@ -18,6 +18,7 @@ import os
 import platform
 import statistics
 import sys
+import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -25,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from halo_live.engine.tools import open_store  # noqa: E402
+from halo_live.engine.ui import api  # noqa: E402
 from halo_live.engine.ui.server import UiServer  # noqa: E402
 from halo_live.indexer import TraceIndex  # noqa: E402
 
@@ -89,6 +91,17 @@ def main(argv: list[str] | None = None) -> int:
             times = [call(base, path, params)[0] for _ in range(args.repeat)]
             print(f"{name:58s} {statistics.median(times):10.1f} {times[0]:10.1f}")
         print(f"trace of the outline: {busiest['span_count']} spans")
+        warm, cold = [], []
+        for _ in range(args.repeat):  # what `halo ui` does in the background at start and per index change
+            keys = api.SortKeys()
+            start = time.perf_counter()
+            keys.warm(store)
+            warm.append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()  # a first sort before the warm-up finished: the request takes the pass
+            api.traces_page(store, {}, "duration", 50, 0, sort_keys=api.SortKeys())
+            cold.append((time.perf_counter() - start) * 1000)
+        print(f"sort keys warm-up (background, not a request): {statistics.median(warm):.1f} ms; "
+              f"sorted by duration with cold keys, in process: {statistics.median(cold):.1f} ms")
     finally:
         server.stop()
         index.close()

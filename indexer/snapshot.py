@@ -165,6 +165,18 @@ class Snapshot:
         page = hits[offset:] if limit is None else hits[offset:offset + limit]
         return [self._tid(t) for t in page], len(hits)
 
+    def sort_keys(self) -> dict[str, tuple[float, int, int]]:
+        """Every trace's (duration ms, input + output tokens, span count), from one
+        sequential pass over the rows (no row objects built): what a row-field sort ranks by."""
+        out = {}
+        loads, tid = orjson.loads, self._tid
+        d, i, o, n = L.R_DURATION, L.R_IN, L.R_OUT, L.R_N
+        with self._txn.cursor(db=self._dbs["rows"]) as cur:
+            for key, raw in cur:
+                r = loads(raw)
+                out[tid(L.un32(key))] = (r[d] or 0.0, r[i] + r[o], r[n])
+        return out
+
     def start_times(self) -> Iterator[str]:
         """Every trace's start time, ascending, from the start-time index (no row reads)."""
         with self._txn.cursor(db=self._dbs["by_start"]) as cur:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import json
+import logging
 import re
 import threading
 from typing import Any
@@ -48,6 +49,8 @@ _LIST_PARAMS = {"model": "model_names", "agent": "agent_names", "service": "serv
 class BadRequest(ValueError):
     """A request the page (or a script) should fix: answered 400 with its message."""
 
+log = logging.getLogger(__name__)
+
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
@@ -65,6 +68,12 @@ def _tool_status(result: dict[str, Any]) -> int:
     if "error" not in result:
         return 200
     return 404 if str(result["error"]).startswith("unknown trace_id") else 400
+
+
+async def _keep_sort_keys_warm(app: web.Application):
+    task = asyncio.get_running_loop().create_task(app[SORT_KEYS].keep_warm(app[STORE]))
+    yield
+    task.cancel()
 
 
 async def list_tools(request: web.Request) -> web.Response:
@@ -160,26 +169,65 @@ _SORT_FIELDS = ("duration", "tokens", "spans")
 class SortKeys:
     """Each trace's (duration, tokens, spans), kept while the index does not change.
 
-    Ranking by a row field reads every candidate's row (about a second for 50k traces);
-    paging through the ranking then reuses them instead of reading them again.
+    Ranking by a row field needs every candidate's key: one pass over the rows (about
+    0.1 s for 50k traces). `keep_warm` takes that pass in the background when the server
+    starts and after each index change, so a user's first sort finds the keys ready.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._version: tuple | None = None
         self._keys: dict[str, tuple[float, int, int]] = {}
+        self._complete = False  # every trace of this version has its key
+
+    @staticmethod
+    def _version_of(snap: Any) -> tuple:
+        t = snap.totals()
+        return (t.indexed_bytes, t.total_spans, t.total_traces)
 
     def of(self, snap: Any, ids: list[str]) -> dict[str, tuple[float, int, int]]:
-        t = snap.totals()
-        version = (t.indexed_bytes, t.total_spans, t.total_traces)
+        version = self._version_of(snap)
         with self._lock:
             if version != self._version:
-                self._version, self._keys = version, {}
-            keys = self._keys
+                self._version, self._keys, self._complete = version, {}, False
+            keys, complete = self._keys, self._complete
+        if complete:
+            return keys
         missing = [tid for tid in ids if tid not in keys]
+        if len(missing) > WHOLE_PASS_OVER:  # one sequential pass beats as many row lookups
+            keys = snap.sort_keys()
+            with self._lock:
+                if version == self._version:
+                    self._keys, self._complete = keys, True
+            return keys
         for r in snap.rows(missing):
             keys[r.trace_id] = (r.duration_ms or 0.0, r.total_input_tokens + r.total_output_tokens, r.span_count)
         return keys
+
+    def warm(self, store: TraceStore) -> bool:
+        """Take the keys of the index as it is now, unless they are ready; True if it read them."""
+        with store.snapshot() as snap:
+            version = self._version_of(snap)
+            with self._lock:
+                if version == self._version and self._complete:
+                    return False
+            keys = snap.sort_keys()
+        with self._lock:
+            self._version, self._keys, self._complete = version, keys, True
+        return True
+
+    async def keep_warm(self, store: TraceStore, interval: float = 1.0) -> None:
+        """Warm now, then after each index change (one small read of the totals a second)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, self.warm, store)
+            except Exception as exc:  # a request still computes its keys itself: say why, go on
+                log.warning("halo ui: warming the sort keys failed: %s", exc)
+            await asyncio.sleep(interval)
+
+
+WHOLE_PASS_OVER = 2000  # missing keys beyond which one pass over all rows is cheaper
 
 
 def _scan_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: int, offset: int,
@@ -213,24 +261,40 @@ def _scan_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: int
                 ids = [tid for _, tid in sorted(ranked)]
             if flt.regex_pattern is None:
                 return _page(snap.rows(ids[offset:offset + limit]), len(ids))
-            matches, complete = _search(snap, ids, compile_regex(flt.regex_pattern),
-                                        None if exact else offset + limit + 1)
+            matches, complete = _search(snap, ids, flt.regex_pattern, None if exact else offset + limit + 1)
             rows = snap.rows(matches[offset:offset + limit])
     except ToolError as exc:
         return {"error": str(exc)}
     return _page(rows, len(matches), lower_bound=not complete)
 
 
-def _search(snap: Any, ids: list[str], pattern: Any, enough: int | None) -> tuple[list[str], bool]:
-    """The ids (in order) whose raw spans match `pattern`, read until `enough` are found;
-    True with them when every candidate was read (the count is then exact)."""
+def _search(snap: Any, ids: list[str], pattern: str, enough: int | None) -> tuple[list[str], bool]:
+    """The ids (in order) whose raw spans match `pattern` as the tools' regex_pattern does,
+    read until `enough` are found; True with them when every candidate was read (the count
+    is then exact)."""
+    needle = _ascii_literal(pattern)
+    if needle is not None:  # the same answer as the regex on the decoded line, without decoding
+        hit = lambda line: needle in line  # noqa: E731
+    else:
+        regex = compile_regex(pattern)
+        hit = lambda line: regex.search(line.decode("utf-8", errors="replace")) is not None  # noqa: E731
     found = []
     for tid in ids:
         if enough is not None and len(found) >= enough:
             return found, False
-        if any(pattern.search(line.decode("utf-8", errors="replace")) for line in snap.span_lines(tid)):
+        if any(hit(line) for line in snap.span_lines(tid)):
             found.append(tid)
     return found, True
+
+
+def _ascii_literal(pattern: str) -> bytes | None:
+    """The bytes a pattern matches literally (a plain search is `re.escape(text)`), if it is
+    plain ASCII: in UTF-8 those bytes only ever encode those characters, and decoding with
+    `errors="replace"` never makes ASCII, so a byte search answers as the regex would."""
+    text = re.sub(r"\\(.)", r"\1", pattern, flags=re.S)
+    if not text or not text.isascii() or re.escape(text) != pattern:
+        return None
+    return text.encode("ascii")
 
 
 def _page(rows: list, total: int, lower_bound: bool = False) -> dict[str, Any]:
@@ -280,6 +344,7 @@ async def span(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app[SORT_KEYS] = SortKeys()
+    app.cleanup_ctx.append(_keep_sort_keys_warm)
     app.router.add_get("/api/tools", list_tools)
     app.router.add_get("/api/tools/{name}", run_tool)
     app.router.add_post("/api/tools/{name}", run_tool)
