@@ -223,6 +223,23 @@ def test_warming_reads_the_keys_once_per_index_version(dataset, store):
         assert len(keys.of(snap, [])) == snap.count()
 
 
+@pytest.mark.parametrize("filters", [{"has_errors": True}, {"agent_names": ["forecaster"]}, {"model_names": ["gpt-4.1"]},
+                                     {"has_errors": True, "model_names": ["gpt-4.1"]}])
+def test_few_candidates_ordered_from_their_rows_keep_the_start_order(store, filters, monkeypatch):
+    """Below 1/FEW_CANDIDATES of the traces, candidates are ordered from their rows' start times
+    instead of a walk of the start-time index: the same ids, in both directions, paged."""
+    from halo_live.indexer import snapshot
+
+    flt = index_filters(TraceFilters(**filters))
+    for newest_first in (True, False):
+        with store.snapshot() as snap:
+            monkeypatch.setattr(snapshot, "FEW_CANDIDATES", 0)  # always the walk
+            walked = snap.trace_ids_by_start(flt, newest_first=newest_first)
+            monkeypatch.setattr(snapshot, "FEW_CANDIDATES", 10**9)  # always the rows
+            assert snap.trace_ids_by_start(flt, newest_first=newest_first) == walked and walked
+            assert snap.trace_ids_by_start(flt, 2, 3, newest_first=newest_first) == walked[2:5]
+
+
 def test_text_search_is_literal_unless_regex_is_asked(server):
     _, literal = get_json(server, "/api/traces", q="weather in Paris?")
     assert [t["trace_id"] for t in literal["traces"]] == [ui.CHAT_TRACE]

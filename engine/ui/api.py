@@ -164,6 +164,8 @@ def traces_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: in
 
 
 _SORT_FIELDS = ("duration", "tokens", "spans")
+WHOLE_PASS_OVER = 2000  # missing keys beyond which one pass over all rows is cheaper
+WARM_GAP = 10.0  # seconds between background passes (~0.1 s each on 50k traces): about 1% of a CPU
 
 
 class SortKeys:
@@ -216,18 +218,23 @@ class SortKeys:
             self._version, self._keys, self._complete = version, keys, True
         return True
 
-    async def keep_warm(self, store: TraceStore, interval: float = 1.0) -> None:
-        """Warm now, then after each index change (one small read of the totals a second)."""
+    @property
+    def ready(self) -> bool:
+        """Whether every trace's key is in hand (for the index version last seen)."""
+        with self._lock:
+            return self._complete
+
+    async def keep_warm(self, store: TraceStore, interval: float = 1.0, gap: float = WARM_GAP) -> None:
+        """Warm now, then after each index change (one small read of the totals a second),
+        at most once every `gap` seconds: a growing index would otherwise cost a pass a second."""
         loop = asyncio.get_running_loop()
         while True:
             try:
-                await loop.run_in_executor(None, self.warm, store)
+                read = await loop.run_in_executor(None, self.warm, store)
             except Exception as exc:  # a request still computes its keys itself: say why, go on
                 log.warning("halo ui: warming the sort keys failed: %s", exc)
-            await asyncio.sleep(interval)
-
-
-WHOLE_PASS_OVER = 2000  # missing keys beyond which one pass over all rows is cheaper
+                read = True
+            await asyncio.sleep(max(interval, gap) if read else interval)
 
 
 def _scan_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: int, offset: int,
