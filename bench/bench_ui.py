@@ -18,6 +18,7 @@ import os
 import platform
 import statistics
 import sys
+import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -25,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from halo_live.engine.tools import open_store  # noqa: E402
+from halo_live.engine.ui import api  # noqa: E402
 from halo_live.engine.ui.server import UiServer  # noqa: E402
 from halo_live.indexer import TraceIndex  # noqa: E402
 
@@ -55,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     server = UiServer(store, index, args.trace_path)
     base = server.start()
     try:
+        start = time.perf_counter()  # the sort keys' background warm-up, measured on its own below
+        while not server.app[api.SORT_KEYS].ready:
+            time.sleep(0.01)
+        print(f"sort keys warmed {time.perf_counter() - start:.2f} s after the server started; timing from now")
         _, run = call(base, "/api/run")
         _, newest = call(base, "/api/traces", {"limit": 50})
         busiest = max(newest["traces"], key=lambda t: t["span_count"])
@@ -75,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             ("Traces: one error signature", "/api/traces", {"sig_name": sig["span_name"], "sig_message": sig["status_message"]}),
             ("Traces: text search, narrowed by model+agent+errors", "/api/traces",
              {"q": "MaxTurnsExceeded", "errors": "true", "model": facets["model_names"][:1], "agent": facets["agent_names"][:1]}),
+            ("Traces: text search, no filter (stops at the page + 1)", "/api/traces", {"q": "STATUS_CODE_ERROR"}),
+            ("Traces: same search, errors only, exact=1 (count all)", "/api/traces",
+             {"q": "STATUS_CODE_ERROR", "errors": "true", "exact": "1"}),
             ("Trace page: outline", f"/api/trace/{tid}/outline", None),
             ("Trace page: one span (view_spans + raw + conversation)", f"/api/trace/{tid}/span/{sid}", None),
             ("tool: get_dataset_overview", "/api/tools/get_dataset_overview", None),
@@ -89,6 +98,17 @@ def main(argv: list[str] | None = None) -> int:
             times = [call(base, path, params)[0] for _ in range(args.repeat)]
             print(f"{name:58s} {statistics.median(times):10.1f} {times[0]:10.1f}")
         print(f"trace of the outline: {busiest['span_count']} spans")
+        warm, cold = [], []
+        for _ in range(args.repeat):  # what `halo ui` does in the background at start and per index change
+            keys = api.SortKeys()
+            start = time.perf_counter()
+            keys.warm(store)
+            warm.append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()  # a first sort before the warm-up finished: the request takes the pass
+            api.traces_page(store, {}, "duration", 50, 0, sort_keys=api.SortKeys())
+            cold.append((time.perf_counter() - start) * 1000)
+        print(f"sort keys warm-up (background, not a request): {statistics.median(warm):.1f} ms; "
+              f"sorted by duration with cold keys, in process: {statistics.median(cold):.1f} ms")
     finally:
         server.stop()
         index.close()

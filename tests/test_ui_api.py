@@ -18,7 +18,7 @@ import pytest
 from halo_live.engine.models import TraceFilters
 from halo_live.engine.store import index_filters
 from halo_live.engine.tools import open_store, run_tool
-from halo_live.engine.ui import views
+from halo_live.engine.ui import api, views
 from halo_live.engine.ui.conversation import conversation
 from halo_live.engine.ui.server import CSP, UiServer
 from halo_live.indexer import TraceIndex
@@ -187,11 +187,105 @@ def test_sorting_by_duration_ranks_the_longest_first(server):
     assert durations == sorted(durations, reverse=True) and body["total"] == len(rows)
 
 
+@pytest.mark.parametrize("warm, whole_pass_over", [(False, 2000), (False, 0), (True, 2000)])
+def test_a_row_field_sort_ranks_as_the_rows_do_cold_or_warm(dataset, store, warm, whole_pass_over, monkeypatch):
+    """Keys from one pass over the rows (warmed in the background or taken by the request)
+    rank as the rows' own fields: largest first, ties by trace id, narrowed by a filter."""
+    with store.snapshot() as snap:  # the keys as the whole rows give them
+        everything = snap.rows(snap.trace_ids())
+    fields = {"duration": lambda r: r.duration_ms or 0.0, "spans": lambda r: r.span_count,
+              "tokens": lambda r: r.total_input_tokens + r.total_output_tokens}
+    monkeypatch.setattr(api, "WHOLE_PASS_OVER", whole_pass_over)  # 0: a cold request takes one pass too
+    srv, index = _serve(dataset, store)
+    try:
+        keys = srv.app[api.SORT_KEYS]
+        if warm:
+            keys.warm(store)
+        else:  # as if the warm-up had not run yet
+            keys._version, keys._keys, keys._complete = None, {}, False
+        for sort, key in fields.items():
+            expected = [r.trace_id for r in sorted(everything, key=lambda r: (-key(r), r.trace_id))]
+            _, first = get_json(srv, "/api/traces", sort=sort, limit=10)
+            _, rest = get_json(srv, "/api/traces", sort=sort, limit=500, offset=10)
+            assert [t["trace_id"] for t in first["traces"] + rest["traces"]] == expected
+            _, errors = get_json(srv, "/api/traces", sort=sort, errors="true", limit=500)
+            assert [t["trace_id"] for t in errors["traces"]] == [
+                i for i in expected if next(r for r in everything if r.trace_id == i).has_errors]
+    finally:
+        srv.stop()
+        index.close()
+
+
+def test_warming_reads_the_keys_once_per_index_version(dataset, store):
+    keys = api.SortKeys()
+    assert keys.warm(store) is True and keys.warm(store) is False
+    with store.snapshot() as snap:
+        assert len(keys.of(snap, [])) == snap.count()
+
+
+@pytest.mark.parametrize("filters", [{"has_errors": True}, {"agent_names": ["forecaster"]}, {"model_names": ["gpt-4.1"]},
+                                     {"has_errors": True, "model_names": ["gpt-4.1"]}])
+def test_few_candidates_ordered_from_their_rows_keep_the_start_order(store, filters, monkeypatch):
+    """Below 1/FEW_CANDIDATES of the traces, candidates are ordered from their rows' start times
+    instead of a walk of the start-time index: the same ids, in both directions, paged."""
+    from halo_live.indexer import snapshot
+
+    flt = index_filters(TraceFilters(**filters))
+    for newest_first in (True, False):
+        with store.snapshot() as snap:
+            monkeypatch.setattr(snapshot, "FEW_CANDIDATES", 0)  # always the walk
+            walked = snap.trace_ids_by_start(flt, newest_first=newest_first)
+            monkeypatch.setattr(snapshot, "FEW_CANDIDATES", 10**9)  # always the rows
+            assert snap.trace_ids_by_start(flt, newest_first=newest_first) == walked and walked
+            assert snap.trace_ids_by_start(flt, 2, 3, newest_first=newest_first) == walked[2:5]
+
+
 def test_text_search_is_literal_unless_regex_is_asked(server):
     _, literal = get_json(server, "/api/traces", q="weather in Paris?")
     assert [t["trace_id"] for t in literal["traces"]] == [ui.CHAT_TRACE]
     _, regex = get_json(server, "/api/traces", q="weather in P.ris", regex="true")
     assert [t["trace_id"] for t in regex["traces"]] == [ui.CHAT_TRACE]
+
+
+@pytest.mark.parametrize("sort", ["newest", "oldest", "spans"])
+def test_a_text_search_stops_at_the_page_and_says_its_total_is_a_lower_bound(server, store, sort):
+    """The page reads candidates only until it is full (plus one); exact=1 reads them all and
+    counts what count_traces counts with the same filters, in the same order."""
+    filters = {"regex_pattern": "STATUS_CODE_(OK|ERROR)"}
+    expected = run_tool(store, "count_traces", {"filters": filters})["result"]["total"]
+    assert expected > 7
+    _, exact = get_json(server, "/api/traces", q=filters["regex_pattern"], regex="true", sort=sort, limit=500, exact=1)
+    assert exact["total"] == expected == len(exact["traces"]) and exact["total_is_lower_bound"] is False
+    order = [t["trace_id"] for t in exact["traces"]]
+    _, first = get_json(server, "/api/traces", q=filters["regex_pattern"], regex="true", sort=sort, limit=3)
+    assert first["total_is_lower_bound"] is True and first["total"] == 4  # the page and one more
+    assert [t["trace_id"] for t in first["traces"]] == order[:3]
+    _, later = get_json(server, "/api/traces", q=filters["regex_pattern"], regex="true", sort=sort, limit=3, offset=3)
+    assert later["total_is_lower_bound"] is True and later["total"] == 7
+    assert [t["trace_id"] for t in later["traces"]] == order[3:6]
+    _, last = get_json(server, "/api/traces", q=filters["regex_pattern"], regex="true", sort=sort, limit=500, offset=3)
+    assert last["total_is_lower_bound"] is False and last["total"] == expected
+    assert [t["trace_id"] for t in last["traces"]] == order[3:]
+    if sort == "newest":  # a search answers the page in the order the plain listing has
+        _, plain = get_json(server, "/api/traces", limit=500)
+        assert order == [t["trace_id"] for t in plain["traces"] if t["trace_id"] in set(order)]
+
+
+@pytest.mark.parametrize("text", ["weather in Paris?", "STATUS_CODE_ERROR", '"name": "', "<script>", "Zürich", "no such text"])
+def test_a_plain_search_finds_what_the_tools_regex_finds(server, store, text):
+    """A plain search is a byte search when the text is ASCII; it finds the traces the
+    tools' regex_pattern (re.escape of the text) finds, in the same order."""
+    expected = run_tool(store, "query_traces", {"filters": {"regex_pattern": re.escape(text)}, "limit": 500})["result"]
+    _, body = get_json(server, "/api/traces", q=text, exact=1, limit=500)
+    assert body["total"] == expected["total"] and body["total_is_lower_bound"] is False
+    assert sorted(t["trace_id"] for t in body["traces"]) == sorted(t["trace_id"] for t in expected["traces"])
+
+
+def test_a_narrowed_search_counts_exactly_as_count_traces(server, store):
+    filters = {"has_errors": True, "regex_pattern": "STATUS_CODE_ERROR"}
+    expected = run_tool(store, "count_traces", {"filters": filters})["result"]["total"]
+    _, body = get_json(server, "/api/traces", errors="true", q="STATUS_CODE_ERROR", exact="1", limit=2)
+    assert body["total"] == expected and body["total_is_lower_bound"] is False and len(body["traces"]) == min(2, expected)
 
 
 def test_a_signature_lists_exactly_its_traces(server, store):

@@ -315,3 +315,15 @@ def test_the_trace_page_of_a_failed_task_shows_it_failed(page, outcomes):
     expect_text(page, ".trace-head .facts", "3 spans")
     assert page.locator(".outcome-box").count() == 0
     assert page.problems == []
+
+
+def test_a_search_that_stops_early_shows_n_plus_and_count_all_gives_count_traces(page, served, dataset):
+    with open_store(dataset) as store:
+        total = run_tool(store, "count_traces", {"filters": {"regex_pattern": "trace_id"}})["result"]["total"]
+    assert total > 51
+    page.goto(f"{served.url}#/traces?q=trace_id")
+    expect_text(page, "#traces-status", r"^1–50 of 51\+ ")  # the page and one more were read
+    page.click("#count-all")
+    expect_text(page, "#traces-status", rf"^1–50 of {total} ")
+    assert page.locator("#count-all").is_hidden()
+    assert page.problems == []

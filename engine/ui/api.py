@@ -5,7 +5,9 @@
     GET  /api/run                        counters, ranked error signatures, traces over time
     GET  /api/traces?errors=&outcome=... one page of the Traces table: query_traces' rows and filters,
                                          by start time or a row field (sort=); sig_name +
-                                         sig_message: the traces of one error signature
+                                         sig_message: the traces of one error signature; a text
+                                         search (q=) stops at the page and says `total_is_lower_bound`
+                                         unless exact=1
     GET  /api/trace/{id}/outline         the span tree without attribute bodies
     GET  /api/trace/{id}/span/{span_id}  view_spans of one span, its raw line and conversation
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import json
+import logging
 import re
 import threading
 from typing import Any
@@ -46,6 +49,8 @@ _LIST_PARAMS = {"model": "model_names", "agent": "agent_names", "service": "serv
 class BadRequest(ValueError):
     """A request the page (or a script) should fix: answered 400 with its message."""
 
+log = logging.getLogger(__name__)
+
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
@@ -63,6 +68,12 @@ def _tool_status(result: dict[str, Any]) -> int:
     if "error" not in result:
         return 200
     return 404 if str(result["error"]).startswith("unknown trace_id") else 400
+
+
+async def _keep_sort_keys_warm(app: web.Application):
+    task = asyncio.get_running_loop().create_task(app[SORT_KEYS].keep_warm(app[STORE]))
+    yield
+    task.cancel()
 
 
 async def list_tools(request: web.Request) -> web.Response:
@@ -132,12 +143,14 @@ def _int(query, key: str, default: int, high: int) -> int:
 
 
 def traces_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: int, offset: int,
-                signature: tuple[str, str] | None = None, sort_keys: SortKeys | None = None) -> dict[str, Any]:
+                signature: tuple[str, str] | None = None, sort_keys: SortKeys | None = None,
+                exact: bool = False) -> dict[str, Any]:
     """One page of matching traces in query_traces' shape, by start time (`newest`, `oldest`)
     from the index's start order; a text search, a row-field sort or an error signature
-    reads the candidates (see `_scan_page`)."""
+    reads the candidates (see `_scan_page`). A text search stops once the page is full
+    unless `exact`, and then says its total is a lower bound."""
     if signature is not None or sort not in ("oldest", "newest") or filters.get("regex_pattern"):
-        return _scan_page(store, filters, sort, limit, offset, signature, sort_keys)
+        return _scan_page(store, filters, sort, limit, offset, signature, sort_keys, exact)
     try:
         flt = index_filters(TraceFilters.model_validate(filters))
         with store.snapshot() as snap:  # one snapshot: the page and its total agree
@@ -147,42 +160,89 @@ def traces_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: in
         return {"error": tools.describe_validation_error("query_traces", exc)}
     except ToolError as exc:
         return {"error": str(exc)}
-    return {"result": {"traces": [render.summary(r).model_dump(mode="json") for r in rows], "total": total}}
+    return _page(rows, total)
 
 
 _SORT_FIELDS = ("duration", "tokens", "spans")
+WHOLE_PASS_OVER = 2000  # missing keys beyond which one pass over all rows is cheaper
+WARM_GAP = 10.0  # seconds between background passes (~0.1 s each on 50k traces): about 1% of a CPU
 
 
 class SortKeys:
     """Each trace's (duration, tokens, spans), kept while the index does not change.
 
-    Ranking by a row field reads every candidate's row (about a second for 50k traces);
-    paging through the ranking then reuses them instead of reading them again.
+    Ranking by a row field needs every candidate's key: one pass over the rows (about
+    0.1 s for 50k traces). `keep_warm` takes that pass in the background when the server
+    starts and after each index change, so a user's first sort finds the keys ready.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._version: tuple | None = None
         self._keys: dict[str, tuple[float, int, int]] = {}
+        self._complete = False  # every trace of this version has its key
+
+    @staticmethod
+    def _version_of(snap: Any) -> tuple:
+        t = snap.totals()
+        return (t.indexed_bytes, t.total_spans, t.total_traces)
 
     def of(self, snap: Any, ids: list[str]) -> dict[str, tuple[float, int, int]]:
-        t = snap.totals()
-        version = (t.indexed_bytes, t.total_spans, t.total_traces)
+        version = self._version_of(snap)
         with self._lock:
             if version != self._version:
-                self._version, self._keys = version, {}
-            keys = self._keys
+                self._version, self._keys, self._complete = version, {}, False
+            keys, complete = self._keys, self._complete
+        if complete:
+            return keys
         missing = [tid for tid in ids if tid not in keys]
+        if len(missing) > WHOLE_PASS_OVER:  # one sequential pass beats as many row lookups
+            keys = snap.sort_keys()
+            with self._lock:
+                if version == self._version:
+                    self._keys, self._complete = keys, True
+            return keys
         for r in snap.rows(missing):
             keys[r.trace_id] = (r.duration_ms or 0.0, r.total_input_tokens + r.total_output_tokens, r.span_count)
         return keys
 
+    def warm(self, store: TraceStore) -> bool:
+        """Take the keys of the index as it is now, unless they are ready; True if it read them."""
+        with store.snapshot() as snap:
+            version = self._version_of(snap)
+            with self._lock:
+                if version == self._version and self._complete:
+                    return False
+            keys = snap.sort_keys()
+        with self._lock:
+            self._version, self._keys, self._complete = version, keys, True
+        return True
+
+    @property
+    def ready(self) -> bool:
+        """Whether every trace's key is in hand (for the index version last seen)."""
+        with self._lock:
+            return self._complete
+
+    async def keep_warm(self, store: TraceStore, interval: float = 1.0, gap: float = WARM_GAP) -> None:
+        """Warm now, then after each index change (one small read of the totals a second),
+        at most once every `gap` seconds: a growing index would otherwise cost a pass a second."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                read = await loop.run_in_executor(None, self.warm, store)
+            except Exception as exc:  # a request still computes its keys itself: say why, go on
+                log.warning("halo ui: warming the sort keys failed: %s", exc)
+                read = True
+            await asyncio.sleep(max(interval, gap) if read else interval)
+
 
 def _scan_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: int, offset: int,
-               signature: tuple[str, str] | None, sort_keys: SortKeys | None) -> dict[str, Any]:
+               signature: tuple[str, str] | None, sort_keys: SortKeys | None, exact: bool = False) -> dict[str, Any]:
     """A page of the matches that hit `signature` (span name, status message as the index
     groups it), ranked by `sort`: the index narrows (a signature from the rows' signature
-    lists), then only the candidates are read."""
+    lists), then only the candidates are read. A text search reads the candidates' spans in
+    the page's order and stops at the page plus one unless `exact`."""
     try:
         flt = TraceFilters.model_validate(filters)
     except ValidationError as exc:
@@ -198,25 +258,55 @@ def _scan_page(store: TraceStore, filters: dict[str, Any], sort: str, limit: int
                 ids, _ = snap.trace_ids_by_signature(*signature, index_filters(flt), newest_first=newest_first)
             else:
                 ids = snap.trace_ids_by_start(index_filters(flt), newest_first=newest_first)
-            if flt.regex_pattern is not None:
-                pattern = compile_regex(flt.regex_pattern)
-                ids = [t for t in ids if any(pattern.search(line.decode("utf-8", errors="replace"))
-                                             for line in snap.span_lines(t))]
-            if sort in ("newest", "oldest"):
-                rows, total = snap.rows(ids[offset:offset + limit]), len(ids)
-            else:
+            if sort not in ("newest", "oldest"):  # rank every candidate by its key (cheap: no spans read)
                 keys = (sort_keys or SortKeys()).of(snap, ids)
                 field = _SORT_FIELDS.index(sort)
                 ranked = [(-keys[tid][field], tid) for tid in ids if tid in keys]
-                top = heapq.nsmallest(offset + limit, ranked)  # only the pages up to this one are ordered
-                total, rows = len(ranked), snap.rows([tid for _, tid in top[offset:]])
+                if flt.regex_pattern is None:  # only the pages up to this one are ordered
+                    top = heapq.nsmallest(offset + limit, ranked)
+                    return _page(snap.rows([tid for _, tid in top[offset:]]), len(ranked))
+                ids = [tid for _, tid in sorted(ranked)]
+            if flt.regex_pattern is None:
+                return _page(snap.rows(ids[offset:offset + limit]), len(ids))
+            matches, complete = _search(snap, ids, flt.regex_pattern, None if exact else offset + limit + 1)
+            rows = snap.rows(matches[offset:offset + limit])
     except ToolError as exc:
         return {"error": str(exc)}
-    return _page(rows, total)
+    return _page(rows, len(matches), lower_bound=not complete)
 
 
-def _page(rows: list, total: int) -> dict[str, Any]:
-    return {"result": {"traces": [render.summary(r).model_dump(mode="json") for r in rows], "total": total}}
+def _search(snap: Any, ids: list[str], pattern: str, enough: int | None) -> tuple[list[str], bool]:
+    """The ids (in order) whose raw spans match `pattern` as the tools' regex_pattern does,
+    read until `enough` are found; True with them when every candidate was read (the count
+    is then exact)."""
+    needle = _ascii_literal(pattern)
+    if needle is not None:  # the same answer as the regex on the decoded line, without decoding
+        hit = lambda line: needle in line  # noqa: E731
+    else:
+        regex = compile_regex(pattern)
+        hit = lambda line: regex.search(line.decode("utf-8", errors="replace")) is not None  # noqa: E731
+    found = []
+    for tid in ids:
+        if enough is not None and len(found) >= enough:
+            return found, False
+        if any(hit(line) for line in snap.span_lines(tid)):
+            found.append(tid)
+    return found, True
+
+
+def _ascii_literal(pattern: str) -> bytes | None:
+    """The bytes a pattern matches literally (a plain search is `re.escape(text)`), if it is
+    plain ASCII: in UTF-8 those bytes only ever encode those characters, and decoding with
+    `errors="replace"` never makes ASCII, so a byte search answers as the regex would."""
+    text = re.sub(r"\\(.)", r"\1", pattern, flags=re.S)
+    if not text or not text.isascii() or re.escape(text) != pattern:
+        return None
+    return text.encode("ascii")
+
+
+def _page(rows: list, total: int, lower_bound: bool = False) -> dict[str, Any]:
+    return {"result": {"traces": [render.summary(r).model_dump(mode="json") for r in rows], "total": total,
+                       "total_is_lower_bound": lower_bound}}
 
 
 async def traces(request: web.Request) -> web.Response:
@@ -228,11 +318,12 @@ async def traces(request: web.Request) -> web.Response:
             raise BadRequest(f"sort must be one of {', '.join(SORTS)}, got {sort!r}")
         limit = _int(query, "limit", PAGE_LIMIT, MAX_PAGE_LIMIT)
         offset = _int(query, "offset", 0, 10**9)
+        exact = bool(_bool(query, "exact"))
     except BadRequest as exc:
         return error(str(exc))
     signature = (query["sig_name"], query.get("sig_message", "")) if query.get("sig_name") else None
     result = await _blocking(traces_page, request.app[STORE], filters, sort, limit, offset, signature,
-                             request.app[SORT_KEYS])
+                             request.app[SORT_KEYS], exact)
     if "error" in result:
         return error(result["error"])
     return _json(result["result"] | {"limit": limit, "offset": offset, "sort": sort, "filters": filters})
@@ -260,6 +351,7 @@ async def span(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app[SORT_KEYS] = SortKeys()
+    app.cleanup_ctx.append(_keep_sort_keys_warm)
     app.router.add_get("/api/tools", list_tools)
     app.router.add_get("/api/tools/{name}", run_tool)
     app.router.add_post("/api/tools/{name}", run_tool)

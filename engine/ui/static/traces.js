@@ -54,13 +54,15 @@ export function renderTraces(root, route) {
 
   const pauseButton = h("button", { type: "button", id: "pause", onclick: () => setPaused(!paused) });
   const status = h("span", { class: "muted", id: "traces-status" });
+  const countAll = h("button", { type: "button", class: "link", id: "count-all", text: "count all", hidden: true,
+    title: "read every candidate trace for the exact number of matches (slower)", onclick: () => { exact = true; load(); } });
   const prev = h("button", { type: "button", text: "‹ Prev", onclick: () => go(offset - PAGE) });
   const next = h("button", { type: "button", text: "Next ›", onclick: () => go(offset + PAGE) });
   const body = h("tbody", { id: "traces-body" });
   const error = h("p", { class: "error", hidden: true });
   root.append(
     h("h1", { text: "Traces" }), form,
-    h("div", { class: "toolbar" }, pauseButton, status, h("span", { class: "spacer" }), prev, next),
+    h("div", { class: "toolbar" }, pauseButton, status, countAll, h("span", { class: "spacer" }), prev, next),
     error,
     h("table", { class: "grid traces" },
       h("thead", {}, h("tr", {}, ...["start", "trace", "agents", "models", "spans", "duration", "tokens", "errors", "outcome", "state"].map((t) => {
@@ -83,11 +85,15 @@ export function renderTraces(root, route) {
     if (!paused) load();
   }
   let lastTotal = null;
+  let lowerBound = false;
+  let exact = false;  // "count all": the next loads read every candidate for the exact total
   function updateStatus() {
     const shown = body.children.length;
-    const range = lastTotal === null ? "…" : lastTotal === 0 ? "no traces match" : `${fmtInt(offset + (shown ? 1 : 0))}–${fmtInt(offset + shown)} of ${fmtInt(lastTotal)}`;
+    const of = `${fmtInt(lastTotal)}${lowerBound ? "+" : ""}`;
+    const range = lastTotal === null ? "…" : lastTotal === 0 ? "no traces match" : `${fmtInt(offset + (shown ? 1 : 0))}–${fmtInt(offset + shown)} of ${of}`;
     const mode = following() ? " · following latest" : paused ? " · paused" : "";
     status.textContent = range + mode;
+    countAll.hidden = !lowerBound;
   }
 
   function query() {
@@ -116,9 +122,10 @@ export function renderTraces(root, route) {
     if (loading) { again = true; return; }
     loading = true;
     try {
-      const data = await getJSON("/api/traces", { ...query(), offset, limit: PAGE });
+      const data = await getJSON("/api/traces", { ...query(), offset, limit: PAGE, ...(exact ? { exact: "1" } : {}) });
       error.hidden = true;
       lastTotal = data.total;
+      lowerBound = !!data.total_is_lower_bound;
       fill(data.traces);
     } catch (err) {
       error.hidden = false;
