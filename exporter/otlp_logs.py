@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from halo_live.exporter import canonical
 from halo_live.exporter.otlp_convert import InvalidRequest, SpanProblem, _pb_attrs, _pb_value
-from halo_live.exporter.receiver_json import _as_list, _as_obj, _get, _json_attrs, _json_id, _json_int, _json_value
+from halo_live.exporter.receiver_json import (
+    _as_list, _as_obj, _get, _json_attrs, _json_id, _json_int, _json_value, json_request,
+)
 
 OPERATION_DETAILS = "gen_ai.client.inference.operation.details"
 GENAI_EVENT_PREFIX = "gen_ai."
@@ -117,12 +118,7 @@ def from_protobuf(body: bytes) -> LogsConversion:
 
 def from_json(body: bytes) -> LogsConversion:
     """Decode an OTLP/JSON `ExportLogsServiceRequest`."""
-    try:
-        request = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"body is not valid JSON: {exc}") from None
-    if not isinstance(request, dict):
-        raise InvalidRequest("body is not an OTLP/JSON ExportLogsServiceRequest object")
+    request = json_request(body, "ExportLogsServiceRequest")
     out = LogsConversion()
     for r, rl in enumerate(_as_list(_get(request, "resourceLogs", "resource_logs"), "resourceLogs",
                                     InvalidRequest)):

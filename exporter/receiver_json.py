@@ -181,15 +181,21 @@ def _json_span(span: Any, ctx: ScopeContext) -> SpanParts:
                      dropped, ctx)  # type: ignore[arg-type]
 
 
-def from_json(body: bytes, *, project_id: str = "", lineage: AgentLineage | None = None,
-              span_events: Any = None) -> Conversion:
-    """Decode an OTLP/JSON `ExportTraceServiceRequest` and convert it."""
+def json_request(body: bytes, message: str) -> dict[str, Any]:
+    """An OTLP/JSON request body as a dict, or `InvalidRequest` naming `message`, the type expected."""
     try:
         request = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(request, dict):
-        raise InvalidRequest("body is not an OTLP/JSON ExportTraceServiceRequest object")
+        raise InvalidRequest(f"body is not an OTLP/JSON {message} object")
+    return request
+
+
+def from_json(body: bytes, *, project_id: str = "", lineage: AgentLineage | None = None,
+              span_events: Any = None) -> Conversion:
+    """Decode an OTLP/JSON `ExportTraceServiceRequest` and convert it."""
+    request = json_request(body, "ExportTraceServiceRequest")
     out = Conversion()
     batch = SpanBatch(out, lineage, span_events)
     resource_spans = _as_list(_get(request, "resourceSpans", "resource_spans"), "resourceSpans",
