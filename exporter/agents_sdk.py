@@ -9,7 +9,9 @@ The processor replaces the SDK's default OpenAI uploader (through
 `set_trace_processors`, so tracing stays enabled) unless
 `keep_openai_exporter=True`. On the agent's thread it only records the
 enclosing agent at span start and enqueues the finished span; conversion and
-encoding run on the writer's thread.
+encoding run on the writer's thread. What is open (traces and spans started,
+not yet ended) goes to a sidecar beside the shard (`open_spans.py`), never into
+the canonical file.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from agents.tracing import Span, Trace, TracingProcessor, set_trace_processors
 from agents.tracing.span_data import AgentSpanData, ResponseSpanData
 
 from halo_live.exporter import canonical, config
-from halo_live.exporter.sdk_spans import ExportContext, TraceInfo, span_to_line
+from halo_live.exporter.open_spans import OpenSpanRecorder
+from halo_live.exporter.sdk_spans import (
+    OBSERVATION_KIND_BY_TYPE, ExportContext, TraceInfo, sdk_id, span_name, span_to_line, span_type_of,
+)
 from halo_live.exporter.writer import JsonlWriter
 
 logger = logging.getLogger(__name__)
@@ -74,10 +79,17 @@ class HaloTracingProcessor(TracingProcessor):
         *,
         ctx: ExportContext,
         owns_writer: bool = True,
+        open_spans: bool = True,
     ) -> None:
         self.writer = writer
         self.ctx = ctx
         self._owns_writer = owns_writer
+        self.open_spans: OpenSpanRecorder | None = None
+        if open_spans:
+            self.open_spans = OpenSpanRecorder(
+                writer.path, describe=self._describe_open, trace_id_of=lambda t: sdk_id(t, "trace_"),
+                service=str(ctx.resource_attributes.get(canonical.SERVICE_NAME) or ""),
+                project_id=ctx.project_id)
         self._traces: dict[str, TraceInfo] = {}
         self._agents: dict[str, str | None] = {}  # open span id -> enclosing agent's name
         self._models: dict[str, str] = {}  # open Responses span id -> the model it calls
@@ -98,11 +110,15 @@ class HaloTracingProcessor(TracingProcessor):
                 group_id=getattr(trace, "group_id", None),
                 metadata=getattr(trace, "metadata", None),
             )
+            if self.open_spans is not None:
+                self.open_spans.trace_started(trace.trace_id, trace)
         except Exception as exc:
             self._warn(exc)
 
     def on_trace_end(self, trace: Trace) -> None:
         self._traces.pop(trace.trace_id, None)
+        if self.open_spans is not None:
+            self.open_spans.trace_ended(trace.trace_id)
 
     def on_span_start(self, span: Span[Any]) -> None:
         # The parent chain is only reliably known now: remember whose agent this is.
@@ -117,6 +133,8 @@ class HaloTracingProcessor(TracingProcessor):
                     model = calling_model(sys._getframe(1))
                     if model:
                         self._models[span.span_id] = model
+            if self.open_spans is not None:
+                self.open_spans.span_started(span.span_id, span)
         except Exception as exc:
             self._warn(exc)
 
@@ -125,6 +143,8 @@ class HaloTracingProcessor(TracingProcessor):
             item = partial(self._encode, span, self._agents.pop(span.span_id, None),
                            self._traces.get(span.trace_id), self._models.pop(span.span_id, None))
             self.writer.submit((item,))
+            if self.open_spans is not None:
+                self.open_spans.span_ended(span.span_id, span.trace_id)
         except Exception as exc:
             self._warn(exc)
 
@@ -142,6 +162,8 @@ class HaloTracingProcessor(TracingProcessor):
             return
         self._shutdown = True
         try:
+            if self.open_spans is not None:
+                self.open_spans.close(timeout)
             if self._owns_writer:
                 self.writer.shutdown(timeout)
             else:
@@ -149,7 +171,24 @@ class HaloTracingProcessor(TracingProcessor):
         except Exception as exc:
             self._warn(exc)
 
-    # --- on the writer thread -------------------------------------------------------------
+    # --- on the writer's and the sidecar's threads ------------------------------------------
+
+    def _describe_open(self, span: Span[Any]) -> dict[str, Any]:
+        """An open span as the sidecar records it (its name and kind as its line will have them)."""
+        data = span.span_data
+        exported = data.export() or {}
+        span_type = span_type_of(data, exported)
+        model = self._models.get(span.span_id) or exported.get("model")
+        started = canonical.ns_from_iso(span.started_at or "")
+        return {
+            "span_id": sdk_id(span.span_id, "span_"),
+            "parent_span_id": sdk_id(span.parent_id, "span_") if span.parent_id else "",
+            "name": span_name(span_type, exported),
+            "kind": OBSERVATION_KIND_BY_TYPE.get(span_type, canonical.OBS_SPAN),
+            "agent": self._agents.get(span.span_id),
+            "model": model if isinstance(model, str) else None,
+            "started_at": started / 1e9 if started else None,
+        }
 
     def _encode(self, span: Span[Any], agent_name: str | None, trace: TraceInfo | None,
                 model_name: str | None) -> bytes:
@@ -181,6 +220,7 @@ def setup_tracing(
     block_timeout: float = config.DEFAULT_BLOCK_TIMEOUT,
     on_flush: Callable[[int], None] | None = None,
     openinference_flat_messages: bool = False,
+    open_spans: bool = True,
 ) -> HaloTracingProcessor:
     """Install a `HaloTracingProcessor` writing to `path` and return it.
 
@@ -195,8 +235,9 @@ def setup_tracing(
     in `JsonlWriter`. `openinference_flat_messages=True` also writes each
     message as OpenInference's flat `llm.input_messages.N.message.*` keys, for
     viewers that read only those (the conversation is otherwise written once,
-    as the `llm.input_messages` / `llm.output_messages` JSON). A bad value
-    raises `ValueError` naming it.
+    as the `llm.input_messages` / `llm.output_messages` JSON). `open_spans=False`
+    writes no sidecar of open traces (`halo watch` then sees tasks only as their
+    spans end). A bad value raises `ValueError` naming it.
     """
     run_id = config.setting(run_id, config.HALO_RUN_ID, "") or new_run_id()
     service = config.setting(service_name, config.HALO_SERVICE_NAME, config.DEFAULT_SERVICE_NAME)
@@ -210,7 +251,8 @@ def setup_tracing(
                              flush_interval=flush_interval, block_timeout=block_timeout,
                              on_flush=on_flush)
     processor = HaloTracingProcessor(writer, ctx=ExportContext(str(project), resource,
-                                                          flat_messages=openinference_flat_messages), owns_writer=owns)
+                                                          flat_messages=openinference_flat_messages),
+                                     owns_writer=owns, open_spans=open_spans)
     if install:
         with _install_lock:
             processors: list[TracingProcessor] = []
