@@ -118,6 +118,11 @@ class TraceFilters(_Closed):
         default=None, description="Traces whose recorded outcome has a score >= this.")
     max_score: float | None = Field(
         default=None, description="Traces whose recorded outcome has a score <= this.")
+    state: Literal["complete", "running", "stuck", "abandoned"] | None = Field(
+        default=None,
+        description=("Where the task is now: running, stuck (no span started or ended for the stuck "
+                     "threshold, default 300 s), abandoned (its process is gone, or silent far past the "
+                     "threshold), or complete (none of these)."))
 
 
 class DatasetOverviewArguments(_Closed):
@@ -367,6 +372,46 @@ class SignatureOutcomes(_Closed):
     example_trace_ids: list[str]
 
 
+class OpenSpanInfo(_Closed):
+    """A span that started and has not ended: what a task in flight is doing."""
+
+    name: str
+    kind: str = Field(description="LLM, TOOL, AGENT, CHAIN, GUARDRAIL or SPAN.")
+    agent: str | None = None
+    model: str | None = None
+    open_seconds: float | None = Field(default=None, description="How long it has been open.")
+
+
+class OpenTask(_Closed):
+    """One trace in flight: its state and what it is doing."""
+
+    trace_id: str
+    state: Literal["running", "stuck", "abandoned"]
+    doing: str = Field(description='In words, e.g. "LLM call to gpt-4.1 for 95 s", "tool `grep` for 12 s".')
+    silent_seconds: float = Field(ge=0, description="Seconds since a span of it last started or ended.")
+    current_span: OpenSpanInfo | None = Field(
+        default=None, description="Its innermost open span (known for SDK-traced tasks).")
+    why: str = Field(default="", description="Why stuck or abandoned, e.g. \"process 123 is gone\".")
+    pid: int | None = None
+    host: str | None = None
+    written: bool = Field(default=True, description="false while none of its spans is in the file yet.")
+
+
+class LiveTasks(_Closed):
+    """The matching traces by state now; the counts do not overlap and add up to all of them."""
+
+    complete: int = Field(ge=0)
+    running: int = Field(ge=0)
+    stuck: int = Field(ge=0)
+    abandoned: int = Field(ge=0)
+    unwritten: int = Field(default=0, ge=0, description=(
+        "Open traces none of whose spans is in the file yet (counted in running/stuck/abandoned, "
+        "not in total_traces)."))
+    stuck_after_seconds: float = Field(description="The stuck threshold these states were judged by.")
+    open_tasks: list[OpenTask] = Field(
+        default_factory=list, description="Abandoned, then stuck, then running tasks, longest silent first.")
+
+
 class DatasetOverview(_Closed):
     """Rollup of the filtered traces, plus live facts about the index."""
 
@@ -417,6 +462,8 @@ class DatasetOverview(_Closed):
         description=("With outcomes: error signatures ranked by the failures they explain (failure rate "
                      "with vs without the signature). Start from these: a frequent signature that "
                      "passing traces hit as often is noise."))
+    live_tasks: LiveTasks | None = _absent_when_none(
+        "The tasks in flight now: running, stuck and abandoned counts and what each open one is doing.")
     budget_note: str | None = _absent_when_none(_BUDGET_NOTE)
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from halo_live.engine import budget, pages, render
+from halo_live.engine import budget, live, pages, render
 from halo_live.engine.bounded_regex import BoundedRegex
 from halo_live.engine.models import (
     DatasetOverview,
@@ -34,6 +35,7 @@ from halo_live.engine.models import (
     TraceView,
 )
 from halo_live.engine.outcomes import outcome_counts, rank_index_signatures, ranked_signatures, signature_lift
+from halo_live.indexer.live import DEFAULT_STUCK_AFTER, TaskStates, task_states
 from halo_live.indexer.models import IndexFilters
 
 OVERVIEW_SAMPLE_TRACE_IDS = 20
@@ -88,17 +90,20 @@ def check_time_filter(field: str, value: str | None) -> None:
 
 
 def index_filters(filters: TraceFilters) -> IndexFilters:
-    """The indexed part of `filters` (everything but `regex_pattern`); raises `ToolError`."""
+    """The indexed part of `filters` (all but `regex_pattern` and `state`); raises `ToolError`."""
     check_time_filter("start_time_gte", filters.start_time_gte)
     check_time_filter("end_time_lte", filters.end_time_lte)
-    return IndexFilters(**filters.model_dump(exclude={"regex_pattern"}))
+    return IndexFilters(**filters.model_dump(exclude={"regex_pattern", "state"}))
 
 
 class TraceStore:
     """The trace queries of one dataset (a file, a folder of shards or a glob)."""
 
-    def __init__(self, index: Any) -> None:
+    def __init__(self, index: Any, *, stuck_after: float = DEFAULT_STUCK_AFTER) -> None:
+        if not stuck_after > 0:
+            raise ValueError(f"stuck_after must be > 0 seconds, not {stuck_after!r}")
         self._index = index
+        self.stuck_after = float(stuck_after)  # seconds without a span start or end: stuck
         # one catch-up at a time per store: LMDB serializes writers anyway, this
         # just avoids two threads of the same process queueing for the same work
         self._catch_up_lock = threading.Lock()
@@ -110,15 +115,17 @@ class TraceStore:
         self._taxonomy_cache: dict[tuple[str, ...], list[ErrorTaxonomyGroup]] = {}
 
     @classmethod
-    def open(cls, path: str | Path, index_dir: str | Path | None = None) -> "TraceStore":
-        """Open (or build) the index of `path` and catch it up."""
+    def open(cls, path: str | Path, index_dir: str | Path | None = None, *,
+             stuck_after: float = DEFAULT_STUCK_AFTER) -> "TraceStore":
+        """Open (or build) the index of `path` and catch it up; `stuck_after` (seconds) is the
+        threshold of the `state` filter and the overview's live tasks."""
         from halo_live.indexer import TraceIndex  # the package root pulls in LMDB; not needed for models
 
         try:
             index = TraceIndex.open(path, index_dir)
         except (OSError, ValueError) as exc:
             raise ToolError(f"cannot open traces at {str(path)!r}: {exc}") from exc
-        store = cls(index)
+        store = cls(index, stuck_after=stuck_after)
         store.refresh()
         return store
 
@@ -152,6 +159,11 @@ class TraceStore:
         """How current the index was at the last catch-up: spans, newest arrival, lag (no catch-up)."""
         with self._index.snapshot() as snap:
             return self._live_facts(snap)
+
+    def task_states(self, snap: Any, now: float | None = None) -> TaskStates:
+        """The dataset's open traces now (running / stuck / abandoned), as of `snap`."""
+        return task_states(self._index.dataset, snap, now=time.time() if now is None else now,
+                           stuck_after=self.stuck_after)
 
     def _caches(self, snap: Any) -> tuple[dict[str, Any], dict[tuple[str, ...], list[ErrorTaxonomyGroup]]]:
         """The row and taxonomy memos valid for `snap`'s index state; both start empty when it changed.
@@ -200,8 +212,10 @@ class TraceStore:
 
     # --- discovery from the index ------------------------------------------------------
 
-    def _filtered_ids(self, snap: Any, filters: TraceFilters) -> list[str]:
+    def _filtered_ids(self, snap: Any, filters: TraceFilters, states: TaskStates | None = None) -> list[str]:
         ids = snap.trace_ids(index_filters(filters))
+        if filters.state is not None:
+            ids = live.filter_ids(ids, states or self.task_states(snap), filters.state)
         if filters.regex_pattern is None:
             return ids
         pattern = compile_regex(filters.regex_pattern)
@@ -216,6 +230,14 @@ class TraceStore:
     def count_traces(self, filters: TraceFilters) -> TraceCountResult:
         """How many traces match `filters`."""
         with self.snapshot() as snap:
+            if filters.state is not None:
+                states = self.task_states(snap)
+                if live.only_state(filters):
+                    open_written = [t for t in states.traces.values() if t.indexed and (
+                        filters.state == "complete" or t.state == filters.state)]
+                    return TraceCountResult(total=live.count_in(snap.count(None), len(open_written),
+                                                                states, filters))
+                return TraceCountResult(total=len(self._filtered_ids(snap, filters, states)))
             if filters.regex_pattern is None:
                 return TraceCountResult(total=snap.count(index_filters(filters)))
             return TraceCountResult(total=len(self._filtered_ids(snap, filters)))
@@ -225,14 +247,21 @@ class TraceStore:
         """One page of matching traces in dataset order, plus the unsliced total; fewer, with a
         `next_offset`, when `limit` summaries would exceed `max_chars`."""
         with self.snapshot() as snap:
-            if filters.regex_pattern is None:
+            unwritten: list[Any] = []
+            if filters.regex_pattern is None and filters.state is None:
                 flt = index_filters(filters)
                 total = snap.count(flt)
                 page_ids = snap.trace_ids(flt, offset, limit) if offset < total else []
             else:
-                ids = self._filtered_ids(snap, filters)
-                total, page_ids = len(ids), ids[offset:offset + limit]
-            result = TraceQueryResult(traces=[render.summary(r) for r in snap.rows(page_ids)], total=total)
+                states = self.task_states(snap) if filters.state is not None else None
+                ids = self._filtered_ids(snap, filters, states)
+                if states is not None and filters.state != "complete" and live.only_state(filters):
+                    unwritten = states.unindexed(filters.state)
+                total, page_ids = len(ids) + len(unwritten), ids[offset:offset + limit]
+                unwritten = unwritten[max(0, offset - len(ids)):max(0, offset + limit - len(ids))]
+            summaries = [render.summary(r) for r in snap.rows(page_ids)]
+            summaries += [live.unwritten_summary(t) for t in unwritten]
+            result = TraceQueryResult(traces=summaries, total=total)
         return pages.query_page(result, offset, max_chars)
 
     def get_overview(self, filters: TraceFilters) -> DatasetOverview:
@@ -242,17 +271,21 @@ class TraceStore:
 
     def overview_in(self, snap: Any, filters: TraceFilters) -> DatasetOverview:
         """`get_overview` over a snapshot the caller holds (a report reads more from the same one)."""
-        live = self._live_facts(snap)
+        live_facts = self._live_facts(snap)
+        states = self.task_states(snap)
         if filters == _NO_FILTERS:
-            return _whole_dataset_overview(snap, live, self._taxonomy)
-        ids = self._filtered_ids(snap, filters)
+            overview = _whole_dataset_overview(snap, live_facts, self._taxonomy)
+            overview.live_tasks = live.live_tasks(states, overview.total_traces, None, filters)
+            return overview
+        ids = self._filtered_ids(snap, filters, states)
         rows = self._rows(snap, ids)
+        live_facts["live_tasks"] = live.live_tasks(states, len(rows), set(ids), filters)
         if not rows:
             return DatasetOverview(
                 total_traces=0, total_spans=0, earliest_start_time="", latest_end_time="",
                 service_names=[], model_names=[], agent_names=[], agent_ids=[],
                 error_trace_count=0, total_input_tokens=0, total_output_tokens=0,
-                raw_jsonl_bytes=0, in_progress_trace_count=0, **live,
+                raw_jsonl_bytes=0, in_progress_trace_count=0, **live_facts,
             )
         union: dict[str, set[str]] = {key: set() for key in _UNION_FIELDS}
         for row in rows:
@@ -272,7 +305,7 @@ class TraceStore:
             in_progress_trace_count=sum(1 for r in rows if not r.complete),
             run_ids=list(dict.fromkeys(run for r in rows for run in r.run_ids)),
             **sums,
-            **live,
+            **live_facts,
             **_outcome_fields(snap, rows),
         )
 
@@ -342,7 +375,7 @@ class TraceStore:
     def trace_rows(self, filters: TraceFilters, *, offset: int = 0, limit: int | None = None) -> list[Any]:
         """The index rollups (`TraceRow`) of the matching traces, in dataset order: `run_code`'s batch read."""
         with self.snapshot() as snap:
-            if filters.regex_pattern is None:
+            if filters.regex_pattern is None and filters.state is None:
                 ids = snap.trace_ids(index_filters(filters), offset, limit)
             else:
                 ids = self._filtered_ids(snap, filters)

@@ -56,7 +56,8 @@ class ToolSpec:
 _MORE_FILTERS = (
     " halo-live filters too: `tool_names`, `run_ids`, `complete` (false = still in progress), "
     "`min_duration_ms`, and the recorded task outcome: `outcome` (passed/failed/unknown), "
-    "`task_ids`, `min_score`/`max_score`."
+    "`task_ids`, `min_score`/`max_score`, and `state` (complete/running/stuck/abandoned: the tasks in "
+    "flight now, stuck after 300 s without a span starting or ending unless the user set --stuck-after)."
 )
 _PAGED = (
     " An answer over the call's budget holds fewer items plus `next_offset` and `remaining_count`: "
@@ -76,7 +77,8 @@ _SPECS = [
             "`in_progress_trace_count`, `spans_indexed`, `last_span_arrival`, `index_lag_bytes`; "
             "`run_ids` for `filters.run_ids` and `compare_runs`. Where task outcomes were recorded: "
             "`outcomes` (pass rate) and `failure_signatures` (signatures ranked by the failures "
-            "they explain)." + _MORE_FILTERS
+            "they explain). `live_tasks`: running, stuck and abandoned tasks now, each with what it is "
+            "doing (its open span)." + _MORE_FILTERS
         ),
         arguments_model=m.DatasetOverviewArguments,
         result_model=m.DatasetOverviewResult,
@@ -232,9 +234,13 @@ TOOLS[sandbox.RUN_CODE] = ToolSpec(
 )
 
 
-def open_store(path: str | Path, index_dir: str | Path | None = None) -> TraceStore:
-    """Open the dataset at `path` (file, folder of shards, or glob) and catch its index up."""
-    return TraceStore.open(path, index_dir)
+def open_store(path: str | Path, index_dir: str | Path | None = None, *,
+               stuck_after: float | None = None) -> TraceStore:
+    """Open the dataset at `path` (file, folder of shards, or glob) and catch its index up;
+    `stuck_after` (seconds, default 300) judges the `state` filter and the live tasks."""
+    if stuck_after is None:
+        return TraceStore.open(path, index_dir)
+    return TraceStore.open(path, index_dir, stuck_after=stuck_after)
 
 
 def describe_validation_error(tool: str, exc: ValidationError) -> str:

@@ -137,7 +137,8 @@ class OpenSpanRecorder:
     def _run(self) -> None:
         last_write = 0.0
         while not self._stop:
-            self._wake.wait(self.interval)
+            if last_write:  # the first trace is written at once, then at most once an interval
+                self._wake.wait(self.interval)
             if self._stop:
                 break
             now = time.monotonic()

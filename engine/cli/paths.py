@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from halo_live.engine.cli import CliError
 from halo_live.engine.cli.progress import Bar
@@ -140,12 +140,35 @@ def prepare(trace_path: str, index_dir: str | None, *, note_empty: bool = True) 
     return index_dir
 
 
-def open_store(trace_path: str, index_dir: str | None) -> TraceStore:
-    """`prepare`, then open the trace store; a dataset that cannot be opened is a `CliError`."""
+def open_store(trace_path: str, index_dir: str | None, *, stuck_after: float | None = None) -> TraceStore:
+    """`prepare`, then open the trace store; a dataset that cannot be opened is a `CliError`.
+    `stuck_after`: the `--stuck-after` seconds (None: the default, 300)."""
     from halo_live.engine.store import ToolError, TraceStore
 
     index_dir = prepare(trace_path, index_dir)
     try:
+        if stuck_after is not None:
+            return TraceStore.open(trace_path, index_dir, stuck_after=stuck_after)
         return TraceStore.open(trace_path, index_dir)
     except ToolError as exc:
         raise CliError(str(exc)) from exc
+
+
+def add_stuck_after(parser: Any) -> None:
+    """`--stuck-after SECONDS`: the one spelling of the stuck threshold on every command."""
+    parser.add_argument("--stuck-after", type=stuck_seconds, default=None, metavar="SECONDS",
+                        help="a task with no span started or ended for this long is stuck; far past it, "
+                             "or with its process gone, abandoned (default 300)")
+
+
+def stuck_seconds(text: str) -> float:
+    """`--stuck-after`'s value: seconds > 0 (argparse turns the ValueError into one usage line)."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text!r}")
+    return value

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from halo_live.engine.budget import DEFAULT_BUDGET_CHARS, check_budget
 from halo_live.engine.cli import EXIT_USAGE, CliError
-from halo_live.engine.cli.paths import open_store
+from halo_live.engine.cli.paths import add_stuck_after, open_store
 from halo_live.engine.tools import TOOLS, ToolError, execute, parse_arguments
 
 
@@ -30,6 +30,7 @@ EXAMPLES = """\
   halo tool run_code traces/ --allow-code --args '{"code": "len(trace_rows())"}'
   halo tool run_code traces/ --allow-code --args @analysis.json   Python in a sandbox
   halo tool view_trace traces/ --args '{"trace_id": "ID", "offset": 40}' --budget 40000   as `halo mcp` answers
+  halo tool query_traces traces/ --args '{"filters": {"state": "stuck"}}' --stuck-after 120
 """
 
 
@@ -50,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pretty-print the JSON with N spaces (default: one line)")
     parser.add_argument("--allow-code", action="store_true",
                         help="allow run_code, which runs the given Python in a sandbox (off by default)")
+    add_stuck_after(parser)
     parser.add_argument("--list", action="store_true",
                         help="list the tools and their arguments ([optional]) and exit")
     parser.add_argument("--schema", action="store_true",
@@ -108,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         parsed = parse_arguments(spec, _read_args(args.tool_args))
     except ToolError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
-    store = open_store(args.trace_path, args.index_dir)
+    store = open_store(args.trace_path, args.index_dir, stuck_after=args.stuck_after)
     try:
         result = execute(store, spec, parsed, args.budget)
     except ToolError as exc:

@@ -1,0 +1,209 @@
+"""Open traces: a real `Runner.run` whose model answer is delayed shows as running with its
+open LLM span, then stuck, then complete; a worker killed with SIGKILL mid-task shows as
+abandoned; the canonical file beside the sidecar still loads in halo-engine 0.3.5."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import openai
+import pytest
+from agents import Agent, ModelSettings, RunConfig, Runner, function_tool
+from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
+from agents.models.openai_responses import OpenAIResponsesModel
+
+from halo_live.demo.model_server import ModelServer, Reply, ToolCall
+from halo_live.engine.models import TraceFilters
+from halo_live.engine.tools import open_store, run_tool
+from halo_live.exporter import setup_tracing
+from halo_live.exporter.open_spans import is_sidecar, read_sidecar
+from tests._exporter_helpers import check_file, sdk_processors_restored
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "slow-model"
+DEADLINE = 60.0
+
+
+class HeldPolicy:
+    """Calls `add` once, then holds its second answer until `release` is set."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.turns = 0
+
+    def __call__(self, turn) -> Reply:
+        self.turns += 1
+        if self.turns == 1:
+            return Reply(tool_calls=[ToolCall("add", '{"a": 1, "b": 2}')])
+        self.release.wait(DEADLINE)
+        return Reply(text="3")
+
+
+@function_tool
+def add(a: int, b: int) -> int:
+    """Add two numbers."""
+    return a + b
+
+
+def wait_for(check, what: str):
+    """Poll `check()` until it returns a truthy value (no timing is asserted, only the outcome)."""
+    end = time.monotonic() + DEADLINE
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"never saw {what}")
+        time.sleep(0.1)
+
+
+def live_tasks(store, **filters):
+    return store.get_overview(TraceFilters(**filters)).live_tasks
+
+
+@pytest.mark.parametrize("api", ["responses", "chat"])
+def test_a_delayed_model_call_is_running_then_stuck_then_complete(tmp_path, api):
+    path = tmp_path / "traces.jsonl"
+    policy = HeldPolicy()
+    with sdk_processors_restored(), ModelServer(policy) as server:
+        processor = setup_tracing(service_name="svc", project_id="proj", path=path)
+        client = openai.AsyncOpenAI(base_url=server.base_url, api_key="test", max_retries=0)
+        model_cls = OpenAIResponsesModel if api == "responses" else OpenAIChatCompletionsModel
+        agent = Agent(name="solver", instructions="Add.", tools=[add], model_settings=ModelSettings(),
+                      model=model_cls(model=MODEL, openai_client=client))
+        result: list = []
+
+        async def go():
+            try:
+                result.append(await Runner.run(agent, "1+2?", run_config=RunConfig(workflow_name="task-7")))
+            finally:
+                await client.close()
+
+        runner = threading.Thread(target=lambda: asyncio.run(go()))
+        runner.start()
+        try:
+            wait_for(path.exists, "the trace file")  # made with the sidecar, before any span ends
+            with open_store(path) as patient, open_store(path, stuck_after=0.5) as impatient:
+                # the tool call's spans are written; the agent and its second LLM call are open
+                tasks = wait_for(lambda: (lambda t: t if t.running == 1 and t.open_tasks[0].written
+                                          and t.open_tasks[0].current_span else None)(live_tasks(patient)),
+                                 "the running task")
+                task = tasks.open_tasks[0]
+                assert task.state == "running" and task.pid == os.getpid()
+                assert task.current_span.kind == "LLM" and task.current_span.agent == "solver"
+                assert task.current_span.model == MODEL and task.doing.startswith(f"LLM call to {MODEL} for ")
+                assert tasks.complete == 0 and tasks.stuck == tasks.abandoned == 0
+                assert run_tool(patient, "count_traces", {"filters": {"state": "running"}}) == {"result": {"total": 1}}
+                listed = run_tool(patient, "query_traces", {"filters": {"state": "running"}})["result"]
+                assert [t["trace_id"] for t in listed["traces"]] == [task.trace_id]
+                assert run_tool(patient, "count_traces", {"filters": {"state": "complete"}})["result"]["total"] == 0
+
+                # nothing starts or ends while the model holds its answer: stuck past the threshold
+                stuck = wait_for(lambda: (lambda t: t if t.stuck == 1 else None)(live_tasks(impatient)),
+                                 "the stuck task")
+                assert stuck.running == 0 and stuck.open_tasks[0].trace_id == task.trace_id
+                assert stuck.open_tasks[0].current_span.kind == "LLM"
+                assert impatient.count_traces(TraceFilters(state="stuck")).total == 1
+                assert impatient.count_traces(TraceFilters(state="stuck", has_errors=True)).total == 0
+
+                policy.release.set()
+                runner.join(DEADLINE)
+                processor.force_flush()
+                done = wait_for(lambda: (lambda t: t if t.complete == 1 and not t.open_tasks else None)(
+                    live_tasks(patient)), "the task complete")
+                assert done.running == done.stuck == done.abandoned == 0
+                assert patient.count_traces(TraceFilters(state="complete")).total == 1
+                assert patient.count_traces(TraceFilters(state="running")).total == 0
+        finally:
+            policy.release.set()
+            runner.join(DEADLINE)
+            processor.shutdown()
+    assert result and result[0].final_output == "3"
+    assert not [p for p in tmp_path.iterdir() if is_sidecar(p.name)]  # removed at shutdown
+    check_file(path)
+
+
+WORKER = textwrap.dedent("""
+    import asyncio, sys
+    import openai
+    from agents import Agent, Runner
+    from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
+    from halo_live.exporter import setup_tracing
+
+    setup_tracing(service_name="worker", project_id="proj", path=sys.argv[1])
+    client = openai.AsyncOpenAI(base_url=sys.argv[2], api_key="test", max_retries=0)
+    agent = Agent(name="worker-agent", instructions="Answer.",
+                  model=OpenAIChatCompletionsModel(model="held-model", openai_client=client))
+    asyncio.run(Runner.run(agent, "hang"))
+""")
+
+
+def test_a_worker_killed_mid_task_is_abandoned(tmp_path):
+    path = tmp_path / "traces.jsonl"
+    release = threading.Event()
+
+    def held(turn) -> Reply:
+        release.wait(DEADLINE)
+        return Reply(text="late")
+
+    with ModelServer(held) as server:
+        worker = subprocess.Popen([sys.executable, "-c", WORKER, str(path), server.base_url], cwd=ROOT)
+        try:
+            sidecar = wait_for(lambda: next((p for p in tmp_path.iterdir() if is_sidecar(p.name)
+                                             and (read_sidecar(p) or {}).get("traces")), None), "the sidecar")
+            assert path.exists()
+            with open_store(path) as store:
+                running = wait_for(lambda: (lambda t: t if t.running == 1 and t.open_tasks[0].current_span
+                                            and t.open_tasks[0].current_span.kind == "LLM" else None)(
+                    live_tasks(store)), "the worker's running task")
+                assert running.open_tasks[0].pid == worker.pid and not running.open_tasks[0].written
+                os.kill(worker.pid, signal.SIGKILL)
+                worker.wait(DEADLINE)
+                gone = live_tasks(store)
+                assert (gone.running, gone.stuck, gone.abandoned) == (0, 0, 1)
+                task = gone.open_tasks[0]
+                assert task.state == "abandoned" and task.why == f"process {worker.pid} is gone"
+                assert task.current_span.model == "held-model"
+                answer = run_tool(store, "query_traces", {"filters": {"state": "abandoned"}})["result"]
+                assert [t["trace_id"] for t in answer["traces"]] == [task.trace_id]
+                assert answer["traces"][0]["span_count"] == 0
+            assert sidecar.exists()  # SIGKILL leaves it: that is how we know
+        finally:
+            release.set()
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait(DEADLINE)
+
+
+def test_the_file_beside_a_sidecar_answers_as_the_reference(halo_reference, tmp_path):
+    from tests.test_tools_reference import assert_same_as_reference, calls_for
+
+    from tests import _tools_helpers as gen
+
+    lines = gen.generate(20, seed=5, big_every=7, incomplete_every=4)
+    path = gen.write(tmp_path / "traces.jsonl", lines)
+    sidecar = Path(f"{path}.halo-open-otherhost-4242.json")
+    sidecar.write_text(json.dumps({
+        "format": "halo-live-open/1", "pid": 4242, "host": "otherhost", "updated_at": time.time(),
+        "interval": 1.0, "service": "svc", "project_id": "p",
+        "traces": [{"trace_id": "f" * 32, "name": "t", "started_at": time.time(), "last_activity": time.time(),
+                    "spans": [{"span_id": "a" * 16, "parent_span_id": "", "name": "agent.x", "kind": "AGENT",
+                               "agent": "x", "model": None, "started_at": time.time()}]}]}))
+    with open_store(path) as store:
+        assert_same_as_reference(halo_reference, [path], calls_for(lines), store, tmp_path)
+        tasks = live_tasks(store)
+        total = store.count_traces(TraceFilters()).total
+        assert tasks.running == 1 and tasks.unwritten == 1
+        assert tasks.complete + tasks.running + tasks.stuck + tasks.abandoned == total + tasks.unwritten
+        counted = sum(store.count_traces(TraceFilters(state=s)).total
+                      for s in ("complete", "running", "stuck", "abandoned"))
+        assert counted == total + tasks.unwritten
