@@ -46,6 +46,8 @@ COMMANDS: dict[str, Command] = {
                   "a live web view of the traces (run counters, filtered trace table, span tree, waterfall)"),
     "mcp": Command("halo_live.engine.cli.mcp",
                    "serve the trace tools to coding agents over MCP (stdio, or streamable HTTP with --http)"),
+    "watch": Command("halo_live.engine.cli.watch",
+                     "a live terminal view of a run: tasks running, stuck and abandoned, errors, pass rate"),
     "annotate": Command("halo_live.engine.cli.annotate",
                         "append a grader's verdicts (JSONL/CSV by trace or task id) to the traces as outcomes"),
 }

@@ -1,0 +1,91 @@
+"""`halo watch TRACE_PATH`: a live terminal view of a run, its tasks in flight and the stuck ones.
+
+A thin layer over `halo_live.engine.watch.Watcher` (the facts) and
+`halo_live.engine.watch_view` (the drawing). `--once` prints one frame,
+`--json` the same facts as JSON (one object per refresh, or one with
+`--once`). A path that does not exist yet is waited for; Ctrl-C exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from halo_live.engine.cli import EXIT_USAGE, CliError
+from halo_live.engine.cli.paths import add_stuck_after
+
+EXAMPLES = """\
+  halo watch traces/                          full-screen, refreshed every second (Ctrl-C exits)
+  halo watch traces/ --expect 200             with an ETA for 200 tasks
+  halo watch traces/ --stuck-after 120        a task silent for 2 minutes is stuck
+  halo watch traces.jsonl --once              one frame, then exit
+  halo watch traces/ --once --json | jq .traces    the same facts as JSON, for scripts and CI
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`halo watch` flags."""
+    parser.add_argument("trace_path", metavar="TRACE_PATH",
+                        help="a .jsonl file, a folder of .jsonl shards, or a glob (may not exist yet)")
+    parser.add_argument("--once", action="store_true", help="print one frame and exit")
+    parser.add_argument("--json", action="store_true",
+                        help="print the facts as JSON instead of the view (one object per refresh; "
+                             "with --once, one)")
+    parser.add_argument("--expect", type=int, default=None, metavar="N",
+                        help="how many tasks the run will have: shows progress and an ETA")
+    add_stuck_after(parser)
+    parser.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
+                        help="seconds between refreshes (default 1)")
+    parser.add_argument("--index-dir", default=None, metavar="DIR",
+                        help="where the index lives (default: beside the traces)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Watch until Ctrl-C (or print one frame)."""
+    from halo_live.engine.watch import Watcher
+
+    if args.expect is not None and args.expect < 1:
+        raise CliError(f"--expect must be at least 1, not {args.expect}", EXIT_USAGE)
+    if not args.interval > 0 or args.interval > 3600:
+        raise CliError(f"--interval must be between 0 and 3600 seconds, not {args.interval}", EXIT_USAGE)
+    watcher = Watcher(args.trace_path, index_dir=args.index_dir, expect=args.expect,
+                      **({"stuck_after": args.stuck_after} if args.stuck_after is not None else {}))
+    try:
+        if args.json:
+            return _json(watcher, once=args.once, interval=args.interval)
+        return _view(watcher, once=args.once, interval=args.interval)
+    except KeyboardInterrupt:
+        return 0  # Ctrl-C is how a watch ends
+    finally:
+        watcher.close()
+
+
+def _json(watcher, *, once: bool, interval: float) -> int:
+    while True:
+        sys.stdout.write(json.dumps(watcher.frame(), ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        if once:
+            return 0
+        time.sleep(interval)
+
+
+def _view(watcher, *, once: bool, interval: float) -> int:
+    from halo_live.engine.cli import console as make_console
+    from halo_live.engine.watch_view import render, show
+
+    console = make_console()
+    if once or not console.is_terminal:
+        if not once:
+            raise CliError("the live view needs a terminal: use --once, or --json for a stream", EXIT_USAGE)
+        console.print(render(watcher.frame()))
+        return 0
+    last = None
+    try:
+        last = show(watcher, console, interval=interval, screen=True)
+    finally:
+        if last is None:
+            last = watcher.frame()
+        console.print(render(last))  # the last frame stays on screen after the full-screen view
+    return 0
