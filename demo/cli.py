@@ -3,9 +3,9 @@
 The benchmark (`halo_live.demo.benchmark`) runs a codebase-helper agent on the OpenAI
 Agents SDK in parallel worker processes against a bundled offline model; each
 worker writes its own trace shard, each task's outcome in its trace. This command
-follows those shards through the index (`halo_live.indexer.TraceIndex`) as they
-grow, shows what the index says (tasks done and the score so far, from the
-outcomes; traces with errors; the top error signatures by the failures they
+follows those shards as they grow and shows them in `halo watch`'s view
+(tasks done and the ETA, the pass rate so far, tasks running, stuck or
+abandoned, traces with errors, the top error signatures by the failures they
 explain), then
 prints the failure report and the next step of the loop. At the end the
 diagnostic agent answers what fails and why: with OPENAI_API_KEY a real model,
@@ -27,7 +27,7 @@ from halo_live.engine.cli import console as make_console
 
 DEFAULT_ROOT = "halo-demo"
 ASK_QUESTION = "What are the top error signatures, what causes each, and what harness change would fix it?"
-REFRESH_S = 0.25
+REFRESH_S = 1.0  # the live view redraws about once a second, as `halo watch` does
 
 EXAMPLES = """\
   halo demo                         the baseline harness, 36 tasks, 4 workers, offline model
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             score = bench.finish()
     except KeyboardInterrupt:
         bench.stop()
-        done, total = live.state.get("done", 0), live.state.get("total", 0)
+        done, total = live.progress()
         console.print(f"\nstopped after {done}/{total} tasks; the traces written so far are in {out}/ "
                       f"(see them: halo report {out})", soft_wrap=True, highlight=False)
         raise
@@ -177,106 +177,62 @@ def _diagnose(console, out: Path, question: str, *, online: bool) -> int:
 
 
 class LiveView:
-    """What the index says about the run so far; `refresh()` catches the index up."""
+    """The run as `halo watch` shows it: the same facts (`halo_live.engine.watch.Watcher`, with
+    the task count as `--expect`) drawn by the same view (`halo_live.engine.watch_view`)."""
 
     def __init__(self, out: Path, bench) -> None:
+        from halo_live.engine.watch import Watcher
+
         self.out = out
         self.bench = bench
-        self.started = time.monotonic()
-        self.index = None
-        self.state: dict[str, Any] = {}
+        self.watcher = Watcher(out, expect=max(1, len(bench.tasks)))
+        self.frame: dict[str, Any] | None = None
+
+    @property
+    def title(self) -> str:
+        return f"halo demo: live from {self.out}/ (the same view: halo watch {self.out})"
 
     def refresh(self) -> dict[str, Any]:
-        from halo_live.engine.outcomes import rank_index_signatures
-        from halo_live.indexer import DatasetError, TraceIndex
+        self.frame = self.watcher.frame()
+        return self.frame
 
-        state: dict[str, Any] = {"done": 0, "total": len(self.bench.tasks), "passed": 0,
-                                 "elapsed": time.monotonic() - self.started}
-        try:
-            if self.index is None:
-                self.index = TraceIndex.open(self.out)
-            self.index.catch_up()
-            with self.index.snapshot() as snap:
-                totals = snap.totals()
-                # a task is done once its outcome is in its trace: the score is the traces'
-                ranked = rank_index_signatures(snap.error_signatures(), totals.passed_traces,
-                                               totals.failed_traces)
-                state.update(done=totals.outcome_traces, passed=totals.passed_traces,
-                             traces=totals.total_traces, complete=totals.complete_traces,
-                             spans=totals.total_spans, error_traces=totals.error_trace_count,
-                             tokens=totals.total_input_tokens + totals.total_output_tokens,
-                             last=totals.last_indexed_at,
-                             signatures=[(s.span_name, s.status_message, s.trace_count,
-                                          s.error_span_count, s.failed_trace_count)
-                                         for s, _ in ranked[:5]])
-        except DatasetError:
-            pass  # no shard written yet
-        self.state = state
-        return state
+    def progress(self) -> tuple[int, int]:
+        """(tasks done, tasks) so far."""
+        expect = (self.frame or {}).get("expect") or {}
+        return expect.get("done", 0), len(self.bench.tasks)
 
     def render(self):
-        from rich.console import Group
-        from rich.panel import Panel
-        from rich.table import Table
+        from halo_live.engine.watch_view import render
 
-        s = self.state
-        head = Table.grid(padding=(0, 2))
-        head.add_column(style="bold")
-        head.add_column()
-        score = f"{s['passed'] / s['done']:.0%}" if s.get("done") else "-"
-        head.add_row("tasks done", f"{s.get('done', 0)}/{s.get('total', 0)}   passed {s.get('passed', 0)}   "
-                                   f"score so far {score}")
-        head.add_row("index", f"{s.get('traces', 0)} traces ({s.get('traces', 0) - s.get('complete', 0)} in "
-                              f"progress), {s.get('spans', 0)} spans, {s.get('tokens', 0):,} tokens")
-        err = s.get("error_traces", 0)
-        share = f" ({err / s['traces']:.0%})" if s.get("traces") else ""
-        head.add_row("traces with errors", f"{err}{share}")
-        ago = f"{max(0.0, time.time() - s['last']):.1f}s ago" if s.get("last") else "-"
-        head.add_row("last span indexed", f"{ago}   elapsed {s.get('elapsed', 0):.1f}s")
-        sigs = Table(title="top error signatures (live), by the failures they explain", title_justify="left",
-                     expand=False)
-        sigs.add_column("traces", justify="right")
-        sigs.add_column("spans", justify="right")
-        sigs.add_column("failed", justify="right")
-        sigs.add_column("span")
-        sigs.add_column("status message")
-        for name, message, traces, spans, failed in s.get("signatures", []):
-            sigs.add_row(str(traces), str(spans), str(failed), name, " ".join(message.split())[:70])
-        if not s.get("signatures"):
-            sigs.add_row("-", "-", "-", "no errors yet", "")
-        return Panel(Group(head, sigs), title=f"live from the index of {self.out}/", title_align="left")
+        return render(self.frame or self.refresh(), title=self.title)
 
     def show(self, console) -> None:
-        from rich.live import Live
+        """Redraw in place until the benchmark ends; the last frame stays on screen."""
+        from halo_live.engine.watch_view import show
 
-        self.refresh()
-        with Live(self.render(), console=console, refresh_per_second=8, transient=False) as live:
-            while self.bench.running():
-                self.refresh()
-                live.update(self.render())
-                time.sleep(REFRESH_S)
-            self.refresh()
-            live.update(self.render())
+        self.frame = show(self.watcher, console, interval=REFRESH_S, screen=False,
+                          until=lambda: not self.bench.running(), title=self.title)
 
     def print_lines(self, console) -> None:
         """The same facts as one line per change, for logs and pipes."""
         last = None
         while True:
             running = self.bench.running()
-            s = self.refresh()
-            line = (f"{s['done']}/{s['total']} tasks, {s['passed']} passed | index: "
-                    f"{s.get('traces', 0)} traces, {s.get('spans', 0)} spans, "
-                    f"{s.get('error_traces', 0)} with errors")
+            f = self.refresh()
+            t = f["traces"]
+            done, total = self.progress()
+            line = (f"{done}/{total} tasks done | traces: {t['complete']} complete, {t['running']} running, "
+                    f"{t['stuck']} stuck, {t['abandoned']} abandoned | {f['spans']} spans, "
+                    f"{f['errors']['traces']} traces with errors")
             if line != last:
                 console.print(line, highlight=False)
                 last = line
             if not running:
                 return
-            time.sleep(REFRESH_S * 4)
+            time.sleep(REFRESH_S)
 
     def close(self) -> None:
-        if self.index is not None:
-            self.index.close()
+        self.watcher.close()
 
 
 def harness_source() -> Path:

@@ -55,8 +55,10 @@ def test_halo_demo_shows_live_progress_then_the_report_and_the_compare_command(r
     progress = [line for line in lines if line.split(" ")[0].endswith(f"/{TASKS}")]
     assert len(progress) >= 2 and progress[-1].startswith(f"{TASKS}/{TASKS} tasks")
     assert "Error signatures" in printed["baseline"]  # the final report
-    header = printed["baseline"].split("top error signatures (live)", 1)[1].split("\n")[2]
-    assert header.strip("│┃ ").split()[:4] == ["traces", "┃", "spans", "┃"]  # both counts, as in the report
+    view = printed["baseline"].split("halo demo: live from", 1)[1]  # `halo watch`'s view, its last frame
+    assert f"{TASKS}/{TASKS} tasks, ETA done" in view and "0 running" in view
+    header = view.split("top error signatures", 1)[1].split("\n")[1]
+    assert header.strip("│ ").split()[:3] == ["traces", "spans", "failed"]  # both counts, as in the report
     assert "halo demo --fixed --out" in printed["baseline"]
     assert f"halo compare {root / 'baseline'} {root / 'fixed'}" in printed["fixed"]
     assert "DIAGNOSIS: read_file rejects oversized reads" in printed["fixed"]
