@@ -54,11 +54,11 @@ def pct(values: list[int], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] / 1000.0
 
 
-def bench_processor(n: int, directory: Path) -> dict[str, float]:
+def bench_processor(n: int, directory: Path, open_spans: bool = True) -> dict[str, float]:
     trace, spans = make_spans(n)
     path = directory / "sdk.jsonl"
     processor = setup_tracing(service_name="bench", project_id="bench", path=path, install=False,
-                              max_queue_lines=n + 10)
+                              max_queue_lines=n + 10, open_spans=open_spans)
     clock = time.perf_counter_ns
     processor.on_trace_start(trace)
     starts, ends = [], []
@@ -76,6 +76,7 @@ def bench_processor(n: int, directory: Path) -> dict[str, float]:
     processor.shutdown()
     elapsed = time.perf_counter() - began
     size = path.stat().st_size
+    path.unlink()  # each run starts from an empty file (its size is the average line's)
     assert processor.dropped == 0 and processor.writer.lines_written == n
     return {
         "start_median_us": statistics.median(starts) / 1000.0, "start_p99_us": pct(starts, 0.99),
@@ -108,14 +109,16 @@ def main() -> None:
     print(f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}")
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        runs = [bench_processor(args.spans, directory) for _ in range(args.repeats)]
-        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        print(f"HaloTracingProcessor, {args.spans} SDK spans (1/2 generation ~{med['avg_line_bytes']:.0f} B "
-              f"avg line), median of {args.repeats}:")
-        print(f"  on_span_start: median {med['start_median_us']:.2f} us, p99 {med['start_p99_us']:.2f} us")
-        print(f"  on_span_end:   median {med['end_median_us']:.2f} us, p99 {med['end_p99_us']:.2f} us")
-        print(f"  background convert+write: {med['convert_write_spans_per_s']:,.0f} spans/s, "
-              f"{med['convert_write_mb_per_s']:.1f} MB/s")
+        # with the open-span sidecar (the default) and without it (setup_tracing(open_spans=False))
+        for open_spans in (False, True):
+            runs = [bench_processor(args.spans, directory, open_spans) for _ in range(args.repeats)]
+            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            print(f"HaloTracingProcessor, open-span sidecar {'on' if open_spans else 'off'}, {args.spans} SDK "
+                  f"spans (1/2 generation ~{med['avg_line_bytes']:.0f} B avg line), median of {args.repeats}:")
+            print(f"  on_span_start: median {med['start_median_us']:.2f} us, p99 {med['start_p99_us']:.2f} us")
+            print(f"  on_span_end:   median {med['end_median_us']:.2f} us, p99 {med['end_p99_us']:.2f} us")
+            print(f"  background convert+write: {med['convert_write_spans_per_s']:,.0f} spans/s, "
+                  f"{med['convert_write_mb_per_s']:.1f} MB/s")
         for line_bytes, count in ((1024, args.spans * 5), (70_000, max(200, args.spans // 10))):
             for fsync in ("never", "batch"):
                 runs = [bench_writer(count, line_bytes, directory, fsync) for _ in range(args.repeats)]
