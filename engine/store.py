@@ -99,7 +99,8 @@ def index_filters(filters: TraceFilters) -> IndexFilters:
 class TraceStore:
     """The trace queries of one dataset (a file, a folder of shards or a glob)."""
 
-    def __init__(self, index: Any, *, stuck_after: float = DEFAULT_STUCK_AFTER) -> None:
+    def __init__(self, index: Any, *, stuck_after: float | None = None) -> None:
+        stuck_after = DEFAULT_STUCK_AFTER if stuck_after is None else stuck_after
         if not stuck_after > 0:
             raise ValueError(f"stuck_after must be > 0 seconds, not {stuck_after!r}")
         self._index = index
@@ -116,9 +117,9 @@ class TraceStore:
 
     @classmethod
     def open(cls, path: str | Path, index_dir: str | Path | None = None, *,
-             stuck_after: float = DEFAULT_STUCK_AFTER) -> "TraceStore":
+             stuck_after: float | None = None) -> "TraceStore":
         """Open (or build) the index of `path` and catch it up; `stuck_after` (seconds) is the
-        threshold of the `state` filter and the overview's live tasks."""
+        threshold of the `state` filter and the overview's live tasks (None: 300)."""
         from halo_live.indexer import TraceIndex  # the package root pulls in LMDB; not needed for models
 
         try:

@@ -238,8 +238,6 @@ def open_store(path: str | Path, index_dir: str | Path | None = None, *,
                stuck_after: float | None = None) -> TraceStore:
     """Open the dataset at `path` (file, folder of shards, or glob) and catch its index up;
     `stuck_after` (seconds, default 300) judges the `state` filter and the live tasks."""
-    if stuck_after is None:
-        return TraceStore.open(path, index_dir)
     return TraceStore.open(path, index_dir, stuck_after=stuck_after)
 
 

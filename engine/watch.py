@@ -34,7 +34,8 @@ class Watcher:
     """Frames of one dataset (file, folder of shards or glob), which may not exist yet."""
 
     def __init__(self, path: str | os.PathLike[str], *, index_dir: str | None = None,
-                 stuck_after: float = DEFAULT_STUCK_AFTER, expect: int | None = None) -> None:
+                 stuck_after: float | None = None, expect: int | None = None) -> None:
+        stuck_after = DEFAULT_STUCK_AFTER if stuck_after is None else stuck_after
         if not stuck_after > 0:
             raise ValueError(f"stuck_after must be > 0 seconds, not {stuck_after!r}")
         if expect is not None and expect < 1:

@@ -71,7 +71,7 @@ def live_tasks(store, **filters):
 
 
 @pytest.mark.parametrize("api", ["responses", "chat"])
-def test_a_delayed_model_call_is_running_then_stuck_then_complete(tmp_path, api):
+def test_a_delayed_model_call_is_running_then_stuck_then_complete(tmp_path, api, halo_reference):
     path = tmp_path / "traces.jsonl"
     policy = HeldPolicy()
     with sdk_processors_restored(), ModelServer(policy) as server:
@@ -130,6 +130,18 @@ def test_a_delayed_model_call_is_running_then_stuck_then_complete(tmp_path, api)
     assert result and result[0].final_output == "3"
     assert not [p for p in tmp_path.iterdir() if is_sidecar(p.name)]  # removed at shutdown
     check_file(path)
+    # the canonical file the run wrote loads in halo-engine 0.3.5, with equal answers
+    from tests.test_tools_reference import assert_same_as_reference
+
+    spans = [json.loads(line) for line in path.read_bytes().splitlines()]
+    trace_id = spans[0]["trace_id"]
+    calls = [{"tool": "get_dataset_overview", "args": {}}, {"tool": "query_traces", "args": {}},
+             {"tool": "count_traces", "args": {"filters": {"agent_names": ["solver"]}}},
+             {"tool": "view_trace", "args": {"trace_id": trace_id}},
+             {"tool": "view_spans", "args": {"trace_id": trace_id, "span_ids": [spans[0]["span_id"]]}},
+             {"tool": "search_trace", "args": {"trace_id": trace_id, "regex_pattern": MODEL}}]
+    with open_store(path) as store:
+        assert_same_as_reference(halo_reference, [path], calls, store, tmp_path)
 
 
 WORKER = textwrap.dedent("""
@@ -207,3 +219,38 @@ def test_the_file_beside_a_sidecar_answers_as_the_reference(halo_reference, tmp_
         counted = sum(store.count_traces(TraceFilters(state=s)).total
                       for s in ("complete", "running", "stuck", "abandoned"))
         assert counted == total + tasks.unwritten
+
+
+def _span(trace_id: str, span_id: str, parent: str, ended_ago: float) -> bytes:
+    from halo_live.exporter import canonical as c
+
+    end = int((time.time() - ended_ago) * 1e9)
+    return c.encode_line(c.canonical_line(
+        trace_id=trace_id, span_id=span_id, parent_span_id=parent, name="tool.grep", kind=c.SPAN_KIND_INTERNAL,
+        start_time=c.iso_from_ns(end - 10**9), end_time=c.iso_from_ns(end), status_code=c.STATUS_OK,
+        status_message="", resource_attributes={c.SERVICE_NAME: "otlp-app"}, scope_name="s", scope_version="1",
+        attributes={c.INF_SCHEMA_VERSION: 1, c.INF_PROJECT_ID: "p", c.INF_OBSERVATION_KIND: "TOOL"}))
+
+
+def test_traces_known_only_from_their_spans_are_judged_by_silence(tmp_path):
+    """What an OTLP receiver sees: spans as they end. No root yet = open; silence decides the state."""
+    path = tmp_path / "traces.jsonl"
+    running, stuck, abandoned, done = (f"{n:032x}" for n in (1, 2, 3, 4))
+    path.write_bytes(b"".join([
+        _span(running, "a" * 16, "f" * 16, 10), _span(stuck, "b" * 16, "f" * 16, 400),
+        _span(abandoned, "c" * 16, "f" * 16, 1300), _span(done, "d" * 16, "", 5000)]))
+    with open_store(path) as store:
+        tasks = live_tasks(store)
+        assert (tasks.complete, tasks.running, tasks.stuck, tasks.abandoned) == (1, 1, 1, 1)
+        states = {t.trace_id: (t.state, t.pid) for t in tasks.open_tasks}
+        assert states == {running: ("running", None), stuck: ("stuck", None), abandoned: ("abandoned", None)}
+        assert [t.trace_id for t in tasks.open_tasks] == [abandoned, stuck, running]  # the worst first
+        for state, trace_id in (("running", running), ("stuck", stuck), ("abandoned", abandoned),
+                                ("complete", done)):
+            page = store.query_traces(TraceFilters(state=state))
+            assert [t.trace_id for t in page.traces] == [trace_id] and page.total == 1
+            assert store.count_traces(TraceFilters(state=state)).total == 1
+            assert store.count_traces(TraceFilters(state=state, service_names=["otlp-app"])).total == 1
+        assert store.count_traces(TraceFilters(state="stuck", service_names=["other"])).total == 0
+    with open_store(path, stuck_after=5000) as patient:  # a longer threshold: all three still run
+        assert live_tasks(patient).running == 3

@@ -22,7 +22,7 @@ import anyio
 
 from halo_live.engine import budget as b
 from halo_live.engine.cli import EXIT_USAGE, CliError
-from halo_live.engine.cli.paths import check_trace_path, index_dir_for
+from halo_live.engine.cli.paths import add_stuck_after, check_trace_path, index_dir_for
 from halo_live.engine.mcp_server import DEFAULT_BUDGET_CHARS, HTTP_PATH, HaloMcpServer
 from halo_live.engine.store import TraceStore
 
@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`halo mcp` flags."""
     parser.add_argument("trace_path", metavar="TRACE_PATH",
                         help="a .jsonl file, a folder of .jsonl shards, or a quoted glob")
+    add_stuck_after(parser)
     parser.add_argument("--http", default=None, metavar="[HOST:]PORT",
                         help="serve streamable HTTP at /mcp on this port (host 127.0.0.1 unless "
                              "given; port 0 picks a free one) instead of stdio")
@@ -105,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     check_trace_path(args.trace_path)
     index_dir = index_dir_for(args.trace_path, args.index_dir)
     # opened on the server's own thread: the client's handshake is answered while a backlog indexes
-    server = HaloMcpServer(lambda: TraceStore.open(args.trace_path, index_dir), budget=budget,
+    server = HaloMcpServer(lambda: TraceStore.open(args.trace_path, index_dir, stuck_after=args.stuck_after),
+                           budget=budget,
                            allow_code=args.allow_code)
     try:
         if listen is None:

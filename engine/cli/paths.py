@@ -147,9 +147,7 @@ def open_store(trace_path: str, index_dir: str | None, *, stuck_after: float | N
 
     index_dir = prepare(trace_path, index_dir)
     try:
-        if stuck_after is not None:
-            return TraceStore.open(trace_path, index_dir, stuck_after=stuck_after)
-        return TraceStore.open(trace_path, index_dir)
+        return TraceStore.open(trace_path, index_dir, stuck_after=stuck_after)
     except ToolError as exc:
         raise CliError(str(exc)) from exc
 

@@ -14,7 +14,7 @@ import sys
 import webbrowser
 
 from halo_live.engine.cli import CliError
-from halo_live.engine.cli.paths import prepare
+from halo_live.engine.cli.paths import add_stuck_after, prepare
 
 EXAMPLES = """\
   halo ui traces/                          serve on 127.0.0.1, a free port; prints the URL
@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("trace_path", metavar="TRACE_PATH",
                         help="a .jsonl file, a folder of .jsonl shards, or a glob")
+    add_stuck_after(parser)
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help=f"address to listen on (default {DEFAULT_HOST}; any other needs a token)")
     parser.add_argument("--port", type=int, default=0, help="port (default 0: a free one, printed)")
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get(TOKEN_ENV) or None
     index_dir = prepare(args.trace_path, args.index_dir)  # checks the path; a read-only place -> cache
     try:
-        store = TraceStore.open(args.trace_path, index_dir)
+        store = TraceStore.open(args.trace_path, index_dir, stuck_after=args.stuck_after)
     except ToolError as exc:
         raise CliError(str(exc)) from None
     index = TraceIndex.open(args.trace_path, index_dir)  # the follower's handle on the same environment

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.interval > 0 or args.interval > 3600:
         raise CliError(f"--interval must be between 0 and 3600 seconds, not {args.interval}", EXIT_USAGE)
     watcher = Watcher(args.trace_path, index_dir=args.index_dir, expect=args.expect,
-                      **({"stuck_after": args.stuck_after} if args.stuck_after is not None else {}))
+                      stuck_after=args.stuck_after)
     try:
         if args.json:
             return _json(watcher, once=args.once, interval=args.interval)
