@@ -204,7 +204,7 @@ class LiveView:
     def render(self):
         from halo_live.engine.watch_view import render
 
-        return render(self.frame or self.refresh(), title=self.title)
+        return render(self.frame or self.refresh(), title=self.title, final=True)
 
     def show(self, console) -> None:
         """Redraw in place until the benchmark ends; the last frame stays on screen."""

@@ -60,8 +60,8 @@ def _counts(frame: dict[str, Any]) -> Table:
     if t.get("unwritten"):
         states.append(f"({t['unwritten']} with no span written yet)", style="dim")
     grid.add_row("traces", states)
-    rate = (f"   {rates['spans_per_s']:,.1f} spans/s, {rates['traces_per_min']:,.1f} traces/min"
-            if rates else "")
+    rate = (f"   {rates['spans_per_s']:,.1f} spans/s, {rates['traces_per_min']:,.1f} traces/min "
+            f"(last {rates['window_seconds']:.0f} s)" if rates else "")
     grid.add_row("spans", f"{frame['spans']:,}{rate}")
     share = f" ({errors['share']:.0%} of traces)" if errors.get("share") is not None else ""
     grid.add_row("errors", Text(f"{errors['traces']:,} traces with an error span{share}",
@@ -127,14 +127,15 @@ def _failing(frame: dict[str, Any]) -> Table:
     return table
 
 
-def render(frame: dict[str, Any], *, title: str | None = None) -> Panel:
-    """One frame as a panel: status, counts, open tasks, signatures, newest failures."""
+def render(frame: dict[str, Any], *, title: str | None = None, final: bool = False) -> Panel:
+    """One frame as a panel: status, counts, open tasks, signatures, newest failures
+    (`final`: the frame left on screen once the view ends, without the Ctrl-C hint)."""
     parts: list[Any] = [headline(frame)]
     if frame["status"] != "waiting":
         parts += [_counts(frame), Text(""), _open_tasks(frame), Text(""), _signatures(frame), Text(""),
                   _failing(frame)]
     return Panel(Group(*parts), title=title or f"halo watch {frame['path']}", title_align="left",
-                 subtitle="Ctrl-C to exit", subtitle_align="right")
+                 subtitle=None if final else "Ctrl-C to exit", subtitle_align="right")
 
 
 def show(watcher: Any, console: Any, *, interval: float = 1.0, screen: bool = True,
@@ -155,6 +156,6 @@ def show(watcher: Any, console: Any, *, interval: float = 1.0, screen: bool = Tr
             next_at = time.monotonic() + interval
             done = until is not None and until()
             frame = watcher.frame()
-            view.update(render(frame, title=title), refresh=True)
+            view.update(render(frame, title=title, final=done), refresh=True)
             if done:
                 return frame

@@ -11,7 +11,8 @@ interpreter exit) removes the file; a process killed with SIGKILL leaves it,
 which is how readers tell an abandoned task (same host, pid gone).
 
 The format (`FORMAT`), read by `halo_live.indexer.live`:
-    {"format", "pid", "host", "updated_at" (epoch s), "interval" (s), "service", "project_id",
+    {"format", "pid", "pid_start" (the process's start time, to tell a reused pid), "host",
+     "updated_at" (epoch s), "interval" (s), "service", "project_id",
      "traces": [{"trace_id", "name", "started_at", "last_activity",
                  "spans": [{"span_id", "parent_span_id", "name", "kind", "agent", "model", "started_at"}]}]}
 """
@@ -55,6 +56,16 @@ def sidecar_path(shard: str | os.PathLike[str], pid: int | None = None, host: st
 def is_sidecar(name: str) -> bool:
     """True for a sidecar's file name."""
     return SIDECAR_MARK in name and name.endswith(SIDECAR_SUFFIX)
+
+
+def process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, from /proc), or None where unknown:
+    with the pid it names one process, even after the pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[-1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
 
 
 def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -164,7 +175,9 @@ class OpenSpanRecorder:
             latest = max([started, activity.get(sdk_id, 0.0)] + [s.get("started_at") or 0.0 for s in open_spans])
             out.append({"trace_id": self.trace_id_of(sdk_id), "name": getattr(trace, "name", None),
                         "started_at": started, "last_activity": latest, "spans": open_spans})
-        return {"format": FORMAT, "pid": os.getpid(), "host": hostname(), "updated_at": time.time(),
+        pid = os.getpid()
+        return {"format": FORMAT, "pid": pid, "pid_start": process_start(pid), "host": hostname(),
+                "updated_at": time.time(),
                 "interval": self.interval, "service": self.service, "project_id": self.project_id,
                 "traces": out}
 

@@ -5,10 +5,11 @@ each shard (`halo_live.exporter.open_spans`), and the index's traces whose root
 span has not arrived (what an OTLP receiver, which sees spans only as they end,
 knows of a trace in flight). A trace open in either is
 
-- **abandoned** when its writing process is gone (same host, pid not alive), its
-  writer has stopped refreshing its sidecar for longer than `stuck_after`
-  (another host's process we cannot ask), or, known only from the index, it has
-  been silent for `SILENT_ABANDON_FACTOR` x `stuck_after`;
+- **abandoned** when its writing process is gone (same host, pid not alive or
+  reused by another process), its writer has stopped refreshing its sidecar for
+  longer than `stuck_after` (at least 15 s: another host's process, which we
+  cannot ask), or, known only from the index, it has been silent for
+  `SILENT_ABANDON_FACTOR` x `stuck_after`;
 - **stuck** when no span of it started or ended for `stuck_after` seconds;
 - **running** otherwise.
 
@@ -25,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from halo_live.exporter.canonical import ns_from_iso
-from halo_live.exporter.open_spans import hostname, is_sidecar, read_sidecar
+from halo_live.exporter.open_spans import HEARTBEAT, hostname, is_sidecar, process_start, read_sidecar
 from halo_live.indexer.models import IndexFilters
 
 DEFAULT_STUCK_AFTER = 300.0  # seconds; `--stuck-after` wherever a threshold is taken
 SILENT_ABANDON_FACTOR = 4  # an index-only open trace silent this many thresholds is abandoned
+WRITER_SILENT_MIN = 3 * HEARTBEAT  # another host's writer is gone after max(this, stuck_after) unrefreshed
 STATES = ("complete", "running", "stuck", "abandoned")
 OPEN_STATES = STATES[1:]
 
@@ -133,7 +135,7 @@ def task_states(dataset: Any, snap: Any, *, now: float, stuck_after: float = DEF
         raise ValueError(f"stuck_after must be > 0 seconds, not {stuck_after!r}")
     here = host or hostname()
     traces: dict[str, OpenTrace] = {}
-    alive: dict[int, bool] = {}
+    alive: dict[tuple[int, Any], bool] = {}
     for path in sidecar_files(dataset):
         data = read_sidecar(path)
         if data is None:
@@ -141,12 +143,14 @@ def task_states(dataset: Any, snap: Any, *, now: float, stuck_after: float = DEF
         pid, writer_host = int(data.get("pid") or 0), str(data.get("host") or "")
         updated = float(data.get("updated_at") or 0.0)
         if writer_host == here:
-            if pid not in alive:
-                alive[pid] = process_alive(pid)
-            gone = None if alive[pid] else f"process {pid} is gone"
-        else:
+            started = data.get("pid_start")
+            if (pid, started) not in alive:
+                alive[pid, started] = process_alive(pid) and (
+                    started is None or process_start(pid) in (None, started))
+            gone = None if alive[pid, started] else f"process {pid} is gone"
+        else:  # we cannot ask another host: a writer that stopped refreshing its sidecar is gone
             gone = (f"process {pid} on {writer_host} silent {now - updated:.0f} s"
-                    if now - updated > stuck_after else None)
+                    if now - updated > max(stuck_after, WRITER_SILENT_MIN) else None)
         for t in data.get("traces") or ():
             trace_id = str(t.get("trace_id") or "")
             if not trace_id:

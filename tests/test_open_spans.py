@@ -254,3 +254,30 @@ def test_traces_known_only_from_their_spans_are_judged_by_silence(tmp_path):
         assert store.count_traces(TraceFilters(state="stuck", service_names=["other"])).total == 0
     with open_store(path, stuck_after=5000) as patient:  # a longer threshold: all three still run
         assert live_tasks(patient).running == 3
+
+
+def _sidecar(path: Path, name: str, *, pid: int, host: str, updated_ago: float, pid_start=None,
+             trace_id: str) -> None:
+    now = time.time()
+    Path(f"{path}.halo-open-{name}.json").write_text(json.dumps({
+        "format": "halo-live-open/1", "pid": pid, "pid_start": pid_start, "host": host,
+        "updated_at": now - updated_ago, "interval": 1.0, "service": "svc", "project_id": "p",
+        "traces": [{"trace_id": trace_id, "name": "t", "started_at": now - 30, "last_activity": now - 1,
+                    "spans": []}]}))
+
+
+def test_a_reused_pid_or_a_silent_writer_on_another_host_means_abandoned(tmp_path):
+    from halo_live.exporter.open_spans import hostname, process_start
+
+    path = tmp_path / "traces.jsonl"
+    path.write_bytes(b"")
+    me, reused, far_fresh, far_silent = (f"{n:032x}" for n in (11, 12, 13, 14))
+    _sidecar(path, "me", pid=os.getpid(), host=hostname(), updated_ago=0, trace_id=me,
+             pid_start=process_start(os.getpid()))
+    _sidecar(path, "reused", pid=os.getpid(), host=hostname(), updated_ago=0, trace_id=reused,
+             pid_start="1")  # the same pid, but not the process that wrote this sidecar
+    _sidecar(path, "far1", pid=7, host="elsewhere", updated_ago=2, trace_id=far_fresh)
+    _sidecar(path, "far2", pid=7, host="elsewhere", updated_ago=900, trace_id=far_silent)
+    with open_store(path) as store:
+        states = {t.trace_id: t.state for t in live_tasks(store).open_tasks}
+    assert states == {me: "running", reused: "abandoned", far_fresh: "running", far_silent: "abandoned"}

@@ -79,7 +79,7 @@ def _view(watcher, *, once: bool, interval: float) -> int:
     if once or not console.is_terminal:
         if not once:
             raise CliError("the live view needs a terminal: use --once, or --json for a stream", EXIT_USAGE)
-        console.print(render(watcher.frame()))
+        console.print(render(watcher.frame(), final=True))
         return 0
     last = None
     try:
@@ -87,5 +87,5 @@ def _view(watcher, *, once: bool, interval: float) -> int:
     finally:
         if last is None:
             last = watcher.frame()
-        console.print(render(last))  # the last frame stays on screen after the full-screen view
+        console.print(render(last, final=True))  # the last frame stays on screen after the full screen
     return 0
