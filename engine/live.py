@@ -47,8 +47,10 @@ def count_in(total: int, ids_in_open: int, states: TaskStates, filters: TraceFil
     return ids_in_open + extra
 
 
-def seconds(value: float) -> str:
-    """95 s, 12 min, 3.2 h: a duration as the view and the tools say it."""
+def seconds(value: float | None) -> str:
+    """95 s, 12 min, 3.2 h: a duration as the view says it."""
+    if value is None:
+        return "?"
     if value < 120:
         return f"{value:.0f} s"
     if value < 7200:
@@ -56,29 +58,31 @@ def seconds(value: float) -> str:
     return f"{value / 3600:.1f} h"
 
 
-def doing(trace: OpenTrace, now: float) -> str:
-    """What an open task is doing, in words: "LLM call to gpt-4.1 for 95 s"."""
+def doing(trace: OpenTrace) -> tuple[str, float | None]:
+    """What an open task is doing, in words, and since when (epoch s): ("LLM call to gpt-4.1", t)."""
     span = trace.current_span
     if span is None:
-        return f"last span ended {seconds(trace.silent_for)} ago"
-    age = seconds(max(0.0, now - span.started_at)) if span.started_at else "?"
+        return "last span ended", trace.last_activity
     label = span.name.split(".", 1)[1] if "." in span.name else span.name
     if span.kind == "LLM":
-        return f"LLM call to {span.model or label or 'a model'} for {age}"
+        return f"LLM call to {span.model or label or 'a model'}", span.started_at
     if span.kind == "TOOL":
-        return f"tool `{label}` for {age}"
+        return f"tool `{label}`", span.started_at
     if span.kind == "AGENT":
-        return f"agent `{span.agent or label}` for {age}"
-    return f"`{span.name}` for {age}"
+        return f"agent `{span.agent or label}`", span.started_at
+    return f"`{span.name}`", span.started_at
 
 
-def open_task(trace: OpenTrace, now: float) -> OpenTask:
+def open_task(trace: OpenTrace) -> OpenTask:
+    """An open trace as the tools show it: absolute times, so a static file answers the same twice."""
     span = trace.current_span
+    iso = render.iso_from_epoch
     info = None if span is None else OpenSpanInfo(
         name=span.name, kind=span.kind or "SPAN", agent=span.agent, model=span.model,
-        open_seconds=round(now - span.started_at, 3) if span.started_at else None)
-    return OpenTask(trace_id=trace.trace_id, state=trace.state, doing=doing(trace, now),
-                    silent_seconds=round(trace.silent_for, 3), current_span=info, why=trace.why,
+        started_at=iso(span.started_at) if span.started_at else None)
+    what, since = doing(trace)
+    return OpenTask(trace_id=trace.trace_id, state=trace.state, doing=what, since=iso(since) if since else None,
+                    last_activity=iso(trace.last_activity), current_span=info, why=trace.why,
                     pid=trace.pid, host=trace.host, written=trace.indexed)
 
 
@@ -108,7 +112,7 @@ def live_tasks(states: TaskStates, total_traces: int, ids: set[str] | None, filt
     open_written = sum(1 for t in chosen if t.indexed)
     return LiveTasks(complete=max(0, total_traces - open_written), **counts,
                      unwritten=len(chosen) - open_written, stuck_after_seconds=states.stuck_after,
-                     open_tasks=[open_task(t, states.now) for t in worst_first(chosen)[:OPEN_TASKS_SHOWN]])
+                     open_tasks=[open_task(t) for t in worst_first(chosen)[:OPEN_TASKS_SHOWN]])
 
 
 def unwritten_summary(trace: OpenTrace) -> TraceSummary:

@@ -379,7 +379,7 @@ class OpenSpanInfo(_Closed):
     kind: str = Field(description="LLM, TOOL, AGENT, CHAIN, GUARDRAIL or SPAN.")
     agent: str | None = None
     model: str | None = None
-    open_seconds: float | None = Field(default=None, description="How long it has been open.")
+    started_at: str | None = Field(default=None, description="When it started (ISO-8601 UTC).")
 
 
 class OpenTask(_Closed):
@@ -387,11 +387,13 @@ class OpenTask(_Closed):
 
     trace_id: str
     state: Literal["running", "stuck", "abandoned"]
-    doing: str = Field(description='In words, e.g. "LLM call to gpt-4.1 for 95 s", "tool `grep` for 12 s".')
-    silent_seconds: float = Field(ge=0, description="Seconds since a span of it last started or ended.")
+    doing: str = Field(description='In words, since `since`: "LLM call to gpt-4.1", "tool `grep`".')
+    since: str | None = Field(default=None, description="When that began (ISO-8601 UTC).")
+    last_activity: str | None = Field(
+        default=None, description="When a span of it last started or ended (ISO-8601 UTC).")
     current_span: OpenSpanInfo | None = Field(
         default=None, description="Its innermost open span (known for SDK-traced tasks).")
-    why: str = Field(default="", description="Why stuck or abandoned, e.g. \"process 123 is gone\".")
+    why: str = Field(default="", description="Why abandoned, e.g. \"process 123 is gone\".")
     pid: int | None = None
     host: str | None = None
     written: bool = Field(default=True, description="false while none of its spans is in the file yet.")
@@ -409,7 +411,8 @@ class LiveTasks(_Closed):
         "not in total_traces)."))
     stuck_after_seconds: float = Field(description="The stuck threshold these states were judged by.")
     open_tasks: list[OpenTask] = Field(
-        default_factory=list, description="Abandoned, then stuck, then running tasks, longest silent first.")
+        default_factory=list, description="Abandoned, then stuck, then running tasks, longest silent first "
+                                          "(at most 20).")
 
 
 class DatasetOverview(_Closed):

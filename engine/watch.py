@@ -115,8 +115,7 @@ class Watcher:
                             "traces": g.trace_count, "error_spans": g.error_span_count,
                             "failed_traces": g.failed_trace_count} for g, _ in signatures],
             "failing": failing,
-            "open_tasks": [live.open_task(t, now).model_dump()
-                           for t in live.worst_first(open_traces)[:OPEN_TASKS]],
+            "open_tasks": [_open_task(t, now) for t in live.worst_first(open_traces)[:OPEN_TASKS]],
             "index_lag_bytes": store.index_status()["index_lag_bytes"],
         }
         frame["rates"], frame["expect"] = self._rates(totals.total_spans, traces["total"],
@@ -151,6 +150,13 @@ class Watcher:
         eta = 0.0 if not left else (left / done_rate if done_rate else None)
         return rates, {"tasks": self.expect, "done": min(done, self.expect),
                        "eta_seconds": None if eta is None else round(eta, 1)}
+
+
+def _open_task(trace: Any, now: float) -> dict[str, Any]:
+    """The tools' open task plus how long, for the view: `silent_seconds`, `for_seconds`."""
+    _, since = live.doing(trace)
+    return {**live.open_task(trace).model_dump(), "silent_seconds": round(trace.silent_for, 1),
+            "for_seconds": None if since is None else round(max(0.0, now - since), 1)}
 
 
 def _empty(expect: int | None) -> dict[str, Any]:

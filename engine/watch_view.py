@@ -90,7 +90,10 @@ def _open_tasks(frame: dict[str, Any]) -> Table:
     table.add_column("silent", justify="right", no_wrap=True)
     table.add_column("doing", ratio=1)  # wraps: what a stuck task was doing is the point
     for task in tasks:
-        doing = Text(task["doing"])
+        if task["current_span"] is None:  # known from its spans only
+            doing = Text(f"{task['doing']} {seconds(task['silent_seconds'])} ago")
+        else:
+            doing = Text(f"{task['doing']} for {seconds(task['for_seconds'])}")
         if task["why"] and task["state"] == "abandoned":
             doing.append(f" ({task['why']})", style=STATE_STYLE["abandoned"])
         table.add_row(Text(task["state"], style=STATE_STYLE[task["state"]]), task["trace_id"],

@@ -63,7 +63,7 @@ class OpenTrace:
     pid: int | None = None
     host: str | None = None
     service: str | None = None
-    why: str = ""  # a few words on the state: "process 123 is gone", "silent 310 s"
+    why: str = ""  # why abandoned, in a few words that do not change with time: "process 123 is gone"
     indexed: bool = True  # False while none of its spans is in the file yet
 
     @property
@@ -149,7 +149,7 @@ def task_states(dataset: Any, snap: Any, *, now: float, stuck_after: float = DEF
                     started is None or process_start(pid) in (None, started))
             gone = None if alive[pid, started] else f"process {pid} is gone"
         else:  # we cannot ask another host: a writer that stopped refreshing its sidecar is gone
-            gone = (f"process {pid} on {writer_host} silent {now - updated:.0f} s"
+            gone = (f"process {pid} on {writer_host} stopped refreshing its sidecar"
                     if now - updated > max(stuck_after, WRITER_SILENT_MIN) else None)
         for t in data.get("traces") or ():
             trace_id = str(t.get("trace_id") or "")
@@ -176,9 +176,9 @@ def task_states(dataset: Any, snap: Any, *, now: float, stuck_after: float = DEF
         if t.why:
             t.state = "abandoned"
         elif t.pid is None and t.silent_for >= SILENT_ABANDON_FACTOR * stuck_after:
-            t.state, t.why = "abandoned", f"silent {t.silent_for:.0f} s, writer unknown"
+            t.state, t.why = "abandoned", f"silent for {SILENT_ABANDON_FACTOR}x the stuck threshold"
         elif t.silent_for >= stuck_after:
-            t.state, t.why = "stuck", f"silent {t.silent_for:.0f} s"
+            t.state = "stuck"
         else:
             t.state = "running"
     return TaskStates(now=now, stuck_after=stuck_after, traces=traces)

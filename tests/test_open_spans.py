@@ -100,7 +100,8 @@ def test_a_delayed_model_call_is_running_then_stuck_then_complete(tmp_path, api,
                 task = tasks.open_tasks[0]
                 assert task.state == "running" and task.pid == os.getpid()
                 assert task.current_span.kind == "LLM" and task.current_span.agent == "solver"
-                assert task.current_span.model == MODEL and task.doing.startswith(f"LLM call to {MODEL} for ")
+                assert task.current_span.model == MODEL and task.doing == f"LLM call to {MODEL}"
+                assert task.since == task.current_span.started_at and task.last_activity >= task.since
                 assert tasks.complete == 0 and tasks.stuck == tasks.abandoned == 0
                 assert run_tool(patient, "count_traces", {"filters": {"state": "running"}}) == {"result": {"total": 1}}
                 listed = run_tool(patient, "query_traces", {"filters": {"state": "running"}})["result"]
@@ -245,6 +246,7 @@ def test_traces_known_only_from_their_spans_are_judged_by_silence(tmp_path):
         states = {t.trace_id: (t.state, t.pid) for t in tasks.open_tasks}
         assert states == {running: ("running", None), stuck: ("stuck", None), abandoned: ("abandoned", None)}
         assert [t.trace_id for t in tasks.open_tasks] == [abandoned, stuck, running]  # the worst first
+        assert run_tool(store, "get_dataset_overview", {}) == run_tool(store, "get_dataset_overview", {})
         for state, trace_id in (("running", running), ("stuck", stuck), ("abandoned", abandoned),
                                 ("complete", done)):
             page = store.query_traces(TraceFilters(state=state))

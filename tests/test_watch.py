@@ -108,7 +108,9 @@ def test_the_frame_counts_running_and_unwritten_tasks_and_gives_an_eta(tmp_path)
         frame = watcher.frame(now)
     assert frame["traces"] == {"total": 5, "complete": 4, "running": 1, "stuck": 0, "abandoned": 0,
                                "unwritten": 1}
-    assert frame["open_tasks"][0]["doing"] == "tool `grep` for 2 s"
+    task = frame["open_tasks"][0]
+    assert (task["doing"], task["for_seconds"], task["silent_seconds"]) == ("tool `grep`", 2, 2)
+    assert task["current_span"]["kind"] == "TOOL" and task["state"] == "running"
     assert frame["expect"]["done"] == 4 and frame["expect"]["eta_seconds"] is not None
 
 

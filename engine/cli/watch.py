@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
 from halo_live.engine.cli import EXIT_USAGE, CliError
-from halo_live.engine.cli.paths import add_stuck_after
+from halo_live.engine.cli.paths import add_stuck_after, check_trace_path, index_dir_for
 
 EXAMPLES = """\
   halo watch traces/                          full-screen, refreshed every second (Ctrl-C exits)
@@ -50,8 +51,13 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--expect must be at least 1, not {args.expect}", EXIT_USAGE)
     if not args.interval > 0 or args.interval > 3600:
         raise CliError(f"--interval must be between 0 and 3600 seconds, not {args.interval}", EXIT_USAGE)
-    watcher = Watcher(args.trace_path, index_dir=args.index_dir, expect=args.expect,
-                      stuck_after=args.stuck_after)
+    index_dir = args.index_dir
+    if not args.trace_path.strip():
+        raise CliError("TRACE_PATH is empty: give a .jsonl file, a folder of shards, or a glob", EXIT_USAGE)
+    if os.path.exists(args.trace_path):  # a path that is not there yet is waited for, not refused
+        check_trace_path(args.trace_path, note_empty=False)
+        index_dir = index_dir_for(args.trace_path, index_dir)
+    watcher = Watcher(args.trace_path, index_dir=index_dir, expect=args.expect, stuck_after=args.stuck_after)
     try:
         if args.json:
             return _json(watcher, once=args.once, interval=args.interval)
