@@ -10,8 +10,6 @@ one filter given, since nothing else is known of them.
 
 from __future__ import annotations
 
-from typing import Any
-
 from halo_live.engine import render
 from halo_live.engine.models import LiveTasks, OpenSpanInfo, OpenTask, TraceFilters, TraceSummary
 from halo_live.indexer.live import OPEN_STATES, OpenTrace, TaskStates

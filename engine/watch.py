@@ -97,7 +97,6 @@ class Watcher:
                   "unwritten": unwritten}
         idle = _idle_seconds(store.dataset, now)
         status = "idle" if idle is not None and idle >= IDLE_AFTER and not counts["running"] else "live"
-        known = totals.passed_traces + totals.failed_traces
         frame = {
             **base, "status": status, "idle_seconds": None if idle is None else round(idle, 1),
             "traces": traces, "spans": totals.total_spans,
@@ -119,10 +118,10 @@ class Watcher:
             "index_lag_bytes": store.index_status()["index_lag_bytes"],
         }
         frame["rates"], frame["expect"] = self._rates(totals.total_spans, traces["total"],
-                                                      complete, known, totals.earliest_start_time, now)
+                                                      complete, totals.earliest_start_time, now)
         return frame
 
-    def _rates(self, spans: int, traces: int, complete: int, known: int, first_start: str,
+    def _rates(self, spans: int, traces: int, complete: int, first_start: str,
                now: float) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """spans/s and traces/min over the recent frames; the ETA of `expect` tasks."""
         mono = time.monotonic()
