@@ -185,3 +185,17 @@ def test_the_view_in_a_terminal_waits_follows_a_worker_and_shows_it_abandoned(tm
             worker.kill()
             worker.wait(DEADLINE)
         term.close()
+
+
+def test_json_streams_a_frame_per_refresh_until_ctrl_c(tmp_path):
+    path = gen.write(tmp_path / "traces.jsonl", gen.generate(5, seed=4))
+    watch = subprocess.Popen([sys.executable, "-m", "halo_live", "watch", str(path), "--json", "--interval", "0.2"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        frames = [json.loads(watch.stdout.readline()) for _ in range(3)]
+        assert all(f["traces"]["complete"] == 5 and f["spans"] == frames[0]["spans"] for f in frames)
+        assert frames[-1]["rates"] is not None  # measured between frames
+    finally:
+        watch.send_signal(signal.SIGINT)
+        _, err = watch.communicate(timeout=DEADLINE)
+    assert watch.returncode == 0 and "Traceback" not in err

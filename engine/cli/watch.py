@@ -15,7 +15,7 @@ import sys
 import time
 
 from halo_live.engine.cli import EXIT_USAGE, CliError
-from halo_live.engine.cli.paths import add_stuck_after, check_trace_path, index_dir_for
+from halo_live.engine.cli.paths import add_stuck_after, prepare
 
 EXAMPLES = """\
   halo watch traces/                          full-screen, refreshed every second (Ctrl-C exits)
@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.trace_path.strip():
         raise CliError("TRACE_PATH is empty: give a .jsonl file, a folder of shards, or a glob", EXIT_USAGE)
     if os.path.exists(args.trace_path):  # a path that is not there yet is waited for, not refused
-        check_trace_path(args.trace_path, note_empty=False)
-        index_dir = index_dir_for(args.trace_path, index_dir)
+        # refuse a non-JSONL file; a big backlog indexes first, with a progress bar on a terminal
+        index_dir = prepare(args.trace_path, index_dir, note_empty=False)
     watcher = Watcher(args.trace_path, index_dir=index_dir, expect=args.expect, stuck_after=args.stuck_after)
     try:
         if args.json:
