@@ -6,7 +6,8 @@ every trace, the unwritten open ones included), spans, errors, tokens, pass
 rate, the top error signatures by the one ranking rule, the newest failing
 traces, and the open tasks worst first with what each is doing. Rates and the
 ETA come from the frames seen in the last `RATE_WINDOW` seconds. A path that
-does not exist yet is "waiting"; a run whose files stopped growing is "idle".
+does not exist yet is "waiting"; a run whose files stopped growing is "idle", or
+"stalled" while tasks are stuck in it and none runs.
 The frame is a JSON-ready dict: `--json` prints it, the view renders it.
 """
 
@@ -96,7 +97,8 @@ class Watcher:
         traces = {"total": totals.total_traces + unwritten, "complete": complete, **counts,
                   "unwritten": unwritten}
         idle = _idle_seconds(store.dataset, now)
-        status = "idle" if idle is not None and idle >= IDLE_AFTER and not counts["running"] else "live"
+        quiet = idle is not None and idle >= IDLE_AFTER and not counts["running"]
+        status = ("stalled" if counts["stuck"] else "idle") if quiet else "live"
         frame = {
             **base, "status": status, "idle_seconds": None if idle is None else round(idle, 1),
             "traces": traces, "spans": totals.total_spans,

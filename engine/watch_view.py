@@ -46,6 +46,9 @@ def headline(frame: dict[str, Any]) -> Text:
     if status == "idle":
         return Text.assemble(("idle", "bold cyan"), f": no span written for {seconds(frame['idle_seconds'])}"
                              f" (the files stopped growing)  {at} UTC")
+    if status == "stalled":
+        return Text.assemble(("stalled", "bold yellow"), f": no span written for {seconds(frame['idle_seconds'])}"
+                             f", {frame['traces']['stuck']} stuck, none running  {at} UTC")
     return Text.assemble(("live", "bold green"), f"  {at} UTC")
 
 
@@ -81,13 +84,15 @@ def _counts(frame: dict[str, Any]) -> Table:
     return grid
 
 
-def _open_tasks(frame: dict[str, Any]) -> Table:
+def _open_tasks(frame: dict[str, Any], max_rows: int | None) -> Table:
     tasks = frame["open_tasks"]
+    hidden = 0
+    if max_rows is not None and len(tasks) > max_rows:
+        tasks, hidden = tasks[:max_rows - 1], len(tasks) - max_rows + 1
     table = Table(title=f"tasks in flight, worst first (stuck: no span started or ended for "
                         f"{seconds(frame['stuck_after_seconds'])})", **_TABLE)
     table.add_column("state", no_wrap=True)
     table.add_column("trace id", no_wrap=True)
-    table.add_column("silent", justify="right", no_wrap=True)
     table.add_column("doing", ratio=1)  # wraps: what a stuck task was doing is the point
     for task in tasks:
         if task["current_span"] is None:  # known from its spans only
@@ -96,10 +101,13 @@ def _open_tasks(frame: dict[str, Any]) -> Table:
             doing = Text(f"{task['doing']} for {seconds(task['for_seconds'])}")
         if task["why"] and task["state"] == "abandoned":
             doing.append(f" ({task['why']})", style=STATE_STYLE["abandoned"])
-        table.add_row(Text(task["state"], style=STATE_STYLE[task["state"]]), task["trace_id"],
-                      seconds(task["silent_seconds"]), doing)
+        table.add_row(Text(task["state"], style=STATE_STYLE[task["state"]]), task["trace_id"], doing)
+    open_count = sum(frame["traces"][s] for s in ("running", "stuck", "abandoned"))
+    hidden += max(0, open_count - len(frame["open_tasks"]))
+    if hidden:
+        table.add_row("", Text(f"... and {hidden} more", style="dim"), "")
     if not tasks:
-        table.add_row("-", "none open", "", "")
+        table.add_row("-", "none open", "")
     return table
 
 
@@ -130,12 +138,15 @@ def _failing(frame: dict[str, Any]) -> Table:
     return table
 
 
-def render(frame: dict[str, Any], *, title: str | None = None, final: bool = False) -> Panel:
+def render(frame: dict[str, Any], *, title: str | None = None, final: bool = False,
+           height: int | None = None) -> Panel:
     """One frame as a panel: status, counts, open tasks, signatures, newest failures
-    (`final`: the frame left on screen once the view ends, without the Ctrl-C hint)."""
+    (`final`: the frame left on screen once the view ends, without the Ctrl-C hint; `height`:
+    the terminal's, so the open tasks leave room for the signatures)."""
     parts: list[Any] = [headline(frame)]
     if frame["status"] != "waiting":
-        parts += [_counts(frame), Text(""), _open_tasks(frame), Text(""), _signatures(frame), Text(""),
+        rows = None if height is None else max(3, height - 30)
+        parts += [_counts(frame), Text(""), _open_tasks(frame, rows), Text(""), _signatures(frame), Text(""),
                   _failing(frame)]
     return Panel(Group(*parts), title=title or f"halo watch {frame['path']}", title_align="left",
                  subtitle=None if final else "Ctrl-C to exit", subtitle_align="right")
@@ -152,13 +163,14 @@ def show(watcher: Any, console: Any, *, interval: float = 1.0, screen: bool = Tr
 
     frame = watcher.frame()
     next_at = time.monotonic() + interval
-    with Live(render(frame, title=title), console=console, screen=screen, auto_refresh=False,
+    with Live(render(frame, title=title, height=console.size.height), console=console, screen=screen,
+              auto_refresh=False,
               transient=False, redirect_stdout=False, redirect_stderr=False) as view:
         while True:
             time.sleep(max(0.0, next_at - time.monotonic()))
             next_at = time.monotonic() + interval
             done = until is not None and until()
             frame = watcher.frame()
-            view.update(render(frame, title=title, final=done), refresh=True)
+            view.update(render(frame, title=title, final=done, height=console.size.height), refresh=True)
             if done:
                 return frame
