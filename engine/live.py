@@ -36,13 +36,11 @@ def filter_ids(ids: list[str], states: TaskStates, state: str | None) -> list[st
     return [tid for tid in ids if tid in wanted]
 
 
-def count_in(total: int, ids_in_open: int, states: TaskStates, filters: TraceFilters) -> int:
-    """How many traces match, given the index's `total` for the other filters and how many of
-    those are open in the wanted state (or, for complete, open at all)."""
-    if filters.state == "complete":
-        return total - ids_in_open
-    extra = len(states.unindexed(filters.state)) if only_state(filters) else 0
-    return ids_in_open + extra
+def count_by_state(total_indexed: int, states: TaskStates, state: str) -> int:
+    """Traces in `state` among all (`total_indexed` indexed ones, plus the unwritten open ones)."""
+    if state == "complete":
+        return total_indexed - sum(1 for t in states.traces.values() if t.indexed)
+    return sum(1 for t in states.traces.values() if t.state == state)
 
 
 def seconds(value: float | None) -> str:

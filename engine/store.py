@@ -233,11 +233,8 @@ class TraceStore:
         with self.snapshot() as snap:
             if filters.state is not None:
                 states = self.task_states(snap)
-                if live.only_state(filters):
-                    open_written = [t for t in states.traces.values() if t.indexed and (
-                        filters.state == "complete" or t.state == filters.state)]
-                    return TraceCountResult(total=live.count_in(snap.count(None), len(open_written),
-                                                                states, filters))
+                if live.only_state(filters):  # no candidate list needed: the open sets are small
+                    return TraceCountResult(total=live.count_by_state(snap.count(None), states, filters.state))
                 return TraceCountResult(total=len(self._filtered_ids(snap, filters, states)))
             if filters.regex_pattern is None:
                 return TraceCountResult(total=snap.count(index_filters(filters)))
