@@ -8,8 +8,8 @@ knows of a trace in flight). A trace open in either is
 - **abandoned** when its writing process is gone (same host, pid not alive or
   reused by another process), its writer has stopped refreshing its sidecar for
   longer than `stuck_after` (at least 15 s: another host's process, which we
-  cannot ask), or, known only from the index, it has been silent for
-  `SILENT_ABANDON_FACTOR` x `stuck_after`;
+  cannot ask), or it has been silent far past the threshold
+  (`SILENT_ABANDON_FACTOR` x `stuck_after`);
 - **stuck** when no span of it started or ended for `stuck_after` seconds;
 - **running** otherwise.
 
@@ -30,7 +30,7 @@ from halo_live.exporter.open_spans import HEARTBEAT, hostname, is_sidecar, proce
 from halo_live.indexer.models import IndexFilters
 
 DEFAULT_STUCK_AFTER = 300.0  # seconds; `--stuck-after` wherever a threshold is taken
-SILENT_ABANDON_FACTOR = 4  # an index-only open trace silent this many thresholds is abandoned
+SILENT_ABANDON_FACTOR = 4  # an open trace silent this many thresholds is abandoned
 WRITER_SILENT_MIN = 3 * HEARTBEAT  # another host's writer is gone after max(this, stuck_after) unrefreshed
 STATES = ("complete", "running", "stuck", "abandoned")
 OPEN_STATES = STATES[1:]
@@ -175,7 +175,7 @@ def task_states(dataset: Any, snap: Any, *, now: float, stuck_after: float = DEF
             t.indexed = snap.trace(t.trace_id) is not None
         if t.why:
             t.state = "abandoned"
-        elif t.pid is None and t.silent_for >= SILENT_ABANDON_FACTOR * stuck_after:
+        elif t.silent_for >= SILENT_ABANDON_FACTOR * stuck_after:
             t.state, t.why = "abandoned", f"silent for {SILENT_ABANDON_FACTOR}x the stuck threshold"
         elif t.silent_for >= stuck_after:
             t.state = "stuck"

@@ -92,7 +92,7 @@ def test_a_delayed_model_call_is_running_then_stuck_then_complete(tmp_path, api,
         runner.start()
         try:
             wait_for(path.exists, "the trace file")  # made with the sidecar, before any span ends
-            with open_store(path) as patient, open_store(path, stuck_after=0.5) as impatient:
+            with open_store(path) as patient, open_store(path, stuck_after=2) as impatient:
                 # the tool call's spans are written; the agent and its second LLM call are open
                 tasks = wait_for(lambda: (lambda t: t if t.running == 1 and t.open_tasks[0].written
                                           and t.open_tasks[0].current_span else None)(live_tasks(patient)),
