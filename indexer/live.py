@@ -170,9 +170,13 @@ def task_states(dataset: Any, snap: Any, *, now: float, stuck_after: float = DEF
         traces[row.trace_id] = OpenTrace(row.trace_id, "", start / 1e9 if start else None, last, 0.0,
                                          service=(row.service_names or [None])[0])
     for t in traces.values():
-        t.silent_for = max(0.0, now - t.last_activity)
         if t.pid is not None:  # from a sidecar: its spans may all be still open
-            t.indexed = snap.trace(t.trace_id) is not None
+            row = snap.trace(t.trace_id)
+            t.indexed = row is not None
+            end = ns_from_iso(row.end_time) if row is not None else None
+            if end:  # a span may have ended since the sidecar was last written
+                t.last_activity = max(t.last_activity, end / 1e9)
+        t.silent_for = max(0.0, now - t.last_activity)
         if t.why:
             t.state = "abandoned"
         elif t.silent_for >= SILENT_ABANDON_FACTOR * stuck_after:
