@@ -283,3 +283,25 @@ def test_a_reused_pid_or_a_silent_writer_on_another_host_means_abandoned(tmp_pat
     with open_store(path) as store:
         states = {t.trace_id: t.state for t in live_tasks(store).open_tasks}
     assert states == {me: "running", reused: "abandoned", far_fresh: "running", far_silent: "abandoned"}
+
+
+def test_halo_tool_takes_the_threshold_as_stuck_after(tmp_path):
+    path = tmp_path / "traces.jsonl"
+    path.write_bytes(_span(f"{5:032x}", "e" * 16, "f" * 16, 400))  # open, silent 400 s
+    for flag, state in ((["--stuck-after", "300"], "stuck"), (["--stuck-after", "1000"], "running"), ([], "stuck")):
+        done = subprocess.run([sys.executable, "-m", "halo_live", "tool", "count_traces", str(path), "--args",
+                               json.dumps({"filters": {"state": state}}), *flag], capture_output=True, text=True,
+                              timeout=DEADLINE, cwd=ROOT)
+        assert done.returncode == 0 and json.loads(done.stdout) == {"result": {"total": 1}}, (flag, done.stderr)
+
+
+def test_no_sidecar_when_open_spans_are_off(tmp_path):
+    from agents.tracing import agent_span, trace
+
+    path = tmp_path / "traces.jsonl"
+    with sdk_processors_restored():
+        processor = setup_tracing(path=path, open_spans=False)
+        with trace("t"), agent_span(name="a"):
+            time.sleep(0.05)
+        processor.shutdown()
+    assert [p.name for p in tmp_path.iterdir()] == ["traces.jsonl"]
