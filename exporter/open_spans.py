@@ -109,6 +109,7 @@ class OpenSpanRecorder:
         self._activity: dict[str, float] = {}  # SDK trace id -> last span end
         self._dirty = False
         self._wake = threading.Event()
+        self._start_lock = threading.Lock()
         self._stop = False
         self._thread: threading.Thread | None = None
         self._path: str | None = None
@@ -140,10 +141,11 @@ class OpenSpanRecorder:
     # --- the recorder's thread -------------------------------------------------------------
 
     def _start(self) -> None:
-        if self._stop:
-            return
-        self._thread = threading.Thread(target=self._run, name="halo-open-spans", daemon=True)
-        self._thread.start()
+        with self._start_lock:  # two agent threads may start the first traces at once
+            if self._stop or self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="halo-open-spans", daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
         last_write = 0.0
