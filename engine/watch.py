@@ -6,7 +6,8 @@ every trace, the unwritten open ones included), spans, errors, tokens, pass
 rate, the top error signatures by the one ranking rule, the newest failing
 traces, and the open tasks worst first with what each is doing. Rates and the
 ETA come from the frames seen in the last `RATE_WINDOW` seconds. A path that
-does not exist yet is "waiting"; a run whose files stopped growing is "idle", or
+does not exist yet, or names no trace file yet, is "waiting" (`waiting_for` says
+which); a run whose files stopped growing is "idle", or
 "stalled" while tasks are stuck in it and none runs.
 The frame is a JSON-ready dict: `--json` prints it, the view renders it.
 """
@@ -82,7 +83,7 @@ class Watcher:
         base: dict[str, Any] = {"path": self.path, "at": render.iso_from_epoch(now),
                                 "stuck_after_seconds": self.stuck_after}
         if not self._open():
-            return {**base, "status": "waiting", **_empty(self.expect)}
+            return {**base, "status": "waiting", "waiting_for": "path", **_empty(self.expect)}
         store = self.store
         with store.snapshot() as snap:
             totals = snap.totals()
@@ -99,6 +100,8 @@ class Watcher:
         idle = _idle_seconds(store.dataset, now)
         quiet = idle is not None and idle >= IDLE_AFTER and not counts["running"]
         status = ("stalled" if counts["stuck"] else "idle") if quiet else "live"
+        if idle is None and not open_traces:  # a folder or glob with no trace file yet
+            return {**base, "status": "waiting", "waiting_for": "files", **_empty(self.expect)}
         frame = {
             **base, "status": status, "idle_seconds": None if idle is None else round(idle, 1),
             "traces": traces, "spans": totals.total_spans,

@@ -41,8 +41,10 @@ def headline(frame: dict[str, Any]) -> Text:
     status = frame["status"]
     at = (frame.get("at") or "")[11:19]
     if status == "waiting":
-        return Text.assemble(("waiting", "bold yellow"), f" for {frame['path']} to appear "
-                             f"(the run may not have started yet)  {at} UTC")
+        what = (f"a trace file in {frame['path']}" if frame.get("waiting_for") == "files"
+                else f"{frame['path']} to appear")
+        return Text.assemble(("waiting", "bold yellow"), f" for {what} (the run may not have started yet)"
+                             f"  {at} UTC")
     if status == "idle":
         return Text.assemble(("idle", "bold cyan"), f": no span written for {seconds(frame['idle_seconds'])}"
                              f" (the files stopped growing)  {at} UTC")

@@ -200,3 +200,13 @@ def test_json_streams_a_frame_per_refresh_until_ctrl_c(tmp_path):
         watch.send_signal(signal.SIGINT)
         _, err = watch.communicate(timeout=DEADLINE)
     assert watch.returncode == 0 and "Traceback" not in err
+
+
+def test_a_folder_without_shards_yet_is_waiting_then_live(tmp_path):
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    with Watcher(folder) as watcher:
+        assert (watcher.frame()["status"], watcher.frame()["waiting_for"]) == ("waiting", "files")
+        gen.write(folder / "traces-w0.jsonl", gen.generate(3, seed=6))
+        frame = watcher.frame()
+    assert frame["status"] == "live" and frame["traces"]["complete"] == 3
