@@ -273,9 +273,10 @@ class SortKeys:
         with store.snapshot() as snap:
             version = self._version_of(snap)
             with self._lock:
-                if version == self._version and self._complete:
+                if version == self._version and self._complete and self._start_rank \
+                        and self._start_rank[0] == version:
                     return False
-            self._whole(snap, version)
+            self._whole(snap, version)  # (nothing to do if a request just took the pass)
             ranks = {tid: i for i, tid in enumerate(snap.trace_ids_by_start())}
             with self._lock:
                 self._start_rank = (version, ranks)
