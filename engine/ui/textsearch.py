@@ -3,9 +3,10 @@
 A search with few hits reads every candidate: a narrowed search on the 50k set
 reads ~90 MB of span lines, so the time is in the bytes. A plain ASCII text is
 a byte search on the raw line (the same answers as the regex on the decoded
-line), anchored on the text's rarest byte in the first 64 KB of lines read: `bytes.find` of
-one byte runs at memchr's speed, where a substring search over JSON steps
-about a byte at a time once the text's letters are common (the usual case).
+line), anchored on the text's rarest byte in the first 64 KB of lines read:
+`bytes.find` of one byte runs at memchr's speed, where a substring search over
+JSON steps about a byte at a time once the text's letters are common (the
+usual case).
 """
 
 from __future__ import annotations
