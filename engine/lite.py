@@ -57,7 +57,7 @@ def parse_arguments(tool: str, text: str) -> dict[str, Any] | None:
     try:
         arguments = json.loads(text) if text else {}
         return _valid(schema, arguments, schema.get("$defs", {}))
-    except (ValueError, RecursionError, _Unsure):
+    except (ValueError, RecursionError, _Unsure, KeyError, TypeError):  # a schema shape it cannot read too
         return None
 
 
