@@ -28,12 +28,14 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Any, TypeVar
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from halo_live.exporter.canonical import STATUS_ERROR
-from halo_live.engine.models import OversizedTraceSummary, SpanRecord
+
+if TYPE_CHECKING:  # pydantic only where spans are parsed: `halo tool`'s lite lane imports no pydantic
+    from pydantic import BaseModel
+
+    from halo_live.engine.models import OversizedTraceSummary, SpanRecord
 
 DISCOVERY_ATTR_CAP_CHARS = 4096
 SURGICAL_ATTR_CAP_CHARS = 16384
@@ -98,6 +100,8 @@ def cap_attributes(attributes: dict[str, Any], cap_chars: int) -> dict[str, Any]
 
 def capped_span(line: bytes, cap_chars: int) -> SpanRecord:
     """Parse one span line and cap its attributes (what view tools return per span)."""
+    from halo_live.engine.models import SpanRecord
+
     span = SpanRecord.model_validate_json(line)
     return span.model_copy(update={"attributes": cap_attributes(span.attributes, cap_chars)})
 
@@ -137,6 +141,8 @@ def oversized_summary(
     trace_id: str, spans: Sequence[SpanRecord], sizes: Sequence[int], *, budget: int, for_view_spans: bool
 ) -> OversizedTraceSummary | None:
     """The summary that replaces `spans` when their `sizes` exceed `budget`; None when they fit."""
+    from halo_live.engine.models import OversizedTraceSummary
+
     total = sum(sizes)
     if total <= budget:
         return None
@@ -168,8 +174,9 @@ def compact(value: Any) -> str:
 
 def chars(value: Any) -> int:
     """Length of `value` (a model or JSON-ready data) as compact JSON."""
-    if isinstance(value, BaseModel):
-        value = value.model_dump(mode="json")
+    dump = getattr(value, "model_dump", None)  # a pydantic model
+    if dump is not None:
+        value = dump(mode="json")
     return len(compact(value))
 
 

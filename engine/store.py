@@ -13,17 +13,16 @@ answer beyond the call's character bound holds fewer items and a cursor
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from halo_live.engine import budget, live, pages, render
-from halo_live.engine.bounded_regex import BoundedRegex
+from halo_live.engine import budget, filtering, live, pages, render
+# ToolError and compile_regex live in `filtering` (no pydantic there); importers reach them here too
+from halo_live.engine.filtering import ToolError, compile_regex  # noqa: F401
 from halo_live.engine.models import (
     DatasetOverview,
     ErrorTaxonomyGroup,
@@ -53,47 +52,9 @@ _SUM_FIELDS = ("missing_parent_count", "missing_agent_identity_count", "project_
                "total_output_tokens")
 
 
-class ToolError(ValueError):
-    """An answer the model should read: unknown id, bad regex. Never a crash."""
-
-
-def compile_regex(pattern: str) -> BoundedRegex:
-    """Compile a user's regex (Python syntax) whose searches are time-limited; a bad
-    pattern, or a search that runs too long, raises `ToolError` naming the pattern."""
-    return BoundedRegex(pattern, error=ToolError)
-
-
-# A date, or a date-time with optional seconds, fraction and Z/offset: the values the
-# reference's plain string comparison against canonical span times answers sensibly.
-_ISO_TIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?")
-
-
-def check_time_filter(field: str, value: str | None) -> None:
-    """Raise `ToolError` unless `value` is None or an ISO-8601 date / date-time.
-
-    Only checked, never rewritten: a valid value is compared as a string, as the
-    reference does, so its answers stay equal; a word like "yesterday" would
-    silently match nothing there.
-    """
-    if value is None:
-        return
-    ok = _ISO_TIME.fullmatch(value) is not None
-    if ok:
-        try:  # reject impossible dates and times such as 2026-13-45
-            datetime.fromisoformat(value.replace(",", ".").replace("Z", "+00:00"))
-        except ValueError:
-            ok = False
-    if not ok:
-        raise ToolError(f"{field} must be an ISO-8601 time such as 2026-01-01T00:00:00Z, "
-                        f"got {value!r}")
-
-
 def index_filters(filters: TraceFilters) -> IndexFilters:
     """The indexed part of `filters` (all but `regex_pattern` and `state`); raises `ToolError`."""
-    check_time_filter("start_time_gte", filters.start_time_gte)
-    check_time_filter("end_time_lte", filters.end_time_lte)
-    return IndexFilters(**filters.model_dump(exclude={"regex_pattern", "state"}))
+    return filtering.index_filters(filters.model_dump())
 
 
 class TraceStore:
@@ -120,13 +81,7 @@ class TraceStore:
              stuck_after: float | None = None) -> "TraceStore":
         """Open (or build) the index of `path` and catch it up; `stuck_after` (seconds) is the
         threshold of the `state` filter and the overview's live tasks (None: 300)."""
-        from halo_live.indexer import TraceIndex  # the package root pulls in LMDB; not needed for models
-
-        try:
-            index = TraceIndex.open(path, index_dir)
-        except (OSError, ValueError) as exc:
-            raise ToolError(f"cannot open traces at {str(path)!r}: {exc}") from exc
-        store = cls(index, stuck_after=stuck_after)
+        store = cls(filtering.open_index(path, index_dir), stuck_after=stuck_after)
         store.refresh()
         return store
 
@@ -214,19 +169,14 @@ class TraceStore:
     # --- discovery from the index ------------------------------------------------------
 
     def _filtered_ids(self, snap: Any, filters: TraceFilters, states: TaskStates | None = None) -> list[str]:
-        ids = snap.trace_ids(index_filters(filters))
-        if filters.state is not None:
-            ids = live.filter_ids(ids, states or self.task_states(snap), filters.state)
+        if filters.state is None:
+            return filtering.matching_ids(snap, filters.model_dump())
+        ids = live.filter_ids(snap.trace_ids(index_filters(filters)),
+                              states or self.task_states(snap), filters.state)
         if filters.regex_pattern is None:
             return ids
         pattern = compile_regex(filters.regex_pattern)
-        return [tid for tid in ids if self._trace_matches(snap, tid, pattern)]
-
-    @staticmethod
-    def _trace_matches(snap: Any, trace_id: str, pattern: BoundedRegex) -> bool:
-        search = pattern.search
-        return any(search(line.decode("utf-8", errors="replace"))
-                   for line in snap.span_lines(trace_id))
+        return [tid for tid in ids if filtering.trace_matches(snap, tid, pattern)]
 
     def count_traces(self, filters: TraceFilters) -> TraceCountResult:
         """How many traces match `filters`."""
@@ -236,9 +186,7 @@ class TraceStore:
                 if live.only_state(filters):  # no candidate list needed: the open sets are small
                     return TraceCountResult(total=live.count_by_state(snap.count(None), states, filters.state))
                 return TraceCountResult(total=len(self._filtered_ids(snap, filters, states)))
-            if filters.regex_pattern is None:
-                return TraceCountResult(total=snap.count(index_filters(filters)))
-            return TraceCountResult(total=len(self._filtered_ids(snap, filters)))
+            return TraceCountResult(total=filtering.count(snap, filters.model_dump()))
 
     def query_traces(self, filters: TraceFilters, limit: int = 50, offset: int = 0,
                      max_chars: int = budget.DEFAULT_BUDGET_CHARS) -> TraceQueryResult:

@@ -19,12 +19,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from halo_live.engine import budget as b
+from halo_live.engine import lite
 from halo_live.engine import models as m
 from halo_live.engine import sandbox
 from halo_live.engine.store import ToolError, TraceStore
-
-# `{"result":` and `}` around what a tool's run returns
-_ENVELOPE_CHARS = len('{"result":}')
 
 
 @dataclass(frozen=True)
@@ -274,14 +272,10 @@ def execute(store: TraceStore, spec: ToolSpec, parsed: BaseModel,
             budget: int = b.DEFAULT_BUDGET_CHARS) -> dict[str, Any]:
     """Run a validated call and return its JSON-ready answer, `{"result": ...}`, within `budget`
     characters of compact JSON; raises ToolError for a bad request."""
-    result = spec.run(store, parsed, budget - _ENVELOPE_CHARS)
+    result = spec.run(store, parsed, budget - lite.ENVELOPE_CHARS)
     if isinstance(result, BaseModel):
         result = json.loads(result.model_dump_json())
-    answer = b.fit_tree({"result": result}, budget, keep=(spec.paged,) if spec.paged else ())
-    if answer is None:
-        raise ToolError(f"the answer of {spec.name} does not fit in {budget:,} characters even cut "
-                        "down; ask for less (fewer ids, a narrower regex, a smaller limit)")
-    return answer
+    return lite.envelope(spec.name, result, budget, spec.paged)
 
 
 def run_tool(store: TraceStore, name: str, arguments: dict | str | None = None,

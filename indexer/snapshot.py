@@ -434,3 +434,21 @@ class Snapshot:
                         break
                     got.add(L.un32(key[-4:]))
             yield got
+
+    def sort_columns(self) -> tuple[list[str], list[tuple[float, int, int]]]:
+        """Every trace's id and its `sort_keys` value, both in trace-number order: the same
+        pass over the rows, without a per-row id lookup or dict (a third cheaper), for a
+        caller that ranks many traces (`halo ui`'s sorts)."""
+        loads = orjson.loads
+        d, i, o, n = L.R_DURATION, L.R_IN, L.R_OUT, L.R_N
+        with self._txn.cursor(db=self._dbs["rows"]) as cur:
+            dense = cur.last() and L.un32(cur.key()) + 1 == self._n and cur.first() and cur.key() == L.u32(0)
+            keys = [(r[d] or 0.0, r[i] + r[o], r[n]) for r in map(loads, cur.iternext(keys=False))] if dense else []
+        ids: list[str] = []
+        with self._txn.cursor(db=self._dbs["pages"]) as cur:
+            for raw in cur.iternext(keys=False):
+                ids.extend(loads(raw))
+        if len(keys) != self._n or len(ids) < self._n:  # a trace number without its row: by id, then
+            by_id = self.sort_keys()
+            return list(by_id), list(by_id.values())
+        return ids[:self._n], keys

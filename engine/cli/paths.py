@@ -140,6 +140,18 @@ def prepare(trace_path: str, index_dir: str | None, *, note_empty: bool = True) 
     return index_dir
 
 
+def open_index(trace_path: str, index_dir: str | None):
+    """`prepare`, then open the index (a `TraceIndex`, for `halo tool`'s lite lane: no pydantic);
+    a dataset that cannot be opened is a `CliError`, in `open_store`'s words."""
+    from halo_live.engine.filtering import ToolError, open_index
+
+    index_dir = prepare(trace_path, index_dir)
+    try:
+        return open_index(trace_path, index_dir)
+    except ToolError as exc:
+        raise CliError(str(exc)) from exc
+
+
 def open_store(trace_path: str, index_dir: str | None, *, stuck_after: float | None = None) -> TraceStore:
     """`prepare`, then open the trace store; a dataset that cannot be opened is a `CliError`.
     `stuck_after`: the `--stuck-after` seconds (None: the default, 300)."""

@@ -13,10 +13,14 @@ import json
 import sys
 from pathlib import Path
 
+from halo_live.engine import lite
 from halo_live.engine.budget import DEFAULT_BUDGET_CHARS, check_budget
 from halo_live.engine.cli import EXIT_USAGE, CliError
-from halo_live.engine.cli.paths import add_stuck_after, open_store
-from halo_live.engine.tools import TOOLS, ToolError, execute, parse_arguments
+from halo_live.engine.cli.paths import add_stuck_after, open_index, open_store
+from halo_live.engine.filtering import ToolError
+
+# The tool registry imports pydantic (~80 ms): a lite tool (`count_traces`) with plain arguments
+# never needs it, so `halo tool` imports the registry only for the other calls and for --list.
 
 
 EXAMPLES = """\
@@ -69,6 +73,8 @@ def _read_args(text: str) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from halo_live.engine.tools import TOOLS
+
     if args.schema:
         schemas = {name: spec.json_schema() for name, spec in TOOLS.items()}
         print(json.dumps(schemas, indent=args.indent if args.indent is not None else 2))
@@ -100,6 +106,25 @@ def run(args: argparse.Namespace) -> int:
         return _list(args)
     if not args.name or not args.trace_path:
         raise CliError("usage: halo tool NAME TRACE_PATH --args JSON (or halo tool --list)", EXIT_USAGE)
+    text = None
+    if args.name in lite.RUNNERS:  # known, and needs no permission: reading the arguments first is safe
+        text = _read_args(args.tool_args)
+        arguments = lite.parse_arguments(args.name, text)
+        if arguments is not None:
+            index = open_index(args.trace_path, args.index_dir)
+            try:
+                return _print(lite.run(index, args.name, arguments, args.budget), args.indent)
+            except ToolError as exc:
+                raise CliError(str(exc)) from exc
+            finally:
+                index.close()
+    return _run_registered(args, text)
+
+
+def _run_registered(args: argparse.Namespace, text: str | None) -> int:
+    """A call through the tool registry: pydantic validates the arguments and shapes the answer."""
+    from halo_live.engine.tools import TOOLS, execute, parse_arguments
+
     spec = TOOLS.get(args.name)
     if spec is None:
         raise CliError(f"unknown tool {args.name!r}; tools: {', '.join(TOOLS)}", EXIT_USAGE)
@@ -107,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"{spec.name} runs the given code (in a sandbox); pass --allow-code to allow it",
                        EXIT_USAGE)
     try:
-        parsed = parse_arguments(spec, _read_args(args.tool_args))
+        parsed = parse_arguments(spec, _read_args(args.tool_args) if text is None else text)
     except ToolError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
     store = open_store(args.trace_path, args.index_dir, stuck_after=args.stuck_after)
@@ -117,5 +142,9 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     finally:
         store.close()
-    sys.stdout.write(json.dumps(result, indent=args.indent, ensure_ascii=False) + "\n")
+    return _print(result, args.indent)
+
+
+def _print(answer: dict, indent: int | None) -> int:
+    sys.stdout.write(json.dumps(answer, indent=indent, ensure_ascii=False) + "\n")
     return 0
