@@ -163,3 +163,25 @@ def span_ids_on_disk(path: str | Path) -> list[str]:
             if line.strip():
                 ids.append(orjson.loads(line)["span_id"])
     return ids
+
+
+LIVE_ONLY = ("last_span_arrival", "index_lag_bytes", "in_progress_trace_count", "spans_indexed")
+
+
+def answers(path: str | Path, index_dir: str | Path) -> dict:
+    """What the trace tools answer about `path` through the index in `index_dir` (caught up first):
+    the overview (minus its live-only facts), the count, every trace's row and every trace's view."""
+    from halo_live.engine.tools import open_store, run_tool
+
+    store = open_store(path, index_dir)
+    try:
+        overview = run_tool(store, "get_dataset_overview", {})
+        for key in LIVE_ONLY:
+            overview.get("result", {}).pop(key, None)
+        traces = run_tool(store, "query_traces", {"limit": 1000})
+        views = {row["trace_id"]: run_tool(store, "view_trace", {"trace_id": row["trace_id"]})
+                 for row in traces.get("result", {}).get("traces", [])}
+        return {"overview": overview, "count": run_tool(store, "count_traces", {}),
+                "traces": traces, "views": views}
+    finally:
+        store.close()
