@@ -178,9 +178,15 @@ def answers(path: str | Path, index_dir: str | Path) -> dict:
         overview = run_tool(store, "get_dataset_overview", {})
         for key in LIVE_ONLY:
             overview.get("result", {}).pop(key, None)
-        traces = run_tool(store, "query_traces", {"limit": 1000})
+        traces: list = []
+        while True:
+            page = run_tool(store, "query_traces", {"limit": 500, "offset": len(traces)})
+            rows = page["result"]["traces"]
+            traces.extend(rows)
+            if not rows or len(traces) >= page["result"]["total"]:
+                break
         views = {row["trace_id"]: run_tool(store, "view_trace", {"trace_id": row["trace_id"]})
-                 for row in traces.get("result", {}).get("traces", [])}
+                 for row in traces}
         return {"overview": overview, "count": run_tool(store, "count_traces", {}),
                 "traces": traces, "views": views}
     finally:
