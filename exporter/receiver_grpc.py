@@ -53,7 +53,14 @@ class TraceServiceServicer(trace_service_pb2_grpc.TraceServiceServicer):
         metadata = dict(context.invocation_metadata())
         if not self.receiver.authorized(metadata.get("authorization")):
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
-        outcome = export(request)
+        if not self.receiver.reserve(len(request)):
+            context.set_trailing_metadata(_retry_metadata("at the memory bound; retry later"))
+            context.abort(grpc.StatusCode.UNAVAILABLE,
+                          "the server is at its memory bound for requests in flight; retry later")
+        try:
+            outcome = export(request)
+        finally:
+            self.receiver.release(len(request))
         if outcome.status is Status.INVALID:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, outcome.message)
         if outcome.status in (Status.THROTTLED, Status.UNAVAILABLE):

@@ -79,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default ${config.HALO_FSYNC})")
     parser.add_argument("--max-body-mb", type=float, default=16.0,
                         help="largest request accepted, in MB, after decompression (default 16)")
+    parser.add_argument("--max-inflight-mb", type=float, default=64.0,
+                        help="memory bound: request bytes handled at once; past it a request is "
+                             "refused with 429 / UNAVAILABLE and a retry delay (default 64)")
     parser.add_argument("--agent-wait", type=float, default=config.DEFAULT_AGENT_WAIT, metavar="SECONDS",
                         help="hold an LLM/TOOL span up to SECONDS for its agent's span, so its line "
                              "names the agent however the client batches (default "
@@ -209,6 +212,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_body_mb <= 0:
         raise CliError(f"--max-body-mb must be > 0, not {args.max_body_mb}")
+    if args.max_inflight_mb <= 0:
+        raise CliError(f"--max-inflight-mb must be > 0, not {args.max_inflight_mb}")
     for flag, port in (("--grpc-port", args.grpc_port), ("--http-port", args.http_port)):
         if not 0 <= port <= 65535:
             raise CliError(f"{flag} must be between 0 and 65535, not {port}")
@@ -220,7 +225,8 @@ def run(args: argparse.Namespace) -> int:
                              on_flush=lambda _offset: wake[0]() if wake else None)
         receiver = Receiver(writer, project_id=project_id, token=args.token,
                             max_body_bytes=int(args.max_body_mb * 1024 * 1024),
-                            agent_wait=args.agent_wait, logs_path=logs_path_for(target))
+                            agent_wait=args.agent_wait, logs_path=logs_path_for(target),
+                            max_inflight_bytes=int(args.max_inflight_mb * 1024 * 1024))
     except ValueError as exc:
         raise CliError(str(exc)) from None
     index_kind = {"process": _ProcessIndex, "thread": _ThreadIndex}.get(args.index)
