@@ -28,13 +28,13 @@ class ServeProcess:
     """`python -m halo_live serve --out OUT` on free ports; stderr goes to a file (`stderr_text()`)."""
 
     def __init__(self, out: str | Path, *extra: str, env: dict | None = None,
-                 stderr_path: Path | None = None) -> None:
+                 stderr_path: Path | None = None, fixed_ports: tuple[str, str] = ("0", "0")) -> None:
         self.out = str(out)
         self.stderr_path = Path(stderr_path or f"{str(out).rstrip('/')}.serve-{time.monotonic_ns()}.err")
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "halo_live", "serve", "--out", self.out, "--grpc-port", "0",
-             "--http-port", "0", *extra],
+            [sys.executable, "-m", "halo_live", "serve", "--out", self.out, "--grpc-port", fixed_ports[0],
+             "--http-port", fixed_ports[1], *extra],
             stdout=subprocess.PIPE, stderr=self._err, text=True, env={**os.environ, **(env or {})},
         )
         self.pid = self.proc.pid
