@@ -98,8 +98,10 @@ class GrpcReceiver:
                 ("grpc.max_receive_message_length", receiver.max_body_bytes),
                 ("grpc.so_reuseport", 0),  # a port in use must fail, not be shared
             ],
-            # Requests beyond the workers wait in grpcio; past this they get RESOURCE_EXHAUSTED.
-            maximum_concurrent_rpcs=max_workers * 8,
+            # Requests beyond the workers wait in grpcio, read but not yet counted by the
+            # receiver's memory bound; past this they get RESOURCE_EXHAUSTED (which OTLP
+            # exporters retry). It bounds that waiting memory to max_workers * max body.
+            maximum_concurrent_rpcs=max_workers * 2,
         )
 
     def start(self) -> int:

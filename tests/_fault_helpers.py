@@ -105,19 +105,17 @@ def otlp_request(tag: int, spans: int = 10, *, attr_bytes: int = 200, trace_span
     rs.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value="fault-agent")))
     ss = rs.scope_spans.add()
     ss.scope.name = "fault-suite"
-    text = ("x" * attr_bytes)
+    payload = KeyValue(key="payload", value=AnyValue(string_value="x" * attr_bytes))
     per_trace = trace_spans or spans
-    for i, span_id in enumerate(span_ids(tag, spans)):
-        span = ss.spans.add()
-        span.trace_id = bytes.fromhex(f"{tag:024x}{i // per_trace:08x}")
-        span.span_id = bytes.fromhex(span_id)
+    ids = [bytes.fromhex(h) for h in span_ids(tag, spans)]
+    for i, span_id in enumerate(ids):
+        span = ss.spans.add(trace_id=bytes.fromhex(f"{tag:024x}{i // per_trace:08x}"), span_id=span_id,
+                            name=f"step {i % 7}", kind=1,
+                            start_time_unix_nano=1_700_000_000_000_000_000 + tag * 1_000_000 + i)
         if i % per_trace:
-            span.parent_span_id = bytes.fromhex(span_ids(tag, spans)[i - i % per_trace])
-        span.name = f"step {i % 7}"
-        span.kind = 1
-        span.start_time_unix_nano = 1_700_000_000_000_000_000 + tag * 1_000_000 + i
+            span.parent_span_id = ids[i - i % per_trace]
         span.end_time_unix_nano = span.start_time_unix_nano + 1000
-        span.attributes.append(KeyValue(key="payload", value=AnyValue(string_value=text)))
+        span.attributes.append(payload)
     return req.SerializeToString()
 
 

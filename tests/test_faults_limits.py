@@ -107,3 +107,18 @@ def test_past_the_memory_bound_a_request_is_refused_retryably_then_written(tmp_p
         assert s.receiver.throttled == 2
     assert sorted(span_ids_on_disk(out)) == sorted(span_ids(1, 10) + span_ids(2, 10) + span_ids(3, 2))
     assert all(orjson.loads(line) for line in out.read_bytes().splitlines())
+
+
+def test_the_agent_lineage_remembers_a_bounded_number_of_spans_however_big_the_traces():
+    from halo_live.exporter.lineage import AgentLineage
+
+    lineage = AgentLineage(lambda lines: None, max_spans=1000)
+    for t in range(10):
+        for s in range(500):
+            lineage.add(f"t{t}", f"s{s}", "", None)
+    assert sum(len(spans) for spans in lineage._traces.values()) <= 1000
+    assert lineage.seen("t9", "s499") and not lineage.seen("t0", "s0")  # the oldest went first
+    for s in range(5000):  # one trace larger than the bound on its own
+        lineage.add("huge", f"s{s}", "s0" if s else "", "agent" if s == 0 else None)
+    assert sum(len(spans) for spans in lineage._traces.values()) <= 1000
+    assert lineage.resolve("huge", "s5") == ("named", "agent")
