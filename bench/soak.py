@@ -27,6 +27,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -164,10 +165,14 @@ def soak(args: argparse.Namespace) -> dict:
     for f in logs.glob("counts-*.json"):
         counts.update(json.loads(f.read_text()))
     on_disk = collections.Counter()
+    torn = 0
     for shard in folder.glob("*.jsonl"):
-        for line in shard.read_bytes().splitlines():
-            if line.strip():
-                on_disk[orjson.loads(line)["span_id"]] += 1
+        with open(shard, "rb") as fh:
+            for line in fh:
+                if not line.endswith(b"\n"):
+                    torn += 1  # a killed server's last write, never acknowledged
+                elif line.strip():
+                    on_disk[orjson.loads(line)["span_id"]] += 1
     acked_ids = [sid for tag in acked_tags for sid in span_ids(tag, args.spans)]
     lost = sum(1 for sid in acked_ids if on_disk[sid] == 0)
     doubled = sum(1 for sid in acked_ids if on_disk[sid] > 1)
@@ -182,13 +187,17 @@ def soak(args: argparse.Namespace) -> dict:
         "acknowledged_spans_per_s": round(len(acked_ids) / elapsed),
         "answers": dict(counts), "throttled_answers": throttled,
         "spans_lost": lost, "spans_doubled": doubled, "lines_on_disk": sum(on_disk.values()),
+        "torn_last_lines": torn,
         "rss_mb_baseline": round(baseline_rss, 1), "rss_mb_peak": round(peak_rss, 1),
         "count_traces_runs": len(latencies), "count_traces_errors": len(count_errors),
         "count_traces_p50_s": round(_percentile(latencies, 0.5), 3),
         "count_traces_p99_s": round(_percentile(latencies, 0.99), 3),
         "serve_exit": code, "tracebacks": sum("Traceback" in e for e in serve_errors),
-        "work_dir": str(work),
     }
+    if args.keep:
+        result["work_dir"] = str(work)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return result
 
 
@@ -213,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the server's memory bound for requests in flight (halo serve's flag)")
     parser.add_argument("--retry-window", type=float, default=60, help="seconds clients keep retrying")
     parser.add_argument("--kill", action="store_true", help="SIGKILL the server halfway, restart it")
+    parser.add_argument("--keep", action="store_true", help="keep the traces and logs (printed as work_dir)")
     parser.add_argument("--short", action="store_true", help="8 clients, 6 s, small requests, a 0.15 MB bound")
     parser.add_argument("--fuzz", type=int, metavar="N", help="run the fuzz tests with N examples each")
     args = parser.parse_args(argv)
