@@ -92,3 +92,42 @@ def test_sdk_processor_counts_unwritten_spans_says_so_once_and_recovers(tmp_path
     names = sorted(line["name"] for line in lines)
     assert names.count("custom.before step") == 5 and names.count("custom.after step") == 5
     assert "custom.full step" not in names
+
+
+OTEL_CHILD = textwrap.dedent("""
+    import json, os, resource, sys
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from halo_live import HaloSpanExporter
+
+    exporter = HaloSpanExporter(sys.argv[1], agent_wait=0)
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("disk-full")
+
+    def run(tag, n=3):
+        for i in range(n):
+            with tracer.start_as_current_span(f"{tag} {i}"):
+                pass
+
+    run("before")
+    _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(sys.argv[1]) + 50, hard))
+    run("full")
+    dropped = exporter.dropped
+    resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    run("after")
+    provider.shutdown()
+    print(json.dumps({"dropped": dropped}))
+""")
+
+
+def test_otel_exporter_reports_failure_without_raising_and_recovers(tmp_path):
+    out = tmp_path / "otel.jsonl"
+    proc = subprocess.run([sys.executable, "-c", OTEL_CHILD, str(out)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"dropped": 3}
+    assert "Traceback" not in proc.stderr and proc.stderr.count("cannot write") == 1, proc.stderr
+    names = sorted(orjson.loads(line)["name"] for line in out.read_bytes().splitlines())
+    assert names == ["after 0", "after 1", "after 2", "before 0", "before 1", "before 2"]

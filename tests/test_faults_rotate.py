@@ -80,3 +80,20 @@ def test_a_folder_dataset_keeps_a_rotated_shard_out_and_re_indexes_the_new_one(t
     finally:
         writer.shutdown(10)
     assert answers(folder, folder / ".halo-index") == answers(folder, tmp_path / "fresh")
+
+
+def test_halo_serve_writes_to_its_path_again_after_a_rotation_and_its_index_follows(tmp_path):
+    from tests._fault_helpers import ServeProcess, otlp_request, post_http, span_ids
+
+    out = tmp_path / "traces.jsonl"
+    serve = ServeProcess(out, "--agent-wait", "0")
+    try:
+        assert post_http(serve.http_url, otlp_request(1))[0] == 200
+        os.rename(out, tmp_path / "traces.jsonl.1")
+        assert post_http(serve.http_url, otlp_request(2))[0] == 200
+    finally:
+        assert serve.terminate() == 0
+    assert "Traceback" not in serve.stderr_text()
+    assert span_ids_on_disk(out) == span_ids(2, 10)
+    assert span_ids_on_disk(tmp_path / "traces.jsonl.1") == span_ids(1, 10)
+    assert answers(out, tmp_path / "traces.jsonl.halo-index") == answers(out, tmp_path / "fresh")
