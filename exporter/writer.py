@@ -375,11 +375,6 @@ class JsonlWriter:
                            "written until a write succeeds (tried with every batch)",
                            self.path, exc)
 
-    @property
-    def failing(self) -> bool:
-        """True while writes fail (e.g. the disk is full); the next batch tries again."""
-        return self._failing_since_dropped is not None
-
     def _failed_ticket(self, ticket: int) -> bool:
         with self._lock:
             return any(lo <= ticket <= hi for lo, hi in self._failed)
