@@ -189,6 +189,7 @@ def soak(args: argparse.Namespace) -> dict:
         "spans_lost": lost, "spans_doubled": doubled, "lines_on_disk": sum(on_disk.values()),
         "torn_last_lines": torn,
         "rss_mb_baseline": round(baseline_rss, 1), "rss_mb_peak": round(peak_rss, 1),
+        "rss_mb_bound": args.rss_bound_mb, "rss_bound_held": peak_rss <= args.rss_bound_mb,
         "count_traces_runs": len(latencies), "count_traces_errors": len(count_errors),
         "count_traces_p50_s": round(_percentile(latencies, 0.5), 3),
         "count_traces_p99_s": round(_percentile(latencies, 0.99), 3),
@@ -220,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attr-bytes", type=int, default=1000, help="payload bytes per span")
     parser.add_argument("--max-inflight-mb", type=float, default=8.0,
                         help="the server's memory bound for requests in flight (halo serve's flag)")
+    parser.add_argument("--rss-bound-mb", type=float, default=256,
+                        help="the stated bound on the server's RSS; the run fails past it")
     parser.add_argument("--retry-window", type=float, default=60, help="seconds clients keep retrying")
     parser.add_argument("--kill", action="store_true", help="SIGKILL the server halfway, restart it")
     parser.add_argument("--keep", action="store_true", help="keep the traces and logs (printed as work_dir)")
@@ -236,9 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     result = soak(args)
     print(json.dumps(result, indent=1))
     print(f"soak: {result['spans_acknowledged']} spans acknowledged, {result['spans_lost']} lost, "
-          f"{result['spans_doubled']} doubled; peak RSS {result['rss_mb_peak']} MB; count_traces p99 "
+          f"{result['spans_doubled']} doubled; peak RSS {result['rss_mb_peak']} MB (bound "
+          f"{result['rss_mb_bound']:g}); count_traces p99 "
           f"{result['count_traces_p99_s']} s", file=sys.stderr)
-    return 0 if result["spans_lost"] == 0 and (args.kill or result["spans_doubled"] == 0) else 1
+    held = result["spans_lost"] == 0 and result["rss_bound_held"]
+    return 0 if held and (args.kill or result["spans_doubled"] == 0) else 1
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ def test_a_flood_is_throttled_and_every_acknowledged_span_is_on_disk_exactly_onc
     assert result["spans_acknowledged"] > 0
     assert result["throttled_answers"] > 0  # the memory bound was reached and said so
     assert result["spans_lost"] == 0 and result["spans_doubled"] == 0
+    assert result["rss_bound_held"], result
     assert result["count_traces_runs"] > 0 and result["count_traces_errors"] == 0
     assert result["serve_exit"] == 0 and result["tracebacks"] == 0
 
