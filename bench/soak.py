@@ -169,10 +169,12 @@ def soak(args: argparse.Namespace) -> dict:
     for shard in folder.glob("*.jsonl"):
         with open(shard, "rb") as fh:
             for line in fh:
-                if not line.endswith(b"\n"):
-                    torn += 1  # a killed server's last write, never acknowledged
-                elif line.strip():
+                if not line.strip():
+                    continue
+                try:
                     on_disk[orjson.loads(line)["span_id"]] += 1
+                except orjson.JSONDecodeError:
+                    torn += 1  # a killed server's last write, never acknowledged
     acked_ids = [sid for tag in acked_tags for sid in span_ids(tag, args.spans)]
     lost = sum(1 for sid in acked_ids if on_disk[sid] == 0)
     doubled = sum(1 for sid in acked_ids if on_disk[sid] > 1)
@@ -187,7 +189,7 @@ def soak(args: argparse.Namespace) -> dict:
         "acknowledged_spans_per_s": round(len(acked_ids) / elapsed),
         "answers": dict(counts), "throttled_answers": throttled,
         "spans_lost": lost, "spans_doubled": doubled, "lines_on_disk": sum(on_disk.values()),
-        "torn_last_lines": torn,
+        "torn_lines": torn,
         "rss_mb_baseline": round(baseline_rss, 1), "rss_mb_peak": round(peak_rss, 1),
         "rss_mb_bound": args.rss_bound_mb, "rss_bound_held": peak_rss <= args.rss_bound_mb,
         "count_traces_runs": len(latencies), "count_traces_errors": len(count_errors),

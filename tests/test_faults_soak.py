@@ -37,3 +37,29 @@ def test_sigkill_mid_flood_loses_no_acknowledged_span():
     assert result["killed_at_s"] is not None
     assert result["spans_acknowledged"] > 0 and result["spans_lost"] == 0
     assert result["serve_exit"] == 0 and result["count_traces_errors"] == 0
+
+
+def test_a_restarted_server_ends_the_torn_line_a_killed_one_left_so_the_index_catches_up(tmp_path):
+    from tests._fault_helpers import ServeProcess, otlp_request, post_http
+
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    dead = folder / "traces-serve-host-1.jsonl"
+    first = ServeProcess(folder / "one.jsonl", "--no-index")  # a real line to tear
+    try:
+        assert post_http(first.http_url, otlp_request(1, 2))[0] == 200
+    finally:
+        first.terminate()
+    whole = (folder / "one.jsonl").read_bytes()
+    (folder / "one.jsonl").unlink()
+    dead.write_bytes(whole + whole[:40])  # the last write of a server killed mid-line
+    serve = ServeProcess(f"{folder}/")
+    try:
+        assert post_http(serve.http_url, otlp_request(2, 2))[0] == 200
+    finally:
+        assert serve.terminate() == 0
+    assert dead.read_bytes() == whole + whole[:40] + b"\n"
+    proc = subprocess.run([sys.executable, "-m", "halo_live", "tool", "get_dataset_overview", str(folder)],
+                          capture_output=True, text=True, timeout=120)
+    overview = json.loads(proc.stdout)["result"]
+    assert overview["total_spans"] == 4 and overview["index_lag_bytes"] == 0
