@@ -24,6 +24,10 @@ from halo_live.exporter import canonical
 
 HINTED_KINDS = (canonical.OBS_LLM, canonical.OBS_TOOL)
 DEFAULT_MAX_TRACES = 4096
+# Spans remembered in all (~300 bytes each): traces of 100k spans must not make the
+# trace bound a memory bound of gigabytes. Past it the oldest traces are forgotten, and a
+# trace that alone is larger stops growing (its later spans resolve as "unknown").
+DEFAULT_MAX_SPANS = 131_072
 DEFAULT_MAX_HELD = 20_000  # lines held at once; past this the oldest are written unnamed
 _MAX_HOPS = 64  # bounds a walk up a (malformed, cyclic) parent chain
 
@@ -47,13 +51,16 @@ class AgentLineage:
     """
 
     def __init__(self, release: Callable[[list[bytes]], Any], *, wait: float = 0.0,
-                 max_traces: int = DEFAULT_MAX_TRACES, max_held: int = DEFAULT_MAX_HELD) -> None:
+                 max_traces: int = DEFAULT_MAX_TRACES, max_held: int = DEFAULT_MAX_HELD,
+                 max_spans: int = DEFAULT_MAX_SPANS) -> None:
         if wait < 0:
             raise ValueError(f"wait must be >= 0 seconds, not {wait!r}")
         self.release = release
         self.wait = wait
         self.max_traces = max_traces
         self.max_held = max_held
+        self.max_spans = max_spans
+        self._span_count = 0
         self._traces: OrderedDict[str, dict[str, tuple[str, str | None]]] = OrderedDict()
         self._held: OrderedDict[tuple[str, str], _Held] = OrderedDict()
         self._by_trace: dict[str, set[tuple[str, str]]] = {}  # trace id -> its held keys
@@ -70,10 +77,15 @@ class AgentLineage:
             spans = self._traces.get(trace_id)
             if spans is None:
                 spans = self._traces[trace_id] = {}
-                while len(self._traces) > self.max_traces:
-                    self._traces.popitem(last=False)
             else:
                 self._traces.move_to_end(trace_id)
+            if span_id not in spans:
+                while ((len(self._traces) > self.max_traces or self._span_count >= self.max_spans)
+                       and next(iter(self._traces)) != trace_id):
+                    self._span_count -= len(self._traces.popitem(last=False)[1])
+                if self._span_count >= self.max_spans:
+                    return  # this trace alone fills the memory: remember no more of it
+                self._span_count += 1
             spans[span_id] = (parent_id or "", agent)
 
     def seen(self, trace_id: str, span_id: str) -> bool:

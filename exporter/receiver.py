@@ -5,7 +5,9 @@ lines, hands them to the `JsonlWriter` and waits until they are written:
 success is answered only then, so an acknowledged span survives a crash of
 the server. When the writer's queue stays full for `submit_timeout` the
 request is refused as retryable (HTTP 429 / gRPC UNAVAILABLE) instead of
-buffered without bound. The transports only map `Outcome`s to their codes.
+buffered without bound, and past `max_inflight_bytes` of requests being
+handled at once a new one is refused the same way (`reserve`), which bounds
+the server's memory. The transports only map `Outcome`s to their codes.
 
 An LLM/TOOL span whose agent span has not arrived yet is held (at most
 `agent_wait` seconds) so its line can carry the agent's name
@@ -39,6 +41,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024  # gRPC's default is 4 MiB, the Collector's HTTP 20 MiB
 DEFAULT_SUBMIT_TIMEOUT = 0.25  # absorb a short burst before refusing
 DEFAULT_WRITE_TIMEOUT = 30.0  # a write slower than this is reported as unavailable
+# Request bytes being decoded, converted or written at once, like the Collector's memory
+# limiter: past it a request is refused as retryable before its body is even read (HTTP).
+DEFAULT_MAX_INFLIGHT_BYTES = 64 * 1024 * 1024
 RETRY_AFTER_SECONDS = 1
 
 
@@ -101,9 +106,15 @@ class Receiver:
         write_timeout: float = DEFAULT_WRITE_TIMEOUT,
         agent_wait: float = config.DEFAULT_AGENT_WAIT,
         logs_path: str | os.PathLike[str] | None = None,
+        max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
     ) -> None:
         if max_body_bytes <= 0:
             raise ValueError(f"max_body_bytes must be > 0, not {max_body_bytes!r}")
+        if max_inflight_bytes <= 0:
+            raise ValueError(f"max_inflight_bytes must be > 0, not {max_inflight_bytes!r}")
+        self.max_inflight_bytes = max_inflight_bytes
+        self._inflight = 0
+        self.inflight_peak = 0
         self.writer = writer
         self.project_id = project_id or ""
         self.token = config.setting(token, config.HALO_TOKEN, "") or ""
@@ -141,6 +152,27 @@ class Receiver:
         if scheme.lower() != "bearer":
             return False
         return hmac.compare_digest(value.strip().encode(), self.token.encode())
+
+    # --- memory limiter -------------------------------------------------------------------
+
+    def reserve(self, nbytes: int) -> bool:
+        """Count `nbytes` of a request as in flight; False (refuse it, retryable) past the budget.
+
+        A request alone is always admitted (it is bounded by `max_body_bytes`), so a
+        large one is never refused forever.
+        """
+        with self._lock:
+            if self._inflight and self._inflight + nbytes > self.max_inflight_bytes:
+                self.throttled += 1
+                return False
+            self._inflight += nbytes
+            self.inflight_peak = max(self.inflight_peak, self._inflight)
+            return True
+
+    def release(self, nbytes: int) -> None:
+        """Return what `reserve` counted once the request is answered."""
+        with self._lock:
+            self._inflight -= nbytes
 
     # --- export -----------------------------------------------------------------------------
 

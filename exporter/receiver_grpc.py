@@ -53,7 +53,14 @@ class TraceServiceServicer(trace_service_pb2_grpc.TraceServiceServicer):
         metadata = dict(context.invocation_metadata())
         if not self.receiver.authorized(metadata.get("authorization")):
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
-        outcome = export(request)
+        if not self.receiver.reserve(len(request)):
+            context.set_trailing_metadata(_retry_metadata("at the memory bound; retry later"))
+            context.abort(grpc.StatusCode.UNAVAILABLE,
+                          "the server is at its memory bound for requests in flight; retry later")
+        try:
+            outcome = export(request)
+        finally:
+            self.receiver.release(len(request))
         if outcome.status is Status.INVALID:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, outcome.message)
         if outcome.status in (Status.THROTTLED, Status.UNAVAILABLE):
@@ -91,8 +98,10 @@ class GrpcReceiver:
                 ("grpc.max_receive_message_length", receiver.max_body_bytes),
                 ("grpc.so_reuseport", 0),  # a port in use must fail, not be shared
             ],
-            # Requests beyond the workers wait in grpcio; past this they get RESOURCE_EXHAUSTED.
-            maximum_concurrent_rpcs=max_workers * 8,
+            # Requests beyond the workers wait in grpcio, read but not yet counted by the
+            # receiver's memory bound; past this they get RESOURCE_EXHAUSTED (which OTLP
+            # exporters retry). It bounds that waiting memory to max_workers * max body.
+            maximum_concurrent_rpcs=max_workers * 2,
         )
 
     def start(self) -> int:

@@ -4,8 +4,9 @@ Answers as the OTLP/HTTP specification asks: the response (and an error's
 `google.rpc.Status`) in the request's encoding; 400 for a body that cannot
 be decoded, 401 without the bearer token, 413 for an oversized body (also
 after decompression, so a small gzip bomb is refused too), 415 for an
-unknown content type or encoding, 429 (queue full) / 503 (write failed or
-shutting down) with `Retry-After`. gzip, deflate and zstd bodies are
+unknown content type or encoding, 429 (queue full, or past the memory
+bound for requests in flight) / 503 (write failed or shutting down) with
+`Retry-After`. gzip, deflate and zstd bodies are
 decompressed here, with a bound, rather than by aiohttp.
 """
 
@@ -135,6 +136,18 @@ class HttpReceiver:
         too_large = f"request body larger than {limit} bytes"
         if request.content_length is not None and request.content_length > limit:
             return _reply(is_json, 413, code_pb2.RESOURCE_EXHAUSTED, too_large)
+        reserved = request.content_length if request.content_length is not None else limit
+        if not self.receiver.reserve(reserved):
+            return _reply(is_json, 429, code_pb2.UNAVAILABLE,
+                          "the server is at its memory bound for requests in flight; retry later",
+                          {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        try:
+            return await self._read_and_export(request, is_json, logs, limit, too_large)
+        finally:
+            self.receiver.release(reserved)
+
+    async def _read_and_export(self, request: web.Request, is_json: bool, logs: bool, limit: int,
+                               too_large: str) -> web.Response:
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:

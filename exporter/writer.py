@@ -7,6 +7,9 @@ processes can append to one file without torn or interleaved lines. A file
 left ending in a half line (a crashed writer) is healed: our write starts
 with a newline. A full queue blocks the caller briefly, then refuses and
 counts the lines (`dropped`) with a warning; nothing is lost silently.
+A failed write (disk full) is cut back to whole lines, counted, reported
+once per outage, and retried with the next batch. If `path` is renamed
+(log rotation) or deleted, the next batch goes to a new file at `path`.
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ class JsonlWriter:
         self._closed = False
         self._warned_drop_at = 0
         self._warned_error = False
+        self._failing_since_dropped: int | None = None  # `dropped` when the current write outage began
         self._dropped_at_flush = self.dropped
 
     # --- public API --------------------------------------------------------------------
@@ -289,6 +293,8 @@ class JsonlWriter:
         return b"".join(parts), len(parts)
 
     def _open(self) -> int:
+        if self._fd is not None and self._moved():
+            self._close_fd()  # rotated away or deleted: write to a file at `path` again
         if self._fd is None:
             directory = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(directory, exist_ok=True)
@@ -301,10 +307,19 @@ class JsonlWriter:
                 self._can_read = False
         return self._fd
 
+    def _moved(self) -> bool:
+        """True if `path` no longer names the file we hold open (renamed by a rotation, or deleted)."""
+        try:
+            here, ours = os.stat(self.path), os.fstat(self._fd)  # type: ignore[arg-type]
+        except OSError:
+            return True
+        return (here.st_dev, here.st_ino) != (ours.st_dev, ours.st_ino)
+
     def _write(self, data: bytes, lines: int) -> bool:
         try:
             fd = self._open()
             fcntl.flock(fd, fcntl.LOCK_EX)
+            size = None
             try:
                 # Heal under the lock: if the file ends in a half line (a writer died
                 # mid-line), start ours on a new line so both stay parseable.
@@ -316,15 +331,32 @@ class JsonlWriter:
                     n = os.write(fd, view)
                     view = view[n:]
                 end = os.lseek(fd, 0, os.SEEK_CUR)
+            except OSError:
+                # A full disk (ENOSPC, EFBIG) can take part of the batch: cut it off, so
+                # the file never holds a half line nor lines whose request was refused.
+                if size is not None:
+                    try:
+                        os.ftruncate(fd, size)
+                    except OSError:
+                        pass  # the reader counts a half line as bad; the next write heals it
+                raise
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         except OSError as exc:
-            self._report_error(exc)
             with self._lock:
-                self._count_drop_locked(lines, f"write failed: {exc.strerror or exc}")
+                if self._failing_since_dropped is None:
+                    self._failing_since_dropped = self.dropped
+                    self._report_error(exc)
+                self.dropped += lines  # said once per outage above, not once per doubling
             if exc.errno in (errno.EBADF, errno.ESTALE):
                 self._fd = None
             return False
+        if self._failing_since_dropped is not None:
+            with self._lock:
+                lost, self._failing_since_dropped = self.dropped - self._failing_since_dropped, None
+                self._warned_error = False  # a later outage is reported again
+            logger.warning("[non-fatal] halo: writing %s again; %d span line(s) were not written "
+                           "while it failed", self.path, lost)
         self.lines_written += lines
         self.bytes_written += len(data)
         if self.on_flush is not None:
@@ -339,7 +371,9 @@ class JsonlWriter:
     def _report_error(self, exc: OSError) -> None:
         if not self._warned_error:
             self._warned_error = True
-            logger.warning("[non-fatal] halo: cannot write %s: %s", self.path, exc)
+            logger.warning("[non-fatal] halo: cannot write %s: %s; span lines are counted as not "
+                           "written until a write succeeds (tried with every batch)",
+                           self.path, exc)
 
     def _failed_ticket(self, ticket: int) -> bool:
         with self._lock:

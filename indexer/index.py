@@ -22,6 +22,7 @@ import orjson
 
 from halo_live.indexer import dataset as ds
 from halo_live.indexer import layout as L
+from halo_live.indexer import repair
 from halo_live.indexer.apply import BatchWriter
 from halo_live.indexer.models import CatchUpStats
 from halo_live.indexer.parse import Batch
@@ -87,7 +88,7 @@ def _acquire_env(index_dir: Path):
     with _ENVS_LOCK:
         entry = _ENVS.get(key)
         if entry is None:
-            env, dbs = L.open_env(index_dir)
+            env, dbs = repair.open_checked(index_dir, LOCK_FILE)
             entry = _ENVS[key] = [env, dbs, 0, _CatchUpLock(index_dir)]
         entry[2] += 1
         return entry[0], entry[1], entry[3]

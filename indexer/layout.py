@@ -24,6 +24,7 @@ Sub-databases (all keys fixed-width big-endian where order matters):
 from __future__ import annotations
 
 import hashlib
+import logging
 import struct
 from pathlib import Path
 
@@ -143,6 +144,10 @@ def open_env(index_dir: Path, *, readonly: bool = False) -> tuple[lmdb.Environme
         schema = txn.get(b"schema", db=dbs["meta"])
         if schema != SCHEMA:
             if schema is not None:  # another layout: the index is derived, so rebuild it
+                logging.getLogger(__name__).warning(
+                    "halo index: %s holds another index layout (%s, this version reads %s); "
+                    "rebuilding it from the JSONL", index_dir, schema.decode(errors="replace"),
+                    SCHEMA.decode())
                 for db in dbs.values():
                     txn.drop(db, delete=False)
             txn.put(b"schema", SCHEMA, db=dbs["meta"])

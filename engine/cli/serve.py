@@ -10,6 +10,7 @@ requests finish, flush, bring the index up to date and exit 0.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import os
 import signal
@@ -79,6 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default ${config.HALO_FSYNC})")
     parser.add_argument("--max-body-mb", type=float, default=16.0,
                         help="largest request accepted, in MB, after decompression (default 16)")
+    parser.add_argument("--max-inflight-mb", type=float, default=64.0,
+                        help="memory bound: request bytes handled at once; past it a request is "
+                             "refused with 429 / UNAVAILABLE and a retry delay (default 64)")
     parser.add_argument("--agent-wait", type=float, default=config.DEFAULT_AGENT_WAIT, metavar="SECONDS",
                         help="hold an LLM/TOOL span up to SECONDS for its agent's span, so its line "
                              "names the agent however the client batches (default "
@@ -119,6 +123,35 @@ def resolve_out(out: str) -> tuple[Path, Path]:
     except OSError as exc:
         raise CliError(f"cannot write {target}: {exc.strerror or exc}") from None
     return target, dataset
+
+
+def heal_torn_shards(folder: Path, own: Path) -> int:
+    """End the torn last line of other servers' shards in `folder`; returns how many.
+
+    A server killed mid-`write()` leaves part of a line that was never acknowledged, and
+    no writer will ever finish it: the index would wait for its end forever. Ended, it is
+    one bad line. Taken under the writers' flock, so a live server's shard, which holds
+    only whole lines between its writes, is never touched.
+    """
+    healed = 0
+    for shard in sorted(folder.glob("traces-serve-*.jsonl")):
+        if shard == own:
+            continue
+        try:
+            fd = os.open(shard, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                os.write(fd, b"\n")
+                healed += 1
+        except OSError:
+            pass  # not ours to fix then; the index reports its lag
+        finally:
+            os.close(fd)  # releases the flock
+    return healed
 
 
 class _ThreadIndex:
@@ -209,6 +242,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_body_mb <= 0:
         raise CliError(f"--max-body-mb must be > 0, not {args.max_body_mb}")
+    if args.max_inflight_mb <= 0:
+        raise CliError(f"--max-inflight-mb must be > 0, not {args.max_inflight_mb}")
     for flag, port in (("--grpc-port", args.grpc_port), ("--http-port", args.http_port)):
         if not 0 <= port <= 65535:
             raise CliError(f"{flag} must be between 0 and 65535, not {port}")
@@ -220,9 +255,11 @@ def run(args: argparse.Namespace) -> int:
                              on_flush=lambda _offset: wake[0]() if wake else None)
         receiver = Receiver(writer, project_id=project_id, token=args.token,
                             max_body_bytes=int(args.max_body_mb * 1024 * 1024),
-                            agent_wait=args.agent_wait, logs_path=logs_path_for(target))
+                            agent_wait=args.agent_wait, logs_path=logs_path_for(target),
+                            max_inflight_bytes=int(args.max_inflight_mb * 1024 * 1024))
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    healed = heal_torn_shards(dataset, target) if dataset != target else 0
     index_kind = {"process": _ProcessIndex, "thread": _ThreadIndex}.get(args.index)
     try:
         index = index_kind(dataset) if index_kind else None
@@ -264,6 +301,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"halo serve: OTLP/HTTP listening on http://{host}:{http_port}/v1/traces", flush=True)
     print(f"halo serve: OTLP logs too, at http://{host}:{http_port}/v1/logs and on gRPC "
           f"(kept in {logs_path_for(target).name})", flush=True)
+    if healed:
+        print(f"halo serve: ended the torn last line of {healed} shard(s) a killed server left "
+              "(never acknowledged; counted as bad lines)", flush=True)
     if receiver.recovered:
         print(f"halo serve: wrote {receiver.recovered} span(s) a stopped server had left held "
               "for their agent", flush=True)
