@@ -22,6 +22,7 @@ import orjson
 
 from halo_live.indexer import layout as L
 from halo_live.indexer.parse import Batch, duration_ms
+from halo_live.indexer.rollup import Rollups
 
 _SIG_EXAMPLES = 3
 
@@ -85,6 +86,8 @@ class BatchWriter:
         # outcome only appends, through `postings`); task keys to put, sorted at the end
         self.moves: defaultdict[bytes, dict[int, int]] = defaultdict(dict)
         self.task_keys: set[bytes] = set()
+        self.counts: defaultdict[bytes, int] = defaultdict(int)  # posting key -> members added
+        self.rollups = Rollups(rel_of)
         self.new_traces = 0
 
     # --- per batch -----------------------------------------------------------------
@@ -300,6 +303,7 @@ class BatchWriter:
         before = old[L.R_OUTCOME] if old is not None else None
         if row[L.R_OUTCOME] != before:
             self._outcome_changes(tno, before, row[L.R_OUTCOME])
+        self.rollups.add(old, row)
         for pos, db in ((L.R_START, "by_start"), (L.R_END, "by_end")):
             if old is None or old[pos] != row[pos]:
                 if old is not None:
@@ -322,6 +326,7 @@ class BatchWriter:
         task = after[L.O_TASK]
         if before is None:  # the common case, a trace's first outcome: postings only grow
             t["outcome_traces"] += 1
+            self.postings[L.KEY_OUTCOME].append(tno)
             for key in _outcome_keys(after):
                 self.postings[key].append(tno)
             if task:
@@ -359,6 +364,7 @@ class BatchWriter:
             gone: defaultdict[int, set[int]] = defaultdict(set)
             for tno in removed - cancelled:
                 gone[tno >> shift].add(tno)
+            self.counts[key] -= len(removed - cancelled)
             for chunk, tnos in gone.items():
                 chunk_key = L.posting_chunk_key(key, chunk << shift)
                 kept = array("I", [x for x in array("I", self.txn.get(chunk_key, db=idx) or b"")
@@ -373,7 +379,9 @@ class BatchWriter:
         meta = dbs["meta"]
         shift = L.POSTING_SHIFT
         self._apply_moves()
+        counts = self.counts
         for key, tnos in self.postings.items():
+            counts[key] += len(tnos)
             chunks: defaultdict[int, list[int]] = defaultdict(list)
             for tno in tnos:
                 chunks[tno >> shift].append(tno)
@@ -381,6 +389,11 @@ class BatchWriter:
                 chunk_key = L.posting_chunk_key(key, chunk << shift)
                 raw = txn.get(chunk_key, db=dbs["idx"]) or b""
                 txn.put(chunk_key, raw + array("I", more).tobytes(), db=dbs["idx"])
+        for key, more in counts.items():
+            if more:
+                raw = txn.get(key, db=dbs["counts"])
+                txn.put(key, L.u64((L.un64(raw) if raw else 0) + more), db=dbs["counts"])
+        self.rollups.write(txn, dbs)
         for page_no, page in self.pages.items():
             txn.put(L.u32(page_no), orjson.dumps(page), db=dbs["pages"])
         for key, sig in self.sigs.items():
