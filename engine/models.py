@@ -417,6 +417,9 @@ class DatasetOverview(_Closed):
         description=("With outcomes: error signatures ranked by the failures they explain (failure rate "
                      "with vs without the signature). Start from these: a frequent signature that "
                      "passing traces hit as often is noise."))
+    duplicate_spans: int | None = _absent_when_none(
+        "Span lines in the whole index that repeated a (trace id, span id) already seen, e.g. "
+        "a retried export: each span is counted once. Present when any was seen.", ge=0)
     budget_note: str | None = _absent_when_none(_BUDGET_NOTE)
 
 

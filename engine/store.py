@@ -193,11 +193,14 @@ class TraceStore:
 
     def _live_facts(self, snap: Any) -> dict[str, Any]:
         totals = snap.totals()
-        return {
+        facts = {
             "spans_indexed": totals.total_spans,
             "last_span_arrival": render.iso_from_epoch(totals.last_indexed_at),
             "index_lag_bytes": self._pending_bytes,
         }
+        if totals.duplicate_spans:
+            facts["duplicate_spans"] = totals.duplicate_spans
+        return facts
 
     # --- discovery from the index ------------------------------------------------------
 

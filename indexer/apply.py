@@ -21,7 +21,7 @@ import lmdb
 import orjson
 
 from halo_live.indexer import layout as L
-from halo_live.indexer.parse import Batch, duration_ms
+from halo_live.indexer.parse import Batch, duration_ms, parse_bytes
 from halo_live.indexer.rollup import Rollups
 
 _SIG_EXAMPLES = 3
@@ -31,7 +31,7 @@ TOTAL_KEYS = (
     "missing_agent_identity_count", "project_id_mismatch_count", "otel_error_span_count",
     "tool_error_span_count", "total_input_tokens", "total_output_tokens", "raw_jsonl_bytes",
     "complete_traces", "bad_lines", "spans_without_projection",
-    "outcome_traces", "passed_traces", "failed_traces",
+    "outcome_traces", "passed_traces", "failed_traces", "duplicate_spans",
 )
 TOTAL_SETS = ("service_names", "model_names", "agent_names", "agent_ids", "tool_names", "run_ids")
 _SET_FIELDS = (
@@ -64,8 +64,10 @@ def load_totals(txn: lmdb.Transaction, dbs: dict) -> dict:
 class BatchWriter:
     """Applies batches to one open write transaction; `finish()` writes the shared records."""
 
-    def __init__(self, txn: lmdb.Transaction, dbs: dict, rel_of: dict[int, str], now: float) -> None:
+    def __init__(self, txn: lmdb.Transaction, dbs: dict, rel_of: dict[int, str], now: float,
+                 read_line=None) -> None:
         self.txn = txn
+        self.read_line = read_line  # (fileno, offset, length) -> the line: re-reads a batch's spans
         self.dbs = dbs
         self.rel_of = rel_of
         self.now = now
@@ -89,6 +91,7 @@ class BatchWriter:
         self.counts: defaultdict[bytes, int] = defaultdict(int)  # posting key -> members added
         self.rollups = Rollups(rel_of)
         self.new_traces = 0
+        self.duplicates = 0  # spans skipped because the index already held them
 
     # --- per batch -----------------------------------------------------------------
     def apply(self, batch: Batch) -> None:
@@ -99,6 +102,8 @@ class BatchWriter:
             txn.put(L.order_key(batch.fileno, off), reason.encode(), db=dbs["bad"])
         self.totals["bad_lines"] += batch.bad_count
         self.totals["spans_without_projection"] += batch.unprojected
+        self.totals["duplicate_spans"] += batch.duplicates
+        self.duplicates += batch.duplicates
 
     def _merge_trace(self, p: tuple, fileno: int) -> None:
         """Fold one trace's partial (parse.P_* fields) into its row."""
@@ -140,6 +145,9 @@ class BatchWriter:
         row[L.R_MISMATCH] = max(0, len(row[L.R_PROJECTS]) - 1)
         sids, pids = (set(x) for x in orjson.loads(txn.get(tk, db=dbs["ids"])))
         more_sids, more_pids = orjson.loads(more_ids)
+        if not sids.isdisjoint(more_sids):
+            self._merge_new_spans(more_blob, sids, fileno)
+            return
         sids.update(more_sids)
         pids.update(more_pids)
         row[L.R_MISS_PARENT] = sum(1 for x in pids if x not in sids)
@@ -166,6 +174,20 @@ class BatchWriter:
         txn.put(tk, ids, db=dbs["ids"])
         txn.put(tk, blob + more_blob, db=dbs["spans"])
         self._index_changes(tno, old, row)
+
+    def _merge_new_spans(self, blob: bytes, known: set[str], fileno: int) -> None:
+        """A partial repeating spans the index holds (a retried export arriving in a later
+        batch): its other spans are read again and merged one by one, the repeats skipped."""
+        for entry in orjson.loads(b"[" + blob[:-1] + b"]"):
+            _, off, length, sid = entry[:4]
+            if sid in known:
+                self.duplicates += 1
+                self.totals["duplicate_spans"] += 1
+                continue
+            known.add(sid)
+            batch = parse_bytes(self.read_line(fileno, off, length) + b"\n", fileno, off)
+            for p in batch.partials:
+                self._merge_trace(p, fileno)
 
     def _add_trace(self, key: bytes, p: tuple, fileno: int) -> None:
         """A trace the index has not seen: its row is the partial's (what merging it into

@@ -269,7 +269,7 @@ class TraceIndex:
             ident = ds.identity(path)
             if ident is None or (ident.dev, ident.ino) != (cp["dev"], cp["ino"]):
                 raise _Retry  # replaced meanwhile: the next round resets
-            writer = BatchWriter(txn, self._dbs, rel_of, time.time())
+            writer = BatchWriter(txn, self._dbs, rel_of, time.time(), read_line)
             for batch in group:
                 writer.apply(batch)
             while group[-1].end - group[0].start < self.commit_bytes and not self._closed:
@@ -284,9 +284,16 @@ class TraceIndex:
                 cp["head_n"] = min(ds.HEAD_BYTES, cp["offset"])
                 cp["head_hash"] = ds.head_hash(path, cp["head_n"])
             txn.put(key, orjson.dumps(cp), db=self._dbs["files"])
-            return writer.new_traces
+            return writer.new_traces, writer.duplicates
 
-        stats.new_traces += self._write(body)
+        def read_line(fileno_: int, offset: int, length: int) -> bytes:
+            with open(self.dataset.path_of(rel_of[fileno_]), "rb") as fh:
+                return os.pread(fh.fileno(), length, offset)
+
+        new_traces, duplicates = self._write(body)
+        stats.new_traces += new_traces
+        stats.duplicates += duplicates
+        stats.spans -= duplicates - sum(batch.duplicates for batch in group)  # repeats met in the index
         self._unreleased += group[-1].end - group[0].start
         if self._unreleased >= RELEASE_BYTES:  # a big build: keep RSS to what we use
             self._unreleased = 0
