@@ -28,7 +28,11 @@ from halo_live.indexer.parse import Batch
 from halo_live.indexer.pool import POOL_MIN_BYTES, parse_batches
 from halo_live.indexer.snapshot import Snapshot
 
-RELEASE_BYTES = 256 << 20  # of JSONL indexed between two unmappings of the index's pages
+# JSONL indexed between two unmappings of the index's pages. The writer's reads (a random
+# trace-id lookup per new trace, B-tree paths) fault in pages with their neighbours; at 500k
+# traces 256 MB of input left 180 MB of the map resident, 8 MB leaves 30 to 45 MB, at no cost
+# in build time (measured with bench/bench_index.py; see docs/performance.md).
+RELEASE_BYTES = 8 << 20
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
@@ -110,7 +114,7 @@ class TraceIndex:
     """A streaming LMDB index over one JSONL file or a folder/glob of shards."""
 
     def __init__(self, dataset: ds.Dataset, index_dir: Path, *, workers: int | None = None,
-                 chunk_bytes: int = 8 << 20, commit_bytes: int = 32 << 20,
+                 chunk_bytes: int = 8 << 20, commit_bytes: int = 8 << 20,
                  pool_min_bytes: int = POOL_MIN_BYTES) -> None:
         self.dataset = dataset
         self.index_dir = index_dir

@@ -6,10 +6,10 @@ keeps the sums, bounds and name sets of the overview over the traces in it.
 Rows only grow (spans are added, names never leave a row), so a record
 changes by the difference between a row before and after a batch.
 
-Writing: a cold build sees most traces once, and many of them share the same
-set of filter values; changes are summed per (values before, values after)
-group first and each group is folded into its lists' records once per
-transaction, so the cost per trace is one tuple and a few additions.
+Writing: a cold build sees most traces once, and many of them share a model,
+an agent set, a tool set; changes are grouped per dimension by (values before,
+values after), each group is summed once per transaction (in C) and folded into
+its values' records, so the cost per trace is a few tuples and appends.
 
 Record (JSON): {"v": [traces, spans, missing parents, missing identities,
 project mismatches, otel errors, tool errors, input tokens, output tokens, raw
@@ -21,6 +21,8 @@ readers fall back to the rows.
 """
 
 from __future__ import annotations
+
+from operator import itemgetter
 
 import lmdb
 import orjson
@@ -38,123 +40,124 @@ def _vector(row: list) -> list:
     return [1, *[row[p] for p in SUMMED], 1 if row[L.R_HAS_ERR] else 0, 1 if row[L.R_COMPLETE] else 0]
 
 
-def _ident(row: list) -> tuple:
-    """The filter values of a row that have a rollup: its group."""
+_DIMS = ((L.TAG_MODEL, L.R_MODELS), (L.TAG_SERVICE, L.R_SERVICES), (L.TAG_AGENT, L.R_AGENTS),
+         (L.TAG_TOOL, L.R_TOOLS), (L.TAG_RUN, L.R_RUNS))
+_FLAT = (None, None, None, None, None, None, None, None)  # a new trace: no lists before
+
+
+def _values(row: list) -> tuple:
+    """The row's values per dimension: the five name lists, project, errors, complete."""
     return (tuple(row[L.R_MODELS]), tuple(row[L.R_SERVICES]), tuple(row[L.R_AGENTS]),
-            tuple(row[L.R_TOOLS]), tuple(row[L.R_RUNS]), row[L.R_PROJECT],
-            bool(row[L.R_HAS_ERR]), bool(row[L.R_COMPLETE]))
+            tuple(row[L.R_TOOLS]), tuple(row[L.R_RUNS]),
+            (row[L.R_PROJECT],) if row[L.R_PROJECT] is not None else (),
+            (True,) if row[L.R_HAS_ERR] else (), (True,) if row[L.R_COMPLETE] else ())
 
 
 def empty() -> dict:
     return {"v": [0] * V_FIELDS, "lo": None, "hi": None, "u": [[] for _ in UNIONS], "r": {}, "x": 1}
 
 
-class _Group:
-    __slots__ = ("full", "delta", "lo", "hi", "ids", "runs", "inexact")
-
-    def __init__(self) -> None:
-        self.full = [0] * V_FIELDS  # sum of the rows after
-        self.delta = [0] * V_FIELDS  # sum of (after - before), for lists the rows were in before
-        self.lo: str | None = None
-        self.hi: str | None = None
-        self.ids: set[str] = set()
-        self.runs: dict[str, list] = {}
-        self.inexact = False
+_VEC, _DELTA, _START, _END, _UID, _RUNS, _WHERE, _INEXACT = range(8)
 
 
 class Rollups:
-    """Collects one write transaction's row changes; `write(txn, dbs)` folds them in."""
+    """Collects one write transaction's row changes; `write(txn, dbs)` folds them in.
+
+    Changes are grouped per dimension by (values before, values after): a group
+    is summed once (in C: zip, min, max) and folded into each of its values'
+    records, so a trace costs a few tuples and appends, not a merge per value.
+    """
 
     def __init__(self, rel_of: dict[int, str]) -> None:
         self.rel_of = rel_of
-        self.groups: dict[tuple, _Group] = {}
-        self._keys: dict[tuple, list[bytes]] = {}
+        self.groups: list[dict[tuple, list]] = [{} for _ in range(8)]
+        self.uids: dict[tuple, int] = {}  # the name lists of a row, numbered: unions by number
 
     def add(self, old: list | None, row: list) -> None:
         """A row changed from `old` (None: a new trace) to `row`."""
-        ident = _ident(row)
-        gkey = (None if old is None else _ident(old), ident)
-        g = self.groups.get(gkey)
-        if g is None:
-            g = self.groups[gkey] = _Group()
         vec = _vector(row)
-        full = g.full
-        for i in range(V_FIELDS):
-            full[i] += vec[i]
+        delta = inexact = None
         if old is not None:
-            before = _vector(old)
-            delta = g.delta
-            for i in range(V_FIELDS):
-                delta[i] += vec[i] - before[i]
-            if old[L.R_START] != row[L.R_START] and (not old[L.R_START] or row[L.R_START] > old[L.R_START]):
-                g.inexact = True
-        start, end = row[L.R_START], row[L.R_END]
-        if g.lo is None or start < g.lo:
-            g.lo = start
-        if g.hi is None or end > g.hi:
-            g.hi = end
-        if row[L.R_AGENT_IDS]:
-            g.ids.update(row[L.R_AGENT_IDS])
-        if row[L.R_RUNS]:
-            where = [self.rel_of[row[L.R_FILENO]], row[L.R_FIRST_OFF]]
-            runs = g.runs
-            for run in row[L.R_RUNS]:
-                at = runs.get(run)
-                if at is None or where < at:
-                    runs[run] = where
-
-    def _keys_of(self, ident: tuple | None) -> list[bytes]:
-        if ident is None:
-            return []
-        keys = self._keys.get(ident)
-        if keys is None:
-            models, services, agents, tools, runs, project, err, complete = ident
-            keys = [L.posting_key(tag, v) for tag, values in
-                    ((L.TAG_MODEL, models), (L.TAG_SERVICE, services), (L.TAG_AGENT, agents),
-                     (L.TAG_TOOL, tools), (L.TAG_RUN, runs)) for v in values]
-            if project is not None:
-                keys.append(L.posting_key(L.TAG_PROJECT, project))
-            if err:
-                keys.append(L.KEY_ERRORS)
-            if complete:
-                keys.append(L.KEY_COMPLETE)
-            self._keys[ident] = keys
-        return keys
+            delta = [a - b for a, b in zip(vec, _vector(old))]
+            inexact = old[L.R_START] != row[L.R_START] and (not old[L.R_START] or row[L.R_START] > old[L.R_START])
+        names = (tuple(row[L.R_SERVICES]), tuple(row[L.R_MODELS]), tuple(row[L.R_AGENTS]),
+                 tuple(row[L.R_AGENT_IDS]), tuple(row[L.R_TOOLS]))
+        uid = self.uids.setdefault(names, len(self.uids))
+        runs = row[L.R_RUNS]
+        where = [self.rel_of[row[L.R_FILENO]], row[L.R_FIRST_OFF]] if runs else None
+        item = (vec, delta, row[L.R_START], row[L.R_END], uid, runs, where, inexact)
+        after = _values(row)
+        before = _FLAT if old is None else _values(old)
+        for dim, groups in enumerate(self.groups):
+            if after[dim]:
+                key = (before[dim], after[dim])
+                items = groups.get(key)
+                if items is None:
+                    groups[key] = [item]
+                else:
+                    items.append(item)
 
     def write(self, txn: lmdb.Transaction, dbs: dict) -> None:
         db = dbs["rollups"]
         records: dict[bytes, dict] = {}
-        for (old_ident, ident), g in self.groups.items():
-            before = set(self._keys_of(old_ident))
-            models, services, agents, tools = ident[0], ident[1], ident[2], ident[3]
-            for key in self._keys_of(ident):
-                rec = records.get(key)
-                if rec is None:
-                    raw = txn.get(key, db=db)
-                    rec = records[key] = orjson.loads(raw) if raw is not None else empty()
-                was = key in before
-                v = rec["v"]
-                add = g.delta if was else g.full
-                for i in range(V_FIELDS):
-                    v[i] += add[i]
-                if was and g.inexact:
-                    rec["x"] = 0
-                if rec["lo"] is None or g.lo < rec["lo"]:
-                    rec["lo"] = g.lo
-                if rec["hi"] is None or g.hi > rec["hi"]:
-                    rec["hi"] = g.hi
-                u = rec["u"]
-                for pos, values in ((0, services), (1, models), (2, agents), (3, g.ids), (4, tools)):
-                    if values and not set(values).issubset(u[pos]):
-                        u[pos] = sorted(set(u[pos]).union(values))
-                runs = rec["r"]
-                for run, where in g.runs.items():
-                    at = runs.get(run)
-                    if at is None or where < at:
-                        runs[run] = where
+        names = list(self.uids)
+        get = itemgetter
+        for dim, groups in enumerate(self.groups):
+            for (before, after), items in groups.items():
+                full = [sum(c) for c in zip(*map(get(_VEC), items))]
+                delta = [sum(c) for c in zip(*map(get(_DELTA), items))] if before is not None else None
+                inexact = before is not None and any(map(get(_INEXACT), items))
+                lo, hi = min(map(get(_START), items)), max(map(get(_END), items))
+                unions: list[set] = [set() for _ in UNIONS]
+                for uid in set(map(get(_UID), items)):
+                    for pos, values in enumerate(names[uid]):
+                        unions[pos].update(values)
+                firsts: dict[str, list] = {}
+                for item in items:
+                    if item[_RUNS]:
+                        where = item[_WHERE]
+                        for run in item[_RUNS]:
+                            at = firsts.get(run)
+                            if at is None or where < at:
+                                firsts[run] = where
+                for value in after:
+                    key = _key(dim, value)
+                    rec = records.get(key)
+                    if rec is None:
+                        raw = txn.get(key, db=db)
+                        rec = records[key] = orjson.loads(raw) if raw is not None else empty()
+                    was = before is not None and value in before
+                    v = rec["v"]
+                    add = delta if was else full
+                    for i in range(V_FIELDS):
+                        v[i] += add[i]
+                    if was and inexact:
+                        rec["x"] = 0
+                    if rec["lo"] is None or lo < rec["lo"]:
+                        rec["lo"] = lo
+                    if rec["hi"] is None or hi > rec["hi"]:
+                        rec["hi"] = hi
+                    u = rec["u"]
+                    for pos, values in enumerate(unions):
+                        if values and not values.issubset(u[pos]):
+                            u[pos] = sorted(values.union(u[pos]))
+                    runs = rec["r"]
+                    for run, where in firsts.items():
+                        at = runs.get(run)
+                        if at is None or where < at:
+                            runs[run] = where
         for key, rec in records.items():
             txn.put(key, orjson.dumps(rec), db=db)
-        self.groups.clear()
+        for groups in self.groups:
+            groups.clear()
+
+
+def _key(dim: int, value) -> bytes:
+    if dim < len(_DIMS):
+        return L.posting_key(_DIMS[dim][0], value)
+    if dim == len(_DIMS):
+        return L.posting_key(L.TAG_PROJECT, value)
+    return L.KEY_ERRORS if dim == len(_DIMS) + 1 else L.KEY_COMPLETE
 
 
 def read(txn: lmdb.Transaction, dbs: dict, key: bytes) -> dict | None:
