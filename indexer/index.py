@@ -114,7 +114,7 @@ class TraceIndex:
     """A streaming LMDB index over one JSONL file or a folder/glob of shards."""
 
     def __init__(self, dataset: ds.Dataset, index_dir: Path, *, workers: int | None = None,
-                 chunk_bytes: int = 8 << 20, commit_bytes: int = 8 << 20,
+                 chunk_bytes: int = 8 << 20, commit_bytes: int = 32 << 20,
                  pool_min_bytes: int = POOL_MIN_BYTES) -> None:
         self.dataset = dataset
         self.index_dir = index_dir
@@ -276,12 +276,14 @@ class TraceIndex:
             writer = BatchWriter(txn, self._dbs, rel_of, time.time(), read_line)
             for batch in group:
                 writer.apply(batch)
+                self._release_pages(batch.end - batch.start)
             while group[-1].end - group[0].start < self.commit_bytes and not self._closed:
                 batch = next(batches, None)
                 if batch is None:
                     break
                 group.append(batch)
                 writer.apply(batch)
+                self._release_pages(batch.end - batch.start)
             writer.finish()
             cp["offset"] = group[-1].end
             if cp["head_n"] < ds.HEAD_BYTES:
@@ -298,10 +300,6 @@ class TraceIndex:
         stats.new_traces += new_traces
         stats.duplicates += duplicates
         stats.spans -= duplicates - sum(batch.duplicates for batch in group)  # repeats met in the index
-        self._unreleased += group[-1].end - group[0].start
-        if self._unreleased >= RELEASE_BYTES:  # a big build: keep RSS to what we use
-            self._unreleased = 0
-            L.release_mapped_pages(self.index_dir)
         stats.batches += 1
         for batch in group:
             stats.bytes_read += batch.end - batch.start
@@ -309,6 +307,14 @@ class TraceIndex:
             stats.spans += batch.spans
             stats.bad_lines += batch.bad_count
         return group[-1].end - group[0].start
+
+    def _release_pages(self, nbytes: int) -> None:
+        """Unmap the index's pages every RELEASE_BYTES of input (also inside an open write
+        transaction: its dirty pages are not in the map, and a read page faults back in)."""
+        self._unreleased += nbytes
+        if self._unreleased >= RELEASE_BYTES:  # a big build: keep RSS to what we use
+            self._unreleased = 0
+            L.release_mapped_pages(self.index_dir)
 
     def _register(self, rels: list[str]) -> None:
         def body(txn):

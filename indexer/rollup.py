@@ -83,14 +83,14 @@ class Rollups:
         names = (tuple(row[L.R_SERVICES]), tuple(row[L.R_MODELS]), tuple(row[L.R_AGENTS]),
                  tuple(row[L.R_AGENT_IDS]), tuple(row[L.R_TOOLS]))
         uid = self.uids.setdefault(names, len(self.uids))
-        runs = row[L.R_RUNS]
+        after = _values(row)
+        runs = after[4]
         where = [self.rel_of[row[L.R_FILENO]], row[L.R_FIRST_OFF]] if runs else None
         item = (vec, delta, row[L.R_START], row[L.R_END], uid, runs, where, inexact)
-        after = _values(row)
         before = _FLAT if old is None else _values(old)
         for dim, groups in enumerate(self.groups):
             if after[dim]:
-                key = (before[dim], after[dim])
+                key = (before[dim], after[dim], runs)  # one run set a group: its first trace is a min()
                 items = groups.get(key)
                 if items is None:
                     groups[key] = [item]
@@ -100,26 +100,18 @@ class Rollups:
     def write(self, txn: lmdb.Transaction, dbs: dict) -> None:
         db = dbs["rollups"]
         records: dict[bytes, dict] = {}
-        names = list(self.uids)
+        known: dict[bytes, set] = {}  # per record: its names as (list position, name) pairs
+        # each uid's names as (list position, name) pairs: a group's union is one C call
+        tagged = [_tagged(names) for names in self.uids]
         get = itemgetter
         for dim, groups in enumerate(self.groups):
-            for (before, after), items in groups.items():
+            for (before, after, runs), items in groups.items():
                 full = [sum(c) for c in zip(*map(get(_VEC), items))]
                 delta = [sum(c) for c in zip(*map(get(_DELTA), items))] if before is not None else None
                 inexact = before is not None and any(map(get(_INEXACT), items))
                 lo, hi = min(map(get(_START), items)), max(map(get(_END), items))
-                unions: list[set] = [set() for _ in UNIONS]
-                for uid in set(map(get(_UID), items)):
-                    for pos, values in enumerate(names[uid]):
-                        unions[pos].update(values)
-                firsts: dict[str, list] = {}
-                for item in items:
-                    if item[_RUNS]:
-                        where = item[_WHERE]
-                        for run in item[_RUNS]:
-                            at = firsts.get(run)
-                            if at is None or where < at:
-                                firsts[run] = where
+                union = frozenset().union(*map(tagged.__getitem__, set(map(get(_UID), items))))
+                first = min(map(get(_WHERE), items)) if runs else None
                 for value in after:
                     key = _key(dim, value)
                     rec = records.get(key)
@@ -137,19 +129,33 @@ class Rollups:
                         rec["lo"] = lo
                     if rec["hi"] is None or hi > rec["hi"]:
                         rec["hi"] = hi
-                    u = rec["u"]
-                    for pos, values in enumerate(unions):
-                        if values and not values.issubset(u[pos]):
-                            u[pos] = sorted(values.union(u[pos]))
-                    runs = rec["r"]
-                    for run, where in firsts.items():
-                        at = runs.get(run)
-                        if at is None or where < at:
-                            runs[run] = where
+                    have = known.get(key)
+                    if have is None:
+                        have = known[key] = {(pos, v) for pos, values in enumerate(rec["u"]) for v in values}
+                    if not union <= have:
+                        have |= union
+                        rec["u"] = [sorted(v for p, v in have if p == pos) for pos in range(len(UNIONS))]
+                    for run in runs or ():
+                        at = rec["r"].get(run)
+                        if at is None or first < at:
+                            rec["r"][run] = first
         for key, rec in records.items():
             txn.put(key, orjson.dumps(rec), db=db)
         for groups in self.groups:
             groups.clear()
+
+
+_TAGGED: dict[tuple, frozenset] = {}  # a memo across transactions: name sets recur
+_TAGGED_MAX = 1 << 16
+
+
+def _tagged(names: tuple) -> frozenset:
+    out = _TAGGED.get(names)
+    if out is None:
+        if len(_TAGGED) >= _TAGGED_MAX:
+            _TAGGED.clear()
+        out = _TAGGED[names] = frozenset((pos, v) for pos, values in enumerate(names) for v in values)
+    return out
 
 
 def _key(dim: int, value) -> bytes:
