@@ -152,3 +152,23 @@ def test_a_one_value_overview_equals_the_same_set_read_from_rows(tmp_path):
             fast = store.get_overview(TraceFilters(**{flag: True})).model_dump()
             slow = store.get_overview(TraceFilters(**{flag: True, "service_names": services})).model_dump()
             assert fast == slow, flag
+
+
+def test_a_start_time_that_arrives_late_sends_the_overview_to_the_rows(tmp_path):
+    """A trace whose first span has no start time gets one later: its rollups' earliest start
+    can no longer be kept by a min(), so they say so and the overview reads the rows."""
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(span_line("t1", "a", "root", start="") + span_line("t2", "b", start="2026-01-01T00:00:03Z"))
+    with TraceIndex.open(path, tmp_path / "idx") as idx:
+        idx.catch_up()
+        with idx.snapshot() as snap:
+            assert snap.rollup(IndexFilters(service_names=["svc"])).earliest_start_time == ""
+        with open(path, "ab") as fh:
+            fh.write(span_line("t1", "root", start="2026-01-01T00:00:05Z"))
+        idx.catch_up()
+        with idx.snapshot() as snap:
+            assert snap.rollup(IndexFilters(service_names=["svc"])) is None
+            assert snap.rollup(IndexFilters(complete=True)) is not None  # t1 joined it whole
+    with TraceStore.open(path, tmp_path / "idx") as store:
+        overview = store.get_overview(TraceFilters(service_names=["svc"]))
+        assert overview.earliest_start_time == "2026-01-01T00:00:03Z" and overview.total_spans == 3
