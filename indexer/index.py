@@ -310,6 +310,8 @@ class TraceIndex:
         stats.duplicates += duplicates
         stats.spans -= duplicates - sum(batch.duplicates for batch in group)  # repeats met in the index
         stats.batches += 1
+        if not gc.isenabled():
+            gc.collect(1)  # between commits: what few cycles a batch left, never the old objects
         for batch in group:
             stats.bytes_read += batch.end - batch.start
             stats.lines += batch.lines
