@@ -10,6 +10,15 @@ catch-up after a 1% append, append-to-visible latency under `--follow`
     python bench/bench_index.py --traces 5000 --skip-reference
     python bench/bench_index.py --reference-cache /tmp/ref.json   # measure the reference once, then reuse
     python bench/bench_index.py --pure-python     # our build without the compiled scanner
+    python bench/bench_index.py --growth 5000,50000,500000 --data-dir /work/bench-data --in-place
+        # the same figures at each size, then a growth table (markdown, for docs/performance.md)
+
+`--in-place` indexes the generated file where it is instead of a copy (the 500k
+set is 32.8 GB): the 1% append is cut off again at the end. The first page is
+`query_traces(has_errors=True)`'s work (count, 50 ids, their rows); the filtered
+overview is `get_dataset_overview(model_names=["gpt-4.1"])`, whole (taxonomy of
+its first 2,000 error traces included) with its memos empty, and its index part
+alone (the rollup and the sample ids).
 """
 
 from __future__ import annotations
@@ -74,15 +83,25 @@ def first_page():
         flt = IndexFilters(has_errors=True)
         snap.count(flt); snap.rows(snap.trace_ids(flt, 0, 50))
 
-def filtered_overview():
+from halo_live.engine.models import TraceFilters
+from halo_live.engine.store import TraceStore
+MODEL = TraceFilters(model_names=["gpt-4.1"])
+
+def filtered_overview():  # the whole tool answer, memos empty (a new store over the same index)
     with idx.snapshot() as snap:
-        rows = snap.rows(snap.trace_ids(IndexFilters(model_names=["gpt-4.1"])))
-        sum(r.span_count for r in rows)
+        TraceStore(idx).overview_in(snap, MODEL)
+
+def filtered_rollup():  # its index part: the rollup and the sample ids
+    with idx.snapshot() as snap:
+        flt = IndexFilters(model_names=["gpt-4.1"])
+        if snap.rollup(flt) is None:
+            raise SystemExit("no rollup")
+        snap.trace_ids(flt, 0, 20)
 
 print(json.dumps({"traces": total, "import_ms": (t1 - t0) * 1000, "open_ms": (t2 - t1) * 1000,
     "rss_after_open_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "overview_ms": timed(overview), "count_model_ms": timed(count), "first_page_ms": timed(first_page),
-    "filtered_overview_ms": timed(filtered_overview, 5)}))
+    "filtered_overview_ms": timed(filtered_overview, 7), "filtered_rollup_ms": timed(filtered_rollup)}))
 """
 
 REFERENCE = r"""
@@ -215,55 +234,60 @@ def _reference(cache: Path | None, data: Path, work: Path) -> dict:
     return ref
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--traces", type=int, default=50_000)
-    ap.add_argument("--data-dir", type=Path, default=ROOT / "bench" / "out")
-    ap.add_argument("--workers", default="auto")
-    ap.add_argument("--skip-reference", action="store_true")
-    ap.add_argument("--follow-samples", type=int, default=200)
-    ap.add_argument("--reference-cache", type=Path, default=None,
-                    help="JSON file of the reference's figures: reused if it exists (same data), else written")
-    ap.add_argument("--pure-python", action="store_true",
-                    help="index without the compiled scanner (HALO_INDEX_NATIVE=0), as on a machine with no C compiler")
-    args = ap.parse_args(argv)
-    if args.pure_python:
-        ENV["HALO_INDEX_NATIVE"] = "0"
-
+def measure(traces: int, args) -> dict:
+    """Every figure of one dataset size (printed as it goes); returns them for the growth table."""
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    data = args.data_dir / f"traces-{args.traces}.jsonl"
+    data = args.data_dir / f"traces-{traces}.jsonl"
     if not data.exists():
         t = time.perf_counter()
-        spans, size = generate(data, args.traces)
-        print(f"generated {args.traces} traces / {spans} spans / {size / 1e9:.2f} GB "
+        spans, size = generate(data, traces)
+        print(f"generated {traces} traces / {spans} spans / {size / 1e9:.2f} GB "
               f"in {time.perf_counter() - t:.0f}s")
     size = data.stat().st_size
-    work = args.data_dir / "work"
+    work = args.data_dir / f"work-{traces}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
-    live = work / "live.jsonl"
-    shutil.copyfile(data, live)
-    subprocess.run(["cat", str(live)], stdout=subprocess.DEVNULL)  # warm the page cache for both
+    if args.in_place:
+        live = data
+    else:
+        live = work / "live.jsonl"
+        shutil.copyfile(data, live)
+    try:
+        return _measure(traces, args, data, live, size, work)
+    finally:
+        if args.in_place:
+            os.truncate(data, size)  # the 1% append and the follow samples go again
+        shutil.rmtree(work, ignore_errors=True)
 
+
+def _measure(traces: int, args, data: Path, live: Path, size: int, work: Path) -> dict:
+    subprocess.run(["cat", str(live)], stdout=subprocess.DEVNULL)  # warm the page cache for both
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-          f"data: {size / 1e9:.2f} GB, {args.traces} traces")
+          f"data: {size / 1e9:.2f} GB, {traces} traces")
+    fig: dict = {"traces": traces, "gb": size / 1e9}
     cold = run_json([sys.executable, "-c", BUILD, str(live), str(work / "idx"), args.workers])
+    fig.update(build_s=cold["seconds"], rss_mb=cold["rss_mb"], worker_rss_mb=cold["worker_rss_mb"],
+               build_load=load())
     rate = cold["spans"] / cold["seconds"]
     parser = "compiled scanner" if cold["native"] else "pure-Python parse"
-    print(f"ours  cold build ({parser}): {cold['seconds']:.1f}s, {rate:,.0f} spans/s, {cold['spans']:,} spans, "
+    print(f"ours  cold build ({parser}): {cold['seconds']:.1f}s, {rate:,.0f} spans/s, {size / cold['seconds'] / 1e9:.2f} GB/s, "
+          f"{cold['spans']:,} spans, "
           f"{cold.get('cpu_s', 0):.1f} CPU-s ({cold.get('cpu_s', 0) / cold['spans'] * 1e6:.1f} us/span); peak RSS {cold['rss_mb']:.0f} MB "
           f"(+ workers {cold['worker_rss_mb']:.0f} MB each); {load()}")
     q = run_json([sys.executable, "-c", QUERIES, str(live), str(work / "idx")])
+    fig.update(q, query_load=load())
     print(f"ours  reopen {q['open_ms']:.1f} ms (import {q['import_ms']:.0f} ms), RSS {q['rss_after_open_mb']:.0f} MB; "
           f"overview {q['overview_ms']:.2f} ms; count(model) {q['count_model_ms']:.2f} ms; "
-          f"first page {q['first_page_ms']:.2f} ms; filtered overview {q['filtered_overview_ms']:.0f} ms "
-          f"({q['traces']:,} traces)")
-    spans, added = append_one_percent(live, args.traces, 1)
+          f"first page {q['first_page_ms']:.2f} ms; filtered overview {q['filtered_overview_ms']:.1f} ms "
+          f"(its index part {q['filtered_rollup_ms']:.2f} ms) ({q['traces']:,} traces); {load()}")
+    spans, added = append_one_percent(live, traces, 1)
     inc = run_json([sys.executable, "-c", BUILD, str(live), str(work / "idx"), args.workers])
+    fig["catch_up_pct"] = inc["seconds"] / cold["seconds"] * 100
     print(f"ours  catch-up after +{added / size:.1%} ({spans:,} spans, {added / 1e6:.0f} MB): "
           f"{inc['seconds']:.2f}s = {inc['seconds'] / cold['seconds']:.1%} of the cold build")
     if args.follow_samples:
         fl = follow_latency(live, work / "idx", args.follow_samples)
+        fig["follow_p99_ms"] = fl["p99_ms"]
         print(f"ours  append-to-visible under --follow: p50 {fl['p50_ms']:.0f} ms, p99 {fl['p99_ms']:.0f} ms, "
               f"max {fl['max_ms']:.0f} ms ({fl['samples']} appends)")
     if not args.skip_reference:
@@ -277,7 +301,58 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cold build speed-up: {ref['seconds'] / cold['seconds']:.1f}x wall-clock, "
               f"{ref.get('cpu_s', 0) / max(cold.get('cpu_s', 0), 1e-9):.1f}x CPU time "
               "(both on a shared machine; see the load averages)")
-    shutil.rmtree(work, ignore_errors=True)
+    return fig
+
+
+GROWTH_ROWS = (  # (label, format of one size's figures)
+    ("data", lambda f: f"{f['gb']:.2f} GB"),
+    ("cold build", lambda f: f"{f['build_s']:.1f} s ({f['gb'] / f['build_s']:.2f} GB/s)"),
+    ("peak RSS of the build (main + each worker)", lambda f: f"{f['rss_mb']:.0f} + {f['worker_rss_mb']:.0f} MB"),
+    ("reopen / overview", lambda f: f"{f['open_ms']:.1f} / {f['overview_ms']:.2f} ms"),
+    ("count_traces(model filter)", lambda f: f"{f['count_model_ms']:.2f} ms"),
+    ("query_traces first page (has_errors)", lambda f: f"{f['first_page_ms']:.2f} ms"),
+    ("filtered overview, whole / index part", lambda f: f"{f['filtered_overview_ms']:.1f} / {f['filtered_rollup_ms']:.2f} ms"),
+    ("catch-up after a 1 % append", lambda f: f"{f['catch_up_pct']:.1f} % of cold"),
+    ("append → visible under --follow", lambda f: f"p99 {f['follow_p99_ms']:.0f} ms" if "follow_p99_ms" in f else "-"),
+    ("load average (build; queries)", lambda f: f"{f['build_load'][13:]}; {f['query_load'][13:]}"),
+)
+
+
+def growth_table(figs: list[dict]) -> str:
+    """The figures of each size side by side, as a markdown table."""
+    head = "| measure | " + " | ".join(f"{f['traces']:,} traces" for f in figs) + " |"
+    rows = [head, "|---|" + "---|" * len(figs)]
+    rows += ["| " + label + " | " + " | ".join(fmt(f) for f in figs) + " |" for label, fmt in GROWTH_ROWS]
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--traces", type=int, default=50_000)
+    ap.add_argument("--growth", default=None, metavar="N,N,...",
+                    help="measure each dataset size in turn (reference skipped), then print a growth table")
+    ap.add_argument("--data-dir", type=Path, default=ROOT / "bench" / "out")
+    ap.add_argument("--in-place", action="store_true",
+                    help="index the generated file itself, not a copy (its appended bytes are cut off after)")
+    ap.add_argument("--workers", default="auto")
+    ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--follow-samples", type=int, default=200)
+    ap.add_argument("--reference-cache", type=Path, default=None,
+                    help="JSON file of the reference's figures: reused if it exists (same data), else written")
+    ap.add_argument("--pure-python", action="store_true",
+                    help="index without the compiled scanner (HALO_INDEX_NATIVE=0), as on a machine with no C compiler")
+    args = ap.parse_args(argv)
+    if args.pure_python:
+        ENV["HALO_INDEX_NATIVE"] = "0"
+    if args.growth is None:
+        measure(args.traces, args)
+        return 0
+    args.skip_reference = True
+    figs = []
+    for traces in (int(n) for n in args.growth.split(",")):
+        figs.append(measure(traces, args))
+        print()
+    print(growth_table(figs))
     return 0
 
 

@@ -467,6 +467,9 @@ class DatasetOverview(_Closed):
                      "passing traces hit as often is noise."))
     live_tasks: LiveTasks | None = _absent_when_none(
         "The tasks in flight now: running, stuck and abandoned counts and what each open one is doing.")
+    duplicate_spans: int | None = _absent_when_none(
+        "Span lines in the whole index that repeated a (trace id, span id) already seen, e.g. "
+        "a retried export: each span is counted once. Present when any was seen.", ge=0)
     budget_note: str | None = _absent_when_none(_BUDGET_NOTE)
 
 

@@ -13,6 +13,7 @@ answer beyond the call's character bound holds fewer items and a cursor
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import Counter
@@ -160,11 +161,14 @@ class TraceStore:
 
     def _live_facts(self, snap: Any) -> dict[str, Any]:
         totals = snap.totals()
-        return {
+        facts = {
             "spans_indexed": totals.total_spans,
             "last_span_arrival": render.iso_from_epoch(totals.last_indexed_at),
             "index_lag_bytes": self._pending_bytes,
         }
+        if totals.duplicate_spans:
+            facts["duplicate_spans"] = totals.duplicate_spans
+        return facts
 
     # --- discovery from the index ------------------------------------------------------
 
@@ -223,6 +227,13 @@ class TraceStore:
             overview = _whole_dataset_overview(snap, live_facts, self._taxonomy)
             overview.live_tasks = live.live_tasks(states, overview.total_traces, None, filters)
             return overview
+        if filters.regex_pattern is None and filters.state is None:
+            flt = index_filters(filters)
+            t = snap.rollup(flt)  # a filter on one value: its rollup, no row reads
+            if t is not None and t.total_traces:
+                open_ids = snap.among((o.trace_id for o in states.traces.values() if o.indexed), flt)
+                live_facts["live_tasks"] = live.live_tasks(states, t.total_traces, open_ids, filters)
+                return self._rollup_overview(snap, flt, t, live_facts)
         ids = self._filtered_ids(snap, filters, states)
         rows = self._rows(snap, ids)
         live_facts["live_tasks"] = live.live_tasks(states, len(rows), set(ids), filters)
@@ -253,6 +264,32 @@ class TraceStore:
             **sums,
             **live_facts,
             **_outcome_fields(snap, rows),
+        )
+
+    def _rollup_overview(self, snap: Any, flt: IndexFilters, t: Any, live_facts: dict[str, Any]) -> DatasetOverview:
+        """A filtered overview from the rollup the index keeps for the filter's value: the
+        same answer as from its rows (the taxonomy reads its first 2,000 error traces)."""
+        errors = IndexFilters(**{**dataclasses.asdict(flt), "has_errors": True})
+        error_ids = snap.trace_ids(errors, 0, TAXONOMY_MAX_ERROR_TRACES) if t.error_trace_count else []
+        fields: dict[str, Any] = {}
+        if t.outcome_traces:
+            silent = 0 if flt.has_errors else snap.count(
+                IndexFilters(**{**dataclasses.asdict(flt), "outcome": "failed", "has_errors": False}))
+            fields = _outcome_summary(snap, t.total_traces, t.passed_traces, t.failed_traces, silent,
+                                      self._rows(snap, error_ids))
+        return DatasetOverview(
+            total_traces=t.total_traces, total_spans=t.total_spans,
+            earliest_start_time=t.earliest_start_time, latest_end_time=t.latest_end_time,
+            **{key: list(getattr(t, key)) for key in _UNION_FIELDS},
+            error_trace_count=t.error_trace_count,
+            error_taxonomy=self._taxonomy(snap, error_ids),
+            raw_jsonl_bytes=t.raw_jsonl_bytes,
+            sample_trace_ids=snap.trace_ids(flt, 0, OVERVIEW_SAMPLE_TRACE_IDS),
+            in_progress_trace_count=t.total_traces - t.complete_traces,
+            run_ids=list(t.run_ids),
+            **{key: getattr(t, key) for key in _SUM_FIELDS},
+            **live_facts,
+            **fields,
         )
 
     # --- reading spans ---------------------------------------------------------------------
@@ -413,9 +450,19 @@ def _outcome_fields(snap: Any, rows: list[Any]) -> dict[str, Any]:
     known = {r.trace_id: r.outcome.passed for r in rows if r.outcome is not None and r.outcome.passed is not None}
     failed = sum(1 for passed in known.values() if not passed)
     silent = sum(1 for r in rows if known.get(r.trace_id) is False and not r.has_errors)
-    fields: dict[str, Any] = {"outcomes": outcome_counts(len(rows), len(known) - failed, failed, silent)}
-    if known:
-        error_ids = [r.trace_id for r in rows if r.has_errors][:TAXONOMY_MAX_ERROR_TRACES]
+    error_rows = [r for r in rows if r.has_errors][:TAXONOMY_MAX_ERROR_TRACES]
+    return _outcome_summary(snap, len(rows), len(known) - failed, failed, silent, error_rows)
+
+
+def _outcome_summary(snap: Any, total: int, passed: int, failed: int, silent: int,
+                     error_rows: list[Any]) -> dict[str, Any]:
+    """`outcomes`, and `failure_signatures` over `error_rows` (the first 2,000 error traces),
+    of traces of which some have an outcome."""
+    fields: dict[str, Any] = {"outcomes": outcome_counts(total, passed, failed, silent)}
+    if passed + failed:
+        known = {r.trace_id: r.outcome.passed for r in error_rows
+                 if r.outcome is not None and r.outcome.passed is not None}
+        error_ids = [r.trace_id for r in error_rows]
         span_counts, traces = group_error_spans(snap, error_ids)
         entries = []
         for (name, message), count in span_counts.items():
@@ -424,6 +471,6 @@ def _outcome_fields(snap: Any, rows: list[Any]) -> dict[str, Any]:
             hit_failed = sorted(tid for tid in hit_known if known[tid] is False)
             examples = (hit_failed + sorted(hit.difference(hit_failed)))[:TAXONOMY_EXAMPLE_TRACE_IDS]
             entries.append((name, message, len(hit), count,
-                            signature_lift(len(hit_known), len(hit_failed), len(known), failed), examples))
+                            signature_lift(len(hit_known), len(hit_failed), passed + failed, failed), examples))
         fields["failure_signatures"] = ranked_signatures(entries, TAXONOMY_TOP_GROUPS)
     return fields

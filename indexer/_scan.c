@@ -795,12 +795,18 @@ static int keep_bound(Buf *b, Str s, int less) {
     return buf_put(b, s.p, s.n);
 }
 
+/* A span id seen in this range: its trace's position and where its bytes are in that
+ * trace's `ids`, so a second line with the same (trace id, span id) is found and skipped. */
+typedef struct { uint64_t hash; Py_ssize_t trace, off, n; } Seen;
+
 typedef struct {
     Trace *traces;
     Py_ssize_t n, cap;
     Py_ssize_t *slots;    /* open addressing: trace position + 1, 0 when free */
     Py_ssize_t mask;
     long long fileno;
+    Seen *seen;           /* open addressing over span ids: hash 0 marks a free slot */
+    Py_ssize_t seen_n, seen_mask;
 } Traces;
 
 static inline uint64_t hash_bytes(const char *p, Py_ssize_t n) {
@@ -858,10 +864,49 @@ static Trace *trace_for(Traces *ts, Str tid, long long off) {
     return &ts->traces[ts->n - 1];
 }
 
+static int seen_grow(Traces *ts) {
+    Py_ssize_t size = ts->seen_mask ? (ts->seen_mask + 1) * 2 : 4096;
+    Seen *slots = PyMem_Calloc(size, sizeof(Seen));
+    if (!slots) { PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t i = 0; ts->seen && i <= ts->seen_mask; i++) {
+        if (!ts->seen[i].hash) continue;
+        Py_ssize_t j = (Py_ssize_t)(ts->seen[i].hash & (uint64_t)(size - 1));
+        while (slots[j].hash) j = (j + 1) & (size - 1);
+        slots[j] = ts->seen[i];
+    }
+    PyMem_Free(ts->seen);
+    ts->seen = slots;
+    ts->seen_mask = size - 1;
+    return 0;
+}
+
+/* 1 when trace `t` already has span id `sid` in this range (a duplicate line), else records
+ * it (its bytes must be the last id added to `t`) and returns 0; -1 on error. */
+static int seen_before(Traces *ts, Trace *t, Str sid, int record) {
+    Py_ssize_t ti = t - ts->traces;
+    uint64_t h = (hash_bytes(sid.p, sid.n) ^ (t->hash * 0x9E3779B97F4A7C15ULL)) | 1;
+    Py_ssize_t j = (Py_ssize_t)(h & (uint64_t)ts->seen_mask);
+    for (; ts->seen[j].hash; j = (j + 1) & ts->seen_mask) {
+        Seen *e = &ts->seen[j];
+        if (e->hash == h && e->trace == ti && e->n == sid.n && memcmp(t->ids.p + e->off, sid.p, sid.n) == 0)
+            return 1;
+    }
+    if (!record) return 0;
+    ts->seen[j].hash = h;
+    ts->seen[j].trace = ti;
+    ts->seen[j].off = t->ids.n - sid.n;
+    ts->seen[j].n = sid.n;
+    if (++ts->seen_n * 2 > ts->seen_mask + 1 && seen_grow(ts) < 0) return -1;
+    return 0;
+}
+
+/* Fold one span into its trace; 1 (and nothing folded) for a second line of the same span. */
 static int absorb(Traces *ts, const Span *s, long long off, Py_ssize_t length) {
     Trace *t = trace_for(ts, s->tid, off);
     if (!t) return -1;
+    if (t->n && seen_before(ts, t, s->sid, 0)) return 1;
     if (add_id(t, &t->sid_at, s->sid) < 0) return -1;
+    if (seen_before(ts, t, s->sid, 1) < 0) return -1;
     if (s->parent.n) {
         if (add_id(t, &t->pid_at, s->parent) < 0) return -1;
     } else {
@@ -1029,11 +1074,11 @@ static PyObject *scan(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_ssize_t size = data.len, cut = 0;
     for (Py_ssize_t i = size; i > 0; i--) if (buf[i - 1] == '\n') { cut = i; break; }
 
-    Traces ts = {NULL, 0, 0, NULL, 0, fileno};
+    Traces ts = {NULL, 0, 0, NULL, 0, fileno, NULL, 0, 0};
     PyObject *bad = PyList_New(0), *result = NULL, *out = NULL;
     Scan sc = {NULL, NULL, 0, 0};
-    Py_ssize_t lines = 0, spans = 0, bad_count = 0, unprojected = 0;
-    if (!bad || table_grow(&ts) < 0) goto fail;
+    Py_ssize_t lines = 0, spans = 0, bad_count = 0, unprojected = 0, duplicates = 0;
+    if (!bad || table_grow(&ts) < 0 || seen_grow(&ts) < 0) goto fail;
 
     const char *at = buf, *stop = buf + cut;
     while (at < stop) {
@@ -1063,8 +1108,10 @@ static PyObject *scan(PyObject *Py_UNUSED(self), PyObject *args) {
         Py_ssize_t length = nl - line;
         at = nl + 1;
         if (sure) {
+            int rc = absorb(&ts, &s, off, length);
+            if (rc < 0) goto fail;
+            if (rc) { duplicates++; continue; }
             if (!s.has_obs) unprojected++;
-            if (absorb(&ts, &s, off, length) < 0) goto fail;
             spans++;
             continue;
         }
@@ -1081,12 +1128,11 @@ static PyObject *scan(PyObject *Py_UNUSED(self), PyObject *args) {
             continue;
         }
         int rc = span_from_tuple(said, &s);
-        if (rc == 0) {
-            if (!s.has_obs) unprojected++;
-            rc = absorb(&ts, &s, off, length);
-        }
+        if (rc == 0) rc = absorb(&ts, &s, off, length);
         Py_DECREF(said);
         if (rc < 0) goto fail;
+        if (rc) { duplicates++; continue; }
+        if (!s.has_obs) unprojected++;
         spans++;
     }
 
@@ -1121,7 +1167,7 @@ static PyObject *scan(PyObject *Py_UNUSED(self), PyObject *args) {
         if (!item) goto fail;
         PyList_SET_ITEM(out, i, item);
     }
-    result = Py_BuildValue("(nnnnnNN)", lines, spans, bad_count, unprojected, cut, bad, out);
+    result = Py_BuildValue("(nnnnnNNn)", lines, spans, bad_count, unprojected, cut, bad, out, duplicates);
     bad = out = NULL;
 fail:
     Py_XDECREF(bad);
@@ -1129,6 +1175,7 @@ fail:
     for (Py_ssize_t i = 0; i < ts.n; i++) trace_free(&ts.traces[i]);
     PyMem_Free(ts.traces);
     PyMem_Free(ts.slots);
+    PyMem_Free(ts.seen);
     PyMem_Free(sc.arena);
     PyBuffer_Release(&data);
     return result;

@@ -21,7 +21,8 @@ import lmdb
 import orjson
 
 from halo_live.indexer import layout as L
-from halo_live.indexer.parse import Batch, duration_ms
+from halo_live.indexer.parse import Batch, duration_ms, parse_bytes
+from halo_live.indexer.rollup import Rollups
 
 _SIG_EXAMPLES = 3
 
@@ -30,7 +31,7 @@ TOTAL_KEYS = (
     "missing_agent_identity_count", "project_id_mismatch_count", "otel_error_span_count",
     "tool_error_span_count", "total_input_tokens", "total_output_tokens", "raw_jsonl_bytes",
     "complete_traces", "bad_lines", "spans_without_projection",
-    "outcome_traces", "passed_traces", "failed_traces",
+    "outcome_traces", "passed_traces", "failed_traces", "duplicate_spans",
 )
 TOTAL_SETS = ("service_names", "model_names", "agent_names", "agent_ids", "tool_names", "run_ids")
 _SET_FIELDS = (
@@ -63,8 +64,10 @@ def load_totals(txn: lmdb.Transaction, dbs: dict) -> dict:
 class BatchWriter:
     """Applies batches to one open write transaction; `finish()` writes the shared records."""
 
-    def __init__(self, txn: lmdb.Transaction, dbs: dict, rel_of: dict[int, str], now: float) -> None:
+    def __init__(self, txn: lmdb.Transaction, dbs: dict, rel_of: dict[int, str], now: float,
+                 read_line=None) -> None:
         self.txn = txn
+        self.read_line = read_line  # (fileno, offset, length) -> the line: re-reads a batch's spans
         self.dbs = dbs
         self.rel_of = rel_of
         self.now = now
@@ -85,7 +88,10 @@ class BatchWriter:
         # outcome only appends, through `postings`); task keys to put, sorted at the end
         self.moves: defaultdict[bytes, dict[int, int]] = defaultdict(dict)
         self.task_keys: set[bytes] = set()
+        self.counts: defaultdict[bytes, int] = defaultdict(int)  # posting key -> members added
+        self.rollups = Rollups(rel_of)
         self.new_traces = 0
+        self.duplicates = 0  # spans skipped because the index already held them
 
     # --- per batch -----------------------------------------------------------------
     def apply(self, batch: Batch) -> None:
@@ -96,6 +102,8 @@ class BatchWriter:
             txn.put(L.order_key(batch.fileno, off), reason.encode(), db=dbs["bad"])
         self.totals["bad_lines"] += batch.bad_count
         self.totals["spans_without_projection"] += batch.unprojected
+        self.totals["duplicate_spans"] += batch.duplicates
+        self.duplicates += batch.duplicates
 
     def _merge_trace(self, p: tuple, fileno: int) -> None:
         """Fold one trace's partial (parse.P_* fields) into its row."""
@@ -137,6 +145,9 @@ class BatchWriter:
         row[L.R_MISMATCH] = max(0, len(row[L.R_PROJECTS]) - 1)
         sids, pids = (set(x) for x in orjson.loads(txn.get(tk, db=dbs["ids"])))
         more_sids, more_pids = orjson.loads(more_ids)
+        if not sids.isdisjoint(more_sids):
+            self._merge_new_spans(more_blob, sids, fileno)
+            return
         sids.update(more_sids)
         pids.update(more_pids)
         row[L.R_MISS_PARENT] = sum(1 for x in pids if x not in sids)
@@ -163,6 +174,20 @@ class BatchWriter:
         txn.put(tk, ids, db=dbs["ids"])
         txn.put(tk, blob + more_blob, db=dbs["spans"])
         self._index_changes(tno, old, row)
+
+    def _merge_new_spans(self, blob: bytes, known: set[str], fileno: int) -> None:
+        """A partial repeating spans the index holds (a retried export arriving in a later
+        batch): its other spans are read again and merged one by one, the repeats skipped."""
+        for entry in orjson.loads(b"[" + blob[:-1] + b"]"):
+            _, off, length, sid = entry[:4]
+            if sid in known:
+                self.duplicates += 1
+                self.totals["duplicate_spans"] += 1
+                continue
+            known.add(sid)
+            batch = parse_bytes(self.read_line(fileno, off, length) + b"\n", fileno, off)
+            for p in batch.partials:
+                self._merge_trace(p, fileno)
 
     def _add_trace(self, key: bytes, p: tuple, fileno: int) -> None:
         """A trace the index has not seen: its row is the partial's (what merging it into
@@ -300,6 +325,7 @@ class BatchWriter:
         before = old[L.R_OUTCOME] if old is not None else None
         if row[L.R_OUTCOME] != before:
             self._outcome_changes(tno, before, row[L.R_OUTCOME])
+        self.rollups.add(old, row)
         for pos, db in ((L.R_START, "by_start"), (L.R_END, "by_end")):
             if old is None or old[pos] != row[pos]:
                 if old is not None:
@@ -322,6 +348,7 @@ class BatchWriter:
         task = after[L.O_TASK]
         if before is None:  # the common case, a trace's first outcome: postings only grow
             t["outcome_traces"] += 1
+            self.postings[L.KEY_OUTCOME].append(tno)
             for key in _outcome_keys(after):
                 self.postings[key].append(tno)
             if task:
@@ -359,6 +386,7 @@ class BatchWriter:
             gone: defaultdict[int, set[int]] = defaultdict(set)
             for tno in removed - cancelled:
                 gone[tno >> shift].add(tno)
+            self.counts[key] -= len(removed - cancelled)
             for chunk, tnos in gone.items():
                 chunk_key = L.posting_chunk_key(key, chunk << shift)
                 kept = array("I", [x for x in array("I", self.txn.get(chunk_key, db=idx) or b"")
@@ -373,7 +401,9 @@ class BatchWriter:
         meta = dbs["meta"]
         shift = L.POSTING_SHIFT
         self._apply_moves()
+        counts = self.counts
         for key, tnos in self.postings.items():
+            counts[key] += len(tnos)
             chunks: defaultdict[int, list[int]] = defaultdict(list)
             for tno in tnos:
                 chunks[tno >> shift].append(tno)
@@ -381,6 +411,11 @@ class BatchWriter:
                 chunk_key = L.posting_chunk_key(key, chunk << shift)
                 raw = txn.get(chunk_key, db=dbs["idx"]) or b""
                 txn.put(chunk_key, raw + array("I", more).tobytes(), db=dbs["idx"])
+        for key, more in counts.items():
+            if more:
+                raw = txn.get(key, db=dbs["counts"])
+                txn.put(key, L.u64((L.un64(raw) if raw else 0) + more), db=dbs["counts"])
+        self.rollups.write(txn, dbs)
         for page_no, page in self.pages.items():
             txn.put(L.u32(page_no), orjson.dumps(page), db=dbs["pages"])
         for key, sig in self.sigs.items():

@@ -10,6 +10,7 @@ work re-planned, so any number of processes may catch up at once.
 from __future__ import annotations
 
 import fcntl
+import gc
 import logging
 import os
 import threading
@@ -29,7 +30,11 @@ from halo_live.indexer.parse import Batch
 from halo_live.indexer.pool import POOL_MIN_BYTES, parse_batches
 from halo_live.indexer.snapshot import Snapshot
 
-RELEASE_BYTES = 256 << 20  # of JSONL indexed between two unmappings of the index's pages
+# JSONL indexed between two unmappings of the index's pages. The writer's reads (a random
+# trace-id lookup per new trace, B-tree paths) fault in pages with their neighbours; at 500k
+# traces 256 MB of input left 180 MB of the map resident, 8 MB leaves 30 to 45 MB, at no cost
+# in build time (measured with bench/bench_index.py; see docs/performance.md).
+RELEASE_BYTES = 8 << 20
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
@@ -167,13 +172,21 @@ class TraceIndex:
             raise RuntimeError("the index is closed")
         started = time.monotonic()
         stats = CatchUpStats()
-        with self._write_lock:
-            for _ in range(100):
-                try:
-                    self._catch_up_once(stats, progress)
-                    break
-                except _Retry:
-                    continue
+        # A catch-up makes many short-lived objects and no cycles: the cyclic collector
+        # would only walk them (9 % of a cold build's writer time). It runs again after.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            with self._write_lock:
+                for _ in range(100):
+                    try:
+                        self._catch_up_once(stats, progress)
+                        break
+                    except _Retry:
+                        continue
+        finally:
+            if collecting:
+                gc.enable()
         stats.seconds = time.monotonic() - started
         return stats
 
@@ -270,35 +283,50 @@ class TraceIndex:
             ident = ds.identity(path)
             if ident is None or (ident.dev, ident.ino) != (cp["dev"], cp["ino"]):
                 raise _Retry  # replaced meanwhile: the next round resets
-            writer = BatchWriter(txn, self._dbs, rel_of, time.time())
+            writer = BatchWriter(txn, self._dbs, rel_of, time.time(), read_line)
             for batch in group:
                 writer.apply(batch)
+                self._release_pages(batch.end - batch.start)
             while group[-1].end - group[0].start < self.commit_bytes and not self._closed:
                 batch = next(batches, None)
                 if batch is None:
                     break
                 group.append(batch)
                 writer.apply(batch)
+                self._release_pages(batch.end - batch.start)
             writer.finish()
             cp["offset"] = group[-1].end
             if cp["head_n"] < ds.HEAD_BYTES:
                 cp["head_n"] = min(ds.HEAD_BYTES, cp["offset"])
                 cp["head_hash"] = ds.head_hash(path, cp["head_n"])
             txn.put(key, orjson.dumps(cp), db=self._dbs["files"])
-            return writer.new_traces
+            return writer.new_traces, writer.duplicates
 
-        stats.new_traces += self._write(body)
-        self._unreleased += group[-1].end - group[0].start
-        if self._unreleased >= RELEASE_BYTES:  # a big build: keep RSS to what we use
-            self._unreleased = 0
-            L.release_mapped_pages(self.index_dir)
+        def read_line(fileno_: int, offset: int, length: int) -> bytes:
+            with open(self.dataset.path_of(rel_of[fileno_]), "rb") as fh:
+                return os.pread(fh.fileno(), length, offset)
+
+        new_traces, duplicates = self._write(body)
+        stats.new_traces += new_traces
+        stats.duplicates += duplicates
+        stats.spans -= duplicates - sum(batch.duplicates for batch in group)  # repeats met in the index
         stats.batches += 1
+        if not gc.isenabled():
+            gc.collect(1)  # between commits: what few cycles a batch left, never the old objects
         for batch in group:
             stats.bytes_read += batch.end - batch.start
             stats.lines += batch.lines
             stats.spans += batch.spans
             stats.bad_lines += batch.bad_count
         return group[-1].end - group[0].start
+
+    def _release_pages(self, nbytes: int) -> None:
+        """Unmap the index's pages every RELEASE_BYTES of input (also inside an open write
+        transaction: its dirty pages are not in the map, and a read page faults back in)."""
+        self._unreleased += nbytes
+        if self._unreleased >= RELEASE_BYTES:  # a big build: keep RSS to what we use
+            self._unreleased = 0
+            L.release_mapped_pages(self.index_dir)
 
     def _register(self, rels: list[str]) -> None:
         def body(txn):

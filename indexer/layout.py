@@ -13,6 +13,11 @@ Sub-databases (all keys fixed-width big-endian where order matters):
   idx       tag + 0 + value + 0 + chunk(4) -> packed uint32 tnos of one filter value, in chunks
                                        of trace numbers (tno >> 12), so an append rewrites <= 16 KB;
                                        outcome lists also lose members (the latest outcome wins)
+  counts    tag + 0 + value         -> u64: how many traces the posting list holds (a count
+                                       is one read, not a walk of the list)
+  rollups   tag + 0 + value         -> JSON overview rollup of the traces holding that value
+                                       (only for the lists that never lose members: model,
+                                       service, agent, tool, run, project, errors, complete)
   by_start  start_time + 0 + tno    -> b""   (string order = the reference's comparisons)
   by_end    end_time + 0 + tno      -> b""
   tasks     task id + 0 + tno       -> b""   (the task id of the trace's latest outcome; a
@@ -31,9 +36,9 @@ from pathlib import Path
 import lmdb
 import orjson
 
-SCHEMA = b"halo-live-index/2"  # 2: outcomes in rows, postings, signatures and totals
+SCHEMA = b"halo-live-index/3"  # 2: outcomes; 3: posting counts, per-value rollups, duplicate spans
 DB_NAMES = ("meta", "files", "tid2no", "pages", "rows", "ids", "spans", "order", "idx",
-            "by_start", "by_end", "sigs", "bad", "tasks")
+            "by_start", "by_end", "sigs", "bad", "tasks", "counts", "rollups")
 INITIAL_MAP_SIZE = 1 << 30  # sparse on Linux; grown by doubling on MapFullError
 PAGE_SHIFT = 10
 POSTING_SHIFT = 12  # trace numbers per posting chunk: 4096
@@ -50,6 +55,9 @@ KEY_COMPLETE = b"c"
 KEY_PASSED = b"P"  # traces whose latest outcome passed
 KEY_FAILED = b"F"  # ... failed
 KEY_SCORED = b"S"  # ... has a score
+KEY_OUTCOME = b"O"  # traces with any outcome (never loses members)
+ROLLUP_TAGS = (TAG_MODEL, TAG_SERVICE, TAG_AGENT, TAG_PROJECT, TAG_TOOL, TAG_RUN)
+ROLLUP_KEYS = (KEY_ERRORS, KEY_COMPLETE)
 
 # row list positions (the first 24 are TraceRow's fields in order, minus `file`)
 R_TID, R_N, R_START, R_END, R_HAS_ERR, R_SERVICES, R_MODELS, R_AGENTS, R_AGENT_IDS = range(9)
@@ -64,6 +72,17 @@ O_PASSED, O_SCORE, O_TASK, O_LABEL, O_END, O_FILENO, O_OFFSET = range(7)
 _U32 = struct.Struct(">I")
 _ORDER = struct.Struct(">IQ")
 MAX_KEY = 480  # LMDB's default max key is 511 bytes
+
+
+_U64 = struct.Struct(">Q")
+
+
+def u64(n: int) -> bytes:
+    return _U64.pack(n)
+
+
+def un64(b: bytes) -> int:
+    return _U64.unpack(b)[0]
 
 
 def u32(n: int) -> bytes:

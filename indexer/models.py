@@ -142,6 +142,7 @@ class DatasetTotals:
     outcome_traces: int = 0  # traces with an outcome span (the latest decides pass/fail)
     passed_traces: int = 0
     failed_traces: int = 0
+    duplicate_spans: int = 0  # lines repeating a (trace id, span id): indexed once, counted here
 
     @property
     def in_progress_traces(self) -> int:
@@ -184,3 +185,4 @@ class CatchUpStats:
     reset: bool = False  # a file was truncated/replaced/removed: the index was rebuilt
     seconds: float = 0.0
     pending_bytes: int = 0  # a partial last line left for the next round
+    duplicates: int = 0  # span lines repeating a (trace id, span id) already indexed: skipped

@@ -96,6 +96,7 @@ class Batch:
     spans: int = 0
     bad_count: int = 0
     unprojected: int = 0  # spans without the inference.* projection (indexed all the same)
+    duplicates: int = 0  # lines repeating a (trace id, span id) seen before in the range: skipped
     bad: list[tuple[int, str]] = field(default_factory=list)
     partials: list[tuple] = field(default_factory=list)  # one per trace, first-appearance order
 
@@ -157,10 +158,13 @@ def parse_bytes_python(data: bytes, fileno: int, base: int) -> Batch:
             continue
         (tid, sid, parent, start, end, name, code_key, is_error, is_tool_error, message, service,
          has_obs, has_attrs, model, agent, agent_id, in_tok, out_tok, project, tool, run, outcome) = fields
-        spans += 1
         p = partials.get(tid)
         if p is None:
             p = partials[tid] = _Acc(off)
+        elif sid in p.sids:  # the same span again (a retried export): the first line counts
+            batch.duplicates += 1
+            continue
+        spans += 1
         p.sids.add(sid)
         if parent:
             p.pids.add(parent)
@@ -302,12 +306,13 @@ def _tokens(value) -> int | None:
 
 
 def _parse_native(data: bytes, fileno: int, base: int) -> Batch:
-    lines, spans, bad_count, unprojected, cut, bad, traces = _scan.scan(
+    lines, spans, bad_count, unprojected, cut, bad, traces, duplicates = _scan.scan(
         data, fileno, base, normalize_line, MAX_BAD_RECORDED)
     # the scanner's tuples lack only the duration, which takes Python's time parsing
     partials = [t + (duration_ms(t[P_START], t[P_END]),) for t in traces]
     return Batch(fileno=fileno, start=base, end=base + cut, lines=lines, spans=spans,
-                 bad_count=bad_count, unprojected=unprojected, bad=bad, partials=partials)
+                 bad_count=bad_count, unprojected=unprojected, bad=bad, partials=partials,
+                 duplicates=duplicates)
 
 
 def _ns(value: str) -> int | None:

@@ -1,9 +1,12 @@
 """Read side: one short LMDB read transaction = one consistent view of the index.
 
-Filters are answered from posting lists (packed trace numbers per value) and
-the time-ordered keys; only `min_duration_ms`, score bounds (on the traces with
-a score) and time bounds on a small candidate set read rows. Nothing here reads
-the JSONL except `read_span` and `span_lines`.
+Filters are answered from posting lists (packed trace numbers per value, read
+into roaring bitmaps so combined filters intersect in C) and the time-ordered
+keys; only `min_duration_ms`, score bounds (on the traces with a score) and
+time bounds on a small candidate set read rows. A filter on one value is
+counted from its maintained count and paged by walking its list's chunks from
+the first, so neither costs more on a bigger dataset. Nothing here reads the
+JSONL except `read_span` and `span_lines`.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from pathlib import Path
 
 import lmdb
 import orjson
+from pyroaring import BitMap
 
 from halo_live.exporter import canonical
 from halo_live.indexer import layout as L
+from halo_live.indexer import rollup as R
 from halo_live.indexer.models import (BadLine, DatasetTotals, ErrorSignature, IndexFilters, Outcome, SpanRef,
                                       TraceRow)
 
@@ -81,7 +86,12 @@ class Snapshot:
         return out
 
     def count(self, filters: IndexFilters | None = None) -> int:
-        """How many traces match (no ordering work)."""
+        """How many traces match (no ordering work; one value's count is one read)."""
+        single = _single_key(filters)
+        if single is not None:
+            keys, negate = single
+            n = sum(self._count(key) for key in keys)
+            return self._n - n if negate else n
         cands = self._candidates(filters)
         return self._n if cands is None else len(cands)
 
@@ -90,11 +100,17 @@ class Snapshot:
         """Matching trace ids in dataset order; `offset`/`limit` page through them."""
         if limit is not None and limit <= 0:
             return []
-        cands = self._candidates(filters)
         stop = None if limit is None else offset + limit
+        single = _single_key(filters) if self._ordered else None
+        if single is not None and not single[1] and len(single[0]) == 1:
+            return [self._tid(t) for t in self._walk(single[0][0], offset, limit)]
+        cands = self._candidates(filters)
         if self._ordered:
-            tnos = range(self._n) if cands is None else sorted(cands)
-            return [self._tid(t) for t in tnos[offset:stop]]
+            if cands is None:
+                return [self._tid(t) for t in range(self._n)[offset:stop]]
+            if offset >= len(cands):
+                return []
+            return [self._tid(t) for t in cands[offset:min(stop or len(cands), len(cands))]]
         out: list[str] = []
         seen = 0
         for tno in self._dataset_order():
@@ -157,7 +173,7 @@ class Snapshot:
         hexkey = L.sig_key(span_name, status_message[:L.SIG_MESSAGE_CHARS]).hex()
         needle = b'"' + hexkey.encode() + b'"'
         cands = self._candidates(filters)
-        errors = set(self._posting(L.KEY_ERRORS))
+        errors = self._bitmap(L.KEY_ERRORS)
         cands = errors if cands is None else cands & errors
         rows = self._dbs["rows"]
         hits: list[int] = []
@@ -311,9 +327,39 @@ class Snapshot:
                         break
                     yield L.un32(value)
 
-    def _posting(self, key: bytes) -> array:
-        """All trace numbers of one posting list (its chunks are consecutive keys)."""
-        out = array("I")
+    def rollup(self, filters: IndexFilters | None) -> DatasetTotals | None:
+        """The overview's sums, bounds and names over the traces matching a filter on one
+        value (a model, service, agent, tool, run, project; has_errors or complete True),
+        read from the rollup kept for that value; None for any other filter."""
+        key = _rollup_key(filters)
+        if key is None:
+            return None
+        rec = R.read(self._txn, self._dbs, key)
+        if rec is None:
+            return None
+        v = rec["v"]
+        runs = sorted(rec["r"].items(), key=lambda kv: (kv[1], kv[0]))
+        out = DatasetTotals(
+            total_traces=v[R.V_TRACES], earliest_start_time=rec["lo"] or "", latest_end_time=rec["hi"] or "",
+            service_names=rec["u"][0], model_names=rec["u"][1], agent_names=rec["u"][2],
+            agent_ids=rec["u"][3], tool_names=rec["u"][4], run_ids=[run for run, _ in runs],
+            error_trace_count=v[R.V_ERRORS], complete_traces=v[R.V_COMPLETE])
+        (out.total_spans, out.missing_parent_count, out.missing_agent_identity_count,
+         out.project_id_mismatch_count, out.otel_error_span_count, out.tool_error_span_count,
+         out.total_input_tokens, out.total_output_tokens, out.raw_jsonl_bytes) = v[1:10]
+        if out.total_traces and self._count(L.KEY_OUTCOME):
+            mine = self._bitmap(key)
+            out.outcome_traces = mine.intersection_cardinality(self._bitmap(L.KEY_OUTCOME))
+            out.passed_traces = mine.intersection_cardinality(self._bitmap(L.KEY_PASSED))
+            out.failed_traces = mine.intersection_cardinality(self._bitmap(L.KEY_FAILED))
+        return out
+
+    def _count(self, key: bytes) -> int:
+        raw = self._txn.get(key, db=self._dbs["counts"])
+        return L.un64(raw) if raw else 0
+
+    def _chunks(self, key: bytes) -> Iterator[bytes]:
+        """The packed chunks of one posting list, in trace-number order."""
         prefix = key + b"\0"
         size = len(prefix) + 4
         with self._txn.cursor(db=self._dbs["idx"]) as cur:
@@ -323,18 +369,45 @@ class Snapshot:
                         if chunk_key[:len(prefix)] != prefix:
                             break
                         continue  # a longer value sharing this prefix
-                    out.frombytes(raw)
+                    yield raw
+
+    def _walk(self, key: bytes, offset: int, limit: int | None) -> list[int]:
+        """Trace numbers `offset`.. of one posting list, ascending: whole chunks are skipped by
+        their size, so a page costs its offset's chunks, not the list."""
+        out: list[int] = []
+        for raw in self._chunks(key):
+            n = len(raw) // 4
+            if offset >= n:
+                offset -= n
+                continue
+            tnos = sorted(array("I", raw))  # appended out of order when a trace gains a value
+            take = tnos[offset:] if limit is None else tnos[offset:offset + limit - len(out)]
+            offset = 0
+            out.extend(take)
+            if limit is not None and len(out) >= limit:
+                break
         return out
 
-    def _any_of(self, tag: bytes, values: list[str]) -> set[int]:
-        out: set[int] = set()
+    def _bitmap(self, key: bytes) -> BitMap:
+        """One posting list as a roaring bitmap."""
+        return BitMap(self._posting(key))
+
+    def _posting(self, key: bytes) -> array:
+        """All trace numbers of one posting list (its chunks are consecutive keys)."""
+        out = array("I")
+        for raw in self._chunks(key):
+            out.frombytes(raw)
+        return out
+
+    def _any_of(self, tag: bytes, values: list[str]) -> BitMap:
+        out = BitMap()
         for v in values:
             out.update(self._posting(L.posting_key(tag, v)))
         return out
 
-    def _tasks(self, task_ids: Iterable[str]) -> set[int]:
+    def _tasks(self, task_ids: Iterable[str]) -> BitMap:
         """Trace numbers whose latest outcome names any of `task_ids`."""
-        out: set[int] = set()
+        out = BitMap()
         with self._txn.cursor(db=self._dbs["tasks"]) as cur:
             for task in task_ids:
                 prefix = L.task_key(task, 0)[:-4]
@@ -347,12 +420,12 @@ class Snapshot:
                         out.add(L.un32(key[-4:]))
         return out
 
-    def _candidates(self, flt: IndexFilters | None) -> set[int] | None:
-        """Trace numbers matching `flt`, or None for "all traces"."""
+    def _candidates(self, flt: IndexFilters | None) -> BitMap | None:
+        """Trace numbers matching `flt` (a roaring bitmap), or None for "all traces"."""
         if flt is None:
             return None
-        include: list[set[int]] = []
-        exclude: list[set[int]] = []
+        include: list[BitMap] = []
+        exclude: list[BitMap] = []
         for tag, values in ((L.TAG_MODEL, flt.model_names), (L.TAG_SERVICE, flt.service_names),
                             (L.TAG_AGENT, flt.agent_names), (L.TAG_TOOL, flt.tool_names),
                             (L.TAG_RUN, flt.run_ids)):
@@ -364,42 +437,43 @@ class Snapshot:
             include.append(self._tasks(flt.task_ids))
         for key, want in ((L.KEY_ERRORS, flt.has_errors), (L.KEY_COMPLETE, flt.complete)):
             if want is not None:
-                (include if want else exclude).append(set(self._posting(key)))
+                (include if want else exclude).append(self._bitmap(key))
         if flt.outcome is not None:
             if flt.outcome not in OUTCOMES:
                 raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {flt.outcome!r}")
             if flt.outcome == "unknown":
-                exclude.append(set(self._posting(L.KEY_PASSED)) | set(self._posting(L.KEY_FAILED)))
+                exclude.append(self._bitmap(L.KEY_PASSED) | self._bitmap(L.KEY_FAILED))
             else:
-                include.append(set(self._posting(L.KEY_PASSED if flt.outcome == "passed" else L.KEY_FAILED)))
+                include.append(self._bitmap(L.KEY_PASSED if flt.outcome == "passed" else L.KEY_FAILED))
         scored = flt.min_score is not None or flt.max_score is not None
         if scored:  # only traces with a score can match: their rows say which
-            include.append(set(self._posting(L.KEY_SCORED)))
+            include.append(self._bitmap(L.KEY_SCORED))
         timed = flt.start_time_gte is not None or flt.end_time_lte is not None
         if include:
             include.sort(key=len)
-            cands = include[0].intersection(*include[1:])
+            cands = BitMap.intersection(*include) if len(include) > 1 else include[0]
         elif exclude or timed or flt.min_duration_ms is not None:
             cands = None
         else:
             return None
         for ex in exclude:
-            cands = (set(range(self._n)) if cands is None else cands) - ex
+            cands = (BitMap(range(self._n)) if cands is None else cands) - ex
         if timed:
             if cands is not None and len(cands) <= _ROW_SCAN_LIMIT:
-                cands = {t for t in cands if self._times_match(self._raw_row(t), flt)}
+                cands = BitMap([t for t in cands if self._times_match(self._raw_row(t), flt)])
             else:
                 for ranged in self._time_ranges(flt):
                     cands = ranged if cands is None else cands & ranged
         if scored:
-            cands = {t for t in cands if self._score_matches(self._raw_row(t), flt)}
+            cands = BitMap([t for t in cands if self._score_matches(self._raw_row(t), flt)])
         if flt.min_duration_ms is not None:
             pool = range(self._n) if cands is None else cands
-            cands = set()
+            keep = []
             for t in pool:
                 d = self._raw_row(t)[L.R_DURATION]
                 if d is not None and d >= flt.min_duration_ms:
-                    cands.add(t)
+                    keep.append(t)
+            cands = BitMap(keep)
         return cands
 
     @staticmethod
@@ -419,21 +493,31 @@ class Snapshot:
     def _time_ranges(self, flt: IndexFilters):
         if flt.start_time_gte is not None:
             low = flt.start_time_gte.encode("utf-8", "surrogatepass")
-            got = set()
+            got = array("I")
             with self._txn.cursor(db=self._dbs["by_start"]) as cur:
                 if cur.set_range(low):
                     for key in cur.iternext(values=False):
-                        got.add(L.un32(key[-4:]))
-            yield got
+                        got.append(L.un32(key[-4:]))
+            yield BitMap(got)
         if flt.end_time_lte is not None:
             high = flt.end_time_lte.encode("utf-8", "surrogatepass")
-            got = set()
+            got = array("I")
             with self._txn.cursor(db=self._dbs["by_end"]) as cur:
                 for key in cur.iternext(values=False):
                     if key[:-5] > high:
                         break
-                    got.add(L.un32(key[-4:]))
-            yield got
+                    got.append(L.un32(key[-4:]))
+            yield BitMap(got)
+
+    def among(self, trace_ids: Iterable[str], filters: IndexFilters | None) -> set[str]:
+        """Those of `trace_ids` (a few, such as the open traces) that match `filters`."""
+        cands = self._candidates(filters)
+        found = set()
+        for tid in trace_ids:
+            tno = self._tno(tid)
+            if tno is not None and (cands is None or tno in cands):
+                found.add(tid)
+        return found
 
     def sort_columns(self) -> tuple[list[str], list[tuple[float, int, int]]]:
         """Every trace's id and its `sort_keys` value, both in trace-number order: the same
@@ -452,3 +536,53 @@ class Snapshot:
             by_id = self.sort_keys()
             return list(by_id), list(by_id.values())
         return ids[:self._n], keys
+
+
+_LISTS = (("model_names", L.TAG_MODEL), ("service_names", L.TAG_SERVICE), ("agent_names", L.TAG_AGENT),
+          ("tool_names", L.TAG_TOOL), ("run_ids", L.TAG_RUN))
+_FLAGS = (("has_errors", L.KEY_ERRORS), ("complete", L.KEY_COMPLETE))
+
+
+def _only(flt: IndexFilters) -> str | None:
+    """The one field `flt` constrains, or None when it constrains none or several."""
+    field = None
+    for name in IndexFilters.__slots__:
+        if getattr(flt, name) is not None:
+            if field is not None:
+                return None
+            field = name
+    return field
+
+
+def _single_key(flt: IndexFilters | None) -> tuple[list[bytes], bool] | None:
+    """A filter answered by posting-list counts alone: (keys of disjoint lists, negate)."""
+    if flt is None:
+        return None
+    field = _only(flt)
+    if field is None:
+        return None
+    value = getattr(flt, field)
+    for name, tag in _LISTS:
+        if field == name:
+            return ([L.posting_key(tag, value[0])], False) if len(value) == 1 else None
+    if field == "project_id":
+        return [L.posting_key(L.TAG_PROJECT, value)], False
+    for name, key in _FLAGS:
+        if field == name:
+            return [key], not value
+    if field == "outcome" and value in OUTCOMES:
+        if value == "unknown":
+            return [L.KEY_PASSED, L.KEY_FAILED], True
+        return [L.KEY_PASSED if value == "passed" else L.KEY_FAILED], False
+    return None
+
+
+def _rollup_key(flt: IndexFilters | None) -> bytes | None:
+    """The posting list whose rollup answers `flt`'s overview, if there is one."""
+    single = _single_key(flt)
+    if single is None or single[1] or len(single[0]) != 1:
+        return None
+    key = single[0][0]
+    if key in (L.KEY_PASSED, L.KEY_FAILED):
+        return None  # those lists lose members: no rollup
+    return key

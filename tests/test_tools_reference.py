@@ -24,7 +24,7 @@ OURS_ONLY_OVERVIEW = set(DatasetOverview.model_fields) - {
 OURS_ONLY_SUMMARY = {"tool_names", "complete", "outcome"}
 assert OURS_ONLY_OVERVIEW == {"tool_names", "in_progress_trace_count", "spans_indexed",
                               "last_span_arrival", "index_lag_bytes", "run_ids", "budget_note",
-                              "outcomes", "failure_signatures", "live_tasks"}
+                              "outcomes", "failure_signatures", "live_tasks", "duplicate_spans"}
 assert OURS_ONLY_SUMMARY < set(TraceSummary.model_fields)
 
 

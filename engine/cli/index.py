@@ -48,6 +48,8 @@ def _summary(idx, stats) -> str:
              f"{t.in_progress_traces:,} in progress"]
     if t.bad_lines:
         parts.append(f"{t.bad_lines:,} bad lines skipped")
+    if t.duplicate_spans:
+        parts.append(f"{t.duplicate_spans:,} duplicate span lines counted once")
     if stats.pending_bytes:
         parts.append(f"{stats.pending_bytes:,} bytes of a partial last line pending")
     return "; ".join(parts) + f"; index: {idx.index_dir}"
