@@ -28,6 +28,7 @@ import lmdb
 import orjson
 
 from halo_live.indexer import layout as L
+from halo_live.indexer.models import DatasetTotals
 
 SUMMED = (L.R_N, L.R_MISS_PARENT, L.R_MISS_IDENT, L.R_MISMATCH, L.R_OTEL_ERR, L.R_TOOL_ERR,
           L.R_IN, L.R_OUT, L.R_RAW)
@@ -172,3 +173,18 @@ def read(txn: lmdb.Transaction, dbs: dict, key: bytes) -> dict | None:
     raw = txn.get(key, db=dbs["rollups"])
     rec = orjson.loads(raw) if raw is not None else empty()
     return rec if rec["x"] else None
+
+
+def as_totals(rec: dict) -> DatasetTotals:
+    """A rollup record as the dataset totals of its traces (outcome counts left at zero)."""
+    v = rec["v"]
+    runs = sorted(rec["r"].items(), key=lambda kv: (kv[1], kv[0]))
+    out = DatasetTotals(
+        total_traces=v[V_TRACES], earliest_start_time=rec["lo"] or "", latest_end_time=rec["hi"] or "",
+        service_names=rec["u"][0], model_names=rec["u"][1], agent_names=rec["u"][2],
+        agent_ids=rec["u"][3], tool_names=rec["u"][4], run_ids=[run for run, _ in runs],
+        error_trace_count=v[V_ERRORS], complete_traces=v[V_COMPLETE])
+    (out.total_spans, out.missing_parent_count, out.missing_agent_identity_count,
+     out.project_id_mismatch_count, out.otel_error_span_count, out.tool_error_span_count,
+     out.total_input_tokens, out.total_output_tokens, out.raw_jsonl_bytes) = v[1:10]
+    return out

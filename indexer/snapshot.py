@@ -22,6 +22,7 @@ from pyroaring import BitMap
 
 from halo_live.exporter import canonical
 from halo_live.indexer import layout as L
+from halo_live.indexer import postings as P
 from halo_live.indexer import rollup as R
 from halo_live.indexer.models import (BadLine, DatasetTotals, ErrorSignature, IndexFilters, Outcome, SpanRef,
                                       TraceRow)
@@ -31,7 +32,7 @@ FEW_CANDIDATES = 32  # candidates below 1/32 of all traces: order them from thei
 RANGE_READ_SLACK = 4  # read a trace's whole byte range when it is at most 4x its spans...
 RANGE_READ_MIN = 1 << 16  # ...or at most 64 KB anyway, but never more than 256 KB
 RANGE_READ_MAX = 1 << 18
-OUTCOMES = ("passed", "failed", "unknown")
+OUTCOMES = P.OUTCOMES
 
 
 def _codes(code) -> str:
@@ -87,7 +88,7 @@ class Snapshot:
 
     def count(self, filters: IndexFilters | None = None) -> int:
         """How many traces match (no ordering work; one value's count is one read)."""
-        single = _single_key(filters)
+        single = P.single_key(filters)
         if single is not None:
             keys, negate = single
             n = sum(self._count(key) for key in keys)
@@ -101,7 +102,7 @@ class Snapshot:
         if limit is not None and limit <= 0:
             return []
         stop = None if limit is None else offset + limit
-        single = _single_key(filters) if self._ordered else None
+        single = P.single_key(filters) if self._ordered else None
         if single is not None and not single[1] and len(single[0]) == 1:
             return [self._tid(t) for t in self._walk(single[0][0], offset, limit)]
         cands = self._candidates(filters)
@@ -331,22 +332,13 @@ class Snapshot:
         """The overview's sums, bounds and names over the traces matching a filter on one
         value (a model, service, agent, tool, run, project; has_errors or complete True),
         read from the rollup kept for that value; None for any other filter."""
-        key = _rollup_key(filters)
+        key = P.rollup_key(filters)
         if key is None:
             return None
         rec = R.read(self._txn, self._dbs, key)
         if rec is None:
             return None
-        v = rec["v"]
-        runs = sorted(rec["r"].items(), key=lambda kv: (kv[1], kv[0]))
-        out = DatasetTotals(
-            total_traces=v[R.V_TRACES], earliest_start_time=rec["lo"] or "", latest_end_time=rec["hi"] or "",
-            service_names=rec["u"][0], model_names=rec["u"][1], agent_names=rec["u"][2],
-            agent_ids=rec["u"][3], tool_names=rec["u"][4], run_ids=[run for run, _ in runs],
-            error_trace_count=v[R.V_ERRORS], complete_traces=v[R.V_COMPLETE])
-        (out.total_spans, out.missing_parent_count, out.missing_agent_identity_count,
-         out.project_id_mismatch_count, out.otel_error_span_count, out.tool_error_span_count,
-         out.total_input_tokens, out.total_output_tokens, out.raw_jsonl_bytes) = v[1:10]
+        out = R.as_totals(rec)
         if out.total_traces and self._count(L.KEY_OUTCOME):
             mine = self._bitmap(key)
             out.outcome_traces = mine.intersection_cardinality(self._bitmap(L.KEY_OUTCOME))
@@ -355,49 +347,18 @@ class Snapshot:
         return out
 
     def _count(self, key: bytes) -> int:
-        raw = self._txn.get(key, db=self._dbs["counts"])
-        return L.un64(raw) if raw else 0
-
-    def _chunks(self, key: bytes) -> Iterator[bytes]:
-        """The packed chunks of one posting list, in trace-number order."""
-        prefix = key + b"\0"
-        size = len(prefix) + 4
-        with self._txn.cursor(db=self._dbs["idx"]) as cur:
-            if cur.set_range(prefix):
-                for chunk_key, raw in cur:
-                    if len(chunk_key) != size or not chunk_key.startswith(prefix):
-                        if chunk_key[:len(prefix)] != prefix:
-                            break
-                        continue  # a longer value sharing this prefix
-                    yield raw
+        return P.count(self._txn, self._dbs, key)
 
     def _walk(self, key: bytes, offset: int, limit: int | None) -> list[int]:
-        """Trace numbers `offset`.. of one posting list, ascending: whole chunks are skipped by
-        their size, so a page costs its offset's chunks, not the list."""
-        out: list[int] = []
-        for raw in self._chunks(key):
-            n = len(raw) // 4
-            if offset >= n:
-                offset -= n
-                continue
-            tnos = sorted(array("I", raw))  # appended out of order when a trace gains a value
-            take = tnos[offset:] if limit is None else tnos[offset:offset + limit - len(out)]
-            offset = 0
-            out.extend(take)
-            if limit is not None and len(out) >= limit:
-                break
-        return out
+        return P.walk(self._txn, self._dbs, key, offset, limit)
 
     def _bitmap(self, key: bytes) -> BitMap:
         """One posting list as a roaring bitmap."""
-        return BitMap(self._posting(key))
+        return P.bitmap(self._txn, self._dbs, key)
 
     def _posting(self, key: bytes) -> array:
         """All trace numbers of one posting list (its chunks are consecutive keys)."""
-        out = array("I")
-        for raw in self._chunks(key):
-            out.frombytes(raw)
-        return out
+        return P.members(self._txn, self._dbs, key)
 
     def _any_of(self, tag: bytes, values: list[str]) -> BitMap:
         out = BitMap()
@@ -537,52 +498,3 @@ class Snapshot:
             return list(by_id), list(by_id.values())
         return ids[:self._n], keys
 
-
-_LISTS = (("model_names", L.TAG_MODEL), ("service_names", L.TAG_SERVICE), ("agent_names", L.TAG_AGENT),
-          ("tool_names", L.TAG_TOOL), ("run_ids", L.TAG_RUN))
-_FLAGS = (("has_errors", L.KEY_ERRORS), ("complete", L.KEY_COMPLETE))
-
-
-def _only(flt: IndexFilters) -> str | None:
-    """The one field `flt` constrains, or None when it constrains none or several."""
-    field = None
-    for name in IndexFilters.__slots__:
-        if getattr(flt, name) is not None:
-            if field is not None:
-                return None
-            field = name
-    return field
-
-
-def _single_key(flt: IndexFilters | None) -> tuple[list[bytes], bool] | None:
-    """A filter answered by posting-list counts alone: (keys of disjoint lists, negate)."""
-    if flt is None:
-        return None
-    field = _only(flt)
-    if field is None:
-        return None
-    value = getattr(flt, field)
-    for name, tag in _LISTS:
-        if field == name:
-            return ([L.posting_key(tag, value[0])], False) if len(value) == 1 else None
-    if field == "project_id":
-        return [L.posting_key(L.TAG_PROJECT, value)], False
-    for name, key in _FLAGS:
-        if field == name:
-            return [key], not value
-    if field == "outcome" and value in OUTCOMES:
-        if value == "unknown":
-            return [L.KEY_PASSED, L.KEY_FAILED], True
-        return [L.KEY_PASSED if value == "passed" else L.KEY_FAILED], False
-    return None
-
-
-def _rollup_key(flt: IndexFilters | None) -> bytes | None:
-    """The posting list whose rollup answers `flt`'s overview, if there is one."""
-    single = _single_key(flt)
-    if single is None or single[1] or len(single[0]) != 1:
-        return None
-    key = single[0][0]
-    if key in (L.KEY_PASSED, L.KEY_FAILED):
-        return None  # those lists lose members: no rollup
-    return key
