@@ -254,6 +254,10 @@ def test_traces_known_only_from_their_spans_are_judged_by_silence(tmp_path):
             assert store.count_traces(TraceFilters(state=state)).total == 1
             assert store.count_traces(TraceFilters(state=state, service_names=["otlp-app"])).total == 1
         assert store.count_traces(TraceFilters(state="stuck", service_names=["other"])).total == 0
+        # one filter value: the overview comes from the index's rollup; a regex sends it through the rows
+        from_rollup = live_tasks(store, service_names=["otlp-app"])
+        assert (from_rollup.complete, from_rollup.running, from_rollup.stuck, from_rollup.abandoned) == (1, 1, 1, 1)
+        assert from_rollup == live_tasks(store, service_names=["otlp-app"], regex_pattern=".")
     with open_store(path, stuck_after=5000) as patient:  # a longer threshold: all three still run
         assert live_tasks(patient).running == 3
 
