@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from array import array
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -137,29 +138,59 @@ def _spans_recommendation(total: int, budget: int) -> str:
     )
 
 
+class ViewTally:
+    """What the oversized summary says of a view's spans, added one span at a time.
+
+    A view reads its spans as a stream and keeps only those within its budget;
+    this holds the rest of what the summary needs: every span's size (8 bytes
+    a span, for the exact median), the count of each span name and the errors.
+    """
+
+    def __init__(self) -> None:
+        self.sizes = array("q")
+        self.total = 0
+        self.names: Counter[str] = Counter()  # first-seen order: how `most_common` breaks ties
+        self.errors = 0
+
+    def add(self, span: SpanRecord, size: int | None = None) -> int:
+        """Count `span` (of serialized `size`, computed when None) and return its size."""
+        size = span_response_bytes(span) if size is None else size
+        self.sizes.append(size)
+        self.total += size
+        self.names[span.name] += 1
+        self.errors += span.status.code == STATUS_ERROR
+        return size
+
+    def summary(self, trace_id: str, *, budget: int, for_view_spans: bool) -> OversizedTraceSummary | None:
+        """The summary that replaces the spans when they exceed `budget`; None when they fit."""
+        from halo_live.engine.models import OversizedTraceSummary
+
+        if self.total <= budget:
+            return None
+        ordered = sorted(self.sizes)
+        recommend = _spans_recommendation if for_view_spans else _trace_recommendation
+        return OversizedTraceSummary(
+            trace_id=trace_id,
+            span_count=len(ordered),
+            truncated_response_bytes=self.total,
+            response_bytes_budget=budget,
+            span_response_bytes_min=ordered[0] if ordered else 0,
+            span_response_bytes_median=ordered[len(ordered) // 2] if ordered else 0,
+            span_response_bytes_max=ordered[-1] if ordered else 0,
+            top_span_names=self.names.most_common(OVERSIZED_TOP_SPAN_NAMES),
+            error_span_count=self.errors,
+            recommendation=recommend(self.total, budget),
+        )
+
+
 def oversized_summary(
     trace_id: str, spans: Sequence[SpanRecord], sizes: Sequence[int], *, budget: int, for_view_spans: bool
 ) -> OversizedTraceSummary | None:
     """The summary that replaces `spans` when their `sizes` exceed `budget`; None when they fit."""
-    from halo_live.engine.models import OversizedTraceSummary
-
-    total = sum(sizes)
-    if total <= budget:
-        return None
-    ordered = sorted(sizes)
-    recommend = _spans_recommendation if for_view_spans else _trace_recommendation
-    return OversizedTraceSummary(
-        trace_id=trace_id,
-        span_count=len(spans),
-        truncated_response_bytes=total,
-        response_bytes_budget=budget,
-        span_response_bytes_min=ordered[0] if ordered else 0,
-        span_response_bytes_median=ordered[len(ordered) // 2] if ordered else 0,
-        span_response_bytes_max=ordered[-1] if ordered else 0,
-        top_span_names=Counter(s.name for s in spans).most_common(OVERSIZED_TOP_SPAN_NAMES),
-        error_span_count=sum(1 for s in spans if s.status.code == STATUS_ERROR),
-        recommendation=recommend(total, budget),
-    )
+    tally = ViewTally()
+    for span, size in zip(spans, sizes):
+        tally.add(span, size)
+    return tally.summary(trace_id, budget=budget, for_view_spans=for_view_spans)
 
 
 # --- whole answers within a character budget ----------------------------------------------

@@ -49,13 +49,13 @@ def query_page(result: TraceQueryResult, offset: int, max_chars: int) -> TraceQu
     return page if n else build(1)  # one summary over the budget: the caller's fit_tree cuts inside it
 
 
-def view_page(view: TraceView, offset: int, max_chars: int, *, recap: Callable[[int, int], SpanRecord],
+def view_page(view: TraceView, offset: int, max_chars: int, *, recap: Callable[[int], SpanRecord],
               cap: int, tool: str) -> TraceView:
     """The spans from `offset` on, as many as fit in `max_chars`.
 
     `view` holds every span of the view (or the reference's oversized summary,
-    returned as it is); `recap(i, cap)` re-reads span `i` with its attribute
-    values cut to `cap`-character heads, for a span too big to fit whole.
+    returned as it is); `recap(cap)` re-reads the span at `offset` with its
+    attribute values cut to `cap`-character heads, for a span too big to fit whole.
     """
     if view.oversized is not None:
         return view
@@ -82,13 +82,13 @@ def view_page(view: TraceView, offset: int, max_chars: int, *, recap: Callable[[
     # the span at `offset` does not fit on its own: shorter heads, else fewer attributes
     span_id = rest[0].span_id
     shrunk = shrink_to_fit(
-        lambda c: build(1, [recap(offset, c)], f"span {span_id}: attribute values cut to {c}-character "
+        lambda c: build(1, [recap(c)], f"span {span_id}: attribute values cut to {c}-character "
                                                "heads (search_span reads it whole)"),
         lambda page: chars(page) <= max_chars, cap)
     if shrunk is not None:
         return shrunk[0]
     note = f"span {span_id}: attributes left out to fit (search_span reads it whole)"
-    return _drop_attributes(recap(offset, budget.MIN_HEAD_CHARS), lambda s: build(1, [s], note), max_chars)
+    return _drop_attributes(recap(budget.MIN_HEAD_CHARS), lambda s: build(1, [s], note), max_chars)
 
 
 def _drop_attributes(span: SpanRecord, build: Callable[[SpanRecord], TraceView], max_chars: int) -> TraceView:

@@ -41,13 +41,32 @@ def outcome(o: Any) -> TraceOutcome | None:
     return TraceOutcome(passed=o.passed, score=o.score, task_id=o.task_id, label=o.label)
 
 
-def view(trace_id: str, spans: list[SpanRecord], limit: int, *, for_view_spans: bool) -> TraceView:
-    """The spans as a `TraceView`, or the oversized summary when they exceed `limit` bytes."""
-    sizes = [budget.span_response_bytes(s) for s in spans]
-    oversized = budget.oversized_summary(trace_id, spans, sizes, budget=limit, for_view_spans=for_view_spans)
+def view(trace_id: str, lines: Iterable[bytes], cap: int, limit: int, *, for_view_spans: bool,
+         keep: int = 0) -> tuple[TraceView, bytes | None]:
+    """The span `lines` with attributes capped at `cap` characters as a `TraceView`, or the
+    oversized summary when they exceed `limit` bytes; and line number `keep`, raw.
+
+    Spans are parsed one at a time and held only while they fit in `limit`, so
+    a view's memory follows its budget, not the trace's size. The raw line kept
+    is the one a page starting at `keep` re-reads with shorter heads.
+    """
+    tally = budget.ViewTally()
+    spans: list[SpanRecord] | None = []
+    kept = None
+    for number, line in enumerate(lines):
+        span = budget.capped_span(line, cap)
+        tally.add(span)
+        if number == keep:
+            kept = line
+        if spans is not None:
+            if tally.total > limit:
+                spans = None  # oversized: the summary needs only the tally
+            else:
+                spans.append(span)
+    oversized = tally.summary(trace_id, budget=limit, for_view_spans=for_view_spans)
     if oversized is not None:
-        return TraceView(trace_id=trace_id, spans=[], oversized=oversized)
-    return TraceView(trace_id=trace_id, spans=spans)
+        return TraceView(trace_id=trace_id, spans=[], oversized=oversized), None
+    return TraceView(trace_id=trace_id, spans=spans or []), kept
 
 
 def search(trace_id: str, indexed_lines: Iterable[tuple[int, bytes]], pattern: BoundedRegex,

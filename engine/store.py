@@ -298,9 +298,9 @@ class TraceStore:
                    max_chars: int = budget.DEFAULT_BUDGET_CHARS) -> TraceView:
         """Every span of a trace, attributes capped at ~4 KB; a summary instead above 150 KB;
         from span `offset` on, as many as fit in `max_chars`."""
-        with self.snapshot() as snap:
-            lines = list(snap.span_lines(self._known(snap, trace_id)))  # read while the snapshot is open
-        return self._view(trace_id, lines, offset, max_chars, tool="view_trace")
+        with self.snapshot() as snap:  # the lines are read (lazily) while the snapshot is open
+            return self._view(trace_id, snap.span_lines(self._known(snap, trace_id)), offset, max_chars,
+                              tool="view_trace")
 
     def view_spans(self, trace_id: str, span_ids: list[str], offset: int = 0,
                    max_chars: int = budget.DEFAULT_BUDGET_CHARS) -> TraceView:
@@ -310,17 +310,17 @@ class TraceStore:
             wanted = set(span_ids)
             if not wanted:
                 return TraceView(trace_id=trace_id, spans=[])
-            lines = [snap.read_span(ref) for ref in refs if ref.span_id in wanted]
-        return self._view(trace_id, lines, offset, max_chars, tool="view_spans")
+            lines = (snap.read_span(ref) for ref in refs if ref.span_id in wanted)
+            return self._view(trace_id, lines, offset, max_chars, tool="view_spans")
 
     @staticmethod
-    def _view(trace_id: str, lines: list[bytes], offset: int, max_chars: int, *, tool: str) -> TraceView:
+    def _view(trace_id: str, lines: Iterable[bytes], offset: int, max_chars: int, *, tool: str) -> TraceView:
+        """The view of `lines`, one span parsed at a time (see `render.view`), paged to `max_chars`."""
         surgical = tool == "view_spans"
         cap = budget.SURGICAL_ATTR_CAP_CHARS if surgical else budget.DISCOVERY_ATTR_CAP_CHARS
         limit = budget.VIEW_SPANS_BUDGET_BYTES if surgical else budget.VIEW_TRACE_BUDGET_BYTES
-        spans = [budget.capped_span(line, cap) for line in lines]
-        view = render.view(trace_id, spans, limit, for_view_spans=surgical)
-        return pages.view_page(view, offset, max_chars, recap=lambda i, c: budget.capped_span(lines[i], c),
+        view, line = render.view(trace_id, lines, cap, limit, for_view_spans=surgical, keep=offset)
+        return pages.view_page(view, offset, max_chars, recap=lambda c: budget.capped_span(line, c),
                                cap=cap, tool=tool)
 
     def search_trace(self, trace_id: str, regex_pattern: str, context_buffer_chars: int = 100,

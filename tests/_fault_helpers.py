@@ -163,6 +163,25 @@ def span_ids_on_disk(path: str | Path) -> list[str]:
     return ids
 
 
+# Run in a small Python of its own: Linux counts a process's pages before its `exec` in
+# its peak RSS, so a child forked straight from a big test process would start at its size.
+_PEAK_RSS = ("import resource, subprocess, sys\n"
+             "with open(sys.argv[1], 'wb') as out:\n"
+             "    code = subprocess.call(sys.argv[2:], stdout=out)\n"
+             "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+
+
+def tool_peak_rss(name: str, path: str | Path, arguments: dict) -> tuple[dict, int]:
+    """`halo tool NAME PATH --args ...` in a child process: its JSON answer and its peak RSS in bytes."""
+    out_path = Path(f"{path}.tool-{time.monotonic_ns()}.json")
+    done = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(out_path), sys.executable, "-m", "halo_live",
+                           "tool", name, str(path), "--args", orjson.dumps(arguments).decode()],
+                          capture_output=True, text=True, check=True)
+    code, peak_kb = map(int, done.stdout.split())
+    assert code == 0, out_path.read_text(errors="replace")
+    return orjson.loads(out_path.read_bytes()), peak_kb * 1024  # Linux reports kilobytes
+
+
 LIVE_ONLY = ("last_span_arrival", "index_lag_bytes", "in_progress_trace_count", "spans_indexed")
 
 

@@ -3,7 +3,8 @@
 A request past `--max-body-mb` is refused before it is read (413 /
 RESOURCE_EXHAUSTED); a 20 MB attribute within a raised limit is written and
 the views stay within their budgets; a 100,000-span trace is counted exactly
-and viewed within budget; past the memory bound for requests in flight a
+and viewed within budget; a view's memory follows its budget, not the
+trace's size (a bound on the child's peak RSS, not a timing); past the memory bound for requests in flight a
 request gets 429 / UNAVAILABLE with retry advice, and is written once retried.
 """
 
@@ -16,7 +17,8 @@ import orjson
 
 from halo_live.engine import budget
 from halo_live.engine.tools import open_store, run_tool
-from tests._fault_helpers import GrpcClient, ServeProcess, otlp_request, post_http, span_ids, span_ids_on_disk
+from tests._fault_helpers import (GrpcClient, ServeProcess, otlp_request, post_http, span_ids, span_ids_on_disk,
+                                  tool_peak_rss)
 from tests._index_helpers import span_line
 from tests._otlp_helpers import servers
 
@@ -64,27 +66,53 @@ def test_a_20_mb_attribute_is_refused_by_default_and_written_within_a_raised_lim
 
 
 def test_a_trace_of_100000_spans_is_counted_exactly_and_viewed_within_budget(tmp_path):
-    path = tmp_path / "huge.jsonl"
+    path, small = tmp_path / "huge.jsonl", tmp_path / "small.jsonl"
     trace_id = "ab" * 16
     with open(path, "wb") as fh:
         for chunk in range(10):
             fh.write(b"".join(span_line(trace_id, f"{n:016x}", "" if n == 0 else f"{0:016x}",
                                         name=f"step {n % 13}", error="boom" if n % 997 == 0 else None)
                               for n in range(chunk * 10_000, (chunk + 1) * 10_000)))
+    small.write_bytes(span_line(trace_id, "1" * 16))
+    open_store(small).close()
     store = open_store(path)
     try:
         overview = run_tool(store, "get_dataset_overview", {})["result"]
         assert overview["total_traces"] == 1 and overview["total_spans"] == 100_000
-        view = run_tool(store, "view_trace", {"trace_id": trace_id})
         query = run_tool(store, "query_traces", {})
         search = run_tool(store, "search_trace", {"trace_id": trace_id, "regex_pattern": "boom"})
     finally:
         store.close()
+    view, view_rss = tool_peak_rss("view_trace", path, {"trace_id": trace_id})
+    _, small_rss = tool_peak_rss("view_trace", small, {"trace_id": trace_id})
     assert query["result"]["traces"][0]["span_count"] == 100_000
     for answer in (view, query, search):
         assert "error" not in answer, answer
         assert len(json.dumps(answer)) <= budget.DEFAULT_BUDGET_CHARS + 1000
-    assert view["result"]["oversized"]  # a summary that says how to ask for less, not 100k spans
+    assert view["result"]["oversized"]["span_count"] == 100_000  # a summary that says how to ask for less
+    assert search["result"]["match_count"] == 101
+    # Decoding every span took ~380 MB over a one-span view. What is left per span is
+    # the index's list of the trace's spans (about 0.9 KB a span, decoded whole by the
+    # snapshot) and 8 bytes of size for the summary's exact median.
+    assert view_rss - small_rss < 100_000 * 1536
+
+
+def test_view_trace_holds_what_its_budget_can_show_not_the_whole_trace(tmp_path):
+    path = tmp_path / "wide.jsonl"
+    with open(path, "wb") as fh:
+        fh.write(span_line("cd" * 16, "1" * 16, name="small"))
+        for n in range(1_500):  # 24 KB a span, 36 MB in all; a view shows 4 KB heads of each value
+            fh.write(span_line("ab" * 16, f"{n:016x}", "" if n == 0 else f"{0:016x}", name=f"step {n % 7}",
+                               attrs={f"a{k}": f"{n} " + "x" * 6000 for k in range(4)}))
+    open_store(path).close()
+    small, small_rss = tool_peak_rss("view_trace", path, {"trace_id": "cd" * 16})
+    wide, wide_rss = tool_peak_rss("view_trace", path, {"trace_id": "ab" * 16})
+    assert [s["name"] for s in small["result"]["spans"]] == ["small"]
+    assert wide["result"]["oversized"]["span_count"] == 1_500
+    assert wide["result"]["oversized"]["top_span_names"][0] == ["step 0", 215]
+    # Holding the spans decoded took ~65 MB more than the one-span view; streamed, a
+    # view holds one span being read plus those its 150 KB budget can show.
+    assert wide_rss - small_rss < 10 * MB
 
 
 def test_past_the_memory_bound_a_request_is_refused_retryably_then_written(tmp_path):
