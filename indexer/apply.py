@@ -21,6 +21,7 @@ import lmdb
 import orjson
 
 from halo_live.indexer import layout as L
+from halo_live.indexer.cost import merge as merge_cost, move_totals as cost_totals
 from halo_live.indexer.parse import Batch, duration_ms, parse_bytes
 from halo_live.indexer.rollup import Rollups
 
@@ -160,7 +161,7 @@ class BatchWriter:
         row[L.R_RAW] += raw
         row[L.R_COMPLETE] = row[L.R_COMPLETE] or root
         row[L.R_LAST_SEEN] = self.now
-        _merge_cost(row, cost, model_tokens)
+        merge_cost(row, cost, model_tokens)
         if outcome is not None and self._later(outcome, fileno, row[L.R_OUTCOME]):
             was = _state(row[L.R_OUTCOME])
             row[L.R_OUTCOME] = _outcome_record(outcome, fileno)
@@ -330,7 +331,7 @@ class BatchWriter:
         if row[L.R_OUTCOME] != before:
             self._outcome_changes(tno, before, row[L.R_OUTCOME])
         self.rollups.add(old, row)
-        self._cost_changes(old, row)
+        cost_totals(self.totals, old, row)
         for pos, db in ((L.R_START, "by_start"), (L.R_END, "by_end")):
             if old is None or old[pos] != row[pos]:
                 if old is not None:
@@ -343,21 +344,6 @@ class BatchWriter:
         else:
             for name, pos in _SUMMED:
                 t[name] += row[pos] - old[pos]
-
-    def _cost_changes(self, old: list | None, row: list) -> None:
-        """The dataset's reported cost and tokens left to price move with the row's."""
-        t = self.totals
-        if old is None or row[L.R_COST] != old[L.R_COST]:
-            t["reported_cost_usd"] += row[L.R_COST] - (old[L.R_COST] if old is not None else 0.0)
-        if old is not None and row[L.R_MODEL_TOKENS] == old[L.R_MODEL_TOKENS]:
-            return
-        sums = t["model_tokens"]
-        before = old[L.R_MODEL_TOKENS] if old is not None else {}
-        for model, (tin, tout) in row[L.R_MODEL_TOKENS].items():
-            was = before.get(model, (0, 0))
-            pair = sums.setdefault(model, [0, 0])
-            pair[0] += tin - was[0]
-            pair[1] += tout - was[1]
 
     def _outcome_changes(self, tno: int, before: list | None, after: list) -> None:
         """Postings and totals of a trace whose latest outcome changed."""
@@ -450,17 +436,6 @@ class BatchWriter:
         if self.max_order is not None:
             rel, off = self.max_order
             txn.put(b"max_order", orjson.dumps([rel, off]), db=meta)
-
-
-def _merge_cost(row: list, cost: float, model_tokens: dict | None) -> None:
-    """Fold a partial's reported cost and tokens left to price (parse.P_COST, P_MODEL_TOKENS) in."""
-    row[L.R_COST] += cost
-    if model_tokens:
-        sums = row[L.R_MODEL_TOKENS] = {k: list(v) for k, v in row[L.R_MODEL_TOKENS].items()}
-        for model, (tin, tout) in model_tokens.items():
-            pair = sums.setdefault(model, [0, 0])
-            pair[0] += tin
-            pair[1] += tout
 
 
 def _outcome_record(outcome: tuple, fileno: int) -> list:
