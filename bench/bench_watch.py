@@ -76,12 +76,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path")
     parser.add_argument("--frames", type=int, default=30)
-    parser.add_argument("--open", type=int, default=64, help="tasks in flight for the second measure")
+    parser.add_argument("--open", type=int, default=64, help="tasks in flight for the second measure (0: none)")
+    parser.add_argument("--index-dir", default=None, help="the index to use (default: beside the file)")
     args = parser.parse_args()
     size = sum(f.stat().st_size for f in [Path(args.path)] if f.is_file())
     print(f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}, "
           f"load {os.getloadavg()[0]:.2f}")
-    with Watcher(args.path, stuck_after=300) as watcher:
+    with Watcher(args.path, stuck_after=300, index_dir=args.index_dir) as watcher:
         t0 = time.perf_counter()
         first = watcher.frame()
         print(f"dataset: {args.path} ({size / 1e6:,.0f} MB), {first['traces']['total']:,} traces, "
@@ -89,6 +90,8 @@ def main() -> None:
         r = timed_frames(watcher, args.frames)
         print(f"frame, nothing open ({args.frames} frames): median {r['frame_ms']:.1f} ms "
               f"(facts {r['facts_ms']:.1f} + draw {r['draw_ms']:.1f}), p95 {r['frame_p95_ms']:.1f} ms")
+        if not args.open:
+            return
         files = write_sidecars(args.path, args.open)
         try:
             frame = watcher.frame()

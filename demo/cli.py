@@ -181,11 +181,15 @@ class LiveView:
     the task count as `--expect`) drawn by the same view (`halo_live.engine.watch_view`)."""
 
     def __init__(self, out: Path, bench) -> None:
+        from halo_live.demo.openai_agents_sdk.agent import DEFAULT_REAL_MODEL, OFFLINE_MODEL
+        from halo_live.engine.pricing import LIST_PRICES, Prices
         from halo_live.engine.watch import Watcher
 
         self.out = out
         self.bench = bench
-        self.watcher = Watcher(out, expect=max(1, len(bench.tasks)))
+        # the offline model stands in for the online default: its tokens are priced as that model's
+        prices = Prices({OFFLINE_MODEL: LIST_PRICES[DEFAULT_REAL_MODEL]})
+        self.watcher = Watcher(out, expect=max(1, len(bench.tasks)), prices=prices)
         self.frame: dict[str, Any] | None = None
 
     @property

@@ -2,7 +2,8 @@
 
 Each `frame()` catches the index up and reads one snapshot: traces by state
 (complete / running / stuck / abandoned, which never overlap and add up to
-every trace, the unwritten open ones included), spans, errors, tokens, pass
+every trace, the unwritten open ones included), spans, errors, tokens, cost
+(reported by the spans, else estimated from tokens at list prices: `pricing`), pass
 rate, the top error signatures by the one ranking rule, the newest failing
 traces, and the open tasks worst first with what each is doing. Rates and the
 ETA come from the frames seen in the last `RATE_WINDOW` seconds. A path that
@@ -20,6 +21,7 @@ from collections import deque
 from typing import Any
 
 from halo_live.engine import live, render
+from halo_live.engine.pricing import Prices, estimate
 from halo_live.engine.outcomes import pass_rate, rank_index_signatures
 from halo_live.engine.signatures import RULE
 from halo_live.indexer.live import DEFAULT_STUCK_AFTER
@@ -36,7 +38,8 @@ class Watcher:
     """Frames of one dataset (file, folder of shards or glob), which may not exist yet."""
 
     def __init__(self, path: str | os.PathLike[str], *, index_dir: str | None = None,
-                 stuck_after: float | None = None, expect: int | None = None) -> None:
+                 stuck_after: float | None = None, expect: int | None = None,
+                 prices: Prices | None = None) -> None:
         stuck_after = DEFAULT_STUCK_AFTER if stuck_after is None else stuck_after
         if not stuck_after > 0:
             raise ValueError(f"stuck_after must be > 0 seconds, not {stuck_after!r}")
@@ -46,6 +49,7 @@ class Watcher:
         self.index_dir = index_dir
         self.stuck_after = stuck_after
         self.expect = expect
+        self.prices = Prices() if prices is None else prices
         self.store: Any = None
         self._history: deque[tuple[float, int, int, int]] = deque()  # (monotonic, spans, traces, done)
 
@@ -110,6 +114,7 @@ class Watcher:
                        if totals.total_traces else None},
             "tokens": {"input": totals.total_input_tokens, "output": totals.total_output_tokens,
                        "total": totals.total_input_tokens + totals.total_output_tokens},
+            "cost": _cost(totals, self.prices),
             "outcomes": {"recorded": totals.outcome_traces, "passed": totals.passed_traces,
                          "failed": totals.failed_traces, "pass_rate": pass_rate(totals.passed_traces,
                                                                                  totals.failed_traces)}
@@ -156,6 +161,17 @@ class Watcher:
                        "eta_seconds": None if eta is None else round(eta, 1)}
 
 
+NO_MODEL = "(no model)"  # the unpriced tokens of spans that name no model
+
+
+def _cost(totals: Any, prices: Prices) -> dict[str, Any]:
+    """The run's cost in USD: reported, estimated at list prices, and the tokens left unpriced."""
+    cost = estimate(totals.reported_cost_usd, totals.model_tokens, prices)
+    unpriced = sorted(cost.unpriced.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {"reported_usd": round(cost.reported_usd, 6), "estimated_usd": round(cost.estimated_usd, 6),
+            "total_usd": round(cost.total_usd, 6), "unpriced": {m or NO_MODEL: n for m, n in unpriced}}
+
+
 def _open_task(trace: Any, now: float) -> dict[str, Any]:
     """The tools' open task plus how long, for the view: `silent_seconds`, `for_seconds`."""
     _, since = live.doing(trace)
@@ -167,7 +183,8 @@ def _empty(expect: int | None) -> dict[str, Any]:
     return {"idle_seconds": None,
             "traces": {"total": 0, "complete": 0, "running": 0, "stuck": 0, "abandoned": 0, "unwritten": 0},
             "spans": 0, "errors": {"traces": 0, "share": None},
-            "tokens": {"input": 0, "output": 0, "total": 0}, "outcomes": None, "signatures_rule": RULE,
+            "tokens": {"input": 0, "output": 0, "total": 0},
+            "cost": {"reported_usd": 0.0, "estimated_usd": 0.0, "total_usd": 0.0, "unpriced": {}}, "outcomes": None, "signatures_rule": RULE,
             "signatures": [], "failing": [], "open_tasks": [], "index_lag_bytes": 0, "rates": None,
             "expect": None if expect is None else {"tasks": expect, "done": 0, "eta_seconds": None}}
 

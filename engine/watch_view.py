@@ -36,6 +36,34 @@ def _short(tokens: int) -> str:
     return str(tokens)
 
 
+def usd(amount: float) -> str:
+    """$12.34; cents would hide a small run's cost, so $0.0123 below a dollar."""
+    if amount == 0 or abs(amount) >= 1:
+        return f"${amount:,.2f}"
+    return f"${amount:.4f}" if abs(amount) >= 0.0001 else "<$0.0001"
+
+
+def cost_text(cost: dict[str, Any]) -> Text:
+    """`$12.34 (reported $2.00, estimated $10.34 at list prices)`."""
+    reported, estimated = cost["reported_usd"], cost["estimated_usd"]
+    if reported and estimated:
+        how = f"reported {usd(reported)}, estimated {usd(estimated)} at list prices"
+    elif reported:
+        how = "reported by the spans"
+    elif estimated:
+        how = "estimated from tokens at list prices"
+    else:
+        how = "no cost reported, no priced tokens"
+    return Text(f"{usd(cost['total_usd'])} ({how})")
+
+
+def unpriced_text(unpriced: dict[str, int]) -> Text:
+    """`unpriced: my-model 12.3k tokens` (the models with no list price, most tokens first)."""
+    models = ", ".join(f"{model} {_short(tokens)} tokens" for model, tokens in list(unpriced.items())[:3])
+    more = f" and {len(unpriced) - 3} more" if len(unpriced) > 3 else ""
+    return Text(f"unpriced: {models}{more} (price them with --prices FILE)", style="yellow")
+
+
 def headline(frame: dict[str, Any]) -> Text:
     """The status line: live / idle / waiting, and when."""
     status = frame["status"]
@@ -73,6 +101,11 @@ def _counts(frame: dict[str, Any]) -> Table:
                                 style="red" if errors["traces"] else ""))
     tokens = frame["tokens"]
     grid.add_row("tokens", f"{_short(tokens['total'])} ({tokens['input']:,} in, {tokens['output']:,} out)")
+    cost = frame.get("cost")
+    if cost:
+        grid.add_row("cost", cost_text(cost))
+        if cost["unpriced"]:
+            grid.add_row("", unpriced_text(cost["unpriced"]))
     outcomes = frame.get("outcomes")
     if outcomes:
         rate_text = "-" if outcomes["pass_rate"] is None else f"{outcomes['pass_rate']:.0%}"

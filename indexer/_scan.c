@@ -385,6 +385,7 @@ enum {
     S_CODE, S_MESSAGE, R_ATTRS, R_SERVICE,
     A_OI_KIND, A_OBS, A_MODEL, A_OI_MODEL, A_AGENT, A_AGENT_ID, A_OI_AGENT_ID, A_IN, A_OUT,
     A_PROJECT, A_TOOL, A_GENAI_TOOL, A_RUN, A_OUT_PASSED, A_SCORE, A_TASK, A_LABEL,
+    A_COST,
     N_NAMES
 };
 static Str names[N_NAMES];
@@ -396,7 +397,7 @@ static Str tool_kind;                  /* the span kind of a tool span */
 #define TOP_FIRST T_TRACE
 #define TOP_LAST T_ATTRS
 #define ATTR_FIRST A_OI_KIND
-#define ATTR_LAST A_LABEL
+#define ATTR_LAST A_COST
 
 typedef struct {
     Val f[N_NAMES];      /* by name; kind K_ABSENT when missing */
@@ -508,6 +509,7 @@ typedef struct {
     int has_score; double score;
     int has_task; Str task;
     int has_label; Str label;
+    int has_cost; double cost;    /* inference.llm.cost.total, when a number */
 } Span;
 
 static const Str EMPTY = {"", 0};
@@ -585,6 +587,20 @@ static int outcome_from_line(const Val *f, Span *s) {
     return 1;
 }
 
+/* The reported cost (parse._cost): a number, not a bool; 0, or -1 when the callback must decide. */
+static int cost_from_line(const Val *v, Span *s) {
+    if (v->kind == K_INT) {
+        s->has_cost = 1;
+        s->cost = (double)v->i;
+    } else if (v->kind == K_FLOAT) {
+        if (to_double(v->s, &s->cost) < 0) return -1;
+        s->has_cost = 1;
+    } else if (v->kind == K_BIGINT) {
+        return -1;
+    }
+    return 0;
+}
+
 /* The Span of a line the scanner read: 1, or 0 when the callback must decide. */
 static int span_from_line(const Line *ln, Span *s) {
     const Val *f = ln->f;
@@ -614,7 +630,9 @@ static int span_from_line(const Line *ln, Span *s) {
     s->in_big = s->out_big = NULL;
     s->has_model = s->has_agent = s->has_agent_id = s->has_in = s->has_out = 0;
     s->has_project = s->has_tool = s->has_run = s->has_outcome = 0;
+    s->has_cost = 0;
     if (!s->has_attrs) return 1;
+    if (cost_from_line(&f[A_COST], s) < 0) return 0;
     if ((s->has_model = either(&f[A_MODEL], &f[A_OI_MODEL], &s->model)) < 0) return 0;
     s->has_agent = nonempty(&f[A_AGENT], &s->agent);
     if ((s->has_agent_id = either(&f[A_AGENT_ID], &f[A_OI_AGENT_ID], &s->agent_id)) < 0) return 0;
@@ -652,12 +670,29 @@ typedef struct {
     int out_passed, out_has_score, out_has_task, out_has_label;
     double out_score;
     Buf out_end, out_task, out_label;
+    double cost;                   /* parse.P_COST */
+    Buf mt_names;                  /* parse.P_MODEL_TOKENS: model names back to back ... */
+    Buf mt_sums;                   /* ... and a ModelTokens per name, in first-seen order */
     const char *key;               /* the trace id's UTF-8, owned by tid */
     Py_ssize_t key_n;
     uint64_t hash;
 } Trace;
 
+/* One model's tokens in a trace (spans without a reported cost); its name is in mt_names. */
+typedef struct {
+    Py_ssize_t off, n;
+    long long in_tok, out_tok;
+    PyObject *in_big, *out_big;
+} ModelTokens;
+
 static void trace_free(Trace *t) {
+    ModelTokens *mt = (ModelTokens *)t->mt_sums.p;
+    for (Py_ssize_t i = 0, k = t->mt_sums.n / (Py_ssize_t)sizeof *mt; i < k; i++) {
+        Py_XDECREF(mt[i].in_big);
+        Py_XDECREF(mt[i].out_big);
+    }
+    PyMem_Free(t->mt_names.p);
+    PyMem_Free(t->mt_sums.p);
     Py_XDECREF(t->tid);
     for (int i = 0; i < N_SETS; i++) { Py_XDECREF(t->sets[i]); Py_XDECREF(t->last[i]); }
     Py_XDECREF(t->project);
@@ -761,6 +796,44 @@ static int add_tokens(long long *sum, PyObject **big, long long v, PyObject *v_b
     if (!r) return -1;
     Py_SETREF(*big, r);
     return 0;
+}
+
+/* Add a span's tokens to its model's sums (parse._add_model_tokens); "" when it names none. */
+static int add_model_tokens(Trace *t, const Span *s) {
+    Str model = s->has_model ? s->model : EMPTY;
+    ModelTokens *mt = (ModelTokens *)t->mt_sums.p, *e = NULL;
+    Py_ssize_t k = t->mt_sums.n / (Py_ssize_t)sizeof *mt;
+    for (Py_ssize_t i = 0; i < k && !e; i++)
+        if (mt[i].n == model.n && memcmp(t->mt_names.p + mt[i].off, model.p, model.n) == 0) e = &mt[i];
+    if (!e) {
+        ModelTokens fresh = {t->mt_names.n, model.n, 0, 0, NULL, NULL};
+        if (buf_put(&t->mt_names, model.p, model.n) < 0
+            || buf_put(&t->mt_sums, (const char *)&fresh, sizeof fresh) < 0) return -1;
+        e = (ModelTokens *)(t->mt_sums.p + t->mt_sums.n) - 1;
+    }
+    if (s->has_in && add_tokens(&e->in_tok, &e->in_big, s->in_tok, s->in_big) < 0) return -1;
+    if (s->has_out && add_tokens(&e->out_tok, &e->out_big, s->out_tok, s->out_big) < 0) return -1;
+    return 0;
+}
+
+/* parse.P_MODEL_TOKENS: {model: [input, output]}, or None when no span went there. */
+static PyObject *model_tokens_dict(const Trace *t) {
+    const ModelTokens *mt = (const ModelTokens *)t->mt_sums.p;
+    Py_ssize_t k = t->mt_sums.n / (Py_ssize_t)sizeof *mt;
+    if (!k) Py_RETURN_NONE;
+    PyObject *d = PyDict_New();
+    if (!d) return NULL;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        PyObject *name = PyUnicode_DecodeUTF8(t->mt_names.p ? t->mt_names.p + mt[i].off : "", mt[i].n, "strict");
+        PyObject *pair = Py_BuildValue(
+            "[NN]", mt[i].in_big ? (Py_INCREF(mt[i].in_big), mt[i].in_big) : PyLong_FromLongLong(mt[i].in_tok),
+            mt[i].out_big ? (Py_INCREF(mt[i].out_big), mt[i].out_big) : PyLong_FromLongLong(mt[i].out_tok));
+        int rc = name && pair ? PyDict_SetItem(d, name, pair) : -1;
+        Py_XDECREF(name);
+        Py_XDECREF(pair);
+        if (rc < 0) { Py_DECREF(d); return NULL; }
+    }
+    return d;
 }
 
 /* Keep `s`'s outcome when it is the trace's latest: the greatest end time, ties to the later line. */
@@ -942,6 +1015,8 @@ static int absorb(Traces *ts, const Span *s, long long off, Py_ssize_t length) {
         if (s->has_tool && set_add(t, SET_TOOLS, s->tool) < 0) return -1;
         if (s->has_run && set_add(t, SET_RUNS, s->run) < 0) return -1;
         if (s->has_outcome && keep_outcome(t, s, off) < 0) return -1;
+        if (s->has_cost) t->cost += s->cost;
+        else if ((s->has_in || s->has_out) && add_model_tokens(t, s) < 0) return -1;
     } else {
         t->miss_ident++;
     }
@@ -993,8 +1068,8 @@ static int tuple_flag(PyObject *o, int *flag) {
 }
 
 static int span_from_tuple(PyObject *tup, Span *s) {
-    if (!PyTuple_Check(tup) || PyTuple_GET_SIZE(tup) != 22) {
-        PyErr_SetString(PyExc_TypeError, "normalize_line must return a str or a 22-tuple");
+    if (!PyTuple_Check(tup) || PyTuple_GET_SIZE(tup) != 23) {
+        PyErr_SetString(PyExc_TypeError, "normalize_line must return a str or a 23-tuple");
         return -1;
     }
     memset(s, 0, sizeof *s);
@@ -1028,6 +1103,8 @@ static int span_from_tuple(PyObject *tup, Span *s) {
         || tuple_tokens(it[17], &s->has_out, &s->out_tok, &s->out_big) < 0) return -1;
     if (tuple_str(it[18], &s->project, &s->has_project) < 0 || tuple_str(it[19], &s->tool, &s->has_tool) < 0
         || tuple_str(it[20], &s->run, &s->has_run) < 0) return -1;
+    s->has_cost = it[22] != Py_None;
+    if (s->has_cost && (s->cost = PyFloat_AsDouble(it[22])) == -1.0 && PyErr_Occurred()) return -1;
     s->has_outcome = it[21] != Py_None;
     if (!s->has_outcome) return 0;
     if (!PyTuple_Check(it[21]) || PyTuple_GET_SIZE(it[21]) != 4) {
@@ -1154,16 +1231,16 @@ static PyObject *scan(PyObject *Py_UNUSED(self), PyObject *args) {
         PyObject *out_tok = t->out_big ? (Py_INCREF(t->out_big), t->out_big) : PyLong_FromLongLong(t->out_tok);
         PyObject *errors = t->errors ? (Py_INCREF(t->errors), t->errors) : PyList_New(0);
         /* N steals a reference: every object built above goes to the tuple (a NULL fails it) */
-        /* the order of parse.py's P_* positions, less P_DURATION */
+        /* the order of parse.py's P_* positions, less P_DURATION (between the outcome and the cost) */
         PyObject *item = Py_BuildValue(
-            "(OLns#s#lllnLNNOONNNNNNNNNy#N)",
+            "(OLns#s#lllnLNNOONNNNNNNNNy#NdN)",
             t->tid, t->first_off, t->n,
             t->start.p ? t->start.p : "", t->start.n, t->end.p ? t->end.p : "", t->end.n,
             t->err, t->tool_err, t->miss_ident, missing, t->raw, in_tok, out_tok,
             t->project ? t->project : Py_None, t->root ? Py_True : Py_False,
             sets[SET_SERVICES], sets[SET_MODELS], sets[SET_AGENTS], sets[SET_AGENT_IDS],
             sets[SET_PROJECTS], sets[SET_TOOLS], sets[SET_RUNS], errors, ids,
-            t->blob.p ? t->blob.p : "", t->blob.n, outcome_tuple(t));
+            t->blob.p ? t->blob.p : "", t->blob.n, outcome_tuple(t), t->cost, model_tokens_dict(t));
         if (!item) goto fail;
         PyList_SET_ITEM(out, i, item);
     }

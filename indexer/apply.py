@@ -21,6 +21,7 @@ import lmdb
 import orjson
 
 from halo_live.indexer import layout as L
+from halo_live.indexer.cost import merge as merge_cost, move_totals as cost_totals
 from halo_live.indexer.parse import Batch, duration_ms, parse_bytes
 from halo_live.indexer.rollup import Rollups
 
@@ -32,6 +33,7 @@ TOTAL_KEYS = (
     "tool_error_span_count", "total_input_tokens", "total_output_tokens", "raw_jsonl_bytes",
     "complete_traces", "bad_lines", "spans_without_projection",
     "outcome_traces", "passed_traces", "failed_traces", "duplicate_spans",
+    "reported_cost_usd",
 )
 TOTAL_SETS = ("service_names", "model_names", "agent_names", "agent_ids", "tool_names", "run_ids")
 _SET_FIELDS = (
@@ -58,6 +60,7 @@ def load_totals(txn: lmdb.Transaction, dbs: dict) -> dict:
     raw = txn.get(b"totals", db=dbs["meta"])
     if raw is not None:
         totals.update(orjson.loads(raw))  # a key added since this index was built starts at zero
+    totals.setdefault("model_tokens", {})
     return totals
 
 
@@ -109,7 +112,7 @@ class BatchWriter:
         """Fold one trace's partial (parse.P_* fields) into its row."""
         (tid, first_off, n, start, end, err, tool_err, miss_ident, _, raw, in_tok, out_tok,
          project, root, services, models, agents, agent_ids, projects, tools, runs, errors,
-         more_ids, more_blob, outcome, _) = p
+         more_ids, more_blob, outcome, _, cost, model_tokens) = p
         txn, dbs = self.txn, self.dbs
         key = L.tid_key(tid)
         raw_no = txn.get(key, db=dbs["tid2no"])
@@ -158,6 +161,7 @@ class BatchWriter:
         row[L.R_RAW] += raw
         row[L.R_COMPLETE] = row[L.R_COMPLETE] or root
         row[L.R_LAST_SEEN] = self.now
+        merge_cost(row, cost, model_tokens)
         if outcome is not None and self._later(outcome, fileno, row[L.R_OUTCOME]):
             was = _state(row[L.R_OUTCOME])
             row[L.R_OUTCOME] = _outcome_record(outcome, fileno)
@@ -194,7 +198,7 @@ class BatchWriter:
         an empty row gives, built directly: most traces of a cold build come this way)."""
         (tid, first_off, n, start, end, err, tool_err, miss_ident, missing, raw, in_tok, out_tok,
          project, root, services, models, agents, agent_ids, projects, tools, runs, errors,
-         ids, blob, outcome, duration) = p
+         ids, blob, outcome, duration, cost, model_tokens) = p
         txn, dbs = self.txn, self.dbs
         tno = self._new_trace(tid, key, fileno, first_off)
         row = [tid, n, start, end, bool(err), sorted(services), sorted(models), sorted(agents),
@@ -202,7 +206,8 @@ class BatchWriter:
                max(0, len(projects) - 1), err, tool_err, raw, sorted(tools), sorted(runs), root,
                self.now, sorted({e[0] for e in errors}) if errors else [], duration, fileno,
                first_off, sorted(projects), [],
-               _outcome_record(outcome, fileno) if outcome is not None else None]
+               _outcome_record(outcome, fileno) if outcome is not None else None,
+               cost, model_tokens or {}]
         if errors:
             self._signatures(tid, row, errors, 0)
         tk = L.u32(tno)
@@ -326,6 +331,7 @@ class BatchWriter:
         if row[L.R_OUTCOME] != before:
             self._outcome_changes(tno, before, row[L.R_OUTCOME])
         self.rollups.add(old, row)
+        cost_totals(self.totals, old, row)
         for pos, db in ((L.R_START, "by_start"), (L.R_END, "by_end")):
             if old is None or old[pos] != row[pos]:
                 if old is not None:

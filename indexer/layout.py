@@ -36,7 +36,8 @@ from pathlib import Path
 import lmdb
 import orjson
 
-SCHEMA = b"halo-live-index/3"  # 2: outcomes; 3: posting counts, per-value rollups, duplicate spans
+SCHEMA = b"halo-live-index/4"  # 2: outcomes; 3: posting counts, per-value rollups, duplicate spans;
+# 4: reported cost and the tokens left to price, per trace and in the totals
 DB_NAMES = ("meta", "files", "tid2no", "pages", "rows", "ids", "spans", "order", "idx",
             "by_start", "by_end", "sigs", "bad", "tasks", "counts", "rollups")
 INITIAL_MAP_SIZE = 1 << 30  # sparse on Linux; grown by doubling on MapFullError
@@ -64,6 +65,9 @@ R_TID, R_N, R_START, R_END, R_HAS_ERR, R_SERVICES, R_MODELS, R_AGENTS, R_AGENT_I
 R_IN, R_OUT, R_PROJECT, R_MISS_PARENT, R_MISS_IDENT, R_MISMATCH, R_OTEL_ERR = range(9, 16)
 R_TOOL_ERR, R_RAW, R_TOOLS, R_RUNS, R_COMPLETE, R_LAST_SEEN, R_ERR_NAMES, R_DURATION = range(16, 24)
 R_FILENO, R_FIRST_OFF, R_PROJECTS, R_SIGS, R_OUTCOME = range(24, 29)
+R_COST, R_MODEL_TOKENS = range(29, 31)
+# R_COST: the sum of the reported `inference.llm.cost.total` (USD, a float); R_MODEL_TOKENS:
+# {model ("" for none): [input, output]} of the spans with tokens and no reported cost
 ROW_FIELDS = 24
 # R_OUTCOME: None, or the latest outcome [passed, score, task id, label, end time, fileno, offset];
 # "latest" orders by (end time, file's dataset-relative name, offset)

@@ -59,6 +59,9 @@ class TraceRow:
     duration_ms: float | None  # end - start, None when a time does not parse
     file: str  # dataset-relative path of the file holding the trace's first span
     outcome: Outcome | None = None  # its latest outcome, None when none was recorded
+    reported_cost_usd: float = 0.0  # the sum of its spans' `inference.llm.cost.total`
+    model_tokens: dict[str, list[int]] = field(default_factory=dict)  # spans with tokens and no
+    # reported cost: {model name ("" for none): [input, output]}, what a price list estimates
 
     @property
     def in_progress(self) -> bool:
@@ -143,6 +146,9 @@ class DatasetTotals:
     passed_traces: int = 0
     failed_traces: int = 0
     duplicate_spans: int = 0  # lines repeating a (trace id, span id): indexed once, counted here
+    reported_cost_usd: float = 0.0  # the sum of `inference.llm.cost.total` over the spans carrying a number
+    model_tokens: dict[str, list[int]] = field(default_factory=dict)  # as TraceRow's, whole dataset
+    # (only the unfiltered totals: a `Snapshot.rollup` leaves both empty)
 
     @property
     def in_progress_traces(self) -> int:

@@ -41,7 +41,7 @@ _buffers = threading.local()
 # with its fields at these positions:
 (P_TID, P_FIRST_OFF, P_N, P_START, P_END, P_ERR, P_TOOL_ERR, P_MISS_IDENT, P_MISSING, P_RAW,
  P_IN, P_OUT, P_PROJECT, P_ROOT, P_SERVICES, P_MODELS, P_AGENTS, P_AGENT_IDS, P_PROJECTS,
- P_TOOLS, P_RUNS, P_ERRORS, P_IDS, P_BLOB, P_OUTCOME, P_DURATION) = range(26)
+ P_TOOLS, P_RUNS, P_ERRORS, P_IDS, P_BLOB, P_OUTCOME, P_DURATION, P_COST, P_MODEL_TOKENS) = range(28)
 # P_ERRORS: [(span name, status message, span index in the batch)] of its ERROR spans
 # P_IDS: JSON [[span ids], [parent ids]], what the index stores
 # P_MISSING: parents this batch alone cannot resolve
@@ -49,6 +49,9 @@ _buffers = threading.local()
 # P_OUTCOME: the batch's latest outcome span of the trace, or None:
 #   (end time, offset, passed (True/False/None), score (float/None), task id, label)
 #   "latest": the greatest end time, ties to the later line
+# P_COST: the sum of `inference.llm.cost.total` over the spans carrying a number there (a float)
+# P_MODEL_TOKENS: None, or {model name ("" for none): [input, output]} of the tokens of the
+#   spans with tokens but no reported cost (what a price list can estimate)
 
 
 class _Acc:
@@ -57,7 +60,7 @@ class _Acc:
     __slots__ = (
         "first_off", "entries", "start", "end", "err", "services", "models", "agents",
         "agent_ids", "in_tok", "out_tok", "project", "projects", "sids", "pids", "miss_ident",
-        "tool_err", "tools", "runs", "root", "errors", "outcome",
+        "tool_err", "tools", "runs", "root", "errors", "outcome", "cost", "model_tokens",
     )
 
     def __init__(self, first_off: int) -> None:
@@ -83,6 +86,8 @@ class _Acc:
         self.root = False
         self.errors: list[tuple[str, str, int]] = []
         self.outcome: tuple | None = None
+        self.cost = 0.0
+        self.model_tokens: dict[str, list[int]] = {}
 
 
 @dataclass(slots=True)
@@ -157,7 +162,8 @@ def parse_bytes_python(data: bytes, fileno: int, base: int) -> Batch:
             _bad(batch, off, fields)
             continue
         (tid, sid, parent, start, end, name, code_key, is_error, is_tool_error, message, service,
-         has_obs, has_attrs, model, agent, agent_id, in_tok, out_tok, project, tool, run, outcome) = fields
+         has_obs, has_attrs, model, agent, agent_id, in_tok, out_tok, project, tool, run, outcome,
+         cost) = fields
         p = partials.get(tid)
         if p is None:
             p = partials[tid] = _Acc(off)
@@ -206,6 +212,10 @@ def parse_bytes_python(data: bytes, fileno: int, base: int) -> Batch:
                 p.runs.add(run)
             if outcome is not None and (p.outcome is None or end >= p.outcome[0]):
                 p.outcome = (end, off, *outcome)
+            if cost is not None:
+                p.cost += cost
+            elif in_tok is not None or out_tok is not None:
+                _add_model_tokens(p.model_tokens, model or "", in_tok, out_tok)
         else:
             p.miss_ident += 1
         p.entries.append((fileno, off, length, sid, parent, name, code_key, message))
@@ -220,6 +230,7 @@ def parse_bytes_python(data: bytes, fileno: int, base: int) -> Batch:
             p.out_tok, p.project, p.root, p.services, p.models, p.agents, p.agent_ids, p.projects,
             p.tools, p.runs, p.errors, orjson.dumps([list(sids), list(pids)]),
             orjson.dumps(entries)[1:-1] + b",", p.outcome, duration_ms(p.start, p.end),
+            p.cost, p.model_tokens or None,
         ))
     return batch
 
@@ -235,7 +246,8 @@ def normalize_line(line: bytes) -> str | tuple:
     service, has the projection, has attributes, model, agent, agent id, input
     tokens, output tokens, project, tool, run (None where the span has none), and
     the outcome: None, or (passed, score, task id, label) for a span marked with
-    `inference.outcome.passed` (passed True/False/None, score a float or None).
+    `inference.outcome.passed` (passed True/False/None, score a float or None), and the
+    reported cost: `inference.llm.cost.total` as a float when it is a number (not a bool), else None.
     """
     try:
         span = orjson.loads(line)
@@ -287,6 +299,7 @@ def normalize_line(line: bytes) -> str | tuple:
         _text(get(_AGENT_ID) or get(_OI_AGENT_ID)), _tokens(get(_IN_TOKENS)), _tokens(get(_OUT_TOKENS)),
         _text(get(_PROJECT)), _text(get(_TOOL) or get(_GENAI_TOOL)), _text(get(_RUN)),  # ours: tools, runs
         _outcome(attrs) if _OUT_PASSED in attrs else None,  # ours: the outcome
+        _cost(get(_COST)),  # ours: the reported cost
     )
 
 
@@ -295,6 +308,21 @@ def _outcome(attrs: dict) -> tuple:
     return (passed if type(passed) is bool else None,
             float(score) if type(score) in (int, float) else None,  # not a bool
             _text(attrs.get(_TASK)), _text(attrs.get(_LABEL)))
+
+
+def _cost(value) -> float | None:
+    return float(value) if type(value) in (int, float) else None  # a bool is not a cost
+
+
+def _add_model_tokens(sums: dict[str, list[int]], model: str, in_tok: int | None,
+                      out_tok: int | None) -> None:
+    pair = sums.get(model)
+    if pair is None:
+        pair = sums[model] = [0, 0]
+    if in_tok is not None:
+        pair[0] += in_tok
+    if out_tok is not None:
+        pair[1] += out_tok
 
 
 def _text(value) -> str | None:
@@ -309,7 +337,7 @@ def _parse_native(data: bytes, fileno: int, base: int) -> Batch:
     lines, spans, bad_count, unprojected, cut, bad, traces, duplicates = _scan.scan(
         data, fileno, base, normalize_line, MAX_BAD_RECORDED)
     # the scanner's tuples lack only the duration, which takes Python's time parsing
-    partials = [t + (duration_ms(t[P_START], t[P_END]),) for t in traces]
+    partials = [(*t[:P_DURATION], duration_ms(t[P_START], t[P_END]), *t[P_DURATION:]) for t in traces]
     return Batch(fileno=fileno, start=base, end=base + cut, lines=lines, spans=spans,
                  bad_count=bad_count, unprojected=unprojected, bad=bad, partials=partials,
                  duplicates=duplicates)
@@ -358,6 +386,7 @@ _OUT_PASSED = canonical.INF_OUTCOME_PASSED
 _SCORE = canonical.GENAI_EVALUATION_SCORE_VALUE
 _TASK = canonical.INF_OUTCOME_TASK_ID
 _LABEL = canonical.GENAI_EVALUATION_SCORE_LABEL
+_COST = canonical.INF_LLM_COST_TOTAL
 
 if _scan is not None:
     # The scanner's names, in the order of the enum at the top of _scan.c's fields section.
@@ -365,7 +394,7 @@ if _scan is not None:
         ("trace_id", "span_id", "parent_span_id", "start_time", "end_time", "name", "status",
          "resource", "attributes", "code", "message", "attributes", _SERVICE,
          _OI_KIND, _OBS_KIND, _MODEL, _OI_MODEL, _AGENT, _AGENT_ID, _OI_AGENT_ID, _IN_TOKENS,
-         _OUT_TOKENS, _PROJECT, _TOOL, _GENAI_TOOL, _RUN, _OUT_PASSED, _SCORE, _TASK, _LABEL),
+         _OUT_TOKENS, _PROJECT, _TOOL, _GENAI_TOOL, _RUN, _OUT_PASSED, _SCORE, _TASK, _LABEL, _COST),
         canonical.STATUS_CODES, canonical.STATUS_CODES.index(_ERROR), "TOOL")
 NATIVE = _scan is not None and os.environ.get(config.HALO_INDEX_NATIVE, "1") != "0"
 

@@ -305,7 +305,8 @@ class Snapshot:
         outcome = None if o is None else Outcome(
             o[L.O_PASSED], o[L.O_SCORE], o[L.O_TASK], o[L.O_LABEL], o[L.O_END],
             self._rel.get(o[L.O_FILENO], ""), o[L.O_OFFSET])
-        return TraceRow(*r[:L.ROW_FIELDS], file=self._rel.get(r[L.R_FILENO], ""), outcome=outcome)
+        return TraceRow(*r[:L.ROW_FIELDS], file=self._rel.get(r[L.R_FILENO], ""), outcome=outcome,
+                        reported_cost_usd=r[L.R_COST], model_tokens=r[L.R_MODEL_TOKENS])
 
     def _entries(self, trace_id: str) -> list[list]:
         tno = self._tno(trace_id)

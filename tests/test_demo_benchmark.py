@@ -57,6 +57,9 @@ def test_halo_demo_shows_live_progress_then_the_report_and_the_compare_command(r
     assert "Error signatures" in printed["baseline"]  # the final report
     view = printed["baseline"].split("halo demo: live from", 1)[1]  # `halo watch`'s view, its last frame
     assert f"{TASKS}/{TASKS} tasks, ETA done" in view and "0 running" in view
+    # the offline model's tokens priced as the online default's (gpt-4.1-mini): a cost, no unpriced model
+    cost = next(line for line in view.splitlines() if line.strip("│ ").startswith("cost "))
+    assert "$" in cost and "(estimated from tokens at list prices)" in cost and "unpriced" not in view
     header = view.split("top error signatures", 1)[1].split("\n")[1]
     assert header.strip("│ ").split()[:3] == ["traces", "spans", "failed"]  # both counts, as in the report
     assert "halo demo --fixed --out" in printed["baseline"]

@@ -71,7 +71,8 @@ ODD_VALUES = [None, True, False, 0, 1, -3, 2.5, 0.0, "", "x", [], [1], {}, {"a":
 
 KEYS = [canonical.INF_LLM_MODEL_NAME, canonical.OI_LLM_MODEL_NAME, canonical.INF_AGENT_NAME, canonical.INF_AGENT_ID, canonical.OI_AGENT_ID,
         canonical.INF_LLM_INPUT_TOKENS, canonical.INF_LLM_OUTPUT_TOKENS, canonical.INF_PROJECT_ID, canonical.OI_TOOL_NAME,
-        canonical.GENAI_TOOL_NAME, canonical.INF_RUN_ID, canonical.OI_SPAN_KIND, canonical.INF_OBSERVATION_KIND]
+        canonical.GENAI_TOOL_NAME, canonical.INF_RUN_ID, canonical.OI_SPAN_KIND, canonical.INF_OBSERVATION_KIND,
+        canonical.INF_LLM_COST_TOTAL]
 
 
 def test_generated_traces_and_the_odd_lines_of_the_index_tests(tmp_path):
@@ -123,6 +124,32 @@ def test_outcome_numbers_as_json_spells_them():
                     for i, n in enumerate(spelled))
     batch = assert_same(data)
     assert [p[parse.P_OUTCOME][3] for p in batch.partials] == [float(orjson.loads(n)) for n in spelled]
+
+
+def test_reported_costs_and_the_tokens_left_to_price():
+    # costs as JSON spells numbers, odd values ignored; tokens of spans without a cost per model
+    spelled = [b"0.25", b"1E-3", b"3", b"-0.5", b"1e-07", b"0.30000000000000004", b"123456789012345678",
+               b"12345678901234567890", b'"0.5"', b"true", b"null", b"[1]"]
+    cost, model = canonical.INF_LLM_COST_TOTAL.encode(), canonical.INF_LLM_MODEL_NAME.encode()
+    tin, tout = canonical.INF_LLM_INPUT_TOKENS.encode(), canonical.INF_LLM_OUTPUT_TOKENS.encode()
+    data = b"".join(b'{"trace_id": "t", "span_id": "s%d", "attributes": {"%s": "m%d", "%s": 10, "%s": %s}}\n'
+                    % (i, model, i % 3, tin, cost, n) for i, n in enumerate(spelled))
+    data += b"".join(b'{"trace_id": "t", "span_id": "u%d", "attributes": {%s}}\n' % (i, body) for i, body in enumerate([
+        b'"%s": "m1", "%s": 5, "%s": 7' % (model, tin, tout),
+        b'"%s": "m9", "%s": 18446744073709551615' % (model, tout),  # beyond int64: the callback
+        b'"%s": 4' % tin,  # no model: counted under ""
+        b'"%s": "m1"' % model,  # no tokens: nothing to price
+    ]))
+    [p] = assert_same(data).partials
+    numbers = [float(orjson.loads(n)) for n in spelled[:7]] + [12345678901234567890.0]
+    expected = 0.0
+    for n in numbers:
+        expected += n
+    assert p[parse.P_COST] == expected
+    assert p[parse.P_MODEL_TOKENS] == {"m0": [10, 0], "m1": [15, 7], "m2": [20, 0], "m9": [0, 2**64 - 1],
+                                       "": [4, 0]}
+    [plain] = assert_same(line(span())).partials
+    assert plain[parse.P_COST] == 0.0 and plain[parse.P_MODEL_TOKENS] is None
 
 
 def test_the_latest_outcome_of_a_trace_in_a_batch():

@@ -23,6 +23,7 @@ EXAMPLES = """\
   halo watch traces/ --stuck-after 120        a task silent for 2 minutes is stuck
   halo watch traces.jsonl --once              one frame, then exit
   halo watch traces/ --once --json | jq .traces    the same facts as JSON, for scripts and CI
+  halo watch traces/ --prices prices.json     price more models: {"my-model": [0.5, 2.0]} (USD per 1M in/out)
 """
 
 
@@ -39,14 +40,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_stuck_after(parser)
     parser.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
                         help="seconds between refreshes (default 1)")
+    parser.add_argument("--prices", default=None, metavar="FILE",
+                        help='model prices to add or override, JSON {"model": [input_usd_per_1m, '
+                             'output_usd_per_1m]}: tokens without a reported cost are priced at them')
     parser.add_argument("--index-dir", default=None, metavar="DIR",
                         help="where the index lives (default: beside the traces)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Watch until Ctrl-C (or print one frame)."""
+    from halo_live.engine.pricing import Prices, PricesError, load_prices
     from halo_live.engine.watch import Watcher
 
+    try:
+        prices = Prices(load_prices(args.prices) if args.prices is not None else None)
+    except PricesError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
     if args.expect is not None and args.expect < 1:
         raise CliError(f"--expect must be at least 1, not {args.expect}", EXIT_USAGE)
     if not args.interval > 0 or args.interval > 3600:
@@ -57,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if os.path.exists(args.trace_path):  # a path that is not there yet is waited for, not refused
         # refuse a non-JSONL file; a big backlog indexes first, with a progress bar on a terminal
         index_dir = prepare(args.trace_path, index_dir, note_empty=False)
-    watcher = Watcher(args.trace_path, index_dir=index_dir, expect=args.expect, stuck_after=args.stuck_after)
+    watcher = Watcher(args.trace_path, index_dir=index_dir, expect=args.expect, stuck_after=args.stuck_after,
+                      prices=prices)
     try:
         if args.json:
             return _json(watcher, once=args.once, interval=args.interval)
