@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-PRICES_TAKEN = "2025-11-30"  # from openai.com/api/pricing and anthropic.com/pricing, standard tier
+PRICES_TAKEN = "2025-11-30"  # OpenAI's and Anthropic's published list prices, standard tier
 
 # model -> (USD per 1M input tokens, USD per 1M output tokens)
 LIST_PRICES: dict[str, tuple[float, float]] = {
