@@ -306,7 +306,7 @@ class TraceStore:
                    max_chars: int = budget.DEFAULT_BUDGET_CHARS) -> TraceView:
         """The named spans of a trace (unknown ids skipped), capped at ~16 KB per attribute."""
         with self.snapshot() as snap:
-            refs = snap.spans(self._known(snap, trace_id))
+            refs = snap.iter_spans(self._known(snap, trace_id))
             wanted = set(span_ids)
             if not wanted:
                 return TraceView(trace_id=trace_id, spans=[])
@@ -343,7 +343,7 @@ class TraceStore:
         """Regex matches inside one span's raw JSON (as `search_trace`)."""
         pattern = compile_regex(regex_pattern)
         with self.snapshot() as snap:
-            refs = snap.spans(self._known(snap, trace_id))
+            refs = snap.iter_spans(self._known(snap, trace_id))
             found = next(((i, ref) for i, ref in enumerate(refs) if ref.span_id == span_id), None)
             if found is None:
                 raise ToolError(f"span_id={span_id!r} not found in trace_id={trace_id!r}")

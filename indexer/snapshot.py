@@ -11,6 +11,7 @@ JSONL except `read_span` and `span_lines`.
 
 from __future__ import annotations
 
+import json
 import os
 from array import array
 from collections.abc import Iterable, Iterator
@@ -32,6 +33,9 @@ FEW_CANDIDATES = 32  # candidates below 1/32 of all traces: order them from thei
 RANGE_READ_SLACK = 4  # read a trace's whole byte range when it is at most 4x its spans...
 RANGE_READ_MIN = 1 << 16  # ...or at most 64 KB anyway, but never more than 256 KB
 RANGE_READ_MAX = 1 << 18
+# A span list past 1 MB (~15,000 spans) is decoded an entry at a time while its lines are
+# read, so reading a huge trace holds one span, not the trace (issue 18: bounded memory).
+STREAM_ENTRIES_BYTES = 1 << 20
 OUTCOMES = P.OUTCOMES
 
 
@@ -234,12 +238,17 @@ class Snapshot:
         return out
 
     def spans(self, trace_id: str) -> list[SpanRef]:
-        return [SpanRef(self._rel[e[0]], e[1], e[2], e[3], e[4], e[5], _codes(e[6]))
-                for e in self._entries(trace_id)]
+        return list(self.iter_spans(trace_id))
+
+    def iter_spans(self, trace_id: str) -> Iterator[SpanRef]:
+        """`spans`, one at a time: a huge trace's list is decoded as it is read."""
+        rel = self._rel
+        for e in self._entry_iter(trace_id):
+            yield SpanRef(rel[e[0]], e[1], e[2], e[3], e[4], e[5], _codes(e[6]))
 
     def error_spans(self, trace_id: str) -> list[tuple[str, str]]:
         """(span name, full status message) of the trace's ERROR spans, in file order."""
-        return [(e[5], e[7]) for e in self._entries(trace_id) if e[7] is not None]
+        return [(e[5], e[7]) for e in self._entry_iter(trace_id) if e[7] is not None]
 
     def read_span(self, ref: SpanRef) -> bytes:
         """The span's line, without its newline, read from the JSONL."""
@@ -258,7 +267,10 @@ class Snapshot:
         Spans far apart come one read at a time, lazily (a regex filter stops at
         its first hit).
         """
-        entries = self._entries(trace_id)
+        blob = self._blob(trace_id)
+        if len(blob) > STREAM_ENTRIES_BYTES:
+            return (os.pread(self._fd(e[0]), e[2], e[1]) for e in _stream_entries(blob))
+        entries = _decode_entries(blob)
         if not entries:
             return []
         fileno = entries[0][0]
@@ -309,13 +321,19 @@ class Snapshot:
                         reported_cost_usd=r[L.R_COST], model_tokens=r[L.R_MODEL_TOKENS])
 
     def _entries(self, trace_id: str) -> list[list]:
+        return _decode_entries(self._blob(trace_id))
+
+    def _entry_iter(self, trace_id: str) -> Iterable[list]:
+        """The entries, decoded whole, or one at a time past `STREAM_ENTRIES_BYTES`."""
+        blob = self._blob(trace_id)
+        return _stream_entries(blob) if len(blob) > STREAM_ENTRIES_BYTES else _decode_entries(blob)
+
+    def _blob(self, trace_id: str) -> bytes:
+        """The trace's span entries as stored: JSON arrays, each followed by a comma."""
         tno = self._tno(trace_id)
         if tno is None:
-            return []
-        blob = self._txn.get(L.u32(tno), db=self._dbs["spans"])
-        if not blob:
-            return []
-        return orjson.loads(b"[" + blob[:-1] + b"]")
+            return b""
+        return self._txn.get(L.u32(tno), db=self._dbs["spans"]) or b""
 
     def _dataset_order(self):
         by_name = sorted(self._rel.items(), key=lambda kv: kv[1])
@@ -499,3 +517,20 @@ class Snapshot:
             return list(by_id), list(by_id.values())
         return ids[:self._n], keys
 
+
+def _decode_entries(blob: bytes) -> list[list]:
+    return orjson.loads(b"[" + blob[:-1] + b"]") if blob else []
+
+
+def _stream_entries(blob: bytes) -> Iterator[list]:
+    """The entries of `blob` one at a time (the standard library's decoder resumes at an index)."""
+    text = blob.decode("utf-8", "surrogatepass")
+    decode = _DECODER.raw_decode
+    at, end = 0, len(text)
+    while at < end:
+        entry, at = decode(text, at)
+        at += 1  # the comma after each entry
+        yield entry
+
+
+_DECODER = json.JSONDecoder()
