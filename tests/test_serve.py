@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
@@ -19,46 +18,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from halo_live.exporter import canonical
+from tests._fault_helpers import ServeProcess
 from tests._otlp_helpers import make_agent_spans, read_lines
-
-STARTUP_TIMEOUT = 30
-
-
-class ServeProcess:
-    """`python -m halo_live serve ...` with ports 0; parses where it listens from its stdout."""
-
-    def __init__(self, out: str, *extra: str, env: dict | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "halo_live", "serve", "--out", out, "--grpc-port", "0",
-             "--http-port", "0", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, **(env or {})},
-        )
-        self.shard = ""
-        self.grpc_port = self.http_port = 0
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        for line in self.proc.stdout:
-            if m := re.search(r"writing (\S+)", line):
-                self.shard = m.group(1)
-            if m := re.search(r"gRPC listening on \S+:(\d+)", line):
-                self.grpc_port = int(m.group(1))
-            if m := re.search(r"HTTP listening on (http://\S+)", line):
-                self.http_url = m.group(1)
-                self.http_port = int(self.http_url.rsplit(":", 1)[1].split("/")[0])
-            if "ready" in line or time.monotonic() > deadline:
-                break
-        assert self.grpc_port and self.http_port, self.proc.stderr.read()
-
-    def terminate(self, timeout: float = 20) -> tuple[int, str]:
-        self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, err
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate()
-
 
 def _halo(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "halo_live", *args], capture_output=True, text=True,
@@ -89,7 +50,7 @@ def test_sigterm_under_load_loses_nothing_acknowledged(tmp_path):
             t.start()
         while len(acked) < 60:
             time.sleep(0.02)
-        code, err = serve.terminate()
+        code, err = serve.terminate(), serve.stderr_text()
         started = time.monotonic()
     finally:
         stop.set()
@@ -123,7 +84,7 @@ def test_a_sent_span_is_queryable_through_halo_tool(tmp_path):
         assert viewed.returncode == 0, viewed.stderr
         assert "execute_tool search" in viewed.stdout
     finally:
-        code, err = serve.terminate()
+        code, err = serve.terminate(), serve.stderr_text()
     assert code == 0, err
 
 
@@ -152,7 +113,7 @@ def test_the_live_index_follows_the_writes(tmp_path, mode):
         assert Path(serve.shard).parent == tmp_path / "shards"
         assert re.fullmatch(r"traces-serve-.+-\d+\.jsonl", Path(serve.shard).name)
     finally:
-        code, err = serve.terminate()
+        code, err = serve.terminate(), serve.stderr_text()
     assert code == 0, err
 
 
@@ -163,7 +124,8 @@ def test_ctrl_c_flushes_and_exits_zero(tmp_path):
         assert exporter.export(make_agent_spans()) == SpanExportResult.SUCCESS
         exporter.shutdown()
         serve.proc.send_signal(signal.SIGINT)
-        _, err = serve.proc.communicate(timeout=20)
+        serve.proc.wait(timeout=20)
+        err = serve.stderr_text()
     finally:
         serve.kill()
     assert serve.proc.returncode == 0, err
@@ -204,7 +166,7 @@ def test_token_from_flag_is_enforced(tmp_path):
         good = HttpExporter(endpoint=serve.http_url, timeout=3, headers={"Authorization": "Bearer tok"})
         assert good.export(spans) == SpanExportResult.SUCCESS
     finally:
-        code, _ = serve.terminate()
+        code = serve.terminate()
     assert code == 0
     assert len(read_lines(tmp_path / "t.jsonl")) == 3
 
@@ -219,7 +181,7 @@ def test_every_fsync_policy_writes_what_it_acknowledged(tmp_path, policy):
         assert HttpExporter(endpoint=serve.http_url, timeout=5).export(spans) == SpanExportResult.SUCCESS
         assert len(read_lines(tmp_path / "t.jsonl")) == 6  # success is answered after the write
     finally:
-        code, _ = serve.terminate()
+        code = serve.terminate()
     assert code == 0
 
 

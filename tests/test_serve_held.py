@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from halo_live.exporter import canonical
 from halo_live.exporter.held_journal import MARK
 from tests._otlp_helpers import read_lines
-from tests.test_serve import ServeProcess
+from tests._fault_helpers import ServeProcess
 
 
 def _journals(folder: Path) -> list[Path]:
@@ -56,7 +56,7 @@ def test_held_spans_survive_a_killed_server_and_named_ones_carry_their_agent(tmp
         assert _journals(folder) == []  # the new server holds nothing yet: no journal
         assert not journal.exists()  # the dead server's journal, written out and gone
     finally:
-        code, err = restarted.terminate()
+        code, err = restarted.terminate(), restarted.stderr_text()
     assert code == 0, err
     assert _journals(folder) == []  # a clean stop leaves no journal
 
