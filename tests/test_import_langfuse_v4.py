@@ -173,12 +173,17 @@ def test_a_server_without_the_scores_endpoint_imports_spans_and_says_so(langfuse
     assert "skipped 3: traces imported without scores (no GET /api/public/v3/scores)" in summary
 
 
-def test_follow_imports_new_traces_as_they_appear(langfuse, tmp_path):
-    out = tmp_path / "traces.jsonl"
+def _follow(url: str, out) -> subprocess.Popen:
+    """`halo import langfuse --follow` polling every 0.1 s, as a process (stopped with SIGTERM)."""
     env = {**os.environ, "LANGFUSE_PUBLIC_KEY": PUBLIC, "LANGFUSE_SECRET_KEY": SECRET}
-    proc = subprocess.Popen([sys.executable, "-m", "halo_live", "import", "langfuse", "--host", langfuse.url,
+    return subprocess.Popen([sys.executable, "-m", "halo_live", "import", "langfuse", "--host", url,
                              "--follow", "--interval", "0.1", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_follow_imports_new_traces_as_they_appear(langfuse, tmp_path):
+    out = tmp_path / "traces.jsonl"
+    proc = _follow(langfuse.url, out)
     try:
         _wait_for(lambda: out.exists() and len(read(out)) == 12)
         langfuse.add("live-trace", "2025-06-01T12:40:00.000Z")
@@ -194,10 +199,7 @@ def test_follow_imports_new_traces_as_they_appear(langfuse, tmp_path):
 def test_follow_goes_on_through_v4_when_the_server_is_upgraded(langfuse, tmp_path):
     langfuse.v4 = False
     out = tmp_path / "traces.jsonl"
-    env = {**os.environ, "LANGFUSE_PUBLIC_KEY": PUBLIC, "LANGFUSE_SECRET_KEY": SECRET}
-    proc = subprocess.Popen([sys.executable, "-m", "halo_live", "import", "langfuse", "--host", langfuse.url,
-                             "--follow", "--interval", "0.1", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = _follow(langfuse.url, out)
     try:
         _wait_for(lambda: out.exists() and len(read(out)) == 11)  # v3: the empty task has its root only
         langfuse.v4 = True
