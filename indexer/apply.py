@@ -121,6 +121,11 @@ class BatchWriter:
             return
         tno = L.un32(raw_no)
         tk = bytes(raw_no)
+        sids, pids = (set(x) for x in orjson.loads(txn.get(tk, db=dbs["ids"])))
+        more_sids, more_pids = orjson.loads(more_ids)
+        if not sids.isdisjoint(more_sids):  # before the row (or its order key) changes
+            self._merge_new_spans(more_blob, sids, fileno)
+            return
         row = orjson.loads(txn.get(tk, db=dbs["rows"]))
         old = list(row)
         blob = txn.get(tk, db=dbs["spans"]) or b""
@@ -146,11 +151,6 @@ class BatchWriter:
         if projects and not projects.issubset(row[L.R_PROJECTS]):
             row[L.R_PROJECTS] = sorted(projects.union(row[L.R_PROJECTS]))
         row[L.R_MISMATCH] = max(0, len(row[L.R_PROJECTS]) - 1)
-        sids, pids = (set(x) for x in orjson.loads(txn.get(tk, db=dbs["ids"])))
-        more_sids, more_pids = orjson.loads(more_ids)
-        if not sids.isdisjoint(more_sids):
-            self._merge_new_spans(more_blob, sids, fileno)
-            return
         sids.update(more_sids)
         pids.update(more_pids)
         row[L.R_MISS_PARENT] = sum(1 for x in pids if x not in sids)
@@ -188,7 +188,6 @@ class BatchWriter:
                 self.duplicates += 1
                 self.totals["duplicate_spans"] += 1
                 continue
-            known.add(sid)
             batch = parse_bytes(self.read_line(fileno, off, length) + b"\n", fileno, off)
             for p in batch.partials:
                 self._merge_trace(p, fileno)

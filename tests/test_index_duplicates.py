@@ -132,3 +132,28 @@ def test_both_parsers_skip_the_same_repeats_in_one_range():
     native, python = parse._parse_native(data, 0, 0), parse.parse_bytes_python(data, 0, 0)
     assert as_dict(native) == as_dict(python)
     assert python.duplicates == len(lines[::3]) and python.spans == len(lines)
+
+
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_a_repeat_arriving_in_an_earlier_named_shard_leaves_the_trace_listed_once(tmp_path, monkeypatch, native):
+    """A retried span landing in a shard that sorts before the trace's first one: the trace
+    moves to that shard's position once, and is neither listed twice nor counted twice."""
+    from tests._index_helpers import build, span_line
+
+    monkeypatch.setenv("HALO_INDEX_NATIVE", native)
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    a, b = "a" * 32, "b" * 32
+    (folder / "b.jsonl").write_bytes(span_line(a, "1" * 16) + span_line(a, "2" * 16, "1" * 16)
+                                     + span_line(b, "5" * 16))
+    idx = build(folder, tmp_path / "idx")
+    try:
+        (folder / "a.jsonl").write_bytes(span_line(a, "2" * 16, "1" * 16) + span_line(a, "3" * 16, "1" * 16))
+        idx.catch_up()
+        with idx.snapshot() as snap:
+            ids = snap.trace_ids()
+            assert sorted(ids) == [a, b] and snap.count() == 2
+            assert snap.trace(a).span_count == 3 and snap.totals().total_spans == 4
+            assert [r.span_id for r in snap.spans(a)] == ["1" * 16, "2" * 16, "3" * 16]
+    finally:
+        idx.close()
