@@ -23,16 +23,12 @@ def only_state(filters: TraceFilters) -> bool:
     return filters.state is not None and filters.model_dump(exclude_none=True).keys() == {"state"}
 
 
-def filter_ids(ids: list[str], states: TaskStates, state: str | None) -> list[str]:
-    """`ids` (dataset order) kept to those in `state`; all of them when `state` is None."""
-    if state is None:
-        return ids
+def filter_ids(ids: list[str], states: TaskStates, state: str) -> list[str]:
+    """`ids` (dataset order) kept to those in `state`."""
     if state == "complete":
         open_ids = states.traces
         return [tid for tid in ids if tid not in open_ids]
     wanted = states.ids(state)
-    if not wanted:
-        return []
     return [tid for tid in ids if tid in wanted]
 
 
@@ -40,7 +36,7 @@ def count_by_state(total_indexed: int, states: TaskStates, state: str) -> int:
     """Traces in `state` among all (`total_indexed` indexed ones, plus the unwritten open ones)."""
     if state == "complete":
         return total_indexed - sum(1 for t in states.traces.values() if t.indexed)
-    return sum(1 for t in states.traces.values() if t.state == state)
+    return states.count(state)
 
 
 def seconds(value: float | None) -> str:

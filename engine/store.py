@@ -112,6 +112,11 @@ class TraceStore:
         """The dataset this store answers for (`halo_live.indexer.dataset.Dataset`)."""
         return self._index.dataset
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes on disk the last catch-up left for later (the index's lag)."""
+        return self._pending_bytes
+
     def index_status(self) -> dict[str, Any]:
         """How current the index was at the last catch-up: spans, newest arrival, lag (no catch-up)."""
         with self._index.snapshot() as snap:

@@ -96,7 +96,7 @@ class Watcher:
                                                totals.failed_traces)[:TOP_SIGNATURES]
             failing = _newest_failing(snap)
         open_traces = list(states.traces.values())
-        counts = {s: sum(1 for t in open_traces if t.state == s) for s in live.OPEN_STATES}
+        counts = {s: states.count(s) for s in live.OPEN_STATES}
         unwritten = sum(1 for t in open_traces if not t.indexed)
         complete = totals.total_traces - (len(open_traces) - unwritten)
         traces = {"total": totals.total_traces + unwritten, "complete": complete, **counts,
@@ -125,7 +125,7 @@ class Watcher:
                             "failed_traces": g.failed_trace_count} for g, _ in signatures],
             "failing": failing,
             "open_tasks": [_open_task(t, now) for t in live.worst_first(open_traces)[:OPEN_TASKS]],
-            "index_lag_bytes": store.index_status()["index_lag_bytes"],
+            "index_lag_bytes": store.pending_bytes,
         }
         frame["rates"], frame["expect"] = self._rates(totals.total_spans, traces["total"],
                                                       complete, totals.earliest_start_time, now)

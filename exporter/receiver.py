@@ -114,7 +114,6 @@ class Receiver:
             raise ValueError(f"max_inflight_bytes must be > 0, not {max_inflight_bytes!r}")
         self.max_inflight_bytes = max_inflight_bytes
         self._inflight = 0
-        self.inflight_peak = 0
         self.writer = writer
         self.project_id = project_id or ""
         self.token = config.setting(token, config.HALO_TOKEN, "") or ""
@@ -166,7 +165,6 @@ class Receiver:
                 self.throttled += 1
                 return False
             self._inflight += nbytes
-            self.inflight_peak = max(self.inflight_peak, self._inflight)
             return True
 
     def release(self, nbytes: int) -> None:

@@ -57,8 +57,6 @@ KEY_PASSED = b"P"  # traces whose latest outcome passed
 KEY_FAILED = b"F"  # ... failed
 KEY_SCORED = b"S"  # ... has a score
 KEY_OUTCOME = b"O"  # traces with any outcome (never loses members)
-ROLLUP_TAGS = (TAG_MODEL, TAG_SERVICE, TAG_AGENT, TAG_PROJECT, TAG_TOOL, TAG_RUN)
-ROLLUP_KEYS = (KEY_ERRORS, KEY_COMPLETE)
 
 # row list positions (the first 24 are TraceRow's fields in order, minus `file`)
 R_TID, R_N, R_START, R_END, R_HAS_ERR, R_SERVICES, R_MODELS, R_AGENTS, R_AGENT_IDS = range(9)

@@ -320,9 +320,6 @@ class Snapshot:
         return TraceRow(*r[:L.ROW_FIELDS], file=self._rel.get(r[L.R_FILENO], ""), outcome=outcome,
                         reported_cost_usd=r[L.R_COST], model_tokens=r[L.R_MODEL_TOKENS])
 
-    def _entries(self, trace_id: str) -> list[list]:
-        return _decode_entries(self._blob(trace_id))
-
     def _entry_iter(self, trace_id: str) -> Iterable[list]:
         """The entries, decoded whole, or one at a time past `STREAM_ENTRIES_BYTES`."""
         blob = self._blob(trace_id)

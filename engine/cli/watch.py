@@ -16,6 +16,7 @@ import time
 
 from halo_live.engine.cli import EXIT_USAGE, CliError
 from halo_live.engine.cli.paths import add_stuck_after, prepare
+from halo_live.engine.pricing import PRICES_TAKEN
 
 EXAMPLES = """\
   halo watch traces/                          full-screen, refreshed every second (Ctrl-C exits)
@@ -42,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds between refreshes (default 1)")
     parser.add_argument("--prices", default=None, metavar="FILE",
                         help='model prices to add or override, JSON {"model": [input_usd_per_1m, '
-                             'output_usd_per_1m]}: tokens without a reported cost are priced at them')
+                             'output_usd_per_1m]}: tokens without a reported cost are priced at them '
+                             f'(built-in: OpenAI and Anthropic list prices as of {PRICES_TAKEN})')
     parser.add_argument("--index-dir", default=None, metavar="DIR",
                         help="where the index lives (default: beside the traces)")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from halo_live.engine.filtering import compile_regex
+from halo_live.engine.filtering import compile_regex, trace_matches
 
 SAMPLE_BYTES = 1 << 16  # the lines read (searched plainly) before the anchor is chosen
 RARE = 1 / 256  # an anchor more frequent than this: a plain substring search is as fast
@@ -26,17 +26,16 @@ def find_traces(snap: Any, ids: list[str], pattern: str, enough: int | None) -> 
     is then exact)."""
     needle = ascii_literal(pattern)
     if needle is None:
-        regex = compile_regex(pattern)
-        return _find(snap, ids, enough, lambda line: regex.search(line.decode("utf-8", errors="replace")))
+        return _find(snap, ids, enough, compile_regex(pattern))
     return _find_bytes(snap, ids, enough, needle)
 
 
-def _find(snap: Any, ids: list[str], enough: int | None, hit) -> tuple[list[str], bool]:
+def _find(snap: Any, ids: list[str], enough: int | None, regex: Any) -> tuple[list[str], bool]:
     found = []
     for tid in ids:
         if enough is not None and len(found) >= enough:
             return found, False
-        if any(hit(line) for line in snap.span_lines(tid)):
+        if trace_matches(snap, tid, regex):
             found.append(tid)
     return found, True
 
