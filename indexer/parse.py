@@ -16,7 +16,6 @@ second.
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -24,6 +23,7 @@ import orjson
 
 from halo_live.exporter import config
 from halo_live.exporter import canonical
+from halo_live.indexer.readrange import read_range
 
 try:
     from halo_live.indexer import _scan
@@ -33,7 +33,6 @@ except ImportError:  # built without a C compiler: the pure-Python loop below
 _ERROR = canonical.STATUS_ERROR
 _CODES = {code: i for i, code in enumerate(canonical.STATUS_CODES)}
 MAX_BAD_RECORDED = 1000  # offsets kept per batch; the count is always exact
-_buffers = threading.local()
 
 
 # A trace's rollup over the spans of one batch travels as a plain tuple (a worker
@@ -108,24 +107,10 @@ class Batch:
 
 def parse_file_range(path: str, fileno: int, start: int, end: int) -> Batch:
     """Read [start, end) of `path` (ending just after a newline) and parse it."""
-    with open(path, "rb", buffering=0) as fh:
-        fh.seek(start)
-        if not NATIVE:
-            return parse_bytes_python(fh.read(end - start), fileno, start)
-        # The scanner takes any buffer: read into one kept per thread, which spares the
-        # page faults of a fresh multi-megabyte allocation for every range.
-        buf = getattr(_buffers, "buf", None)
-        if buf is None or len(buf) < end - start:
-            # ranges differ by a line or so: room to spare saves a new buffer for each
-            buf = _buffers.buf = bytearray(end - start + (end - start >> 3))
-        view = memoryview(buf)
-        got = 0
-        while got < end - start:
-            n = fh.readinto(view[got:end - start])
-            if not n:
-                break
-            got += n
-        return _parse_native(view[:got], fileno, start)
+    data = read_range(path, start, end)  # valid until this thread's next read
+    if not NATIVE:
+        return parse_bytes_python(bytes(data), fileno, start)
+    return _parse_native(data, fileno, start)
 
 
 def parse_bytes(data: bytes, fileno: int, base: int) -> Batch:
