@@ -8,10 +8,14 @@ ordered by that name (what halo-engine's `load_many` gets from a sorted list).
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+try:  # not hashlib: its import loads OpenSSL (3 MB resident) for constructors never used here
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - an interpreter without the builtin module
+    from hashlib import blake2b
 
 INDEX_DIR_NAME = ".halo-index"
 INDEX_SUFFIX = ".halo-index"
@@ -98,7 +102,7 @@ def head_hash(path: Path, n: int) -> str:
         data = fh.read(n)
     if len(data) < n:
         return ""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    return blake2b(data, digest_size=16).hexdigest()
 
 
 def line_ranges(path: Path, start: int, end: int, chunk: int) -> list[tuple[int, int]]:

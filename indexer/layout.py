@@ -28,13 +28,17 @@ Sub-databases (all keys fixed-width big-endian where order matters):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import struct
 from pathlib import Path
 
 import lmdb
 import orjson
+
+try:  # hashlib's import loads OpenSSL (3 MB resident) for constructors the index never uses
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - an interpreter without the builtin module
+    from hashlib import blake2b
 
 SCHEMA = b"halo-live-index/4"  # 2: outcomes; 3: posting counts, per-value rollups, duplicate spans;
 # 4: reported cost and the tokens left to price, per trace and in the totals
@@ -107,7 +111,7 @@ def bounded(key: bytes) -> bytes:
     """A key that fits LMDB: long ones become a prefix plus a hash of the whole."""
     if len(key) <= MAX_KEY:
         return key
-    return key[:MAX_KEY - 17] + b"#" + hashlib.blake2b(key, digest_size=8).hexdigest().encode()
+    return key[:MAX_KEY - 17] + b"#" + blake2b(key, digest_size=8).hexdigest().encode()
 
 
 def tid_key(trace_id: str) -> bytes:
@@ -135,7 +139,7 @@ SIG_MESSAGE_CHARS = 200  # error signatures group by (span name, message[:200]),
 
 
 def sig_key(name: str, message: str) -> bytes:
-    return hashlib.blake2b(orjson.dumps([name, message]), digest_size=16).digest()
+    return blake2b(orjson.dumps([name, message]), digest_size=16).digest()
 
 
 def checkpoints(txn: lmdb.Transaction, dbs: dict) -> dict[str, tuple[int, dict]]:
@@ -187,6 +191,8 @@ def adopt_map_size(env: lmdb.Environment) -> None:
 
 
 _MADV_DONTNEED = 4
+_libc = None
+_data_files: dict[Path, str] = {}
 
 
 def release_mapped_pages(index_dir: Path) -> None:
@@ -196,18 +202,23 @@ def release_mapped_pages(index_dir: Path) -> None:
     commit's pages to new file offsets, so a long build ends up with the whole
     file resident in its RSS although those are page-cache pages that anyone
     can reclaim. Dropping the mappings after a big commit keeps RSS honest;
-    the next access faults the page back in from the page cache.
+    the next access faults the page back in from the page cache. The map's
+    address is read from /proc/self/maps each time: it moves when the map grows.
     """
-    import ctypes
-
-    target = str((index_dir / "data.mdb").resolve())
+    global _libc
+    target = _data_files.get(index_dir)
+    if target is None:
+        target = _data_files[index_dir] = str((index_dir / "data.mdb").resolve())
     try:
         with open("/proc/self/maps") as fh:
             spans = [line.split()[0] for line in fh if line.rstrip().endswith(target)]
-        libc = ctypes.CDLL(None, use_errno=True)
+        if _libc is None:
+            import ctypes  # here: every CLI start would pay its import
+
+            _libc = ctypes.CDLL(None, use_errno=True)
+            _libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     except OSError:
         return
-    libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     for span in spans:
         lo, hi = (int(x, 16) for x in span.split("-"))
-        libc.madvise(lo, hi - lo, _MADV_DONTNEED)
+        _libc.madvise(lo, hi - lo, _MADV_DONTNEED)

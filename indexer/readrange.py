@@ -13,8 +13,6 @@ the plain way.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import mmap
 import os
 import threading
@@ -24,21 +22,31 @@ _DIRECT = getattr(os, "O_DIRECT", 0)
 _local = threading.local()
 
 
-def _libc():
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        libc.mmap.restype = ctypes.c_void_p
-        libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                              ctypes.c_int, ctypes.c_long)
-        libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
-        libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)
-        return libc
-    except (OSError, AttributeError):
-        return None
+_UNSET = object()
+_libc = _UNSET
 
 
-_LIBC = _libc() if _DIRECT and mmap.PAGESIZE == ALIGN else None
-_MAP_FAILED = ctypes.c_void_p(-1).value
+def _mincore():
+    """libc's mmap / mincore / munmap, once (None where they or O_DIRECT are missing)."""
+    global _libc
+    if _libc is _UNSET:
+        _libc = None
+        if _DIRECT and mmap.PAGESIZE == ALIGN:
+            import ctypes  # here: it costs an import-time millisecond every CLI start would pay
+
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.mmap.restype = ctypes.c_void_p
+                libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                                      ctypes.c_int, ctypes.c_long)
+                libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+                libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+                libc.map_failed = ctypes.c_void_p(-1).value
+                libc.vector_type = ctypes.c_ubyte
+                _libc = libc
+            except (OSError, AttributeError):
+                pass
+    return _libc
 
 
 def _buffer(size: int) -> mmap.mmap:
@@ -47,7 +55,7 @@ def _buffer(size: int) -> mmap.mmap:
     buf = getattr(_local, "buf", None)
     if buf is None or len(buf) < size:
         size += size >> 3
-        buf = _local.buf = mmap.mmap(-1, -(-size // ALIGN) * ALIGN)
+        buf = _local.buf = mmap.mmap(-1, max(ALIGN, -(-size // ALIGN) * ALIGN))
     return buf
 
 
@@ -59,7 +67,8 @@ def read_range(path: str, start: int, end: int) -> memoryview:
     view = memoryview(_buffer(stop - base))
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        cached = _cached_until(fd, base, stop) if _LIBC is not None else end
+        libc = _mincore()
+        cached = _cached_until(libc, fd, base, stop) if libc is not None else end
         at = _buffered(fd, view, base, start, min(end, cached))
         if at < end:
             at = _direct(path, view, base, at, end, stop)
@@ -69,20 +78,20 @@ def read_range(path: str, start: int, end: int) -> memoryview:
     return view[start - base:at - base]
 
 
-def _cached_until(fd: int, base: int, stop: int) -> int:
+def _cached_until(libc, fd: int, base: int, stop: int) -> int:
     """Where the run of pages the page cache holds from `base` on ends (`stop` when it
     holds them all); `stop` too when that cannot be asked, so the range is read the plain way."""
     length = stop - base
-    addr = _LIBC.mmap(None, length, mmap.PROT_READ, mmap.MAP_SHARED, fd, base)
-    if addr in (None, _MAP_FAILED):
+    addr = libc.mmap(None, length, mmap.PROT_READ, mmap.MAP_SHARED, fd, base)
+    if addr in (None, libc.map_failed):
         return stop
     try:
-        vec = ctypes.create_string_buffer(length // ALIGN)
-        if _LIBC.mincore(addr, length, vec) != 0:
+        vec = (libc.vector_type * (length // ALIGN))()
+        if libc.mincore(addr, length, vec) != 0:
             return stop
     finally:
-        _LIBC.munmap(addr, length)
-    absent = next((i for i, flag in enumerate(vec.raw) if not flag & 1), None)
+        libc.munmap(addr, length)
+    absent = next((i for i, flag in enumerate(bytes(vec)) if not flag & 1), None)
     return stop if absent is None else base + absent * ALIGN
 
 
