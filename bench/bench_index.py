@@ -49,9 +49,11 @@ idx = TraceIndex.open(path, index_dir, workers=None if workers == "auto" else in
 stats = idx.catch_up()
 secs = time.perf_counter() - t
 idx.close()
+me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"seconds": secs, "spans": stats.spans, "native": parse.NATIVE,
-    "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    "worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+    "rss_mb": me.ru_maxrss / 1024, "worker_rss_mb": kids.ru_maxrss / 1024,
+    "writer_cpu_s": me.ru_utime + me.ru_stime, "writer_sys_s": me.ru_stime,
+    "workers_cpu_s": kids.ru_utime + kids.ru_stime, "workers_sys_s": kids.ru_stime}))
 """
 
 QUERIES = r"""
@@ -260,8 +262,17 @@ def measure(traces: int, args) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return 1 << 62
+
+
 def _measure(traces: int, args, data: Path, live: Path, size: int, work: Path) -> dict:
-    subprocess.run(["cat", str(live)], stdout=subprocess.DEVNULL)  # warm the page cache for both
+    if size < _available_memory() // 2:  # a file bigger than that would only churn the cache
+        subprocess.run(["cat", str(live)], stdout=subprocess.DEVNULL)  # warm the page cache for both
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
           f"data: {size / 1e9:.2f} GB, {traces} traces")
     fig: dict = {"traces": traces, "gb": size / 1e9}
@@ -274,6 +285,10 @@ def _measure(traces: int, args, data: Path, live: Path, size: int, work: Path) -
           f"{cold['spans']:,} spans, "
           f"{cold.get('cpu_s', 0):.1f} CPU-s ({cold.get('cpu_s', 0) / cold['spans'] * 1e6:.1f} us/span); peak RSS {cold['rss_mb']:.0f} MB "
           f"(+ workers {cold['worker_rss_mb']:.0f} MB each); {load()}")
+    per_span = 1e6 / cold["spans"]
+    print(f"      where the CPU goes per span: parse workers {cold['workers_cpu_s'] * per_span:.2f} us "
+          f"({cold['workers_sys_s'] * per_span:.2f} in the kernel), the one writer {cold['writer_cpu_s'] * per_span:.2f} us "
+          f"({cold['writer_sys_s'] * per_span:.2f} in the kernel)")
     q = run_json([sys.executable, "-c", QUERIES, str(live), str(work / "idx")])
     fig.update(q, query_load=load())
     print(f"ours  reopen {q['open_ms']:.1f} ms (import {q['import_ms']:.0f} ms), RSS {q['rss_after_open_mb']:.0f} MB; "
