@@ -743,17 +743,78 @@ static int str_cmp(const void *a, const void *b) {
     return c ? c : (x->n > y->n) - (x->n < y->n);
 }
 
-/* The distinct ids of `at`, sorted, written to `out` as a JSON array; returns how many. */
-static Py_ssize_t unique_ids(Trace *t, Buf *at, Str *ids) {
+/* An id to sort: its first sixteen bytes as two big-endian words (zero padded), which order
+ * almost every pair without a memcmp (span ids are sixteen hex digits). */
+typedef struct { uint64_t w0, w1; const char *p; Py_ssize_t n; } Key;
+
+static inline uint64_t be_word(const char *p, Py_ssize_t n) {
+    uint64_t w = 0;
+    if (n >= 8) {
+        memcpy(&w, p, 8);
+#if PY_LITTLE_ENDIAN
+        w = __builtin_bswap64(w);
+#endif
+        return w;
+    }
+    for (Py_ssize_t i = 0; i < 8; i++) w = w << 8 | (i < n ? (unsigned char)p[i] : 0);
+    return w;
+}
+
+static inline void key_set(Key *k, const char *p, Py_ssize_t n) {
+    k->p = p;
+    k->n = n;
+    k->w0 = be_word(p, n);
+    k->w1 = n > 8 ? be_word(p + 8, n - 8) : 0;
+}
+
+/* str_cmp's order: the words decide unless equal; equal words and both ids at most sixteen
+ * bytes means one is the other plus zero bytes, so the shorter is first. */
+static inline int key_cmp(const Key *a, const Key *b) {
+    if (a->w0 != b->w0) return a->w0 < b->w0 ? -1 : 1;
+    if (a->w1 != b->w1) return a->w1 < b->w1 ? -1 : 1;
+    if (a->n <= 16 && b->n <= 16) return (a->n > b->n) - (a->n < b->n);
+    Str x = {a->p, a->n}, y = {b->p, b->n};
+    return str_cmp(&x, &y);
+}
+
+/* Sorts k[0..n) with tmp[0..n) as room: insertion sort on short runs, then merges (qsort's
+ * callback and memcmp per comparison cost more than the sort itself). */
+static void key_sort(Key *k, Key *tmp, Py_ssize_t n) {
+    enum { RUN = 16 };
+    for (Py_ssize_t lo = 0; lo < n; lo += RUN) {
+        Py_ssize_t hi = lo + RUN < n ? lo + RUN : n;
+        for (Py_ssize_t i = lo + 1; i < hi; i++) {
+            Key x = k[i];
+            Py_ssize_t j = i;
+            while (j > lo && key_cmp(&k[j - 1], &x) > 0) { k[j] = k[j - 1]; j--; }
+            k[j] = x;
+        }
+    }
+    Key *from = k, *to = tmp;
+    for (Py_ssize_t width = RUN; width < n; width *= 2) {
+        for (Py_ssize_t lo = 0; lo < n; lo += 2 * width) {
+            Py_ssize_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
+            Py_ssize_t i = lo, j = mid, o = lo;
+            while (i < mid && j < hi) to[o++] = key_cmp(&from[j], &from[i]) < 0 ? from[j++] : from[i++];
+            while (i < mid) to[o++] = from[i++];
+            while (j < hi) to[o++] = from[j++];
+        }
+        Key *swap = from; from = to; to = swap;
+    }
+    if (from != k) memcpy(k, from, n * sizeof *k);
+}
+
+/* The distinct ids of `at`, sorted; returns how many. */
+static Py_ssize_t unique_ids(Trace *t, Buf *at, Key *ids, Key *tmp) {
     Py_ssize_t n = at->n / (Py_ssize_t)sizeof(Slice), m = 0;
     const Slice *sl = (const Slice *)at->p;
-    for (Py_ssize_t i = 0; i < n; i++) { ids[i].p = t->ids.p + sl[i].off; ids[i].n = sl[i].n; }
-    qsort(ids, n, sizeof(Str), str_cmp);
-    for (Py_ssize_t i = 0; i < n; i++) if (!m || str_cmp(&ids[m - 1], &ids[i])) ids[m++] = ids[i];
+    for (Py_ssize_t i = 0; i < n; i++) key_set(&ids[i], t->ids.p + sl[i].off, sl[i].n);
+    key_sort(ids, tmp, n);
+    for (Py_ssize_t i = 0; i < n; i++) if (!m || key_cmp(&ids[m - 1], &ids[i])) ids[m++] = ids[i];
     return m;
 }
 
-static int json_ids(Buf *out, const Str *ids, Py_ssize_t n) {
+static int json_ids(Buf *out, const Key *ids, Py_ssize_t n) {
     if (buf_put(out, "[", 1) < 0) return -1;
     for (Py_ssize_t i = 0; i < n; i++) {
         if ((i && buf_put(out, ",", 1) < 0) || buf_json_str(out, ids[i].p, ids[i].n) < 0) return -1;
@@ -765,16 +826,17 @@ static int json_ids(Buf *out, const Str *ids, Py_ssize_t n) {
  * spans of this batch. */
 static PyObject *ids_json(Trace *t, Py_ssize_t *missing) {
     Py_ssize_t ns = t->sid_at.n / (Py_ssize_t)sizeof(Slice), np = t->pid_at.n / (Py_ssize_t)sizeof(Slice);
-    Str *sids = PyMem_Malloc((ns + np + 1) * sizeof(Str)), *pids = sids + ns;
+    Py_ssize_t most = ns > np ? ns : np;
+    Key *sids = PyMem_Malloc((ns + np + most + 1) * sizeof(Key)), *pids = sids + ns, *tmp = pids + np;
     Buf out = {NULL, 0, 0};
     PyObject *r = NULL;
     if (!sids) return PyErr_NoMemory();
-    ns = unique_ids(t, &t->sid_at, sids);
-    np = unique_ids(t, &t->pid_at, pids);
+    ns = unique_ids(t, &t->sid_at, sids, tmp);
+    np = unique_ids(t, &t->pid_at, pids, tmp);
     *missing = 0;
     for (Py_ssize_t i = 0, j = 0; i < np; i++) {  /* both sorted: one merge walk */
-        while (j < ns && str_cmp(&sids[j], &pids[i]) < 0) j++;
-        if (j == ns || str_cmp(&sids[j], &pids[i]) != 0) (*missing)++;
+        while (j < ns && key_cmp(&sids[j], &pids[i]) < 0) j++;
+        if (j == ns || key_cmp(&sids[j], &pids[i]) != 0) (*missing)++;
     }
     if (buf_put(&out, "[", 1) == 0 && json_ids(&out, sids, ns) == 0 && buf_put(&out, ",", 1) == 0
         && json_ids(&out, pids, np) == 0 && buf_put(&out, "]", 1) == 0)
