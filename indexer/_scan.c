@@ -43,37 +43,63 @@ static int buf_put(Buf *b, const char *s, Py_ssize_t n) {
     return 0;
 }
 
-static int buf_int(Buf *b, long long v) {
-    char tmp[24], *o = tmp + sizeof tmp;
+/* Writers into room already reserved: each returns the end of what it wrote. */
+static inline char *put_int(char *o, long long v) {
+    char tmp[24], *d = tmp + sizeof tmp;
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do { *--o = (char)('0' + u % 10); u /= 10; } while (u);
-    if (v < 0) *--o = '-';
-    return buf_put(b, o, tmp + sizeof tmp - o);
+    do { *--d = (char)('0' + u % 10); u /= 10; } while (u);
+    if (v < 0) *--d = '-';
+    memcpy(o, d, tmp + sizeof tmp - d);
+    return o + (tmp + sizeof tmp - d);
 }
 
-/* A JSON string as orjson writes it: escapes for '"', '\\' and control bytes only. */
-static int buf_json_str(Buf *b, const char *s, Py_ssize_t n) {
+#define INT_ROOM 20   /* the most put_int writes */
+
+/* A JSON string as orjson writes it: escapes for '"', '\\' and control bytes only. At most
+ * 6 * n + 2 bytes. Eight bytes a step while none needs an escape (ids and names never do). */
+static inline char *put_json_str(char *o, const char *s, Py_ssize_t n) {
     static const char hex[] = "0123456789abcdef";
-    if (buf_reserve(b, 6 * n + 2) < 0) return -1;
-    char *o = b->p + b->n;
+    Py_ssize_t i = 0;
     *o++ = '"';
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') { *o++ = (char)c; continue; }
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default: *o++ = 'u'; *o++ = '0'; *o++ = '0'; *o++ = hex[c >> 4]; *o++ = hex[c & 15];
+    for (;;) {
+        while (n - i >= 8) {
+            uint64_t w, q, b;
+            memcpy(&w, s + i, 8);
+            q = w ^ (0x0101010101010101ULL * '"');
+            b = w ^ (0x0101010101010101ULL * '\\');
+            /* a zero byte of q or b, or a byte under 0x20 (bytes >= 0x80 are not flagged) */
+            if ((((w - 0x2020202020202020ULL) & ~w) | ((q - 0x0101010101010101ULL) & ~q)
+                 | ((b - 0x0101010101010101ULL) & ~b)) & 0x8080808080808080ULL) break;
+            memcpy(o, s + i, 8);
+            o += 8;
+            i += 8;
         }
+        /* byte by byte to past the word that needs an escape, or to the end */
+        Py_ssize_t stop = n - i >= 8 ? i + 8 : n;
+        for (; i < stop; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (c >= 0x20 && c != '"' && c != '\\') { *o++ = (char)c; continue; }
+            *o++ = '\\';
+            switch (c) {
+            case '"': *o++ = '"'; break;
+            case '\\': *o++ = '\\'; break;
+            case '\b': *o++ = 'b'; break;
+            case '\f': *o++ = 'f'; break;
+            case '\n': *o++ = 'n'; break;
+            case '\r': *o++ = 'r'; break;
+            case '\t': *o++ = 't'; break;
+            default: *o++ = 'u'; *o++ = '0'; *o++ = '0'; *o++ = hex[c >> 4]; *o++ = hex[c & 15];
+            }
+        }
+        if (i >= n) break;
     }
     *o++ = '"';
-    b->n = o - b->p;
+    return o;
+}
+
+static int buf_json_str(Buf *b, const char *s, Py_ssize_t n) {
+    if (buf_reserve(b, 6 * n + 2) < 0) return -1;
+    b->n = put_json_str(b->p + b->n, s, n) - b->p;
     return 0;
 }
 
@@ -1015,22 +1041,29 @@ static int seen_grow(Traces *ts) {
     return 0;
 }
 
-/* 1 when trace `t` already has span id `sid` in this range (a duplicate line), else records
- * it (its bytes must be the last id added to `t`) and returns 0; -1 on error. */
-static int seen_before(Traces *ts, Trace *t, Str sid, int record) {
+/* 1 when trace `t` already has span id `sid` in this range (a duplicate line), else 0 with
+ * `*slot` the free slot where seen_record puts it and `*hash` its hash. */
+static int seen_find(const Traces *ts, const Trace *t, Str sid, Py_ssize_t *slot, uint64_t *hash) {
     Py_ssize_t ti = t - ts->traces;
     uint64_t h = (hash_bytes(sid.p, sid.n) ^ (t->hash * 0x9E3779B97F4A7C15ULL)) | 1;
     Py_ssize_t j = (Py_ssize_t)(h & (uint64_t)ts->seen_mask);
     for (; ts->seen[j].hash; j = (j + 1) & ts->seen_mask) {
-        Seen *e = &ts->seen[j];
+        const Seen *e = &ts->seen[j];
         if (e->hash == h && e->trace == ti && e->n == sid.n && memcmp(t->ids.p + e->off, sid.p, sid.n) == 0)
             return 1;
     }
-    if (!record) return 0;
+    *slot = j;
+    *hash = h;
+    return 0;
+}
+
+/* Records the id seen_find did not find, at its slot (the table unchanged since); its bytes
+ * must be the last id added to `t`. */
+static int seen_record(Traces *ts, const Trace *t, Py_ssize_t n, Py_ssize_t j, uint64_t h) {
     ts->seen[j].hash = h;
-    ts->seen[j].trace = ti;
-    ts->seen[j].off = t->ids.n - sid.n;
-    ts->seen[j].n = sid.n;
+    ts->seen[j].trace = t - ts->traces;
+    ts->seen[j].off = t->ids.n - n;
+    ts->seen[j].n = n;
     if (++ts->seen_n * 2 > ts->seen_mask + 1 && seen_grow(ts) < 0) return -1;
     return 0;
 }
@@ -1039,9 +1072,11 @@ static int seen_before(Traces *ts, Trace *t, Str sid, int record) {
 static int absorb(Traces *ts, const Span *s, long long off, Py_ssize_t length) {
     Trace *t = trace_for(ts, s->tid, off);
     if (!t) return -1;
-    if (t->n && seen_before(ts, t, s->sid, 0)) return 1;
+    Py_ssize_t slot;
+    uint64_t h;
+    if (seen_find(ts, t, s->sid, &slot, &h)) return 1;
     if (add_id(t, &t->sid_at, s->sid) < 0) return -1;
-    if (seen_before(ts, t, s->sid, 1) < 0) return -1;
+    if (seen_record(ts, t, s->sid.n, slot, h) < 0) return -1;
     if (s->parent.n) {
         if (add_id(t, &t->pid_at, s->parent) < 0) return -1;
     } else {
@@ -1082,21 +1117,34 @@ static int absorb(Traces *ts, const Span *s, long long off, Py_ssize_t length) {
     } else {
         t->miss_ident++;
     }
-    /* the span's entry: [fileno,off,length,"sid","parent","name",code,message], */
+    /* the span's entry: [fileno,off,length,"sid","parent","name",code,message], in one
+     * reservation of the most it can take */
     Buf *b = &t->blob;
-    if (buf_put(b, "[", 1) < 0 || buf_int(b, ts->fileno) < 0 || buf_put(b, ",", 1) < 0
-        || buf_int(b, off) < 0 || buf_put(b, ",", 1) < 0 || buf_int(b, length) < 0
-        || buf_put(b, ",", 1) < 0 || buf_json_str(b, s->sid.p, s->sid.n) < 0
-        || buf_put(b, ",", 1) < 0 || buf_json_str(b, s->parent.p, s->parent.n) < 0
-        || buf_put(b, ",", 1) < 0 || buf_json_str(b, s->name.p, s->name.n) < 0
-        || buf_put(b, ",", 1) < 0) return -1;
-    int rc;
-    if (s->code_index >= 0) rc = buf_int(b, s->code_index);
-    else if (s->code_index == -1) rc = buf_json_str(b, s->code_str.p, s->code_str.n);
-    else rc = buf_put(b, "\"\"", 2);
-    if (rc < 0 || buf_put(b, ",", 1) < 0) return -1;
-    rc = s->has_message ? buf_json_str(b, s->message.p, s->message.n) : buf_put(b, "null", 4);
-    if (rc < 0 || buf_put(b, "],", 2) < 0) return -1;
+    Py_ssize_t code_n = s->code_index == -1 ? s->code_str.n : 0, msg_n = s->has_message ? s->message.n : 0;
+    if (buf_reserve(b, 4 * INT_ROOM + 16 + 6 * (s->sid.n + s->parent.n + s->name.n + code_n + msg_n) + 10) < 0)
+        return -1;
+    char *o = b->p + b->n;
+    *o++ = '[';
+    o = put_int(o, ts->fileno);
+    *o++ = ',';
+    o = put_int(o, off);
+    *o++ = ',';
+    o = put_int(o, length);
+    *o++ = ',';
+    o = put_json_str(o, s->sid.p, s->sid.n);
+    *o++ = ',';
+    o = put_json_str(o, s->parent.p, s->parent.n);
+    *o++ = ',';
+    o = put_json_str(o, s->name.p, s->name.n);
+    *o++ = ',';
+    if (s->code_index >= 0) o = put_int(o, s->code_index);
+    else if (s->code_index == -1) o = put_json_str(o, s->code_str.p, s->code_str.n);
+    else { memcpy(o, "\"\"", 2); o += 2; }
+    *o++ = ',';
+    if (s->has_message) o = put_json_str(o, s->message.p, s->message.n);
+    else { memcpy(o, "null", 4); o += 4; }
+    memcpy(o, "],", 2);
+    b->n = o + 2 - b->p;
     t->n++;
     t->raw += length;
     return 0;
