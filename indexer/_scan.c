@@ -250,7 +250,7 @@ static const char *escape(const char *p, const char *end, char **out) {
 
 /* A string whose opening quote is at p[-1]. With `v`, the decoded text goes to v->s:
  * a slice of the line when it has no escape, else a copy in the arena. */
-static const char *string(Scan *sc, const char *p, Val *v) {
+static const char *string_slow(Scan *sc, const char *p, Val *v) {
     const char *end = sc->end, *start = p;
     char *out = NULL;  /* set once an escape is met while decoding */
     for (;;) {
@@ -296,6 +296,22 @@ static const char *string(Scan *sc, const char *p, Val *v) {
         }
     }
     return p + 1;
+}
+
+/* string_slow, with the common case inlined where strings are read: plain ASCII up to the
+ * closing quote (most keys and values), which needs no call. */
+static inline const char *string(Scan *sc, const char *p, Val *v) {
+    Py_ssize_t k = plain_run(p, sc->end);
+    if (p + k < sc->end && p[k] == '"') {
+        if (v) {
+            v->kind = K_STR;
+            v->s.p = p;
+            v->s.n = k;
+            v->escaped = 0;
+        }
+        return p + k + 1;
+    }
+    return string_slow(sc, p, v);
 }
 
 static const char *number(const char *p, const char *end, Val *v) {
