@@ -431,6 +431,7 @@ enum {
     N_NAMES
 };
 static Str names[N_NAMES];
+_Static_assert(N_NAMES <= 32, "find_name keeps the names of a length as the bits of a uint32_t");
 static PyObject *names_owner;          /* keeps the names' bytes alive */
 static Str status_codes[3];            /* code -> index 0, 1, 2 as exporter.format orders them */
 static int error_code = -1;            /* the index of the error code */
@@ -455,9 +456,25 @@ static inline int is_name(const Val *key, int which) {
            && memcmp(key->s.p, name->p, n) == 0;
 }
 
-static int find_name(const Val *key, int first, int last) {
-    for (int i = first; i <= last; i++) if (is_name(key, i)) return i;
+/* The names of [first, last] by length, as bits (1 << name), lengths past 63 together at
+ * 64: a key is compared only with the names as long as it, and most keys have none. Made
+ * by configure(); N_NAMES fits the bits. */
+#define LEN_SLOTS 65
+static uint32_t top_by_len[LEN_SLOTS], attr_by_len[LEN_SLOTS], status_by_len[LEN_SLOTS];
+
+static inline int find_name(const Val *key, const uint32_t *by_len) {
+    uint32_t m = by_len[key->s.n < LEN_SLOTS - 1 ? key->s.n : LEN_SLOTS - 1];
+    for (; m; m &= m - 1) {
+        int i = __builtin_ctz(m);
+        if (is_name(key, i)) return i;
+    }
     return -1;
+}
+
+static void names_by_len(uint32_t *by_len, int first, int last) {
+    memset(by_len, 0, LEN_SLOTS * sizeof *by_len);
+    for (int i = first; i <= last; i++)
+        by_len[names[i].n < LEN_SLOTS - 1 ? names[i].n : LEN_SLOTS - 1] |= (uint32_t)1 << i;
 }
 
 /* An object whose keys we look up: top level, status, resource, resource attributes,
@@ -487,11 +504,11 @@ static const char *fields(Scan *sc, const char *p, Line *ln, int level, int dept
         if (p >= end) return NULL;
         int which = -1;
         switch (level) {
-        case LV_TOP: which = find_name(&key, TOP_FIRST, TOP_LAST); break;
-        case LV_STATUS: which = find_name(&key, S_CODE, S_MESSAGE); break;
+        case LV_TOP: which = find_name(&key, top_by_len); break;
+        case LV_STATUS: which = find_name(&key, status_by_len); break;
         case LV_RESOURCE: which = is_name(&key, R_ATTRS) ? R_ATTRS : -1; break;
         case LV_RATTRS: which = is_name(&key, R_SERVICE) ? R_SERVICE : -1; break;
-        case LV_ATTRS: which = find_name(&key, ATTR_FIRST, ATTR_LAST); break;
+        case LV_ATTRS: which = find_name(&key, attr_by_len); break;
         }
         /* a repeated key: the last one wins, as in orjson's dict */
         if (which == T_STATUS) {
@@ -1410,6 +1427,9 @@ static PyObject *configure(PyObject *Py_UNUSED(self), PyObject *args) {
         names[i].p = PyBytes_AS_STRING(b);
         names[i].n = PyBytes_GET_SIZE(b);
     }
+    names_by_len(top_by_len, TOP_FIRST, TOP_LAST);
+    names_by_len(status_by_len, S_CODE, S_MESSAGE);
+    names_by_len(attr_by_len, ATTR_FIRST, ATTR_LAST);
     for (int i = 0; i < 3; i++) {
         PyObject *b = PyTuple_GET_ITEM(owner, N_NAMES + i);
         status_codes[i].p = PyBytes_AS_STRING(b);
