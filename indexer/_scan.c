@@ -129,6 +129,7 @@ static char *arena(Scan *sc) {
 #define LO8 0x0101010101010101ULL
 
 static inline const char *ws(const char *p, const char *end) {
+    if (p < end && (unsigned char)*p > ' ') return p;  /* compact JSON: no blank at all */
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\r')) p++;
     return p;
 }
@@ -529,7 +530,8 @@ static const char *fields(Scan *sc, const char *p, Line *ln, int level, int dept
             ln->attrs_keys = 0;
             p = *p == '{' ? fields(sc, p + 1, ln, LV_ATTRS, depth + 1) : value(sc, p, NULL, depth + 1);
         } else {
-            p = value(sc, p, which >= 0 ? &ln->f[which] : NULL, depth + 1);
+            Val *v = which >= 0 ? &ln->f[which] : NULL;
+            p = *p == '"' ? string(sc, p + 1, v) : value(sc, p, v, depth + 1);  /* most values are strings */
         }
         if (!p) return NULL;
         p = ws(p, end);
