@@ -103,6 +103,21 @@ static int buf_json_str(Buf *b, const char *s, Py_ssize_t n) {
     return 0;
 }
 
+/* Equal bytes, a word at a time: the texts compared here (key names, set values) are short,
+ * and most compare equal, where memcmp's call costs more than the compare. */
+static inline int same_bytes(const char *a, const char *b, Py_ssize_t n) {
+    if (n < 8) return n == 0 || memcmp(a, b, n) == 0;
+    uint64_t x, y;
+    for (Py_ssize_t i = 0; i + 8 < n; i += 8) {
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y) return 0;
+    }
+    memcpy(&x, a + n - 8, 8);
+    memcpy(&y, b + n - 8, 8);
+    return x == y;
+}
+
 /* ---- the JSON scanner --------------------------------------------------------------- */
 
 typedef struct { const char *p; Py_ssize_t n; } Str;
@@ -454,7 +469,7 @@ static inline int is_name(const Val *key, int which) {
     const Str *name = &names[which];
     Py_ssize_t n = key->s.n;
     return n == name->n && n && key->s.p[0] == name->p[0] && key->s.p[n - 1] == name->p[n - 1]
-           && memcmp(key->s.p, name->p, n) == 0;
+           && same_bytes(key->s.p, name->p, n);
 }
 
 /* The names of [first, last] by length, as bits (1 << name), lengths past 63 together at
@@ -717,7 +732,7 @@ typedef struct {
     Buf start, end;
     long err, tool_err, miss_ident;
     PyObject *sets[N_SETS];
-    PyObject *last[N_SETS];        /* the value last added, to skip re-adding a repeat */
+    Str last[N_SETS];              /* the value last added (an interned str's bytes), to skip a repeat */
     PyObject *project;
     long long in_tok, out_tok;
     PyObject *in_big, *out_big;    /* the sums, once they leave int64 */
@@ -755,7 +770,7 @@ static void trace_free(Trace *t) {
     PyMem_Free(t->mt_names.p);
     PyMem_Free(t->mt_sums.p);
     Py_XDECREF(t->tid);
-    for (int i = 0; i < N_SETS; i++) { Py_XDECREF(t->sets[i]); Py_XDECREF(t->last[i]); }
+    for (int i = 0; i < N_SETS; i++) Py_XDECREF(t->sets[i]);
     Py_XDECREF(t->project);
     Py_XDECREF(t->in_big);
     Py_XDECREF(t->out_big);
@@ -773,20 +788,65 @@ static void trace_free(Trace *t) {
 
 static inline PyObject *unicode(Str s) { return PyUnicode_DecodeUTF8(s.p, s.n, "strict"); }
 
-static int set_add(Trace *t, int which, Str s) {
-    PyObject *last = t->last[which];
-    if (last) {
-        Py_ssize_t n;
-        const char *p = PyUnicode_AsUTF8AndSize(last, &n);
-        if (!p) return -1;
-        if (n == s.n && memcmp(p, s.p, n) == 0) return 0;
+static inline uint64_t hash_bytes(const char *p, Py_ssize_t n);
+
+/* One str per distinct set value (service, model, agent, ... names) in a scan, so a name
+ * that recurs in every trace is decoded and hashed once, not once a trace. */
+typedef struct { uint64_t hash; PyObject *obj; Str s; } Interned;   /* s: obj's UTF-8 */
+typedef struct { Interned *e; Py_ssize_t n, mask; } Strings;
+
+static void strings_free(Strings *st) {
+    for (Py_ssize_t i = 0; st->e && i <= st->mask; i++) Py_XDECREF(st->e[i].obj);
+    PyMem_Free(st->e);
+}
+
+static int strings_grow(Strings *st) {
+    Py_ssize_t size = st->e ? (st->mask + 1) * 2 : 64;
+    Interned *e = PyMem_Calloc(size, sizeof *e);
+    if (!e) { PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t i = 0; st->e && i <= st->mask; i++) {
+        if (!st->e[i].obj) continue;
+        Py_ssize_t j = (Py_ssize_t)(st->e[i].hash & (uint64_t)(size - 1));
+        while (e[j].obj) j = (j + 1) & (size - 1);
+        e[j] = st->e[i];
     }
-    if (!t->sets[which] && !(t->sets[which] = PySet_New(NULL))) return -1;
+    PyMem_Free(st->e);
+    st->e = e;
+    st->mask = size - 1;
+    return 0;
+}
+
+/* The str of `s` (borrowed: the table keeps it to the end of the scan) in *out; -1 on error. */
+static int intern(Strings *st, Str s, Interned *out) {
+    if (!st->e && strings_grow(st) < 0) return -1;
+    uint64_t h = hash_bytes(s.p, s.n);
+    Py_ssize_t j = (Py_ssize_t)(h & (uint64_t)st->mask);
+    for (; st->e[j].obj; j = (j + 1) & st->mask) {
+        const Interned *x = &st->e[j];
+        if (x->hash == h && x->s.n == s.n && same_bytes(x->s.p, s.p, s.n)) { *out = *x; return 0; }
+    }
     PyObject *u = unicode(s);
     if (!u) return -1;
-    int rc = PySet_Add(t->sets[which], u);
-    Py_XSETREF(t->last[which], u);  /* an equal value already in the set stays there: keep our own */
-    return rc;
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(u, &n);  /* s.p may be a line's arena or a callback's str */
+    if (!p) { Py_DECREF(u); return -1; }
+    st->e[j].hash = h;
+    st->e[j].obj = u;
+    st->e[j].s.p = p;
+    st->e[j].s.n = n;
+    *out = st->e[j];
+    if (++st->n * 2 > st->mask + 1 && strings_grow(st) < 0) return -1;
+    return 0;
+}
+
+static int set_add(Strings *st, Trace *t, int which, Str s) {
+    const Str *last = &t->last[which];
+    if (last->p && last->n == s.n && same_bytes(last->p, s.p, s.n)) return 0;
+    Interned x;
+    if (intern(st, s, &x) < 0) return -1;
+    if (!t->sets[which] && !(t->sets[which] = PySet_New(NULL))) return -1;
+    t->last[which] = x.s;
+    return PySet_Add(t->sets[which], x.obj);
 }
 
 typedef struct { Py_ssize_t off, n; } Slice;
@@ -1003,6 +1063,7 @@ typedef struct {
     long long fileno;
     Seen *seen;           /* open addressing over span ids: hash 0 marks a free slot */
     Py_ssize_t seen_n, seen_mask;
+    Strings strings;
 } Traces;
 
 static inline uint64_t hash_bytes(const char *p, Py_ssize_t n) {
@@ -1129,23 +1190,28 @@ static int absorb(Traces *ts, const Span *s, long long off, Py_ssize_t length) {
         if (rc < 0) return -1;
         if (s->is_tool_error) t->tool_err++;
     }
-    if (s->has_service && set_add(t, SET_SERVICES, s->service) < 0) return -1;
+    if (s->has_service && set_add(&ts->strings, t, SET_SERVICES, s->service) < 0) return -1;
     if (s->has_attrs) {
-        if (s->has_model && set_add(t, SET_MODELS, s->model) < 0) return -1;
-        if (s->has_agent && set_add(t, SET_AGENTS, s->agent) < 0) return -1;
+        if (s->has_model && set_add(&ts->strings, t, SET_MODELS, s->model) < 0) return -1;
+        if (s->has_agent && set_add(&ts->strings, t, SET_AGENTS, s->agent) < 0) return -1;
         if (s->has_agent_id) {
-            if (set_add(t, SET_AGENT_IDS, s->agent_id) < 0) return -1;
+            if (set_add(&ts->strings, t, SET_AGENT_IDS, s->agent_id) < 0) return -1;
         } else if (!s->has_agent) {
             t->miss_ident++;
         }
         if (s->has_in && add_tokens(&t->in_tok, &t->in_big, s->in_tok, s->in_big) < 0) return -1;
         if (s->has_out && add_tokens(&t->out_tok, &t->out_big, s->out_tok, s->out_big) < 0) return -1;
         if (s->has_project) {
-            if (set_add(t, SET_PROJECTS, s->project) < 0) return -1;
-            if (!t->project && !(t->project = unicode(s->project))) return -1;
+            if (set_add(&ts->strings, t, SET_PROJECTS, s->project) < 0) return -1;
+            if (!t->project) {
+                Interned x;
+                if (intern(&ts->strings, s->project, &x) < 0) return -1;
+                Py_INCREF(x.obj);
+                t->project = x.obj;
+            }
         }
-        if (s->has_tool && set_add(t, SET_TOOLS, s->tool) < 0) return -1;
-        if (s->has_run && set_add(t, SET_RUNS, s->run) < 0) return -1;
+        if (s->has_tool && set_add(&ts->strings, t, SET_TOOLS, s->tool) < 0) return -1;
+        if (s->has_run && set_add(&ts->strings, t, SET_RUNS, s->run) < 0) return -1;
         if (s->has_outcome && keep_outcome(t, s, off) < 0) return -1;
         if (s->has_cost) t->cost += s->cost;
         else if ((s->has_in || s->has_out) && add_model_tokens(t, s) < 0) return -1;
@@ -1296,7 +1362,7 @@ static PyObject *scan(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_ssize_t size = data.len, cut = 0;
     for (Py_ssize_t i = size; i > 0; i--) if (buf[i - 1] == '\n') { cut = i; break; }
 
-    Traces ts = {NULL, 0, 0, NULL, 0, fileno, NULL, 0, 0};
+    Traces ts = {NULL, 0, 0, NULL, 0, fileno, NULL, 0, 0, {NULL, 0, 0}};
     PyObject *bad = PyList_New(0), *result = NULL, *out = NULL;
     Scan sc = {NULL, NULL, 0, 0};
     Py_ssize_t lines = 0, spans = 0, bad_count = 0, unprojected = 0, duplicates = 0;
@@ -1398,6 +1464,7 @@ fail:
     PyMem_Free(ts.traces);
     PyMem_Free(ts.slots);
     PyMem_Free(ts.seen);
+    strings_free(&ts.strings);
     PyMem_Free(sc.arena);
     PyBuffer_Release(&data);
     return result;
