@@ -271,6 +271,24 @@ def test_start_and_end_bounds_follow_python_string_order():
     assert_same(data)
 
 
+def test_span_and_parent_ids_are_distinct_and_in_code_point_order():
+    # The scanner sorts ids on their first sixteen bytes as two words, then by length or
+    # bytes: ids around those lengths, with NUL, non-ASCII and escapes, hundreds to a trace.
+    rng = random.Random(7)
+    alphabet = ["0", "9", "a", "f", "\x00", "\x01", "\u00e9", "\u20ac", "\U0001f600", '"', "\\", "\x7f"]
+    ids = ["", "a", "a\x00", "a\x00\x00"] + [
+        "".join(rng.choice(alphabet) for _ in range(rng.choice([1, 7, 8, 9, 15, 16, 17, 24, 33])))
+        for _ in range(600)]
+    ids += [i + "\x00" for i in ids[:50]] + ids[:100]  # prefixes of each other, and repeats
+    data = b"".join(line(span(span_id=f"{sid}#{n}", parent_span_id=rng.choice(ids)))
+                    for n, sid in enumerate(ids))
+    batch = assert_same(data)
+    (p,) = batch.partials
+    sids, pids = orjson.loads(p[parse.P_IDS])
+    assert sids == sorted(set(sids)) and len(sids) == len(ids)
+    assert pids == sorted(set(pids)) and 100 < len(pids) < len(ids)
+
+
 def test_many_traces_in_one_batch_and_first_appearance_order():
     rng = random.Random(5)
     lines = [span_line(f"trace-{rng.randrange(3000)}", f"s{i}", f"s{i - 1}" if i % 4 else "")
