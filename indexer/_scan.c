@@ -725,6 +725,14 @@ static int span_from_line(const Line *ln, Span *s) {
 
 enum { SET_SERVICES, SET_MODELS, SET_AGENTS, SET_AGENT_IDS, SET_PROJECTS, SET_TOOLS, SET_RUNS, N_SETS };
 
+/* A trace's tuple, in parse.py's P_* order. */
+enum {
+    P_TID, P_FIRST_OFF, P_N, P_START, P_END, P_ERR, P_TOOL_ERR, P_MISS_IDENT, P_MISSING, P_RAW,
+    P_IN, P_OUT, P_PROJECT, P_ROOT, P_SERVICES, P_MODELS, P_AGENTS, P_AGENT_IDS, P_PROJECTS,
+    P_TOOLS, P_RUNS, P_ERRORS, P_IDS, P_BLOB, P_OUTCOME, P_DURATION, P_COST, P_MODEL_TOKENS, P_COUNT
+};
+_Static_assert(P_SERVICES + SET_RUNS == P_RUNS, "the sets are in P_* order");
+
 typedef struct {
     PyObject *tid;
     long long first_off, raw;
@@ -1335,6 +1343,48 @@ static inline PyObject *str_or_none(int has, const Buf *b) {
     return PyUnicode_DecodeUTF8(b->p ? b->p : "", b->n, "strict");
 }
 
+/* A canonical "YYYY-MM-DDTHH:MM:SS.fffffffffZ", the shape parse._ns reads the quick way, as
+ * seconds since the epoch and nanoseconds: 1, or 0 when parse.duration_ms must decide (any
+ * other shape, or a field out of range, which Python's datetime would reject). */
+static int canonical_time(Str s, long long *secs, long long *ns) {
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddddddddZ";
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (s.n != 30) return 0;
+    for (int i = 0; i < 30; i++) {
+        char c = s.p[i];
+        if (shape[i] == 'd' ? (c < '0' || c > '9') : c != shape[i]) return 0;
+    }
+#define D2(i) ((s.p[i] - '0') * 10 + (s.p[(i) + 1] - '0'))
+    int y = D2(0) * 100 + D2(2), m = D2(5), d = D2(8), hh = D2(11), mi = D2(14), ss = D2(17);
+#undef D2
+    if (y < 1 || m < 1 || m > 12 || d < 1 || hh > 23 || mi > 59 || ss > 59) return 0;
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d > mdays[m - 1] + (m == 2 && leap)) return 0;
+    /* days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil);
+     * y >= 1, so no negative era */
+    long long yy = y - (m <= 2), era = yy / 400, yoe = yy - era * 400;
+    long long doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    long long days = era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+    *secs = days * 86400 + hh * 3600 + mi * 60 + ss;
+    *ns = 0;
+    for (int i = 20; i < 29; i++) *ns = *ns * 10 + (s.p[i] - '0');
+    return 1;
+}
+
+/* parse.P_DURATION, parse.duration_ms(start, end): computed here for canonical times (the
+ * same integers, and the same rounding of their difference to a double, as Python's), else
+ * by calling it. */
+static PyObject *duration(const Trace *t, PyObject *duration_fn, PyObject *start, PyObject *end) {
+    long long s0, n0, s1, n1;
+    Str a = {t->start.p, t->start.n}, b = {t->end.p, t->end.n};
+    if (canonical_time(a, &s0, &n0) && canonical_time(b, &s1, &n1)) {
+        long long ds = s1 - s0;
+        if (ds < 9000000000LL && ds > -9000000000LL)  /* ds * 10**9 fits in int64 */
+            return PyFloat_FromDouble((double)(ds * 1000000000LL + (n1 - n0)) / 1e6);
+    }
+    return PyObject_CallFunctionObjArgs(duration_fn, start, end, NULL);
+}
+
 /* parse.P_OUTCOME: (end, offset, passed, score, task id, label), or None. */
 static PyObject *outcome_tuple(const Trace *t) {
     if (!t->has_outcome) Py_RETURN_NONE;
@@ -1350,9 +1400,9 @@ static PyObject *outcome_tuple(const Trace *t) {
 static PyObject *scan(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_buffer data;
     long long fileno, base;
-    PyObject *fallback;
+    PyObject *fallback, *duration_fn;
     Py_ssize_t max_bad;
-    if (!PyArg_ParseTuple(args, "y*LLOn", &data, &fileno, &base, &fallback, &max_bad)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*LLOnO", &data, &fileno, &base, &fallback, &max_bad, &duration_fn)) return NULL;
     if (error_code < 0) {
         PyBuffer_Release(&data);
         PyErr_SetString(PyExc_RuntimeError, "indexer._scan.configure() was not called");
@@ -1438,21 +1488,38 @@ static PyObject *scan(PyObject *Py_UNUSED(self), PyObject *args) {
             if (!sets[k]) break;
         }
         if (k < N_SETS) { while (k--) Py_DECREF(sets[k]); Py_DECREF(ids); goto fail; }
-        PyObject *in_tok = t->in_big ? (Py_INCREF(t->in_big), t->in_big) : PyLong_FromLongLong(t->in_tok);
-        PyObject *out_tok = t->out_big ? (Py_INCREF(t->out_big), t->out_big) : PyLong_FromLongLong(t->out_tok);
-        PyObject *errors = t->errors ? (Py_INCREF(t->errors), t->errors) : PyList_New(0);
-        /* N steals a reference: every object built above goes to the tuple (a NULL fails it) */
-        /* the order of parse.py's P_* positions, less P_DURATION (between the outcome and the cost) */
-        PyObject *item = Py_BuildValue(
-            "(OLns#s#lllnLNNOONNNNNNNNNy#NdN)",
-            t->tid, t->first_off, t->n,
-            t->start.p ? t->start.p : "", t->start.n, t->end.p ? t->end.p : "", t->end.n,
-            t->err, t->tool_err, t->miss_ident, missing, t->raw, in_tok, out_tok,
-            t->project ? t->project : Py_None, t->root ? Py_True : Py_False,
-            sets[SET_SERVICES], sets[SET_MODELS], sets[SET_AGENTS], sets[SET_AGENT_IDS],
-            sets[SET_PROJECTS], sets[SET_TOOLS], sets[SET_RUNS], errors, ids,
-            t->blob.p ? t->blob.p : "", t->blob.n, outcome_tuple(t), t->cost, model_tokens_dict(t));
-        if (!item) goto fail;
+        /* the order of parse.py's P_* positions; each item goes in as it is made, and a NULL
+         * among them (an error) fails the whole tuple */
+        PyObject *item = PyTuple_New(P_COUNT);
+        if (!item) { for (k = 0; k < N_SETS; k++) Py_DECREF(sets[k]); Py_DECREF(ids); goto fail; }
+        PyObject **it = &PyTuple_GET_ITEM(item, 0);
+        Py_INCREF(t->tid);
+        it[P_TID] = t->tid;
+        it[P_FIRST_OFF] = PyLong_FromLongLong(t->first_off);
+        it[P_N] = PyLong_FromSsize_t(t->n);
+        it[P_START] = PyUnicode_DecodeUTF8(t->start.p ? t->start.p : "", t->start.n, NULL);
+        it[P_END] = PyUnicode_DecodeUTF8(t->end.p ? t->end.p : "", t->end.n, NULL);
+        it[P_ERR] = PyLong_FromLong(t->err);
+        it[P_TOOL_ERR] = PyLong_FromLong(t->tool_err);
+        it[P_MISS_IDENT] = PyLong_FromLong(t->miss_ident);
+        it[P_MISSING] = PyLong_FromSsize_t(missing);
+        it[P_RAW] = PyLong_FromLongLong(t->raw);
+        it[P_IN] = t->in_big ? (Py_INCREF(t->in_big), t->in_big) : PyLong_FromLongLong(t->in_tok);
+        it[P_OUT] = t->out_big ? (Py_INCREF(t->out_big), t->out_big) : PyLong_FromLongLong(t->out_tok);
+        it[P_PROJECT] = t->project ? t->project : Py_None;
+        Py_INCREF(it[P_PROJECT]);
+        it[P_ROOT] = t->root ? Py_True : Py_False;
+        Py_INCREF(it[P_ROOT]);
+        for (k = 0; k < N_SETS; k++) it[P_SERVICES + k] = sets[k];   /* SET_* are in P_* order */
+        it[P_ERRORS] = t->errors ? (Py_INCREF(t->errors), t->errors) : PyList_New(0);
+        it[P_IDS] = ids;
+        it[P_BLOB] = PyBytes_FromStringAndSize(t->blob.p ? t->blob.p : "", t->blob.n);
+        it[P_OUTCOME] = outcome_tuple(t);
+        it[P_DURATION] = PyErr_Occurred() ? NULL : duration(t, duration_fn, it[P_START], it[P_END]);
+        it[P_COST] = PyFloat_FromDouble(t->cost);
+        it[P_MODEL_TOKENS] = model_tokens_dict(t);
+        for (k = 0; k < P_COUNT && it[k]; k++) {}
+        if (k < P_COUNT) { Py_DECREF(item); goto fail; }
         PyList_SET_ITEM(out, i, item);
     }
     result = Py_BuildValue("(nnnnnNNn)", lines, spans, bad_count, unprojected, cut, bad, out, duplicates);
@@ -1516,8 +1583,10 @@ static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS,
      "configure(keys, status_codes, error_index, tool_kind): the names scan() reads."},
     {"scan", scan, METH_VARARGS,
-     "scan(data, fileno, base, fallback, max_bad) -> (lines, spans, bad_count, unprojected, cut, bad, traces)\n"
-     "traces: one tuple per trace in first-appearance order, fields as parse.py's P_* less P_DURATION."},
+     "scan(data, fileno, base, fallback, max_bad, duration) -> (lines, spans, bad_count, unprojected, cut, bad,\n"
+     "traces, duplicates)\n"
+     "traces: one tuple per trace in first-appearance order, fields as parse.py's P_*; duration(start, end)\n"
+     "gives P_DURATION where the times are not canonical."},
     {NULL, NULL, 0, NULL},
 };
 
