@@ -45,9 +45,20 @@ static int buf_put(Buf *b, const char *s, Py_ssize_t n) {
 
 /* Writers into room already reserved: each returns the end of what it wrote. */
 static inline char *put_int(char *o, long long v) {
+    /* two digits a step: offsets run to ten digits or more */
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
     char tmp[24], *d = tmp + sizeof tmp;
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do { *--d = (char)('0' + u % 10); u /= 10; } while (u);
+    while (u >= 100) {
+        d -= 2;
+        memcpy(d, pairs + 2 * (u % 100), 2);
+        u /= 100;
+    }
+    if (u >= 10) { d -= 2; memcpy(d, pairs + 2 * u, 2); }
+    else *--d = (char)('0' + u);
     if (v < 0) *--d = '-';
     memcpy(o, d, tmp + sizeof tmp - d);
     return o + (tmp + sizeof tmp - d);
@@ -95,12 +106,6 @@ static inline char *put_json_str(char *o, const char *s, Py_ssize_t n) {
     }
     *o++ = '"';
     return o;
-}
-
-static int buf_json_str(Buf *b, const char *s, Py_ssize_t n) {
-    if (buf_reserve(b, 6 * n + 2) < 0) return -1;
-    b->n = put_json_str(b->p + b->n, s, n) - b->p;
-    return 0;
 }
 
 /* Equal bytes, a word at a time: the texts compared here (key names, set values) are short,
@@ -944,11 +949,18 @@ static Py_ssize_t unique_ids(Trace *t, Buf *at, Key *ids, Key *tmp) {
 }
 
 static int json_ids(Buf *out, const Key *ids, Py_ssize_t n) {
-    if (buf_put(out, "[", 1) < 0) return -1;
+    Py_ssize_t room = 2;
+    for (Py_ssize_t i = 0; i < n; i++) room += 6 * ids[i].n + 3;
+    if (buf_reserve(out, room) < 0) return -1;
+    char *o = out->p + out->n;
+    *o++ = '[';
     for (Py_ssize_t i = 0; i < n; i++) {
-        if ((i && buf_put(out, ",", 1) < 0) || buf_json_str(out, ids[i].p, ids[i].n) < 0) return -1;
+        if (i) *o++ = ',';
+        o = put_json_str(o, ids[i].p, ids[i].n);
     }
-    return buf_put(out, "]", 1);
+    *o++ = ']';
+    out->n = o - out->p;
+    return 0;
 }
 
 /* `[[span ids], [parent ids]]` as the index stores them, and how many parents are not
