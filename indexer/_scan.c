@@ -43,38 +43,84 @@ static int buf_put(Buf *b, const char *s, Py_ssize_t n) {
     return 0;
 }
 
-static int buf_int(Buf *b, long long v) {
-    char tmp[24], *o = tmp + sizeof tmp;
+/* Writers into room already reserved: each returns the end of what it wrote. */
+static inline char *put_int(char *o, long long v) {
+    /* two digits a step: offsets run to ten digits or more */
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
+    char tmp[24], *d = tmp + sizeof tmp;
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do { *--o = (char)('0' + u % 10); u /= 10; } while (u);
-    if (v < 0) *--o = '-';
-    return buf_put(b, o, tmp + sizeof tmp - o);
+    while (u >= 100) {
+        d -= 2;
+        memcpy(d, pairs + 2 * (u % 100), 2);
+        u /= 100;
+    }
+    if (u >= 10) { d -= 2; memcpy(d, pairs + 2 * u, 2); }
+    else *--d = (char)('0' + u);
+    if (v < 0) *--d = '-';
+    memcpy(o, d, tmp + sizeof tmp - d);
+    return o + (tmp + sizeof tmp - d);
 }
 
-/* A JSON string as orjson writes it: escapes for '"', '\\' and control bytes only. */
-static int buf_json_str(Buf *b, const char *s, Py_ssize_t n) {
+#define INT_ROOM 20   /* the most put_int writes */
+
+/* A JSON string as orjson writes it: escapes for '"', '\\' and control bytes only. At most
+ * 6 * n + 2 bytes. Eight bytes a step while none needs an escape (ids and names never do). */
+static inline char *put_json_str(char *o, const char *s, Py_ssize_t n) {
     static const char hex[] = "0123456789abcdef";
-    if (buf_reserve(b, 6 * n + 2) < 0) return -1;
-    char *o = b->p + b->n;
+    Py_ssize_t i = 0;
     *o++ = '"';
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') { *o++ = (char)c; continue; }
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default: *o++ = 'u'; *o++ = '0'; *o++ = '0'; *o++ = hex[c >> 4]; *o++ = hex[c & 15];
+    for (;;) {
+        while (n - i >= 8) {
+            uint64_t w, q, b;
+            memcpy(&w, s + i, 8);
+            q = w ^ (0x0101010101010101ULL * '"');
+            b = w ^ (0x0101010101010101ULL * '\\');
+            /* a zero byte of q or b, or a byte under 0x20 (bytes >= 0x80 are not flagged) */
+            if ((((w - 0x2020202020202020ULL) & ~w) | ((q - 0x0101010101010101ULL) & ~q)
+                 | ((b - 0x0101010101010101ULL) & ~b)) & 0x8080808080808080ULL) break;
+            memcpy(o, s + i, 8);
+            o += 8;
+            i += 8;
         }
+        /* byte by byte to past the word that needs an escape, or to the end */
+        Py_ssize_t stop = n - i >= 8 ? i + 8 : n;
+        for (; i < stop; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (c >= 0x20 && c != '"' && c != '\\') { *o++ = (char)c; continue; }
+            *o++ = '\\';
+            switch (c) {
+            case '"': *o++ = '"'; break;
+            case '\\': *o++ = '\\'; break;
+            case '\b': *o++ = 'b'; break;
+            case '\f': *o++ = 'f'; break;
+            case '\n': *o++ = 'n'; break;
+            case '\r': *o++ = 'r'; break;
+            case '\t': *o++ = 't'; break;
+            default: *o++ = 'u'; *o++ = '0'; *o++ = '0'; *o++ = hex[c >> 4]; *o++ = hex[c & 15];
+            }
+        }
+        if (i >= n) break;
     }
     *o++ = '"';
-    b->n = o - b->p;
-    return 0;
+    return o;
+}
+
+/* Equal bytes, a word at a time: the texts compared here (key names, set values) are short,
+ * and most compare equal, where memcmp's call costs more than the compare. */
+static inline int same_bytes(const char *a, const char *b, Py_ssize_t n) {
+    if (n < 8) return n == 0 || memcmp(a, b, n) == 0;
+    uint64_t x, y;
+    for (Py_ssize_t i = 0; i + 8 < n; i += 8) {
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y) return 0;
+    }
+    memcpy(&x, a + n - 8, 8);
+    memcpy(&y, b + n - 8, 8);
+    return x == y;
 }
 
 /* ---- the JSON scanner --------------------------------------------------------------- */
@@ -103,6 +149,7 @@ static char *arena(Scan *sc) {
 #define LO8 0x0101010101010101ULL
 
 static inline const char *ws(const char *p, const char *end) {
+    if (p < end && (unsigned char)*p > ' ') return p;  /* compact JSON: no blank at all */
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\r')) p++;
     return p;
 }
@@ -224,7 +271,7 @@ static const char *escape(const char *p, const char *end, char **out) {
 
 /* A string whose opening quote is at p[-1]. With `v`, the decoded text goes to v->s:
  * a slice of the line when it has no escape, else a copy in the arena. */
-static const char *string(Scan *sc, const char *p, Val *v) {
+static const char *string_slow(Scan *sc, const char *p, Val *v) {
     const char *end = sc->end, *start = p;
     char *out = NULL;  /* set once an escape is met while decoding */
     for (;;) {
@@ -270,6 +317,22 @@ static const char *string(Scan *sc, const char *p, Val *v) {
         }
     }
     return p + 1;
+}
+
+/* string_slow, with the common case inlined where strings are read: plain ASCII up to the
+ * closing quote (most keys and values), which needs no call. */
+static inline const char *string(Scan *sc, const char *p, Val *v) {
+    Py_ssize_t k = plain_run(p, sc->end);
+    if (p + k < sc->end && p[k] == '"') {
+        if (v) {
+            v->kind = K_STR;
+            v->s.p = p;
+            v->s.n = k;
+            v->escaped = 0;
+        }
+        return p + k + 1;
+    }
+    return string_slow(sc, p, v);
 }
 
 static const char *number(const char *p, const char *end, Val *v) {
@@ -389,6 +452,7 @@ enum {
     N_NAMES
 };
 static Str names[N_NAMES];
+_Static_assert(N_NAMES <= 32, "find_name keeps the names of a length as the bits of a uint32_t");
 static PyObject *names_owner;          /* keeps the names' bytes alive */
 static Str status_codes[3];            /* code -> index 0, 1, 2 as exporter.format orders them */
 static int error_code = -1;            /* the index of the error code */
@@ -410,12 +474,28 @@ static inline int is_name(const Val *key, int which) {
     const Str *name = &names[which];
     Py_ssize_t n = key->s.n;
     return n == name->n && n && key->s.p[0] == name->p[0] && key->s.p[n - 1] == name->p[n - 1]
-           && memcmp(key->s.p, name->p, n) == 0;
+           && same_bytes(key->s.p, name->p, n);
 }
 
-static int find_name(const Val *key, int first, int last) {
-    for (int i = first; i <= last; i++) if (is_name(key, i)) return i;
+/* The names of [first, last] by length, as bits (1 << name), lengths past 63 together at
+ * 64: a key is compared only with the names as long as it, and most keys have none. Made
+ * by configure(); N_NAMES fits the bits. */
+#define LEN_SLOTS 65
+static uint32_t top_by_len[LEN_SLOTS], attr_by_len[LEN_SLOTS], status_by_len[LEN_SLOTS];
+
+static inline int find_name(const Val *key, const uint32_t *by_len) {
+    uint32_t m = by_len[key->s.n < LEN_SLOTS - 1 ? key->s.n : LEN_SLOTS - 1];
+    for (; m; m &= m - 1) {
+        int i = __builtin_ctz(m);
+        if (is_name(key, i)) return i;
+    }
     return -1;
+}
+
+static void names_by_len(uint32_t *by_len, int first, int last) {
+    memset(by_len, 0, LEN_SLOTS * sizeof *by_len);
+    for (int i = first; i <= last; i++)
+        by_len[names[i].n < LEN_SLOTS - 1 ? names[i].n : LEN_SLOTS - 1] |= (uint32_t)1 << i;
 }
 
 /* An object whose keys we look up: top level, status, resource, resource attributes,
@@ -445,11 +525,11 @@ static const char *fields(Scan *sc, const char *p, Line *ln, int level, int dept
         if (p >= end) return NULL;
         int which = -1;
         switch (level) {
-        case LV_TOP: which = find_name(&key, TOP_FIRST, TOP_LAST); break;
-        case LV_STATUS: which = find_name(&key, S_CODE, S_MESSAGE); break;
+        case LV_TOP: which = find_name(&key, top_by_len); break;
+        case LV_STATUS: which = find_name(&key, status_by_len); break;
         case LV_RESOURCE: which = is_name(&key, R_ATTRS) ? R_ATTRS : -1; break;
         case LV_RATTRS: which = is_name(&key, R_SERVICE) ? R_SERVICE : -1; break;
-        case LV_ATTRS: which = find_name(&key, ATTR_FIRST, ATTR_LAST); break;
+        case LV_ATTRS: which = find_name(&key, attr_by_len); break;
         }
         /* a repeated key: the last one wins, as in orjson's dict */
         if (which == T_STATUS) {
@@ -470,7 +550,8 @@ static const char *fields(Scan *sc, const char *p, Line *ln, int level, int dept
             ln->attrs_keys = 0;
             p = *p == '{' ? fields(sc, p + 1, ln, LV_ATTRS, depth + 1) : value(sc, p, NULL, depth + 1);
         } else {
-            p = value(sc, p, which >= 0 ? &ln->f[which] : NULL, depth + 1);
+            Val *v = which >= 0 ? &ln->f[which] : NULL;
+            p = *p == '"' ? string(sc, p + 1, v) : value(sc, p, v, depth + 1);  /* most values are strings */
         }
         if (!p) return NULL;
         p = ws(p, end);
@@ -649,6 +730,14 @@ static int span_from_line(const Line *ln, Span *s) {
 
 enum { SET_SERVICES, SET_MODELS, SET_AGENTS, SET_AGENT_IDS, SET_PROJECTS, SET_TOOLS, SET_RUNS, N_SETS };
 
+/* A trace's tuple, in parse.py's P_* order. */
+enum {
+    P_TID, P_FIRST_OFF, P_N, P_START, P_END, P_ERR, P_TOOL_ERR, P_MISS_IDENT, P_MISSING, P_RAW,
+    P_IN, P_OUT, P_PROJECT, P_ROOT, P_SERVICES, P_MODELS, P_AGENTS, P_AGENT_IDS, P_PROJECTS,
+    P_TOOLS, P_RUNS, P_ERRORS, P_IDS, P_BLOB, P_OUTCOME, P_DURATION, P_COST, P_MODEL_TOKENS, P_COUNT
+};
+_Static_assert(P_SERVICES + SET_RUNS == P_RUNS, "the sets are in P_* order");
+
 typedef struct {
     PyObject *tid;
     long long first_off, raw;
@@ -656,7 +745,7 @@ typedef struct {
     Buf start, end;
     long err, tool_err, miss_ident;
     PyObject *sets[N_SETS];
-    PyObject *last[N_SETS];        /* the value last added, to skip re-adding a repeat */
+    Str last[N_SETS];              /* the value last added (an interned str's bytes), to skip a repeat */
     PyObject *project;
     long long in_tok, out_tok;
     PyObject *in_big, *out_big;    /* the sums, once they leave int64 */
@@ -694,7 +783,7 @@ static void trace_free(Trace *t) {
     PyMem_Free(t->mt_names.p);
     PyMem_Free(t->mt_sums.p);
     Py_XDECREF(t->tid);
-    for (int i = 0; i < N_SETS; i++) { Py_XDECREF(t->sets[i]); Py_XDECREF(t->last[i]); }
+    for (int i = 0; i < N_SETS; i++) Py_XDECREF(t->sets[i]);
     Py_XDECREF(t->project);
     Py_XDECREF(t->in_big);
     Py_XDECREF(t->out_big);
@@ -712,20 +801,65 @@ static void trace_free(Trace *t) {
 
 static inline PyObject *unicode(Str s) { return PyUnicode_DecodeUTF8(s.p, s.n, "strict"); }
 
-static int set_add(Trace *t, int which, Str s) {
-    PyObject *last = t->last[which];
-    if (last) {
-        Py_ssize_t n;
-        const char *p = PyUnicode_AsUTF8AndSize(last, &n);
-        if (!p) return -1;
-        if (n == s.n && memcmp(p, s.p, n) == 0) return 0;
+static inline uint64_t hash_bytes(const char *p, Py_ssize_t n);
+
+/* One str per distinct set value (service, model, agent, ... names) in a scan, so a name
+ * that recurs in every trace is decoded and hashed once, not once a trace. */
+typedef struct { uint64_t hash; PyObject *obj; Str s; } Interned;   /* s: obj's UTF-8 */
+typedef struct { Interned *e; Py_ssize_t n, mask; } Strings;
+
+static void strings_free(Strings *st) {
+    for (Py_ssize_t i = 0; st->e && i <= st->mask; i++) Py_XDECREF(st->e[i].obj);
+    PyMem_Free(st->e);
+}
+
+static int strings_grow(Strings *st) {
+    Py_ssize_t size = st->e ? (st->mask + 1) * 2 : 64;
+    Interned *e = PyMem_Calloc(size, sizeof *e);
+    if (!e) { PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t i = 0; st->e && i <= st->mask; i++) {
+        if (!st->e[i].obj) continue;
+        Py_ssize_t j = (Py_ssize_t)(st->e[i].hash & (uint64_t)(size - 1));
+        while (e[j].obj) j = (j + 1) & (size - 1);
+        e[j] = st->e[i];
     }
-    if (!t->sets[which] && !(t->sets[which] = PySet_New(NULL))) return -1;
+    PyMem_Free(st->e);
+    st->e = e;
+    st->mask = size - 1;
+    return 0;
+}
+
+/* The str of `s` (borrowed: the table keeps it to the end of the scan) in *out; -1 on error. */
+static int intern(Strings *st, Str s, Interned *out) {
+    if (!st->e && strings_grow(st) < 0) return -1;
+    uint64_t h = hash_bytes(s.p, s.n);
+    Py_ssize_t j = (Py_ssize_t)(h & (uint64_t)st->mask);
+    for (; st->e[j].obj; j = (j + 1) & st->mask) {
+        const Interned *x = &st->e[j];
+        if (x->hash == h && x->s.n == s.n && same_bytes(x->s.p, s.p, s.n)) { *out = *x; return 0; }
+    }
     PyObject *u = unicode(s);
     if (!u) return -1;
-    int rc = PySet_Add(t->sets[which], u);
-    Py_XSETREF(t->last[which], u);  /* an equal value already in the set stays there: keep our own */
-    return rc;
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(u, &n);  /* s.p may be a line's arena or a callback's str */
+    if (!p) { Py_DECREF(u); return -1; }
+    st->e[j].hash = h;
+    st->e[j].obj = u;
+    st->e[j].s.p = p;
+    st->e[j].s.n = n;
+    *out = st->e[j];
+    if (++st->n * 2 > st->mask + 1 && strings_grow(st) < 0) return -1;
+    return 0;
+}
+
+static int set_add(Strings *st, Trace *t, int which, Str s) {
+    const Str *last = &t->last[which];
+    if (last->p && last->n == s.n && same_bytes(last->p, s.p, s.n)) return 0;
+    Interned x;
+    if (intern(st, s, &x) < 0) return -1;
+    if (!t->sets[which] && !(t->sets[which] = PySet_New(NULL))) return -1;
+    t->last[which] = x.s;
+    return PySet_Add(t->sets[which], x.obj);
 }
 
 typedef struct { Py_ssize_t off, n; } Slice;
@@ -743,38 +877,107 @@ static int str_cmp(const void *a, const void *b) {
     return c ? c : (x->n > y->n) - (x->n < y->n);
 }
 
-/* The distinct ids of `at`, sorted, written to `out` as a JSON array; returns how many. */
-static Py_ssize_t unique_ids(Trace *t, Buf *at, Str *ids) {
+/* An id to sort: its first sixteen bytes as two big-endian words (zero padded), which order
+ * almost every pair without a memcmp (span ids are sixteen hex digits). */
+typedef struct { uint64_t w0, w1; const char *p; Py_ssize_t n; } Key;
+
+static inline uint64_t be_word(const char *p, Py_ssize_t n) {
+    uint64_t w = 0;
+    if (n >= 8) {
+        memcpy(&w, p, 8);
+#if PY_LITTLE_ENDIAN
+        w = __builtin_bswap64(w);
+#endif
+        return w;
+    }
+    for (Py_ssize_t i = 0; i < 8; i++) w = w << 8 | (i < n ? (unsigned char)p[i] : 0);
+    return w;
+}
+
+static inline void key_set(Key *k, const char *p, Py_ssize_t n) {
+    k->p = p;
+    k->n = n;
+    k->w0 = be_word(p, n);
+    k->w1 = n > 8 ? be_word(p + 8, n - 8) : 0;
+}
+
+/* str_cmp's order: the words decide unless equal; equal words and both ids at most sixteen
+ * bytes means one is the other plus zero bytes, so the shorter is first. */
+static inline int key_cmp(const Key *a, const Key *b) {
+    if (a->w0 != b->w0) return a->w0 < b->w0 ? -1 : 1;
+    if (a->w1 != b->w1) return a->w1 < b->w1 ? -1 : 1;
+    if (a->n <= 16 && b->n <= 16) return (a->n > b->n) - (a->n < b->n);
+    Str x = {a->p, a->n}, y = {b->p, b->n};
+    return str_cmp(&x, &y);
+}
+
+/* Sorts k[0..n) with tmp[0..n) as room: insertion sort on short runs, then merges (qsort's
+ * callback and memcmp per comparison cost more than the sort itself). */
+static void key_sort(Key *k, Key *tmp, Py_ssize_t n) {
+    enum { RUN = 16 };
+    for (Py_ssize_t lo = 0; lo < n; lo += RUN) {
+        Py_ssize_t hi = lo + RUN < n ? lo + RUN : n;
+        for (Py_ssize_t i = lo + 1; i < hi; i++) {
+            Key x = k[i];
+            Py_ssize_t j = i;
+            while (j > lo && key_cmp(&k[j - 1], &x) > 0) { k[j] = k[j - 1]; j--; }
+            k[j] = x;
+        }
+    }
+    Key *from = k, *to = tmp;
+    for (Py_ssize_t width = RUN; width < n; width *= 2) {
+        for (Py_ssize_t lo = 0; lo < n; lo += 2 * width) {
+            Py_ssize_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
+            Py_ssize_t i = lo, j = mid, o = lo;
+            while (i < mid && j < hi) to[o++] = key_cmp(&from[j], &from[i]) < 0 ? from[j++] : from[i++];
+            while (i < mid) to[o++] = from[i++];
+            while (j < hi) to[o++] = from[j++];
+        }
+        Key *swap = from; from = to; to = swap;
+    }
+    if (from != k) memcpy(k, from, n * sizeof *k);
+}
+
+/* The distinct ids of `at`, sorted; returns how many. */
+static Py_ssize_t unique_ids(Trace *t, Buf *at, Key *ids, Key *tmp) {
     Py_ssize_t n = at->n / (Py_ssize_t)sizeof(Slice), m = 0;
     const Slice *sl = (const Slice *)at->p;
-    for (Py_ssize_t i = 0; i < n; i++) { ids[i].p = t->ids.p + sl[i].off; ids[i].n = sl[i].n; }
-    qsort(ids, n, sizeof(Str), str_cmp);
-    for (Py_ssize_t i = 0; i < n; i++) if (!m || str_cmp(&ids[m - 1], &ids[i])) ids[m++] = ids[i];
+    for (Py_ssize_t i = 0; i < n; i++) key_set(&ids[i], t->ids.p + sl[i].off, sl[i].n);
+    key_sort(ids, tmp, n);
+    for (Py_ssize_t i = 0; i < n; i++) if (!m || key_cmp(&ids[m - 1], &ids[i])) ids[m++] = ids[i];
     return m;
 }
 
-static int json_ids(Buf *out, const Str *ids, Py_ssize_t n) {
-    if (buf_put(out, "[", 1) < 0) return -1;
+static int json_ids(Buf *out, const Key *ids, Py_ssize_t n) {
+    Py_ssize_t room = 2;
+    for (Py_ssize_t i = 0; i < n; i++) room += 6 * ids[i].n + 3;
+    if (buf_reserve(out, room) < 0) return -1;
+    char *o = out->p + out->n;
+    *o++ = '[';
     for (Py_ssize_t i = 0; i < n; i++) {
-        if ((i && buf_put(out, ",", 1) < 0) || buf_json_str(out, ids[i].p, ids[i].n) < 0) return -1;
+        if (i) *o++ = ',';
+        o = put_json_str(o, ids[i].p, ids[i].n);
     }
-    return buf_put(out, "]", 1);
+    *o++ = ']';
+    out->n = o - out->p;
+    return 0;
 }
 
 /* `[[span ids], [parent ids]]` as the index stores them, and how many parents are not
  * spans of this batch. */
 static PyObject *ids_json(Trace *t, Py_ssize_t *missing) {
     Py_ssize_t ns = t->sid_at.n / (Py_ssize_t)sizeof(Slice), np = t->pid_at.n / (Py_ssize_t)sizeof(Slice);
-    Str *sids = PyMem_Malloc((ns + np + 1) * sizeof(Str)), *pids = sids + ns;
+    Py_ssize_t most = ns > np ? ns : np;
+    Key *sids = PyMem_Malloc((ns + np + most + 1) * sizeof(Key)), *pids = sids + ns, *tmp = pids + np;
     Buf out = {NULL, 0, 0};
     PyObject *r = NULL;
     if (!sids) return PyErr_NoMemory();
-    ns = unique_ids(t, &t->sid_at, sids);
-    np = unique_ids(t, &t->pid_at, pids);
+    ns = unique_ids(t, &t->sid_at, sids, tmp);
+    np = unique_ids(t, &t->pid_at, pids, tmp);
     *missing = 0;
     for (Py_ssize_t i = 0, j = 0; i < np; i++) {  /* both sorted: one merge walk */
-        while (j < ns && str_cmp(&sids[j], &pids[i]) < 0) j++;
-        if (j == ns || str_cmp(&sids[j], &pids[i]) != 0) (*missing)++;
+        while (j < ns && key_cmp(&sids[j], &pids[i]) < 0) j++;
+        if (j == ns || key_cmp(&sids[j], &pids[i]) != 0) (*missing)++;
     }
     if (buf_put(&out, "[", 1) == 0 && json_ids(&out, sids, ns) == 0 && buf_put(&out, ",", 1) == 0
         && json_ids(&out, pids, np) == 0 && buf_put(&out, "]", 1) == 0)
@@ -880,6 +1083,7 @@ typedef struct {
     long long fileno;
     Seen *seen;           /* open addressing over span ids: hash 0 marks a free slot */
     Py_ssize_t seen_n, seen_mask;
+    Strings strings;
 } Traces;
 
 static inline uint64_t hash_bytes(const char *p, Py_ssize_t n) {
@@ -953,22 +1157,29 @@ static int seen_grow(Traces *ts) {
     return 0;
 }
 
-/* 1 when trace `t` already has span id `sid` in this range (a duplicate line), else records
- * it (its bytes must be the last id added to `t`) and returns 0; -1 on error. */
-static int seen_before(Traces *ts, Trace *t, Str sid, int record) {
+/* 1 when trace `t` already has span id `sid` in this range (a duplicate line), else 0 with
+ * `*slot` the free slot where seen_record puts it and `*hash` its hash. */
+static int seen_find(const Traces *ts, const Trace *t, Str sid, Py_ssize_t *slot, uint64_t *hash) {
     Py_ssize_t ti = t - ts->traces;
     uint64_t h = (hash_bytes(sid.p, sid.n) ^ (t->hash * 0x9E3779B97F4A7C15ULL)) | 1;
     Py_ssize_t j = (Py_ssize_t)(h & (uint64_t)ts->seen_mask);
     for (; ts->seen[j].hash; j = (j + 1) & ts->seen_mask) {
-        Seen *e = &ts->seen[j];
+        const Seen *e = &ts->seen[j];
         if (e->hash == h && e->trace == ti && e->n == sid.n && memcmp(t->ids.p + e->off, sid.p, sid.n) == 0)
             return 1;
     }
-    if (!record) return 0;
+    *slot = j;
+    *hash = h;
+    return 0;
+}
+
+/* Records the id seen_find did not find, at its slot (the table unchanged since); its bytes
+ * must be the last id added to `t`. */
+static int seen_record(Traces *ts, const Trace *t, Py_ssize_t n, Py_ssize_t j, uint64_t h) {
     ts->seen[j].hash = h;
-    ts->seen[j].trace = ti;
-    ts->seen[j].off = t->ids.n - sid.n;
-    ts->seen[j].n = sid.n;
+    ts->seen[j].trace = t - ts->traces;
+    ts->seen[j].off = t->ids.n - n;
+    ts->seen[j].n = n;
     if (++ts->seen_n * 2 > ts->seen_mask + 1 && seen_grow(ts) < 0) return -1;
     return 0;
 }
@@ -977,9 +1188,11 @@ static int seen_before(Traces *ts, Trace *t, Str sid, int record) {
 static int absorb(Traces *ts, const Span *s, long long off, Py_ssize_t length) {
     Trace *t = trace_for(ts, s->tid, off);
     if (!t) return -1;
-    if (t->n && seen_before(ts, t, s->sid, 0)) return 1;
+    Py_ssize_t slot;
+    uint64_t h;
+    if (seen_find(ts, t, s->sid, &slot, &h)) return 1;
     if (add_id(t, &t->sid_at, s->sid) < 0) return -1;
-    if (seen_before(ts, t, s->sid, 1) < 0) return -1;
+    if (seen_record(ts, t, s->sid.n, slot, h) < 0) return -1;
     if (s->parent.n) {
         if (add_id(t, &t->pid_at, s->parent) < 0) return -1;
     } else {
@@ -997,44 +1210,62 @@ static int absorb(Traces *ts, const Span *s, long long off, Py_ssize_t length) {
         if (rc < 0) return -1;
         if (s->is_tool_error) t->tool_err++;
     }
-    if (s->has_service && set_add(t, SET_SERVICES, s->service) < 0) return -1;
+    if (s->has_service && set_add(&ts->strings, t, SET_SERVICES, s->service) < 0) return -1;
     if (s->has_attrs) {
-        if (s->has_model && set_add(t, SET_MODELS, s->model) < 0) return -1;
-        if (s->has_agent && set_add(t, SET_AGENTS, s->agent) < 0) return -1;
+        if (s->has_model && set_add(&ts->strings, t, SET_MODELS, s->model) < 0) return -1;
+        if (s->has_agent && set_add(&ts->strings, t, SET_AGENTS, s->agent) < 0) return -1;
         if (s->has_agent_id) {
-            if (set_add(t, SET_AGENT_IDS, s->agent_id) < 0) return -1;
+            if (set_add(&ts->strings, t, SET_AGENT_IDS, s->agent_id) < 0) return -1;
         } else if (!s->has_agent) {
             t->miss_ident++;
         }
         if (s->has_in && add_tokens(&t->in_tok, &t->in_big, s->in_tok, s->in_big) < 0) return -1;
         if (s->has_out && add_tokens(&t->out_tok, &t->out_big, s->out_tok, s->out_big) < 0) return -1;
         if (s->has_project) {
-            if (set_add(t, SET_PROJECTS, s->project) < 0) return -1;
-            if (!t->project && !(t->project = unicode(s->project))) return -1;
+            if (set_add(&ts->strings, t, SET_PROJECTS, s->project) < 0) return -1;
+            if (!t->project) {
+                Interned x;
+                if (intern(&ts->strings, s->project, &x) < 0) return -1;
+                Py_INCREF(x.obj);
+                t->project = x.obj;
+            }
         }
-        if (s->has_tool && set_add(t, SET_TOOLS, s->tool) < 0) return -1;
-        if (s->has_run && set_add(t, SET_RUNS, s->run) < 0) return -1;
+        if (s->has_tool && set_add(&ts->strings, t, SET_TOOLS, s->tool) < 0) return -1;
+        if (s->has_run && set_add(&ts->strings, t, SET_RUNS, s->run) < 0) return -1;
         if (s->has_outcome && keep_outcome(t, s, off) < 0) return -1;
         if (s->has_cost) t->cost += s->cost;
         else if ((s->has_in || s->has_out) && add_model_tokens(t, s) < 0) return -1;
     } else {
         t->miss_ident++;
     }
-    /* the span's entry: [fileno,off,length,"sid","parent","name",code,message], */
+    /* the span's entry: [fileno,off,length,"sid","parent","name",code,message], in one
+     * reservation of the most it can take */
     Buf *b = &t->blob;
-    if (buf_put(b, "[", 1) < 0 || buf_int(b, ts->fileno) < 0 || buf_put(b, ",", 1) < 0
-        || buf_int(b, off) < 0 || buf_put(b, ",", 1) < 0 || buf_int(b, length) < 0
-        || buf_put(b, ",", 1) < 0 || buf_json_str(b, s->sid.p, s->sid.n) < 0
-        || buf_put(b, ",", 1) < 0 || buf_json_str(b, s->parent.p, s->parent.n) < 0
-        || buf_put(b, ",", 1) < 0 || buf_json_str(b, s->name.p, s->name.n) < 0
-        || buf_put(b, ",", 1) < 0) return -1;
-    int rc;
-    if (s->code_index >= 0) rc = buf_int(b, s->code_index);
-    else if (s->code_index == -1) rc = buf_json_str(b, s->code_str.p, s->code_str.n);
-    else rc = buf_put(b, "\"\"", 2);
-    if (rc < 0 || buf_put(b, ",", 1) < 0) return -1;
-    rc = s->has_message ? buf_json_str(b, s->message.p, s->message.n) : buf_put(b, "null", 4);
-    if (rc < 0 || buf_put(b, "],", 2) < 0) return -1;
+    Py_ssize_t code_n = s->code_index == -1 ? s->code_str.n : 0, msg_n = s->has_message ? s->message.n : 0;
+    if (buf_reserve(b, 4 * INT_ROOM + 16 + 6 * (s->sid.n + s->parent.n + s->name.n + code_n + msg_n) + 10) < 0)
+        return -1;
+    char *o = b->p + b->n;
+    *o++ = '[';
+    o = put_int(o, ts->fileno);
+    *o++ = ',';
+    o = put_int(o, off);
+    *o++ = ',';
+    o = put_int(o, length);
+    *o++ = ',';
+    o = put_json_str(o, s->sid.p, s->sid.n);
+    *o++ = ',';
+    o = put_json_str(o, s->parent.p, s->parent.n);
+    *o++ = ',';
+    o = put_json_str(o, s->name.p, s->name.n);
+    *o++ = ',';
+    if (s->code_index >= 0) o = put_int(o, s->code_index);
+    else if (s->code_index == -1) o = put_json_str(o, s->code_str.p, s->code_str.n);
+    else { memcpy(o, "\"\"", 2); o += 2; }
+    *o++ = ',';
+    if (s->has_message) o = put_json_str(o, s->message.p, s->message.n);
+    else { memcpy(o, "null", 4); o += 4; }
+    memcpy(o, "],", 2);
+    b->n = o + 2 - b->p;
     t->n++;
     t->raw += length;
     return 0;
@@ -1124,6 +1355,48 @@ static inline PyObject *str_or_none(int has, const Buf *b) {
     return PyUnicode_DecodeUTF8(b->p ? b->p : "", b->n, "strict");
 }
 
+/* A canonical "YYYY-MM-DDTHH:MM:SS.fffffffffZ", the shape parse._ns reads the quick way, as
+ * seconds since the epoch and nanoseconds: 1, or 0 when parse.duration_ms must decide (any
+ * other shape, or a field out of range, which Python's datetime would reject). */
+static int canonical_time(Str s, long long *secs, long long *ns) {
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddddddddZ";
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (s.n != 30) return 0;
+    for (int i = 0; i < 30; i++) {
+        char c = s.p[i];
+        if (shape[i] == 'd' ? (c < '0' || c > '9') : c != shape[i]) return 0;
+    }
+#define D2(i) ((s.p[i] - '0') * 10 + (s.p[(i) + 1] - '0'))
+    int y = D2(0) * 100 + D2(2), m = D2(5), d = D2(8), hh = D2(11), mi = D2(14), ss = D2(17);
+#undef D2
+    if (y < 1 || m < 1 || m > 12 || d < 1 || hh > 23 || mi > 59 || ss > 59) return 0;
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d > mdays[m - 1] + (m == 2 && leap)) return 0;
+    /* days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil);
+     * y >= 1, so no negative era */
+    long long yy = y - (m <= 2), era = yy / 400, yoe = yy - era * 400;
+    long long doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    long long days = era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+    *secs = days * 86400 + hh * 3600 + mi * 60 + ss;
+    *ns = 0;
+    for (int i = 20; i < 29; i++) *ns = *ns * 10 + (s.p[i] - '0');
+    return 1;
+}
+
+/* parse.P_DURATION, parse.duration_ms(start, end): computed here for canonical times (the
+ * same integers, and the same rounding of their difference to a double, as Python's), else
+ * by calling it. */
+static PyObject *duration(const Trace *t, PyObject *duration_fn, PyObject *start, PyObject *end) {
+    long long s0, n0, s1, n1;
+    Str a = {t->start.p, t->start.n}, b = {t->end.p, t->end.n};
+    if (canonical_time(a, &s0, &n0) && canonical_time(b, &s1, &n1)) {
+        long long ds = s1 - s0;
+        if (ds < 9000000000LL && ds > -9000000000LL)  /* ds * 10**9 fits in int64 */
+            return PyFloat_FromDouble((double)(ds * 1000000000LL + (n1 - n0)) / 1e6);
+    }
+    return PyObject_CallFunctionObjArgs(duration_fn, start, end, NULL);
+}
+
 /* parse.P_OUTCOME: (end, offset, passed, score, task id, label), or None. */
 static PyObject *outcome_tuple(const Trace *t) {
     if (!t->has_outcome) Py_RETURN_NONE;
@@ -1139,9 +1412,9 @@ static PyObject *outcome_tuple(const Trace *t) {
 static PyObject *scan(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_buffer data;
     long long fileno, base;
-    PyObject *fallback;
+    PyObject *fallback, *duration_fn;
     Py_ssize_t max_bad;
-    if (!PyArg_ParseTuple(args, "y*LLOn", &data, &fileno, &base, &fallback, &max_bad)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*LLOnO", &data, &fileno, &base, &fallback, &max_bad, &duration_fn)) return NULL;
     if (error_code < 0) {
         PyBuffer_Release(&data);
         PyErr_SetString(PyExc_RuntimeError, "indexer._scan.configure() was not called");
@@ -1151,7 +1424,7 @@ static PyObject *scan(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_ssize_t size = data.len, cut = 0;
     for (Py_ssize_t i = size; i > 0; i--) if (buf[i - 1] == '\n') { cut = i; break; }
 
-    Traces ts = {NULL, 0, 0, NULL, 0, fileno, NULL, 0, 0};
+    Traces ts = {NULL, 0, 0, NULL, 0, fileno, NULL, 0, 0, {NULL, 0, 0}};
     PyObject *bad = PyList_New(0), *result = NULL, *out = NULL;
     Scan sc = {NULL, NULL, 0, 0};
     Py_ssize_t lines = 0, spans = 0, bad_count = 0, unprojected = 0, duplicates = 0;
@@ -1227,21 +1500,38 @@ static PyObject *scan(PyObject *Py_UNUSED(self), PyObject *args) {
             if (!sets[k]) break;
         }
         if (k < N_SETS) { while (k--) Py_DECREF(sets[k]); Py_DECREF(ids); goto fail; }
-        PyObject *in_tok = t->in_big ? (Py_INCREF(t->in_big), t->in_big) : PyLong_FromLongLong(t->in_tok);
-        PyObject *out_tok = t->out_big ? (Py_INCREF(t->out_big), t->out_big) : PyLong_FromLongLong(t->out_tok);
-        PyObject *errors = t->errors ? (Py_INCREF(t->errors), t->errors) : PyList_New(0);
-        /* N steals a reference: every object built above goes to the tuple (a NULL fails it) */
-        /* the order of parse.py's P_* positions, less P_DURATION (between the outcome and the cost) */
-        PyObject *item = Py_BuildValue(
-            "(OLns#s#lllnLNNOONNNNNNNNNy#NdN)",
-            t->tid, t->first_off, t->n,
-            t->start.p ? t->start.p : "", t->start.n, t->end.p ? t->end.p : "", t->end.n,
-            t->err, t->tool_err, t->miss_ident, missing, t->raw, in_tok, out_tok,
-            t->project ? t->project : Py_None, t->root ? Py_True : Py_False,
-            sets[SET_SERVICES], sets[SET_MODELS], sets[SET_AGENTS], sets[SET_AGENT_IDS],
-            sets[SET_PROJECTS], sets[SET_TOOLS], sets[SET_RUNS], errors, ids,
-            t->blob.p ? t->blob.p : "", t->blob.n, outcome_tuple(t), t->cost, model_tokens_dict(t));
-        if (!item) goto fail;
+        /* the order of parse.py's P_* positions; each item goes in as it is made, and a NULL
+         * among them (an error) fails the whole tuple */
+        PyObject *item = PyTuple_New(P_COUNT);
+        if (!item) { for (k = 0; k < N_SETS; k++) Py_DECREF(sets[k]); Py_DECREF(ids); goto fail; }
+        PyObject **it = &PyTuple_GET_ITEM(item, 0);
+        Py_INCREF(t->tid);
+        it[P_TID] = t->tid;
+        it[P_FIRST_OFF] = PyLong_FromLongLong(t->first_off);
+        it[P_N] = PyLong_FromSsize_t(t->n);
+        it[P_START] = PyUnicode_DecodeUTF8(t->start.p ? t->start.p : "", t->start.n, NULL);
+        it[P_END] = PyUnicode_DecodeUTF8(t->end.p ? t->end.p : "", t->end.n, NULL);
+        it[P_ERR] = PyLong_FromLong(t->err);
+        it[P_TOOL_ERR] = PyLong_FromLong(t->tool_err);
+        it[P_MISS_IDENT] = PyLong_FromLong(t->miss_ident);
+        it[P_MISSING] = PyLong_FromSsize_t(missing);
+        it[P_RAW] = PyLong_FromLongLong(t->raw);
+        it[P_IN] = t->in_big ? (Py_INCREF(t->in_big), t->in_big) : PyLong_FromLongLong(t->in_tok);
+        it[P_OUT] = t->out_big ? (Py_INCREF(t->out_big), t->out_big) : PyLong_FromLongLong(t->out_tok);
+        it[P_PROJECT] = t->project ? t->project : Py_None;
+        Py_INCREF(it[P_PROJECT]);
+        it[P_ROOT] = t->root ? Py_True : Py_False;
+        Py_INCREF(it[P_ROOT]);
+        for (k = 0; k < N_SETS; k++) it[P_SERVICES + k] = sets[k];   /* SET_* are in P_* order */
+        it[P_ERRORS] = t->errors ? (Py_INCREF(t->errors), t->errors) : PyList_New(0);
+        it[P_IDS] = ids;
+        it[P_BLOB] = PyBytes_FromStringAndSize(t->blob.p ? t->blob.p : "", t->blob.n);
+        it[P_OUTCOME] = outcome_tuple(t);
+        it[P_DURATION] = PyErr_Occurred() ? NULL : duration(t, duration_fn, it[P_START], it[P_END]);
+        it[P_COST] = PyFloat_FromDouble(t->cost);
+        it[P_MODEL_TOKENS] = model_tokens_dict(t);
+        for (k = 0; k < P_COUNT && it[k]; k++) {}
+        if (k < P_COUNT) { Py_DECREF(item); goto fail; }
         PyList_SET_ITEM(out, i, item);
     }
     result = Py_BuildValue("(nnnnnNNn)", lines, spans, bad_count, unprojected, cut, bad, out, duplicates);
@@ -1253,6 +1543,7 @@ fail:
     PyMem_Free(ts.traces);
     PyMem_Free(ts.slots);
     PyMem_Free(ts.seen);
+    strings_free(&ts.strings);
     PyMem_Free(sc.arena);
     PyBuffer_Release(&data);
     return result;
@@ -1284,6 +1575,9 @@ static PyObject *configure(PyObject *Py_UNUSED(self), PyObject *args) {
         names[i].p = PyBytes_AS_STRING(b);
         names[i].n = PyBytes_GET_SIZE(b);
     }
+    names_by_len(top_by_len, TOP_FIRST, TOP_LAST);
+    names_by_len(status_by_len, S_CODE, S_MESSAGE);
+    names_by_len(attr_by_len, ATTR_FIRST, ATTR_LAST);
     for (int i = 0; i < 3; i++) {
         PyObject *b = PyTuple_GET_ITEM(owner, N_NAMES + i);
         status_codes[i].p = PyBytes_AS_STRING(b);
@@ -1301,8 +1595,10 @@ static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS,
      "configure(keys, status_codes, error_index, tool_kind): the names scan() reads."},
     {"scan", scan, METH_VARARGS,
-     "scan(data, fileno, base, fallback, max_bad) -> (lines, spans, bad_count, unprojected, cut, bad, traces)\n"
-     "traces: one tuple per trace in first-appearance order, fields as parse.py's P_* less P_DURATION."},
+     "scan(data, fileno, base, fallback, max_bad, duration) -> (lines, spans, bad_count, unprojected, cut, bad,\n"
+     "traces, duplicates)\n"
+     "traces: one tuple per trace in first-appearance order, fields as parse.py's P_*; duration(start, end)\n"
+     "gives P_DURATION where the times are not canonical."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -319,12 +319,12 @@ def _tokens(value) -> int | None:
 
 
 def _parse_native(data: bytes, fileno: int, base: int) -> Batch:
+    # the scanner's tuples are whole: it works out the duration of canonical times itself
+    # and calls duration_ms for any other
     lines, spans, bad_count, unprojected, cut, bad, traces, duplicates = _scan.scan(
-        data, fileno, base, normalize_line, MAX_BAD_RECORDED)
-    # the scanner's tuples lack only the duration, which takes Python's time parsing
-    partials = [(*t[:P_DURATION], duration_ms(t[P_START], t[P_END]), *t[P_DURATION:]) for t in traces]
+        data, fileno, base, normalize_line, MAX_BAD_RECORDED, duration_ms)
     return Batch(fileno=fileno, start=base, end=base + cut, lines=lines, spans=spans,
-                 bad_count=bad_count, unprojected=unprojected, bad=bad, partials=partials,
+                 bad_count=bad_count, unprojected=unprojected, bad=bad, partials=traces,
                  duplicates=duplicates)
 
 

@@ -271,6 +271,49 @@ def test_start_and_end_bounds_follow_python_string_order():
     assert_same(data)
 
 
+def test_span_and_parent_ids_are_distinct_and_in_code_point_order():
+    # The scanner sorts ids on their first sixteen bytes as two words, then by length or
+    # bytes: ids around those lengths, with NUL, non-ASCII and escapes, hundreds to a trace.
+    rng = random.Random(7)
+    alphabet = ["0", "9", "a", "f", "\x00", "\x01", "\u00e9", "\u20ac", "\U0001f600", '"', "\\", "\x7f"]
+    ids = ["", "a", "a\x00", "a\x00\x00"] + [
+        "".join(rng.choice(alphabet) for _ in range(rng.choice([1, 7, 8, 9, 15, 16, 17, 24, 33])))
+        for _ in range(600)]
+    ids += [i + "\x00" for i in ids[:50]] + ids[:100]  # prefixes of each other, and repeats
+    data = b"".join(line(span(span_id=f"{sid}#{n}", parent_span_id=rng.choice(ids)))
+                    for n, sid in enumerate(ids))
+    batch = assert_same(data)
+    (p,) = batch.partials
+    sids, pids = orjson.loads(p[parse.P_IDS])
+    assert sids == sorted(set(sids)) and len(sids) == len(ids)
+    assert pids == sorted(set(pids)) and 100 < len(pids) < len(ids)
+
+
+def test_durations_of_canonical_times_and_of_any_other():
+    # The scanner works out a canonical time itself and calls duration_ms for the rest: the
+    # two must agree to the bit, at the edges of the calendar and of the quick reading.
+    times = ["2026-01-01T00:00:00.000000000Z", "2026-01-01T00:00:00.000000001Z", "2026-12-31T23:59:59.999999999Z",
+             "1970-01-01T00:00:00.000000000Z", "1969-12-31T23:59:59.500000000Z", "0001-01-01T00:00:00.000000000Z",
+             "9999-12-31T23:59:59.999999999Z", "2000-02-29T12:00:00.000000000Z", "1900-02-29T12:00:00.000000000Z",
+             "2024-02-29T00:00:00.123456789Z", "2023-02-29T00:00:00.000000000Z", "2026-04-31T00:00:00.000000000Z",
+             "0000-01-01T00:00:00.000000000Z", "2026-00-10T00:00:00.000000000Z", "2026-13-10T00:00:00.000000000Z",
+             "2026-01-01T24:00:00.000000000Z", "2026-01-01T23:60:00.000000000Z", "2026-01-01T23:59:60.000000000Z",
+             "2026-01-01 00:00:00.000000000Z", "2026-01-01T00:00:00.0000000001Z", "2026-01-01T00:00:00.00000000Z",
+             "2026-01-01T00:00:00.1_2345678Z", "2026-01-01T00:00:00.+12345678Z", "2026-01-01T00:00:00.\u0661\u0662345678Z",
+             "2026-01-01T00:00:00.000000000", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00.5Z", "", "x", "\u00e9"]
+    rng = random.Random(3)
+    for _ in range(300):
+        times.append("%04d-%02d-%02dT%02d:%02d:%02d.%09dZ" % (
+            rng.choice([1, 1600, 1969, 1970, 2026, 2262, 2263, 9999, rng.randrange(1, 10000)]), rng.randrange(1, 13),
+            rng.randrange(1, 32), rng.randrange(24), rng.randrange(60), rng.randrange(60), rng.randrange(10**9)))
+    pairs = [(a, b) for a in times[:30] for b in times[:30]] + [(rng.choice(times), rng.choice(times)) for _ in range(3000)]
+    data = b"".join(line(span(trace_id=f"t{i}", start_time=a, end_time=b)) for i, (a, b) in enumerate(pairs))
+    batch = assert_same(data)
+    for p in batch.partials:
+        assert p[parse.P_DURATION] == parse.duration_ms(p[parse.P_START], p[parse.P_END])
+        assert repr(p[parse.P_DURATION]) == repr(parse.duration_ms(p[parse.P_START], p[parse.P_END]))
+
+
 def test_many_traces_in_one_batch_and_first_appearance_order():
     rng = random.Random(5)
     lines = [span_line(f"trace-{rng.randrange(3000)}", f"s{i}", f"s{i - 1}" if i % 4 else "")
@@ -385,6 +428,6 @@ def test_a_callback_that_breaks_its_contract_raises_cleanly():
              (broken(i21=(True, "1.0", None, None)), TypeError), (broken(i21=(True, None, 5, None)), TypeError)]
     for fallback, error in cases:
         with pytest.raises(error):
-            _scan.scan(b"not json\n", 0, 0, fallback, 10)
+            _scan.scan(b"not json\n", 0, 0, fallback, 10, parse.duration_ms)
     with pytest.raises(ZeroDivisionError):
-        _scan.scan(b"not json\n", 0, 0, lambda line: 1 / 0, 10)
+        _scan.scan(b"not json\n", 0, 0, lambda line: 1 / 0, 10, parse.duration_ms)
