@@ -26,6 +26,8 @@ from halo_live.indexer.parse import Batch, duration_ms, parse_bytes
 from halo_live.indexer.rollup import Rollups
 
 _SIG_EXAMPLES = 3
+_U32 = L._U32.pack
+_ORDER = L._ORDER.pack
 
 TOTAL_KEYS = (
     "total_traces", "total_spans", "error_trace_count", "missing_parent_count",
@@ -83,8 +85,10 @@ class BatchWriter:
         raw = txn.get(b"max_order", db=meta)
         self.max_order = tuple(orjson.loads(raw)) if raw else None
         self.postings: defaultdict[bytes, list[int]] = defaultdict(list)
-        self._keys: dict[bytes, dict[str, bytes]] = {tag: {} for _, tag, _ in _SET_FIELDS if tag}
+        self._lists: dict[bytes, dict[str, list[int]]] = {tag: {} for _, tag, _ in _SET_FIELDS if tag}
         self._set_fields = [(pos, tag, self.total_sets[name]) for pos, tag, name in _SET_FIELDS]
+        # per name list: (posting tag, dataset total set, value -> this transaction's appends)
+        self._set_specs = [(tag, self.total_sets[name], self._lists.get(tag)) for _, tag, name in _SET_FIELDS]
         self.pages: dict[int, list[str]] = {}
         self.sigs: dict[bytes, dict] = {}
         # outcome postings of traces that already had an outcome: net +1/-1 per tno (a new
@@ -93,14 +97,22 @@ class BatchWriter:
         self.task_keys: set[bytes] = set()
         self.counts: defaultdict[bytes, int] = defaultdict(int)  # posting key -> members added
         self.rollups = Rollups(rel_of)
+        # A new trace's row, ids and spans are appended (tnos only grow: no B-tree search,
+        # full pages); its order and time keys are put at `finish()`, sorted, in one C call
+        # per database (small: kept; the big values are not, the writer's heap would churn).
+        self._appenders = [(txn.cursor(db=dbs[name]), dbs[name]) for name in ("rows", "ids", "spans")]
+        self.new_order: dict[bytes, bytes] = {}  # order key -> tno key
+        self.new_times: tuple[set[bytes], set[bytes]] = (set(), set())  # by_start, by_end keys
+        self._tid2no = dbs["tid2no"]
         self.new_traces = 0
         self.duplicates = 0  # spans skipped because the index already held them
 
     # --- per batch -----------------------------------------------------------------
     def apply(self, batch: Batch) -> None:
         txn, dbs = self.txn, self.dbs
+        fold, fileno = self._fold, batch.fileno
         for p in batch.partials:
-            self._merge_trace(p, batch.fileno)
+            fold(p, fileno)
         for off, reason in batch.bad:
             txn.put(L.order_key(batch.fileno, off), reason.encode(), db=dbs["bad"])
         self.totals["bad_lines"] += batch.bad_count
@@ -108,19 +120,24 @@ class BatchWriter:
         self.totals["duplicate_spans"] += batch.duplicates
         self.duplicates += batch.duplicates
 
-    def _merge_trace(self, p: tuple, fileno: int) -> None:
-        """Fold one trace's partial (parse.P_* fields) into its row."""
+    def _fold(self, p: tuple, fileno: int) -> None:
+        """Fold one trace's partial (parse.P_* fields) into the index."""
+        key = L.tid_key(p[0])
+        tk = _U32(self.next_tno)
+        # a new trace's number goes in with the lookup: one B-tree walk, not two
+        if self.txn.put(key, tk, db=self._tid2no, overwrite=False):
+            self._add_trace(tk, p, fileno)
+        else:
+            self._merge_trace(key, p, fileno)
+
+    def _merge_trace(self, key: bytes, p: tuple, fileno: int) -> None:
+        """Fold a partial into the row of a trace the index (or this transaction) holds."""
         (tid, first_off, n, start, end, err, tool_err, miss_ident, _, raw, in_tok, out_tok,
          project, root, services, models, agents, agent_ids, projects, tools, runs, errors,
          more_ids, more_blob, outcome, _, cost, model_tokens) = p
         txn, dbs = self.txn, self.dbs
-        key = L.tid_key(tid)
-        raw_no = txn.get(key, db=dbs["tid2no"])
-        if raw_no is None:
-            self._add_trace(key, p, fileno)
-            return
-        tno = L.un32(raw_no)
-        tk = bytes(raw_no)
+        tk = bytes(txn.get(key, db=self._tid2no))
+        tno = L.un32(tk)
         sids, pids = (set(x) for x in orjson.loads(txn.get(tk, db=dbs["ids"])))
         more_sids, more_pids = orjson.loads(more_ids)
         if not sids.isdisjoint(more_sids):  # before the row (or its order key) changes
@@ -190,50 +207,90 @@ class BatchWriter:
                 continue
             batch = parse_bytes(self.read_line(fileno, off, length) + b"\n", fileno, off)
             for p in batch.partials:
-                self._merge_trace(p, fileno)
+                self._fold(p, fileno)
 
-    def _add_trace(self, key: bytes, p: tuple, fileno: int) -> None:
-        """A trace the index has not seen: its row is the partial's (what merging it into
-        an empty row gives, built directly: most traces of a cold build come this way)."""
+    def _add_trace(self, tk: bytes, p: tuple, fileno: int) -> None:
+        """A trace the index has not seen (most traces of a cold build): its row is the
+        partial's, built directly, and its postings, totals and keys are all additions
+        (what `_index_changes` does for a row without a before, in one place)."""
         (tid, first_off, n, start, end, err, tool_err, miss_ident, missing, raw, in_tok, out_tok,
          project, root, services, models, agents, agent_ids, projects, tools, runs, errors,
          ids, blob, outcome, duration, cost, model_tokens) = p
-        txn, dbs = self.txn, self.dbs
-        tno = self._new_trace(tid, key, fileno, first_off)
-        row = [tid, n, start, end, bool(err), sorted(services), sorted(models), sorted(agents),
-               sorted(agent_ids), in_tok, out_tok, project, missing, miss_ident,
-               max(0, len(projects) - 1), err, tool_err, raw, sorted(tools), sorted(runs), root,
-               self.now, sorted({e[0] for e in errors}) if errors else [], duration, fileno,
-               first_off, sorted(projects), [],
-               _outcome_record(outcome, fileno) if outcome is not None else None,
-               cost, model_tokens or {}]
-        if errors:
-            self._signatures(tid, row, errors, 0)
-        tk = L.u32(tno)
-        txn.put(tk, orjson.dumps(row), db=dbs["rows"])
-        txn.put(tk, ids, db=dbs["ids"])
-        txn.put(tk, blob, db=dbs["spans"])
-        self._index_changes(tno, None, row)
-
-    def _new_trace(self, tid: str, key: bytes, fileno: int, first_off: int) -> int:
-        txn, dbs = self.txn, self.dbs
         tno = self.next_tno
-        self.next_tno += 1
+        self.next_tno = tno + 1
         self.new_traces += 1
-        txn.put(key, L.u32(tno), db=dbs["tid2no"])
         order = (self.rel_of[fileno], first_off)
         if self.max_order is not None and order < self.max_order:
             self.ordered = False  # a trace number no longer follows dataset order
         if self.max_order is None or order > self.max_order:
             self.max_order = order
-        txn.put(L.order_key(fileno, first_off), L.u32(tno), db=dbs["order"])
-        page_no = tno >> L.PAGE_SHIFT
-        page = self.pages.get(page_no)
+        self.new_order[_ORDER(fileno, first_off)] = tk
+        page = self.pages.get(tno >> L.PAGE_SHIFT)
         if page is None:
-            raw = txn.get(L.u32(page_no), db=dbs["pages"])
-            page = self.pages[page_no] = orjson.loads(raw) if raw else []
+            page = self._page(tno >> L.PAGE_SHIFT)
         page.append(tid)
-        return tno
+
+        names = (sorted(services), sorted(models), sorted(agents), sorted(agent_ids), sorted(tools),
+                 sorted(runs))
+        row = [tid, n, start, end, bool(err), names[0], names[1], names[2], names[3], in_tok,
+               out_tok, project, missing, miss_ident, max(0, len(projects) - 1), err, tool_err, raw,
+               names[4], names[5], root, self.now, sorted({e[0] for e in errors}) if errors else [],
+               duration, fileno, first_off, sorted(projects), [],
+               _outcome_record(outcome, fileno) if outcome is not None else None,
+               cost, model_tokens or {}]
+        if errors:
+            self._signatures(tid, row, errors, 0)
+        for (cur, db), value in zip(self._appenders, (orjson.dumps(row), ids, blob)):
+            if not cur.put(tk, value, append=True):  # not past the last key (never seen so)
+                self.txn.put(tk, value, db=db)
+
+        post = self.postings
+        for values, (tag, total_set, by_value) in zip(names, self._set_specs):
+            if values:
+                total_set.update(values)
+                if tag is not None:
+                    for value in values:
+                        tnos = by_value.get(value)
+                        if tnos is None:
+                            tnos = by_value[value] = post[L.posting_key(tag, value)]
+                        tnos.append(tno)
+        t = self.totals
+        if project is not None:
+            post[L.posting_key(L.TAG_PROJECT, project)].append(tno)
+        if err:
+            post[L.KEY_ERRORS].append(tno)
+            t["error_trace_count"] += 1
+        if root:
+            post[L.KEY_COMPLETE].append(tno)
+            t["complete_traces"] += 1
+        if outcome is not None:
+            self._outcome_changes(tno, None, row[L.R_OUTCOME])
+        self.rollups.add_new(row, names)
+        t["reported_cost_usd"] += cost
+        if model_tokens:
+            sums = t["model_tokens"]
+            for model, (tin, tout) in model_tokens.items():
+                pair = sums.setdefault(model, [0, 0])
+                pair[0] += tin
+                pair[1] += tout
+        starts, ends = self.new_times
+        starts.add(start.encode("utf-8", "surrogatepass")[:L.MAX_KEY - 5] + b"\0" + tk)
+        ends.add(end.encode("utf-8", "surrogatepass")[:L.MAX_KEY - 5] + b"\0" + tk)
+        t["total_traces"] += 1
+        t["total_spans"] += n
+        t["missing_parent_count"] += missing
+        t["missing_agent_identity_count"] += miss_ident
+        t["project_id_mismatch_count"] += row[L.R_MISMATCH]
+        t["otel_error_span_count"] += err
+        t["tool_error_span_count"] += tool_err
+        t["total_input_tokens"] += in_tok
+        t["total_output_tokens"] += out_tok
+        t["raw_jsonl_bytes"] += raw
+
+    def _page(self, page_no: int) -> list[str]:
+        raw = self.txn.get(L.u32(page_no), db=self.dbs["pages"])
+        page = self.pages[page_no] = orjson.loads(raw) if raw else []
+        return page
 
     def _maybe_reorder(self, row: list, tno: int, fileno: int, first_off: int) -> None:
         """A trace first seen in a later-named shard moves to an earlier one's position."""
@@ -241,8 +298,10 @@ class BatchWriter:
             return
         if self.rel_of[fileno] >= self.rel_of[row[L.R_FILENO]]:
             return
-        self.txn.delete(L.order_key(row[L.R_FILENO], row[L.R_FIRST_OFF]), db=self.dbs["order"])
-        self.txn.put(L.order_key(fileno, first_off), L.u32(tno), db=self.dbs["order"])
+        was = L.order_key(row[L.R_FILENO], row[L.R_FIRST_OFF])
+        if self.new_order.pop(was, None) is None:
+            self.txn.delete(was, db=self.dbs["order"])
+        self.new_order[L.order_key(fileno, first_off)] = L.u32(tno)
         row[L.R_FILENO], row[L.R_FIRST_OFF] = fileno, first_off
         self.ordered = False
 
@@ -312,12 +371,12 @@ class BatchWriter:
                 values = [value for value in values if value not in before]
             total_set.update(values)
             if tag is not None:
-                keys = self._keys[tag]
+                by_value = self._lists[tag]
                 for value in values:
-                    key = keys.get(value)
-                    if key is None:
-                        key = keys[value] = L.posting_key(tag, value)
-                    post[key].append(tno)
+                    tnos = by_value.get(value)
+                    if tnos is None:
+                        tnos = by_value[value] = post[L.posting_key(tag, value)]
+                    tnos.append(tno)
         if row[L.R_PROJECT] is not None and (old is None or old[L.R_PROJECT] is None):
             post[L.posting_key(L.TAG_PROJECT, row[L.R_PROJECT])].append(tno)
         if row[L.R_HAS_ERR] and not (old and old[L.R_HAS_ERR]):
@@ -331,11 +390,16 @@ class BatchWriter:
             self._outcome_changes(tno, before, row[L.R_OUTCOME])
         self.rollups.add(old, row)
         cost_totals(self.totals, old, row)
-        for pos, db in ((L.R_START, "by_start"), (L.R_END, "by_end")):
+        for pos, db, keys in ((L.R_START, "by_start", self.new_times[0]),
+                              (L.R_END, "by_end", self.new_times[1])):
             if old is None or old[pos] != row[pos]:
                 if old is not None:
-                    txn.delete(L.time_key(old[pos], tno), db=dbs[db])
-                txn.put(L.time_key(row[pos], tno), b"", db=dbs[db])
+                    was = L.time_key(old[pos], tno)
+                    if was in keys:
+                        keys.discard(was)
+                    else:
+                        txn.delete(was, db=dbs[db])
+                keys.add(L.time_key(row[pos], tno))
         if old is None:
             t["total_traces"] += 1
             for name, pos in _SUMMED:
@@ -401,11 +465,22 @@ class BatchWriter:
                 else:
                     self.txn.delete(chunk_key, db=idx)
 
+    def _put_keys(self) -> None:
+        """Put the order and time keys of this transaction's changes, sorted."""
+        txn, dbs = self.txn, self.dbs
+        for db, items in ((dbs["order"], sorted(self.new_order.items())),
+                          (dbs["by_start"], [(k, b"") for k in sorted(self.new_times[0])]),
+                          (dbs["by_end"], [(k, b"") for k in sorted(self.new_times[1])])):
+            if items:
+                with txn.cursor(db=db) as cur:
+                    cur.putmulti(items)
+
     def finish(self) -> None:
         txn, dbs = self.txn, self.dbs
         meta = dbs["meta"]
         shift = L.POSTING_SHIFT
         self._apply_moves()
+        self._put_keys()
         counts = self.counts
         for key, tnos in self.postings.items():
             counts[key] += len(tnos)

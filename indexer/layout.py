@@ -187,6 +187,7 @@ def adopt_map_size(env: lmdb.Environment) -> None:
 
 
 _MADV_DONTNEED = 4
+_madvise = None  # libc's madvise, looked up once: a CDLL per call also left cycles for the gc
 
 
 def release_mapped_pages(index_dir: Path) -> None:
@@ -198,16 +199,18 @@ def release_mapped_pages(index_dir: Path) -> None:
     can reclaim. Dropping the mappings after a big commit keeps RSS honest;
     the next access faults the page back in from the page cache.
     """
+    global _madvise
     import ctypes
 
     target = str((index_dir / "data.mdb").resolve())
     try:
         with open("/proc/self/maps") as fh:
             spans = [line.split()[0] for line in fh if line.rstrip().endswith(target)]
-        libc = ctypes.CDLL(None, use_errno=True)
+        if _madvise is None:
+            _madvise = ctypes.CDLL(None, use_errno=True).madvise
+            _madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     except OSError:
         return
-    libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     for span in spans:
         lo, hi = (int(x, 16) for x in span.split("-"))
-        libc.madvise(lo, hi - lo, _MADV_DONTNEED)
+        _madvise(lo, hi - lo, _MADV_DONTNEED)
