@@ -5,11 +5,8 @@ Rows merge as halo-engine 0.3.5's `_RowAccumulator.merge_in` merges partials
 Posting lists, time keys, error signatures and dataset totals change by the
 difference between a row before and after the batch.
 
-Outcomes: a trace's row keeps its latest outcome span (greatest end time, then
-file, then offset). When that moves the trace between passed / failed / unknown,
-its outcome postings move (members are removed, not only appended), and each of
-its error signatures' counts of traces with a known outcome ("k") and of failed
-ones ("f") follow, so the lift of a signature is read, never scanned.
+A trace new to the index (most traces of a cold build) takes a path of its own
+that only adds (`_add_trace`). Outcomes: `outcomes.py`.
 """
 
 from __future__ import annotations
@@ -21,6 +18,7 @@ import lmdb
 import orjson
 
 from halo_live.indexer import layout as L
+from halo_live.indexer.outcomes import OutcomeChanges, outcome_record, state
 from halo_live.indexer.cost import merge as merge_cost, move_totals as cost_totals
 from halo_live.indexer.parse import Batch, duration_ms, parse_bytes
 from halo_live.indexer.rollup import Rollups
@@ -66,7 +64,7 @@ def load_totals(txn: lmdb.Transaction, dbs: dict) -> dict:
     return totals
 
 
-class BatchWriter:
+class BatchWriter(OutcomeChanges):
     """Applies batches to one open write transaction; `finish()` writes the shared records."""
 
     def __init__(self, txn: lmdb.Transaction, dbs: dict, rel_of: dict[int, str], now: float,
@@ -89,6 +87,7 @@ class BatchWriter:
         self._set_fields = [(pos, tag, self.total_sets[name]) for pos, tag, name in _SET_FIELDS]
         # per name list: (posting tag, dataset total set, value -> this transaction's appends)
         self._set_specs = [(tag, self.total_sets[name], self._lists.get(tag)) for _, tag, name in _SET_FIELDS]
+        self._projects: dict[str, list[int]] = {}  # project -> this transaction's appends
         self.pages: dict[int, list[str]] = {}
         self.sigs: dict[bytes, dict] = {}
         # outcome postings of traces that already had an outcome: net +1/-1 per tno (a new
@@ -122,7 +121,9 @@ class BatchWriter:
 
     def _fold(self, p: tuple, fileno: int) -> None:
         """Fold one trace's partial (parse.P_* fields) into the index."""
-        key = L.tid_key(p[0])
+        key = p[0].encode("utf-8", "surrogatepass")  # L.tid_key, inline: once per partial
+        if len(key) > L.MAX_KEY:
+            key = L.bounded(key)
         tk = _U32(self.next_tno)
         # a new trace's number goes in with the lookup: one B-tree walk, not two
         if self.txn.put(key, tk, db=self._tid2no, overwrite=False):
@@ -180,10 +181,10 @@ class BatchWriter:
         row[L.R_LAST_SEEN] = self.now
         merge_cost(row, cost, model_tokens)
         if outcome is not None and self._later(outcome, fileno, row[L.R_OUTCOME]):
-            was = _state(row[L.R_OUTCOME])
-            row[L.R_OUTCOME] = _outcome_record(outcome, fileno)
-            if _state(row[L.R_OUTCOME]) != was:  # before `_signatures` adds this batch's ones
-                self._shift_signatures(row[L.R_SIGS], was, _state(row[L.R_OUTCOME]))
+            was = state(row[L.R_OUTCOME])
+            row[L.R_OUTCOME] = outcome_record(outcome, fileno)
+            if state(row[L.R_OUTCOME]) != was:  # before `_signatures` adds this batch's ones
+                self._shift_signatures(row[L.R_SIGS], was, state(row[L.R_OUTCOME]))
         if errors:
             names = {e[0] for e in errors}
             if not names.issubset(row[L.R_ERR_NAMES]):
@@ -236,7 +237,7 @@ class BatchWriter:
                out_tok, project, missing, miss_ident, max(0, len(projects) - 1), err, tool_err, raw,
                names[4], names[5], root, self.now, sorted({e[0] for e in errors}) if errors else [],
                duration, fileno, first_off, sorted(projects), [],
-               _outcome_record(outcome, fileno) if outcome is not None else None,
+               outcome_record(outcome, fileno) if outcome is not None else None,
                cost, model_tokens or {}]
         if errors:
             self._signatures(tid, row, errors, 0)
@@ -247,8 +248,9 @@ class BatchWriter:
         post = self.postings
         for values, (tag, total_set, by_value) in zip(names, self._set_specs):
             if values:
-                total_set.update(values)
-                if tag is not None:
+                if tag is None:
+                    total_set.update(values)
+                else:  # the dataset's name sets take these lists' values at `finish()`
                     for value in values:
                         tnos = by_value.get(value)
                         if tnos is None:
@@ -256,7 +258,10 @@ class BatchWriter:
                         tnos.append(tno)
         t = self.totals
         if project is not None:
-            post[L.posting_key(L.TAG_PROJECT, project)].append(tno)
+            tnos = self._projects.get(project)
+            if tnos is None:
+                tnos = self._projects[project] = post[L.posting_key(L.TAG_PROJECT, project)]
+            tnos.append(tno)
         if err:
             post[L.KEY_ERRORS].append(tno)
             t["error_trace_count"] += 1
@@ -305,34 +310,11 @@ class BatchWriter:
         row[L.R_FILENO], row[L.R_FIRST_OFF] = fileno, first_off
         self.ordered = False
 
-    def _later(self, outcome: tuple, fileno: int, current: list | None) -> bool:
-        """Whether a parsed outcome (parse.P_OUTCOME) is later than the row's current one."""
-        if current is None:
-            return True
-        rel = self.rel_of
-        return ((outcome[0], rel[fileno], outcome[1])
-                >= (current[L.O_END], rel[current[L.O_FILENO]], current[L.O_OFFSET]))
-
-    def _sig(self, key: bytes) -> dict:
-        sig = self.sigs.get(key)
-        if sig is None:
-            sig = self.sigs[key] = orjson.loads(self.txn.get(key, db=self.dbs["sigs"]))
-        return sig
-
-    def _shift_signatures(self, hexkeys: list[str], was: bool | None, now: bool | None) -> None:
-        """A trace's outcome state changed: move it between its signatures' outcome counts."""
-        known = (now is not None) - (was is not None)
-        failed = (now is False) - (was is False)
-        for hexkey in hexkeys:
-            sig = self._sig(bytes.fromhex(hexkey))
-            sig["k"] += known
-            sig["f"] += failed
-
     def _signatures(self, tid: str, row: list, errors: list, spans_before: int) -> None:
         # "q" is where the reference's scan (traces in dataset order, spans in file order)
         # first meets the signature: it breaks ties between equal counts the same way.
         seen = set(row[L.R_SIGS])
-        state = _state(row[L.R_OUTCOME])
+        passed = state(row[L.R_OUTCOME])
         rel = self.rel_of[row[L.R_FILENO]]
         for name, message, index in errors:
             message = message[:L.SIG_MESSAGE_CHARS]
@@ -354,8 +336,8 @@ class BatchWriter:
                 seen.add(hexkey)
                 row[L.R_SIGS].append(hexkey)
                 sig["t"] += 1
-                sig["k"] += state is not None
-                sig["f"] += state is False
+                sig["k"] += passed is not None
+                sig["f"] += passed is False
                 if len(sig["x"]) < _SIG_EXAMPLES or tid < sig["x"][-1]:
                     sig["x"] = sorted([*sig["x"], tid])[:_SIG_EXAMPLES]
 
@@ -408,63 +390,7 @@ class BatchWriter:
             for name, pos in _SUMMED:
                 t[name] += row[pos] - old[pos]
 
-    def _outcome_changes(self, tno: int, before: list | None, after: list) -> None:
-        """Postings and totals of a trace whose latest outcome changed."""
-        t = self.totals
-        was, now = _state(before), _state(after)
-        t["passed_traces"] += (now is True) - (was is True)
-        t["failed_traces"] += (now is False) - (was is False)
-        task = after[L.O_TASK]
-        if before is None:  # the common case, a trace's first outcome: postings only grow
-            t["outcome_traces"] += 1
-            self.postings[L.KEY_OUTCOME].append(tno)
-            for key in _outcome_keys(after):
-                self.postings[key].append(tno)
-            if task:
-                self.task_keys.add(L.task_key(task, tno))
-            return
-        for key in _outcome_keys(before):
-            self.moves[key][tno] = self.moves[key].get(tno, 0) - 1
-        for key in _outcome_keys(after):
-            self.moves[key][tno] = self.moves[key].get(tno, 0) + 1
-        if task != before[L.O_TASK]:
-            if before[L.O_TASK]:
-                self._drop_task_key(L.task_key(before[L.O_TASK], tno))
-            if task:
-                self.task_keys.add(L.task_key(task, tno))
-
-    def _drop_task_key(self, key: bytes) -> None:
-        if not self.txn.delete(key, db=self.dbs["tasks"]):
-            self.task_keys.discard(key)  # put by this transaction: not written yet
-
     # --- once per transaction --------------------------------------------------------
-    def _apply_moves(self) -> None:
-        """Outcome postings: removals rewrite their chunks (or cancel an append of this
-        transaction), additions join the appends; and the task keys, put in key order."""
-        shift, idx = L.POSTING_SHIFT, self.dbs["idx"]
-        if self.task_keys:
-            with self.txn.cursor(db=self.dbs["tasks"]) as cur:
-                cur.putmulti([(key, b"") for key in sorted(self.task_keys)])
-        for key, net in self.moves.items():
-            removed = {tno for tno, change in net.items() if change < 0}
-            pending = self.postings[key]
-            cancelled = removed.intersection(pending)  # first outcomes of this transaction
-            if cancelled:
-                pending[:] = [tno for tno in pending if tno not in cancelled]
-            pending.extend(tno for tno, change in net.items() if change > 0)
-            gone: defaultdict[int, set[int]] = defaultdict(set)
-            for tno in removed - cancelled:
-                gone[tno >> shift].add(tno)
-            self.counts[key] -= len(removed - cancelled)
-            for chunk, tnos in gone.items():
-                chunk_key = L.posting_chunk_key(key, chunk << shift)
-                kept = array("I", [x for x in array("I", self.txn.get(chunk_key, db=idx) or b"")
-                                   if x not in tnos])
-                if kept:
-                    self.txn.put(chunk_key, kept.tobytes(), db=idx)
-                else:
-                    self.txn.delete(chunk_key, db=idx)
-
     def _put_keys(self) -> None:
         """Put the order and time keys of this transaction's changes, sorted."""
         txn, dbs = self.txn, self.dbs
@@ -484,9 +410,15 @@ class BatchWriter:
         counts = self.counts
         for key, tnos in self.postings.items():
             counts[key] += len(tnos)
-            chunks: defaultdict[int, list[int]] = defaultdict(list)
-            for tno in tnos:
-                chunks[tno >> shift].append(tno)
+            if not tnos:
+                continue
+            first = min(tnos) >> shift
+            if first == max(tnos) >> shift:  # the common case: all in one chunk
+                chunks = {first: tnos}
+            else:
+                chunks = defaultdict(list)
+                for tno in tnos:
+                    chunks[tno >> shift].append(tno)
             for chunk, more in chunks.items():
                 chunk_key = L.posting_chunk_key(key, chunk << shift)
                 raw = txn.get(chunk_key, db=dbs["idx"]) or b""
@@ -500,6 +432,9 @@ class BatchWriter:
             txn.put(L.u32(page_no), orjson.dumps(page), db=dbs["pages"])
         for key, sig in self.sigs.items():
             txn.put(key, orjson.dumps(sig), db=dbs["sigs"])
+        for _, total_set, by_value in self._set_specs:
+            if by_value:
+                total_set.update(by_value)
         for name in TOTAL_SETS:
             if len(self.total_sets[name]) != len(self.totals[name]):
                 self.totals[name] = sorted(self.total_sets[name])
@@ -510,26 +445,3 @@ class BatchWriter:
         if self.max_order is not None:
             rel, off = self.max_order
             txn.put(b"max_order", orjson.dumps([rel, off]), db=meta)
-
-
-def _outcome_record(outcome: tuple, fileno: int) -> list:
-    """A row's R_OUTCOME from a parsed outcome (parse.P_OUTCOME) found in file `fileno`."""
-    end, offset, passed, score, task_id, label = outcome
-    return [passed, score, task_id, label, end, fileno, offset]
-
-
-def _state(record: list | None) -> bool | None:
-    """True / False for a passed / failed latest outcome; None when unknown or absent."""
-    return None if record is None else record[L.O_PASSED]
-
-
-def _outcome_keys(record: list | None) -> list[bytes]:
-    """The posting lists a trace with this latest outcome belongs to."""
-    if record is None:
-        return []
-    keys = []
-    if record[L.O_PASSED] is not None:
-        keys.append(L.KEY_PASSED if record[L.O_PASSED] else L.KEY_FAILED)
-    if record[L.O_SCORE] is not None:
-        keys.append(L.KEY_SCORED)
-    return keys
