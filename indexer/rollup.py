@@ -22,7 +22,7 @@ readers fall back to the rows.
 
 from __future__ import annotations
 
-from operator import itemgetter
+from operator import add, itemgetter
 
 import lmdb
 import orjson
@@ -142,10 +142,7 @@ class Rollups:
                         raw = txn.get(key, db=db)
                         rec = records[key] = orjson.loads(raw) if raw is not None else empty()
                     was = before is not None and value in before
-                    v = rec["v"]
-                    add = delta if was else full
-                    for i in range(V_FIELDS):
-                        v[i] += add[i]
+                    rec["v"] = list(map(add, rec["v"], delta if was else full))
                     if was and inexact:
                         rec["x"] = 0
                     if rec["lo"] is None or lo < rec["lo"]:
