@@ -5,11 +5,8 @@ Rows merge as halo-engine 0.3.5's `_RowAccumulator.merge_in` merges partials
 Posting lists, time keys, error signatures and dataset totals change by the
 difference between a row before and after the batch.
 
-Outcomes: a trace's row keeps its latest outcome span (greatest end time, then
-file, then offset). When that moves the trace between passed / failed / unknown,
-its outcome postings move (members are removed, not only appended), and each of
-its error signatures' counts of traces with a known outcome ("k") and of failed
-ones ("f") follow, so the lift of a signature is read, never scanned.
+A trace new to the index (most traces of a cold build) takes a path of its own
+that only adds (`_add_trace`). Outcomes: `outcomes.py`.
 """
 
 from __future__ import annotations
@@ -21,11 +18,14 @@ import lmdb
 import orjson
 
 from halo_live.indexer import layout as L
+from halo_live.indexer.outcomes import OutcomeChanges, outcome_record, state
 from halo_live.indexer.cost import merge as merge_cost, move_totals as cost_totals
 from halo_live.indexer.parse import Batch, duration_ms, parse_bytes
 from halo_live.indexer.rollup import Rollups
 
 _SIG_EXAMPLES = 3
+_U32 = L._U32.pack
+_ORDER = L._ORDER.pack
 
 TOTAL_KEYS = (
     "total_traces", "total_spans", "error_trace_count", "missing_parent_count",
@@ -64,7 +64,7 @@ def load_totals(txn: lmdb.Transaction, dbs: dict) -> dict:
     return totals
 
 
-class BatchWriter:
+class BatchWriter(OutcomeChanges):
     """Applies batches to one open write transaction; `finish()` writes the shared records."""
 
     def __init__(self, txn: lmdb.Transaction, dbs: dict, rel_of: dict[int, str], now: float,
@@ -83,8 +83,11 @@ class BatchWriter:
         raw = txn.get(b"max_order", db=meta)
         self.max_order = tuple(orjson.loads(raw)) if raw else None
         self.postings: defaultdict[bytes, list[int]] = defaultdict(list)
-        self._keys: dict[bytes, dict[str, bytes]] = {tag: {} for _, tag, _ in _SET_FIELDS if tag}
+        self._lists: dict[bytes, dict[str, list[int]]] = {tag: {} for _, tag, _ in _SET_FIELDS if tag}
         self._set_fields = [(pos, tag, self.total_sets[name]) for pos, tag, name in _SET_FIELDS]
+        # per name list: (posting tag, dataset total set, value -> this transaction's appends)
+        self._set_specs = [(tag, self.total_sets[name], self._lists.get(tag)) for _, tag, name in _SET_FIELDS]
+        self._projects: dict[str, list[int]] = {}  # project -> this transaction's appends
         self.pages: dict[int, list[str]] = {}
         self.sigs: dict[bytes, dict] = {}
         # outcome postings of traces that already had an outcome: net +1/-1 per tno (a new
@@ -93,14 +96,23 @@ class BatchWriter:
         self.task_keys: set[bytes] = set()
         self.counts: defaultdict[bytes, int] = defaultdict(int)  # posting key -> members added
         self.rollups = Rollups(rel_of)
+        # A new trace's row, ids and spans are appended as it comes (tnos only grow: no B-tree
+        # search, full pages); its small order and time keys wait for `finish()`, to go in
+        # sorted, one C call per database. (Holding the big values back too made the writer's
+        # heap grow and shrink every commit: 4x the page faults.)
+        self._appenders = [(txn.cursor(db=dbs[name]), dbs[name]) for name in ("rows", "ids", "spans")]
+        self.new_order: dict[bytes, bytes] = {}  # order key -> tno key
+        self.new_times: tuple[set[bytes], set[bytes]] = (set(), set())  # by_start, by_end keys
+        self._tid2no = dbs["tid2no"]
         self.new_traces = 0
         self.duplicates = 0  # spans skipped because the index already held them
 
     # --- per batch -----------------------------------------------------------------
     def apply(self, batch: Batch) -> None:
         txn, dbs = self.txn, self.dbs
+        fold, fileno = self._fold, batch.fileno
         for p in batch.partials:
-            self._merge_trace(p, batch.fileno)
+            fold(p, fileno)
         for off, reason in batch.bad:
             txn.put(L.order_key(batch.fileno, off), reason.encode(), db=dbs["bad"])
         self.totals["bad_lines"] += batch.bad_count
@@ -108,19 +120,26 @@ class BatchWriter:
         self.totals["duplicate_spans"] += batch.duplicates
         self.duplicates += batch.duplicates
 
-    def _merge_trace(self, p: tuple, fileno: int) -> None:
-        """Fold one trace's partial (parse.P_* fields) into its row."""
+    def _fold(self, p: tuple, fileno: int) -> None:
+        """Fold one trace's partial (parse.P_* fields) into the index."""
+        key = p[0].encode("utf-8", "surrogatepass")  # L.tid_key, inline: once per partial
+        if len(key) > L.MAX_KEY:
+            key = L.bounded(key)
+        tk = _U32(self.next_tno)
+        # a new trace's number goes in with the lookup: one B-tree walk, not two
+        if self.txn.put(key, tk, db=self._tid2no, overwrite=False):
+            self._add_trace(tk, p, fileno)
+        else:
+            self._merge_trace(key, p, fileno)
+
+    def _merge_trace(self, key: bytes, p: tuple, fileno: int) -> None:
+        """Fold a partial into the row of a trace the index (or this transaction) holds."""
         (tid, first_off, n, start, end, err, tool_err, miss_ident, _, raw, in_tok, out_tok,
          project, root, services, models, agents, agent_ids, projects, tools, runs, errors,
          more_ids, more_blob, outcome, _, cost, model_tokens) = p
         txn, dbs = self.txn, self.dbs
-        key = L.tid_key(tid)
-        raw_no = txn.get(key, db=dbs["tid2no"])
-        if raw_no is None:
-            self._add_trace(key, p, fileno)
-            return
-        tno = L.un32(raw_no)
-        tk = bytes(raw_no)
+        tk = bytes(txn.get(key, db=self._tid2no))
+        tno = L.un32(tk)
         sids, pids = (set(x) for x in orjson.loads(txn.get(tk, db=dbs["ids"])))
         more_sids, more_pids = orjson.loads(more_ids)
         if not sids.isdisjoint(more_sids):  # before the row (or its order key) changes
@@ -163,10 +182,10 @@ class BatchWriter:
         row[L.R_LAST_SEEN] = self.now
         merge_cost(row, cost, model_tokens)
         if outcome is not None and self._later(outcome, fileno, row[L.R_OUTCOME]):
-            was = _state(row[L.R_OUTCOME])
-            row[L.R_OUTCOME] = _outcome_record(outcome, fileno)
-            if _state(row[L.R_OUTCOME]) != was:  # before `_signatures` adds this batch's ones
-                self._shift_signatures(row[L.R_SIGS], was, _state(row[L.R_OUTCOME]))
+            was = state(row[L.R_OUTCOME])
+            row[L.R_OUTCOME] = outcome_record(outcome, fileno)
+            if state(row[L.R_OUTCOME]) != was:  # before `_signatures` adds this batch's ones
+                self._shift_signatures(row[L.R_SIGS], was, state(row[L.R_OUTCOME]))
         if errors:
             names = {e[0] for e in errors}
             if not names.issubset(row[L.R_ERR_NAMES]):
@@ -190,50 +209,94 @@ class BatchWriter:
                 continue
             batch = parse_bytes(self.read_line(fileno, off, length) + b"\n", fileno, off)
             for p in batch.partials:
-                self._merge_trace(p, fileno)
+                self._fold(p, fileno)
 
-    def _add_trace(self, key: bytes, p: tuple, fileno: int) -> None:
-        """A trace the index has not seen: its row is the partial's (what merging it into
-        an empty row gives, built directly: most traces of a cold build come this way)."""
+    def _add_trace(self, tk: bytes, p: tuple, fileno: int) -> None:
+        """A trace the index has not seen (most traces of a cold build): its row is the
+        partial's, built directly, and its postings, totals and keys are all additions
+        (what `_index_changes` does for a row without a before, in one place)."""
         (tid, first_off, n, start, end, err, tool_err, miss_ident, missing, raw, in_tok, out_tok,
          project, root, services, models, agents, agent_ids, projects, tools, runs, errors,
          ids, blob, outcome, duration, cost, model_tokens) = p
-        txn, dbs = self.txn, self.dbs
-        tno = self._new_trace(tid, key, fileno, first_off)
-        row = [tid, n, start, end, bool(err), sorted(services), sorted(models), sorted(agents),
-               sorted(agent_ids), in_tok, out_tok, project, missing, miss_ident,
-               max(0, len(projects) - 1), err, tool_err, raw, sorted(tools), sorted(runs), root,
-               self.now, sorted({e[0] for e in errors}) if errors else [], duration, fileno,
-               first_off, sorted(projects), [],
-               _outcome_record(outcome, fileno) if outcome is not None else None,
-               cost, model_tokens or {}]
-        if errors:
-            self._signatures(tid, row, errors, 0)
-        tk = L.u32(tno)
-        txn.put(tk, orjson.dumps(row), db=dbs["rows"])
-        txn.put(tk, ids, db=dbs["ids"])
-        txn.put(tk, blob, db=dbs["spans"])
-        self._index_changes(tno, None, row)
-
-    def _new_trace(self, tid: str, key: bytes, fileno: int, first_off: int) -> int:
-        txn, dbs = self.txn, self.dbs
         tno = self.next_tno
-        self.next_tno += 1
+        self.next_tno = tno + 1
         self.new_traces += 1
-        txn.put(key, L.u32(tno), db=dbs["tid2no"])
         order = (self.rel_of[fileno], first_off)
         if self.max_order is not None and order < self.max_order:
             self.ordered = False  # a trace number no longer follows dataset order
         if self.max_order is None or order > self.max_order:
             self.max_order = order
-        txn.put(L.order_key(fileno, first_off), L.u32(tno), db=dbs["order"])
-        page_no = tno >> L.PAGE_SHIFT
-        page = self.pages.get(page_no)
+        self.new_order[_ORDER(fileno, first_off)] = tk
+        page = self.pages.get(tno >> L.PAGE_SHIFT)
         if page is None:
-            raw = txn.get(L.u32(page_no), db=dbs["pages"])
-            page = self.pages[page_no] = orjson.loads(raw) if raw else []
+            page = self._page(tno >> L.PAGE_SHIFT)
         page.append(tid)
-        return tno
+
+        names = (sorted(services), sorted(models), sorted(agents), sorted(agent_ids), sorted(tools),
+                 sorted(runs))
+        row = [tid, n, start, end, bool(err), names[0], names[1], names[2], names[3], in_tok,
+               out_tok, project, missing, miss_ident, max(0, len(projects) - 1), err, tool_err, raw,
+               names[4], names[5], root, self.now, sorted({e[0] for e in errors}) if errors else [],
+               duration, fileno, first_off, sorted(projects), [],
+               outcome_record(outcome, fileno) if outcome is not None else None,
+               cost, model_tokens or {}]
+        if errors:
+            self._signatures(tid, row, errors, 0)
+        for (cur, db), value in zip(self._appenders, (orjson.dumps(row), ids, blob)):
+            if not cur.put(tk, value, append=True):  # not past the last key (never seen so)
+                self.txn.put(tk, value, db=db)
+
+        post = self.postings
+        for values, (tag, total_set, by_value) in zip(names, self._set_specs):
+            if values:
+                if tag is None:
+                    total_set.update(values)
+                else:  # the dataset's name sets take these lists' values at `finish()`
+                    for value in values:
+                        tnos = by_value.get(value)
+                        if tnos is None:
+                            tnos = by_value[value] = post[L.posting_key(tag, value)]
+                        tnos.append(tno)
+        t = self.totals
+        if project is not None:
+            tnos = self._projects.get(project)
+            if tnos is None:
+                tnos = self._projects[project] = post[L.posting_key(L.TAG_PROJECT, project)]
+            tnos.append(tno)
+        if err:
+            post[L.KEY_ERRORS].append(tno)
+            t["error_trace_count"] += 1
+        if root:
+            post[L.KEY_COMPLETE].append(tno)
+            t["complete_traces"] += 1
+        if outcome is not None:
+            self._outcome_changes(tno, None, row[L.R_OUTCOME])
+        self.rollups.add_new(row, names)
+        t["reported_cost_usd"] += cost
+        if model_tokens:
+            sums = t["model_tokens"]
+            for model, (tin, tout) in model_tokens.items():
+                pair = sums.setdefault(model, [0, 0])
+                pair[0] += tin
+                pair[1] += tout
+        starts, ends = self.new_times
+        starts.add(start.encode("utf-8", "surrogatepass")[:L.MAX_KEY - 5] + b"\0" + tk)
+        ends.add(end.encode("utf-8", "surrogatepass")[:L.MAX_KEY - 5] + b"\0" + tk)
+        t["total_traces"] += 1
+        t["total_spans"] += n
+        t["missing_parent_count"] += missing
+        t["missing_agent_identity_count"] += miss_ident
+        t["project_id_mismatch_count"] += row[L.R_MISMATCH]
+        t["otel_error_span_count"] += err
+        t["tool_error_span_count"] += tool_err
+        t["total_input_tokens"] += in_tok
+        t["total_output_tokens"] += out_tok
+        t["raw_jsonl_bytes"] += raw
+
+    def _page(self, page_no: int) -> list[str]:
+        raw = self.txn.get(L.u32(page_no), db=self.dbs["pages"])
+        page = self.pages[page_no] = orjson.loads(raw) if raw else []
+        return page
 
     def _maybe_reorder(self, row: list, tno: int, fileno: int, first_off: int) -> None:
         """A trace first seen in a later-named shard moves to an earlier one's position."""
@@ -241,39 +304,18 @@ class BatchWriter:
             return
         if self.rel_of[fileno] >= self.rel_of[row[L.R_FILENO]]:
             return
-        self.txn.delete(L.order_key(row[L.R_FILENO], row[L.R_FIRST_OFF]), db=self.dbs["order"])
-        self.txn.put(L.order_key(fileno, first_off), L.u32(tno), db=self.dbs["order"])
+        was = L.order_key(row[L.R_FILENO], row[L.R_FIRST_OFF])
+        if self.new_order.pop(was, None) is None:
+            self.txn.delete(was, db=self.dbs["order"])
+        self.new_order[L.order_key(fileno, first_off)] = L.u32(tno)
         row[L.R_FILENO], row[L.R_FIRST_OFF] = fileno, first_off
         self.ordered = False
-
-    def _later(self, outcome: tuple, fileno: int, current: list | None) -> bool:
-        """Whether a parsed outcome (parse.P_OUTCOME) is later than the row's current one."""
-        if current is None:
-            return True
-        rel = self.rel_of
-        return ((outcome[0], rel[fileno], outcome[1])
-                >= (current[L.O_END], rel[current[L.O_FILENO]], current[L.O_OFFSET]))
-
-    def _sig(self, key: bytes) -> dict:
-        sig = self.sigs.get(key)
-        if sig is None:
-            sig = self.sigs[key] = orjson.loads(self.txn.get(key, db=self.dbs["sigs"]))
-        return sig
-
-    def _shift_signatures(self, hexkeys: list[str], was: bool | None, now: bool | None) -> None:
-        """A trace's outcome state changed: move it between its signatures' outcome counts."""
-        known = (now is not None) - (was is not None)
-        failed = (now is False) - (was is False)
-        for hexkey in hexkeys:
-            sig = self._sig(bytes.fromhex(hexkey))
-            sig["k"] += known
-            sig["f"] += failed
 
     def _signatures(self, tid: str, row: list, errors: list, spans_before: int) -> None:
         # "q" is where the reference's scan (traces in dataset order, spans in file order)
         # first meets the signature: it breaks ties between equal counts the same way.
         seen = set(row[L.R_SIGS])
-        state = _state(row[L.R_OUTCOME])
+        passed = state(row[L.R_OUTCOME])
         rel = self.rel_of[row[L.R_FILENO]]
         for name, message, index in errors:
             message = message[:L.SIG_MESSAGE_CHARS]
@@ -295,8 +337,8 @@ class BatchWriter:
                 seen.add(hexkey)
                 row[L.R_SIGS].append(hexkey)
                 sig["t"] += 1
-                sig["k"] += state is not None
-                sig["f"] += state is False
+                sig["k"] += passed is not None
+                sig["f"] += passed is False
                 if len(sig["x"]) < _SIG_EXAMPLES or tid < sig["x"][-1]:
                     sig["x"] = sorted([*sig["x"], tid])[:_SIG_EXAMPLES]
 
@@ -312,12 +354,12 @@ class BatchWriter:
                 values = [value for value in values if value not in before]
             total_set.update(values)
             if tag is not None:
-                keys = self._keys[tag]
+                by_value = self._lists[tag]
                 for value in values:
-                    key = keys.get(value)
-                    if key is None:
-                        key = keys[value] = L.posting_key(tag, value)
-                    post[key].append(tno)
+                    tnos = by_value.get(value)
+                    if tnos is None:
+                        tnos = by_value[value] = post[L.posting_key(tag, value)]
+                    tnos.append(tno)
         if row[L.R_PROJECT] is not None and (old is None or old[L.R_PROJECT] is None):
             post[L.posting_key(L.TAG_PROJECT, row[L.R_PROJECT])].append(tno)
         if row[L.R_HAS_ERR] and not (old and old[L.R_HAS_ERR]):
@@ -331,11 +373,16 @@ class BatchWriter:
             self._outcome_changes(tno, before, row[L.R_OUTCOME])
         self.rollups.add(old, row)
         cost_totals(self.totals, old, row)
-        for pos, db in ((L.R_START, "by_start"), (L.R_END, "by_end")):
+        for pos, db, keys in ((L.R_START, "by_start", self.new_times[0]),
+                              (L.R_END, "by_end", self.new_times[1])):
             if old is None or old[pos] != row[pos]:
                 if old is not None:
-                    txn.delete(L.time_key(old[pos], tno), db=dbs[db])
-                txn.put(L.time_key(row[pos], tno), b"", db=dbs[db])
+                    was = L.time_key(old[pos], tno)
+                    if was in keys:
+                        keys.discard(was)
+                    else:
+                        txn.delete(was, db=dbs[db])
+                keys.add(L.time_key(row[pos], tno))
         if old is None:
             t["total_traces"] += 1
             for name, pos in _SUMMED:
@@ -344,74 +391,35 @@ class BatchWriter:
             for name, pos in _SUMMED:
                 t[name] += row[pos] - old[pos]
 
-    def _outcome_changes(self, tno: int, before: list | None, after: list) -> None:
-        """Postings and totals of a trace whose latest outcome changed."""
-        t = self.totals
-        was, now = _state(before), _state(after)
-        t["passed_traces"] += (now is True) - (was is True)
-        t["failed_traces"] += (now is False) - (was is False)
-        task = after[L.O_TASK]
-        if before is None:  # the common case, a trace's first outcome: postings only grow
-            t["outcome_traces"] += 1
-            self.postings[L.KEY_OUTCOME].append(tno)
-            for key in _outcome_keys(after):
-                self.postings[key].append(tno)
-            if task:
-                self.task_keys.add(L.task_key(task, tno))
-            return
-        for key in _outcome_keys(before):
-            self.moves[key][tno] = self.moves[key].get(tno, 0) - 1
-        for key in _outcome_keys(after):
-            self.moves[key][tno] = self.moves[key].get(tno, 0) + 1
-        if task != before[L.O_TASK]:
-            if before[L.O_TASK]:
-                self._drop_task_key(L.task_key(before[L.O_TASK], tno))
-            if task:
-                self.task_keys.add(L.task_key(task, tno))
-
-    def _drop_task_key(self, key: bytes) -> None:
-        if not self.txn.delete(key, db=self.dbs["tasks"]):
-            self.task_keys.discard(key)  # put by this transaction: not written yet
-
     # --- once per transaction --------------------------------------------------------
-    def _apply_moves(self) -> None:
-        """Outcome postings: removals rewrite their chunks (or cancel an append of this
-        transaction), additions join the appends; and the task keys, put in key order."""
-        shift, idx = L.POSTING_SHIFT, self.dbs["idx"]
-        if self.task_keys:
-            with self.txn.cursor(db=self.dbs["tasks"]) as cur:
-                cur.putmulti([(key, b"") for key in sorted(self.task_keys)])
-        for key, net in self.moves.items():
-            removed = {tno for tno, change in net.items() if change < 0}
-            pending = self.postings[key]
-            cancelled = removed.intersection(pending)  # first outcomes of this transaction
-            if cancelled:
-                pending[:] = [tno for tno in pending if tno not in cancelled]
-            pending.extend(tno for tno, change in net.items() if change > 0)
-            gone: defaultdict[int, set[int]] = defaultdict(set)
-            for tno in removed - cancelled:
-                gone[tno >> shift].add(tno)
-            self.counts[key] -= len(removed - cancelled)
-            for chunk, tnos in gone.items():
-                chunk_key = L.posting_chunk_key(key, chunk << shift)
-                kept = array("I", [x for x in array("I", self.txn.get(chunk_key, db=idx) or b"")
-                                   if x not in tnos])
-                if kept:
-                    self.txn.put(chunk_key, kept.tobytes(), db=idx)
-                else:
-                    self.txn.delete(chunk_key, db=idx)
+    def _put_keys(self) -> None:
+        """Put the order and time keys of this transaction's changes, sorted."""
+        txn, dbs = self.txn, self.dbs
+        for db, items in ((dbs["order"], sorted(self.new_order.items())),
+                          (dbs["by_start"], [(k, b"") for k in sorted(self.new_times[0])]),
+                          (dbs["by_end"], [(k, b"") for k in sorted(self.new_times[1])])):
+            if items:
+                with txn.cursor(db=db) as cur:
+                    cur.putmulti(items)
 
     def finish(self) -> None:
         txn, dbs = self.txn, self.dbs
         meta = dbs["meta"]
         shift = L.POSTING_SHIFT
         self._apply_moves()
+        self._put_keys()
         counts = self.counts
         for key, tnos in self.postings.items():
             counts[key] += len(tnos)
-            chunks: defaultdict[int, list[int]] = defaultdict(list)
-            for tno in tnos:
-                chunks[tno >> shift].append(tno)
+            if not tnos:
+                continue
+            first = min(tnos) >> shift
+            if first == max(tnos) >> shift:  # the common case: all in one chunk
+                chunks = {first: tnos}
+            else:
+                chunks = defaultdict(list)
+                for tno in tnos:
+                    chunks[tno >> shift].append(tno)
             for chunk, more in chunks.items():
                 chunk_key = L.posting_chunk_key(key, chunk << shift)
                 raw = txn.get(chunk_key, db=dbs["idx"]) or b""
@@ -425,6 +433,9 @@ class BatchWriter:
             txn.put(L.u32(page_no), orjson.dumps(page), db=dbs["pages"])
         for key, sig in self.sigs.items():
             txn.put(key, orjson.dumps(sig), db=dbs["sigs"])
+        for _, total_set, by_value in self._set_specs:
+            if by_value:
+                total_set.update(by_value)
         for name in TOTAL_SETS:
             if len(self.total_sets[name]) != len(self.totals[name]):
                 self.totals[name] = sorted(self.total_sets[name])
@@ -435,26 +446,3 @@ class BatchWriter:
         if self.max_order is not None:
             rel, off = self.max_order
             txn.put(b"max_order", orjson.dumps([rel, off]), db=meta)
-
-
-def _outcome_record(outcome: tuple, fileno: int) -> list:
-    """A row's R_OUTCOME from a parsed outcome (parse.P_OUTCOME) found in file `fileno`."""
-    end, offset, passed, score, task_id, label = outcome
-    return [passed, score, task_id, label, end, fileno, offset]
-
-
-def _state(record: list | None) -> bool | None:
-    """True / False for a passed / failed latest outcome; None when unknown or absent."""
-    return None if record is None else record[L.O_PASSED]
-
-
-def _outcome_keys(record: list | None) -> list[bytes]:
-    """The posting lists a trace with this latest outcome belongs to."""
-    if record is None:
-        return []
-    keys = []
-    if record[L.O_PASSED] is not None:
-        keys.append(L.KEY_PASSED if record[L.O_PASSED] else L.KEY_FAILED)
-    if record[L.O_SCORE] is not None:
-        keys.append(L.KEY_SCORED)
-    return keys

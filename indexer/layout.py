@@ -28,6 +28,7 @@ Sub-databases (all keys fixed-width big-endian where order matters):
 
 from __future__ import annotations
 
+import functools
 import logging
 import struct
 from pathlib import Path
@@ -138,6 +139,7 @@ def time_key(value: str, tno: int) -> bytes:
 SIG_MESSAGE_CHARS = 200  # error signatures group by (span name, message[:200]), as the reference
 
 
+@functools.lru_cache(maxsize=1 << 14)  # a build meets few signatures, each many times
 def sig_key(name: str, message: str) -> bytes:
     return blake2b(orjson.dumps([name, message]), digest_size=16).digest()
 

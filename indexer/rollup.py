@@ -22,7 +22,7 @@ readers fall back to the rows.
 
 from __future__ import annotations
 
-from operator import itemgetter
+from operator import add, itemgetter
 
 import lmdb
 import orjson
@@ -98,6 +98,28 @@ class Rollups:
                 else:
                     items.append(item)
 
+    def add_new(self, row: list, names: tuple) -> None:
+        """`add(None, row)` for a new trace, given its sorted name lists (services, models,
+        agents, agent ids, tools, runs): the few tuples and appends, nothing else."""
+        services, models, agents, agent_ids, tools, runs = map(tuple, names)
+        uid = self.uids.setdefault((services, models, agents, agent_ids, tools), len(self.uids))
+        err, complete, project = row[L.R_HAS_ERR], row[L.R_COMPLETE], row[L.R_PROJECT]
+        vec = [1, row[L.R_N], row[L.R_MISS_PARENT], row[L.R_MISS_IDENT], row[L.R_MISMATCH],
+               row[L.R_OTEL_ERR], row[L.R_TOOL_ERR], row[L.R_IN], row[L.R_OUT], row[L.R_RAW],
+               1 if err else 0, 1 if complete else 0]
+        where = [self.rel_of[row[L.R_FILENO]], row[L.R_FIRST_OFF]] if runs else None
+        item = (vec, None, row[L.R_START], row[L.R_END], uid, runs, where, None)
+        after = (models, services, agents, tools, runs, (project,) if project is not None else (),
+                 (True,) if err else (), (True,) if complete else ())
+        for groups, values in zip(self.groups, after):
+            if values:
+                key = (None, values, runs)
+                items = groups.get(key)
+                if items is None:
+                    groups[key] = [item]
+                else:
+                    items.append(item)
+
     def write(self, txn: lmdb.Transaction, dbs: dict) -> None:
         db = dbs["rollups"]
         records: dict[bytes, dict] = {}
@@ -120,10 +142,7 @@ class Rollups:
                         raw = txn.get(key, db=db)
                         rec = records[key] = orjson.loads(raw) if raw is not None else empty()
                     was = before is not None and value in before
-                    v = rec["v"]
-                    add = delta if was else full
-                    for i in range(V_FIELDS):
-                        v[i] += add[i]
+                    rec["v"] = list(map(add, rec["v"], delta if was else full))
                     if was and inexact:
                         rec["x"] = 0
                     if rec["lo"] is None or lo < rec["lo"]:
