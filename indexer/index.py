@@ -22,6 +22,7 @@ import lmdb
 import orjson
 
 from halo_live.indexer import dataset as ds
+from halo_live.indexer import durability
 from halo_live.indexer import layout as L
 from halo_live.indexer import repair
 from halo_live.indexer.apply import BatchWriter
@@ -30,11 +31,15 @@ from halo_live.indexer.parse import Batch
 from halo_live.indexer.pool import POOL_MIN_BYTES, parse_batches
 from halo_live.indexer.snapshot import Snapshot
 
-# JSONL indexed between two unmappings of the index's pages. The writer's reads (a random
-# trace-id lookup per new trace, B-tree paths) fault in pages with their neighbours; at 500k
-# traces 256 MB of input left 180 MB of the map resident, 8 MB leaves 30 to 45 MB, at no cost
-# in build time (measured with bench/bench_index.py; see docs/performance.md).
-RELEASE_BYTES = 8 << 20
+# JSONL indexed between two unmappings of the index's pages: every batch of a big build.
+# The writer's random reads (a trace-id lookup per new trace, B-tree paths) fault in
+# pages with their neighbours; at 500k traces each 8 MB of input left 20 to 25 MB of
+# the map resident. Unmapping after each 6 MB range keeps the build's peak RSS at 58
+# to 64 MB for about 1 CPU-s over 12.5M spans (bench/bench_index.py; docs/performance.md).
+RELEASE_BYTES = 4 << 20
+# A range parsed as one batch: its bytes are in a parse worker's read buffer at once, and
+# its traces' pages are what the writer maps between two unmappings (above).
+CHUNK_BYTES = 6 << 20
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
@@ -48,7 +53,7 @@ class _Retry(Exception):
     """Another writer moved a checkpoint under us: re-plan."""
 
 
-_ENVS: dict[Path, list] = {}  # index dir -> [env, dbs, refcount, catch-up lock]: one env per process
+_ENVS: dict[Path, list] = {}  # index dir -> [env, dbs, refcount, catch-up lock, marker]: one env per process
 _ENVS_LOCK = threading.Lock()
 LOCK_FILE = "catch-up.lock"
 
@@ -94,9 +99,9 @@ def _acquire_env(index_dir: Path):
         entry = _ENVS.get(key)
         if entry is None:
             env, dbs = repair.open_checked(index_dir, LOCK_FILE)
-            entry = _ENVS[key] = [env, dbs, 0, _CatchUpLock(index_dir)]
+            entry = _ENVS[key] = [env, dbs, 0, _CatchUpLock(index_dir), durability.Marker(index_dir)]
         entry[2] += 1
-        return entry[0], entry[1], entry[3]
+        return entry[0], entry[1], entry[3], entry[4]
 
 
 def _release_env(index_dir: Path) -> None:
@@ -107,6 +112,10 @@ def _release_env(index_dir: Path) -> None:
             return
         entry[2] -= 1
         if entry[2] <= 0:
+            try:
+                entry[4].remove(entry[0])
+            except lmdb.Error as exc:  # the marker stays: after a machine stop the index is rebuilt
+                log.warning("halo index: cannot sync %s: %s", index_dir, exc)
             entry[0].close()
             entry[3].close()
             del _ENVS[key]
@@ -116,7 +125,7 @@ class TraceIndex:
     """A streaming LMDB index over one JSONL file or a folder/glob of shards."""
 
     def __init__(self, dataset: ds.Dataset, index_dir: Path, *, workers: int | None = None,
-                 chunk_bytes: int = 8 << 20, commit_bytes: int = 32 << 20,
+                 chunk_bytes: int = CHUNK_BYTES, commit_bytes: int = 32 << 20,
                  pool_min_bytes: int = POOL_MIN_BYTES) -> None:
         self.dataset = dataset
         self.index_dir = index_dir
@@ -126,11 +135,12 @@ class TraceIndex:
         self.pool_min_bytes = pool_min_bytes
         # Handles on one index share its environment and a lock, so two threads of a
         # process (a follower and a query) never parse the same bytes twice.
-        self._env, self._dbs, self._write_lock = _acquire_env(index_dir)
+        self._env, self._dbs, self._write_lock, self._marker = _acquire_env(index_dir)
         self._wake = threading.Event()
         self._watcher = None
         self._closed = False
         self._unreleased = 0  # bytes indexed since the index's pages were last unmapped
+        self._unsynced = False  # committed since this handle's last sync
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], index_dir: str | os.PathLike[str] | None = None,
@@ -179,12 +189,15 @@ class TraceIndex:
         gc.disable()
         try:
             with self._write_lock:
-                for _ in range(100):
-                    try:
-                        self._catch_up_once(stats, progress)
-                        break
-                    except _Retry:
-                        continue
+                try:
+                    for _ in range(100):
+                        try:
+                            self._catch_up_once(stats, progress)
+                            break
+                        except _Retry:
+                            continue
+                finally:
+                    self._sync()
         finally:
             if collecting:
                 gc.enable()
@@ -360,8 +373,22 @@ class TraceIndex:
 
         self._write(body)
 
+    def _sync(self) -> None:
+        """What this catch-up committed, to the disk (one flush, not one per commit)."""
+        if self._unsynced:
+            self._unsynced = False
+            try:
+                self._env.sync(True)
+            except lmdb.Error as exc:
+                raise IndexStorageError(f"cannot sync the index in {self.index_dir}: {exc}") from exc
+
     def _write(self, body):
         """Run `body(txn)` in one write transaction, growing the map when it is full."""
+        try:
+            self._marker.place()
+        except OSError as exc:
+            raise IndexStorageError(f"cannot write the index in {self.index_dir}: {exc}") from exc
+        self._unsynced = not durability.SYNC_EACH_COMMIT
         while True:
             try:
                 with self._env.begin(write=True) as txn:

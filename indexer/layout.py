@@ -36,6 +36,8 @@ from pathlib import Path
 import lmdb
 import orjson
 
+from halo_live.indexer import durability
+
 try:  # hashlib's import loads OpenSSL (3 MB resident) for constructors the index never uses
     from _blake2 import blake2b
 except ImportError:  # pragma: no cover - an interpreter without the builtin module
@@ -165,6 +167,7 @@ def open_env(index_dir: Path, *, readonly: bool = False) -> tuple[lmdb.Environme
     env = lmdb.open(
         str(index_dir), map_size=INITIAL_MAP_SIZE, max_dbs=len(DB_NAMES) + 1,
         subdir=True, readahead=False, max_readers=256, lock=True,
+        sync=durability.SYNC_EACH_COMMIT,  # else one sync per catch-up: see indexer/durability.py
     )
     dbs = {name: env.open_db(name.encode()) for name in DB_NAMES}
     with env.begin(write=True) as txn:
@@ -179,6 +182,11 @@ def open_env(index_dir: Path, *, readonly: bool = False) -> tuple[lmdb.Environme
                     txn.drop(db, delete=False)
             txn.put(b"schema", SCHEMA, db=dbs["meta"])
             txn.put(b"ordered", b"1", db=dbs["meta"])
+            wrote = True
+        else:
+            wrote = False
+    if wrote:
+        env.sync(True)
     return env, dbs
 
 

@@ -5,7 +5,8 @@ the file is as long as the newest meta page says (a shorter one would be a
 SIGBUS on the first read past its end, not an error). Then LMDB opens it; an
 `lmdb.Error` there (not an LMDB file, a lock file of another version, a
 corrupted page on the path to a sub-database's first or last entry) also
-counts as damage. Damage is said in one line on the
+counts as damage, and so does a marker left by a process that was writing
+the index unsynced when the machine stopped (`durability`). Damage is said in one line on the
 log, the environment's files are removed under the catch-up lock, and a new,
 empty index is opened: the next catch-up re-indexes every file. An index of
 another layout version is rebuilt by `layout.open_env` itself; readers that
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import lmdb
 
+from halo_live.indexer import durability
 from halo_live.indexer import layout as L
 
 log = logging.getLogger(__name__)
@@ -81,9 +83,10 @@ def open_checked(index_dir: Path, lock_file: str) -> tuple[lmdb.Environment, dic
         except lmdb.Error as exc:
             reason = f"LMDB cannot open it ({exc})"
         else:
-            reason = _probe(env, dbs)
+            reason = _probe(env, dbs) or durability.unsynced_after_stop(index_dir)
             if reason is None:
                 _clear_dead_readers(env, index_dir)
+                durability.clear_dead(env, index_dir)
                 return env, dbs
             env.close()
     log.warning("halo index: the index in %s is damaged: %s; rebuilding it from the JSONL",
@@ -128,9 +131,9 @@ def _remove(index_dir: Path, lock_file: str) -> None:
             fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError:
             pass
-        for name in (DATA_FILE, LOCK_FILE):
+        for path in [index_dir / DATA_FILE, index_dir / LOCK_FILE, *durability.markers(index_dir)]:
             try:
-                os.unlink(index_dir / name)
+                os.unlink(path)
             except FileNotFoundError:
                 pass
     finally:

@@ -18,6 +18,7 @@ import textwrap
 import pytest
 
 from halo_live.indexer import TraceIndex
+from halo_live.indexer import durability
 from halo_live.indexer import layout as L
 from halo_live.indexer.dataset import INDEX_SUFFIX
 from tests._fault_helpers import answers
@@ -125,3 +126,63 @@ def test_an_index_left_locked_by_a_killed_process_opens_and_answers(indexed):
     after = answers(path, index_dir)
     assert after == answers(path, path.parent / "fresh")
     assert after["count"]["result"]["total"] == expected["count"]["result"]["total"] + 1
+
+
+# --- unsynced writes (indexer/durability.py) ---------------------------------------------
+
+def _markers(index_dir):
+    return sorted(p.name for p in index_dir.iterdir() if p.name.startswith(durability.PREFIX))
+
+
+def test_a_writing_process_leaves_a_marker_of_this_boot_until_it_closes_the_index(tmp_path):
+    path = write_dataset(tmp_path / "traces.jsonl", traces=20)
+    idx = TraceIndex.open(path)
+    try:
+        assert _markers(idx.index_dir) == []  # opening writes nothing
+        idx.catch_up()
+        assert _markers(idx.index_dir) == [f"{durability.PREFIX}{os.getpid()}"]
+        assert (idx.index_dir / _markers(idx.index_dir)[0]).read_text().strip() == durability.BOOT
+    finally:
+        idx.close()
+    assert _markers(idx.index_dir) == []
+
+
+def test_an_index_written_unsynced_when_the_machine_stopped_is_rebuilt_with_one_line(indexed):
+    path, index_dir, expected = indexed
+    # what a process writing the index leaves when the machine stops under it
+    (index_dir / f"{durability.PREFIX}4242").write_text("0f0e0d0c-another-boot\n")
+    proc = subprocess.run([sys.executable, "-m", "halo_live", "tool", "count_traces", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == expected["count"]
+    assert "when the machine stopped" in proc.stderr and "rebuilding it from the JSONL" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert _markers(index_dir) == []
+    assert answers(path, index_dir) == expected
+
+
+def test_a_killed_writers_marker_of_this_boot_keeps_the_index_and_goes(tmp_path):
+    path = write_dataset(tmp_path / "traces.jsonl", traces=30)
+    writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import sys, time
+        from halo_live.indexer import TraceIndex
+        idx = TraceIndex.open(sys.argv[1])
+        idx.catch_up()
+        print("indexed", flush=True)
+        time.sleep(600)
+    """), str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "indexed"
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        writer.stdout.close()
+    index_dir = path.parent / ("traces.jsonl" + INDEX_SUFFIX)
+    assert _markers(index_dir) == [f"{durability.PREFIX}{writer.pid}"]
+    idx = TraceIndex.open(path)
+    try:
+        assert _markers(index_dir) == []  # the page cache had its writes: synced, then removed
+        assert idx.catch_up().spans == 0  # nothing was rebuilt
+    finally:
+        idx.close()
+    assert answers(path, index_dir) == answers(path, path.parent / "fresh")
