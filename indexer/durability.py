@@ -59,13 +59,15 @@ def unsynced_after_stop(index_dir: Path) -> str | None:
 
 def clear_dead(env: lmdb.Environment, index_dir: Path) -> None:
     """Remove the markers of this boot's processes that are gone, once their writes are synced."""
+    from halo_live.indexer.live import process_alive  # here: its imports are the open-span reader's
+
     dead = []
     for path in markers(index_dir):
         try:
             pid = int(path.name[len(PREFIX):])
         except ValueError:
             continue
-        if pid != os.getpid() and not _alive(pid):
+        if pid != os.getpid() and not process_alive(pid):
             dead.append(path)
     if dead:
         env.sync(True)
@@ -98,16 +100,6 @@ class Marker:
             env.sync(True)
             _unlink(self.path)
             self.placed = False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fsync_dir(path: Path) -> None:

@@ -101,15 +101,21 @@ HOLDER = textwrap.dedent("""
 """)
 
 
+def _kill_once_it_says(script: str, path, word: str) -> int:
+    """Run `script` on `path`, SIGKILL it once it prints `word`; its pid."""
+    proc = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == word
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    return proc.pid
+
+
 def test_an_index_left_locked_by_a_killed_process_opens_and_answers(indexed):
     path, index_dir, expected = indexed
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "holding"
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
-        holder.stdout.close()
+    _kill_once_it_says(HOLDER, path, "holding")
     with (path.parent / "more.jsonl").open("wb"):
         pass
     with open(path, "ab") as fh:  # the next writer must get the lock the dead one held
@@ -163,22 +169,16 @@ def test_an_index_written_unsynced_when_the_machine_stopped_is_rebuilt_with_one_
 
 def test_a_killed_writers_marker_of_this_boot_keeps_the_index_and_goes(tmp_path):
     path = write_dataset(tmp_path / "traces.jsonl", traces=30)
-    writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+    pid = _kill_once_it_says(textwrap.dedent("""
         import sys, time
         from halo_live.indexer import TraceIndex
         idx = TraceIndex.open(sys.argv[1])
         idx.catch_up()
         print("indexed", flush=True)
         time.sleep(600)
-    """), str(path)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert writer.stdout.readline().strip() == "indexed"
-    finally:
-        writer.send_signal(signal.SIGKILL)
-        writer.wait()
-        writer.stdout.close()
+    """), path, "indexed")
     index_dir = path.parent / ("traces.jsonl" + INDEX_SUFFIX)
-    assert _markers(index_dir) == [f"{durability.PREFIX}{writer.pid}"]
+    assert _markers(index_dir) == [f"{durability.PREFIX}{pid}"]
     idx = TraceIndex.open(path)
     try:
         assert _markers(index_dir) == []  # the page cache had its writes: synced, then removed
